@@ -1,0 +1,480 @@
+//! Parsing one client frame into a [`Command`], once, at the edge of the core.
+//!
+//! Every way a frame can be wrong becomes a [`Rejection`]: the reply that tells the client
+//! what was wrong. Nothing here panics on client input.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::data::{JsonObject, PlayerFormat};
+use crate::error::ErrorCode;
+use crate::ids::MAX_ID;
+use crate::reply::{self, Frame, ReplyCommand};
+
+/// Which names a session's data fields have on the wire.
+///
+/// The original server's code reads and writes `session` / `player`; its README says
+/// `sessionData` / `playerData`. Both are accepted on input; a session answers in the
+/// spelling its creator used, to every member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Spelling {
+    /// `session` and `player`, as the original server's code (the default).
+    #[default]
+    Short,
+    /// `sessionData` and `playerData`, as the original server's README.
+    Long,
+}
+
+impl Spelling {
+    /// The name of the sessionData field.
+    pub const fn session_field(self) -> &'static str {
+        match self {
+            Spelling::Short => "session",
+            Spelling::Long => "sessionData",
+        }
+    }
+
+    /// The name of the playerData field.
+    pub const fn player_field(self) -> &'static str {
+        match self {
+            Spelling::Short => "player",
+            Spelling::Long => "playerData",
+        }
+    }
+}
+
+/// A session's format: its sessionData and its default playerData.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionFormat {
+    /// The sessionData.
+    pub session_data: JsonObject,
+    /// The default playerData, which also fixes the key structure of every member's data.
+    pub player_format: PlayerFormat,
+    /// The spelling the client used (it matters for `createSession` only).
+    pub spelling: Spelling,
+}
+
+/// Which session a `joinSession` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinTarget {
+    /// `sessionID: -1`: the most recently created session that still exists.
+    Latest,
+    /// A session ID. IDs no session can have (negative, or 2^53 and above) are kept as
+    /// `u64::MAX`, which finds no session.
+    Id(u64),
+}
+
+/// One parsed client command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `createSession {sessionData, playerData}`.
+    CreateSession(SessionFormat),
+    /// `joinSession {sessionID}`.
+    JoinSession(JoinTarget),
+    /// `updateSession {sessionData, playerData}`.
+    UpdateSession(SessionFormat),
+    /// `updatePlayer {playerData}`.
+    UpdatePlayer(JsonObject),
+    /// `leaveSession {}`.
+    LeaveSession,
+}
+
+/// A frame that could not be taken as a command, and the reply that says why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The reply command: the command's usual reply, or `error` when the command is unknown.
+    pub reply: ReplyCommand,
+    /// What was wrong.
+    pub code: ErrorCode,
+    /// The same, for people.
+    pub message: String,
+}
+
+impl Rejection {
+    fn new(reply: ReplyCommand, code: ErrorCode, message: impl Into<String>) -> Self {
+        Rejection {
+            reply,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The rejection of a binary frame.
+    pub fn binary_frame() -> Self {
+        Rejection::new(
+            ReplyCommand::Error,
+            ErrorCode::BinaryFrame,
+            "binary frames are not supported: send each command as a JSON text frame",
+        )
+    }
+
+    /// The reply frame.
+    pub fn frame(&self) -> Frame {
+        reply::error(self.reply, self.code, Some(&self.message))
+    }
+}
+
+/// The fields of a frame the protocol reads, each as its unparsed JSON text.
+#[derive(Default)]
+struct Fields<'a> {
+    command: Option<&'a RawValue>,
+    session_id: Option<&'a RawValue>,
+    session: Option<&'a RawValue>,
+    session_data: Option<&'a RawValue>,
+    player: Option<&'a RawValue>,
+    player_data: Option<&'a RawValue>,
+}
+
+impl<'de> de::Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FieldsVisitor)
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(key) = map.next_key::<FieldName>()? {
+            let slot = match key {
+                FieldName::Command => &mut fields.command,
+                FieldName::SessionId => &mut fields.session_id,
+                FieldName::Session => &mut fields.session,
+                FieldName::SessionData => &mut fields.session_data,
+                FieldName::Player => &mut fields.player,
+                FieldName::PlayerData => &mut fields.player_data,
+                FieldName::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(de::Error::custom(format_args!(
+                    "field `{}` appears twice",
+                    key.name()
+                )));
+            }
+            *slot = Some(map.next_value()?);
+        }
+        Ok(fields)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum FieldName {
+    Command,
+    SessionId,
+    Session,
+    SessionData,
+    Player,
+    PlayerData,
+    Other,
+}
+
+impl FieldName {
+    fn name(self) -> &'static str {
+        match self {
+            FieldName::Command => "command",
+            FieldName::SessionId => "sessionID",
+            FieldName::Session => "session",
+            FieldName::SessionData => "sessionData",
+            FieldName::Player => "player",
+            FieldName::PlayerData => "playerData",
+            FieldName::Other => "?",
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for FieldName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = FieldName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, name: &str) -> Result<FieldName, E> {
+                Ok(match name {
+                    "command" => FieldName::Command,
+                    "sessionID" => FieldName::SessionId,
+                    "session" => FieldName::Session,
+                    "sessionData" => FieldName::SessionData,
+                    "player" => FieldName::Player,
+                    "playerData" => FieldName::PlayerData,
+                    _ => FieldName::Other,
+                })
+            }
+        }
+        d.deserialize_str(NameVisitor)
+    }
+}
+
+/// How deeply objects and arrays may nest in a frame (the frame itself is level 1).
+pub const MAX_DEPTH: usize = 64;
+
+/// Parses one client text frame.
+pub fn parse(frame: &str) -> Result<Command, Rejection> {
+    if exceeds_depth(frame, MAX_DEPTH) {
+        return Err(Rejection::new(
+            ReplyCommand::Error,
+            ErrorCode::TooDeep,
+            format!("the frame nests objects and arrays deeper than {MAX_DEPTH} levels"),
+        ));
+    }
+    let fields: Fields = serde_json::from_str(frame).map_err(|e| reject_frame(frame, &e))?;
+    let command = fields.command.ok_or_else(|| {
+        Rejection::new(
+            ReplyCommand::Error,
+            ErrorCode::MissingCommand,
+            "the frame has no `command` field",
+        )
+    })?;
+    match command_name(command)?.as_ref() {
+        "createSession" => create_session(&fields).map(Command::CreateSession),
+        "joinSession" => join_session(&fields).map(Command::JoinSession),
+        "updateSession" => update_session(&fields).map(Command::UpdateSession),
+        "updatePlayer" => update_player(&fields).map(Command::UpdatePlayer),
+        "leaveSession" => Ok(Command::LeaveSession),
+        other => Err(Rejection::new(
+            ReplyCommand::Error,
+            ErrorCode::UnknownCommand,
+            format!(
+                "unknown command {}: expected createSession, joinSession, updateSession, \
+                 updatePlayer or leaveSession",
+                serde_json::Value::from(other)
+            ),
+        )),
+    }
+}
+
+/// Whether brackets outside strings nest deeper than `max`. The JSON parser itself skips
+/// unread values without a depth limit, and data shapes are read recursively, so this bounds
+/// the recursion before anything else reads the frame.
+fn exceeds_depth(frame: &str, max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in frame.as_bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Why a frame is not an object of fields: not JSON at all, JSON but no object, or a field
+/// repeated.
+fn reject_frame(frame: &str, error: &serde_json::Error) -> Rejection {
+    let is_object = frame.trim_start().starts_with('{');
+    if !is_object && serde_json::from_str::<IgnoredAny>(frame).is_ok() {
+        return Rejection::new(
+            ReplyCommand::Error,
+            ErrorCode::NotAnObject,
+            "the frame is JSON but not an object: send {\"command\": …}",
+        );
+    }
+    Rejection::new(
+        ReplyCommand::Error,
+        ErrorCode::InvalidJson,
+        format!("the frame is not valid JSON: {error}"),
+    )
+}
+
+fn command_name(raw: &RawValue) -> Result<std::borrow::Cow<'_, str>, Rejection> {
+    let text = raw.get();
+    // Names without escapes are the usual case and need no allocation.
+    if let Some(name) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        if !name.contains('\\') {
+            return Ok(name.into());
+        }
+    }
+    serde_json::from_str::<String>(text)
+        .map(Into::into)
+        .map_err(|_| {
+            Rejection::new(
+                ReplyCommand::Error,
+                ErrorCode::MissingCommand,
+                format!("`command` must be a string, got {text}"),
+            )
+        })
+}
+
+fn invalid(reply: ReplyCommand, message: impl Into<String>) -> Rejection {
+    Rejection::new(reply, ErrorCode::InvalidField, message)
+}
+
+/// Which of a field's two spellings the client used; both at once is an error.
+fn pick<'a>(
+    reply: ReplyCommand,
+    short: Option<&'a RawValue>,
+    long: Option<&'a RawValue>,
+    names: [&str; 2],
+) -> Result<Option<(&'a RawValue, Spelling)>, Rejection> {
+    match (short, long) {
+        (Some(_), Some(_)) => Err(invalid(
+            reply,
+            format!("give `{}` or `{}`, not both", names[0], names[1]),
+        )),
+        (Some(v), None) => Ok(Some((v, Spelling::Short))),
+        (None, Some(v)) => Ok(Some((v, Spelling::Long))),
+        (None, None) => Ok(None),
+    }
+}
+
+const SESSION_NAMES: [&str; 2] = ["session", "sessionData"];
+const PLAYER_NAMES: [&str; 2] = ["player", "playerData"];
+
+fn object(
+    reply: ReplyCommand,
+    value: &RawValue,
+    spelling: Spelling,
+    field: fn(Spelling) -> &'static str,
+) -> Result<JsonObject, Rejection> {
+    JsonObject::from_raw(value).ok_or_else(|| {
+        invalid(
+            reply,
+            format!(
+                "`{}` must be a JSON object, got {}",
+                field(spelling),
+                excerpt(value.get())
+            ),
+        )
+    })
+}
+
+fn excerpt(text: &str) -> &str {
+    match text.char_indices().nth(40) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// The sessionData and default playerData of createSession and updateSession; missing means
+/// `{}`. The spelling is that of sessionData if given, else that of playerData, else short.
+fn session_format(fields: &Fields, reply: ReplyCommand) -> Result<SessionFormat, Rejection> {
+    let session = pick(reply, fields.session, fields.session_data, SESSION_NAMES)?;
+    let player = pick(reply, fields.player, fields.player_data, PLAYER_NAMES)?;
+    let spelling = session
+        .or(player)
+        .map(|(_, spelling)| spelling)
+        .unwrap_or_default();
+    let session_data = match session {
+        Some((value, s)) => object(reply, value, s, Spelling::session_field)?,
+        None => JsonObject::empty(),
+    };
+    let player_default = match player {
+        Some((value, s)) => object(reply, value, s, Spelling::player_field)?,
+        None => JsonObject::empty(),
+    };
+    Ok(SessionFormat {
+        session_data,
+        player_format: PlayerFormat::new(player_default),
+        spelling,
+    })
+}
+
+fn create_session(fields: &Fields) -> Result<SessionFormat, Rejection> {
+    session_format(fields, ReplyCommand::SessionJoin)
+}
+
+fn update_session(fields: &Fields) -> Result<SessionFormat, Rejection> {
+    session_format(fields, ReplyCommand::SessionUpdate)
+}
+
+fn update_player(fields: &Fields) -> Result<JsonObject, Rejection> {
+    let reply = ReplyCommand::PlayerUpdate;
+    match pick(reply, fields.player, fields.player_data, PLAYER_NAMES)? {
+        Some((value, s)) => object(reply, value, s, Spelling::player_field),
+        None => Err(invalid(
+            reply,
+            "updatePlayer needs `player` (or `playerData`): the new playerData object",
+        )),
+    }
+}
+
+fn join_session(fields: &Fields) -> Result<JoinTarget, Rejection> {
+    let reply = ReplyCommand::SessionJoin;
+    let raw = fields
+        .session_id
+        .ok_or_else(|| invalid(reply, "joinSession needs `sessionID`: an integer, or -1"))?;
+    let text = raw.get().trim();
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            reply,
+            format!(
+                "`sessionID` must be an integer (or -1 for the latest session), got {}",
+                excerpt(text)
+            ),
+        ));
+    }
+    if text == "-1" {
+        return Ok(JoinTarget::Latest);
+    }
+    let id = match text.parse::<u64>() {
+        Ok(id) if id <= MAX_ID => id,
+        // Negative or too large: no session has such an ID.
+        _ => u64::MAX,
+    };
+    Ok(JoinTarget::Id(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn mixed_spellings_follow_the_session_field() {
+        let cmd = parse(r#"{"command":"createSession","sessionData":{},"player":{}}"#).unwrap();
+        match cmd {
+            Command::CreateSession(format) => assert_eq!(format.spelling, Spelling::Long),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn depth_counts_brackets_outside_strings_only() {
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(!exceeds_depth(&deep, MAX_DEPTH));
+        assert!(exceeds_depth(&format!("[{deep}]"), MAX_DEPTH));
+        assert!(!exceeds_depth(r#"["[[[[\"[[["]"#, 2));
+    }
+
+    #[wasm_bindgen_test]
+    fn session_ids_that_cannot_exist_find_nothing() {
+        for text in ["-2", "9007199254740992", "123456789012345678901234567890"] {
+            let frame = format!(r#"{{"command":"joinSession","sessionID":{text}}}"#);
+            assert_eq!(
+                parse(&frame),
+                Ok(Command::JoinSession(JoinTarget::Id(u64::MAX)))
+            );
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Every error code the server sends, in one place.
+//!
+//! Codes 2 to 7 are the original sessionserver's and keep its meaning and reply shape
+//! (`{"command":…,"error":N}`, nothing else). Codes from 9 on are ours and come with a
+//! human-readable `message`. The original's 1, 3 and 8 reported inconsistencies of its own
+//! state; they cannot happen here and are never sent.
+
+/// An error code, as sent in the `error` field of a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// 2: `updateSession`, `updatePlayer` or `leaveSession` from a player in no session.
+    NotInSession,
+    /// 4 (in `sessionJoin`): `createSession` from a player already in a session; nothing is
+    /// created.
+    CreateWhileInSession,
+    /// 4 (in `playerUpdate`): the playerData's key structure differs from the session's
+    /// default playerData; nothing changes and nothing is broadcast.
+    PlayerDataMismatch,
+    /// 5: `joinSession` from a player already in a session.
+    JoinWhileInSession,
+    /// 6: `joinSession` with `sessionID: -1` while no session exists.
+    NoSessionExists,
+    /// 7: `joinSession` with the ID of no existing session.
+    SessionNotFound,
+    /// 9: the frame is not valid JSON (or repeats a field).
+    InvalidJson,
+    /// 10: the frame is JSON but not an object.
+    NotAnObject,
+    /// 11: the frame has no `command` field, or it is not a string.
+    MissingCommand,
+    /// 12: the `command` names no client command.
+    UnknownCommand,
+    /// 13: a field of a known command has the wrong type or is missing: `sessionID` not an
+    /// integer, data not an object, both spellings of one field given, …
+    InvalidField,
+    /// 14: a binary WebSocket frame; the protocol is JSON text frames only.
+    BinaryFrame,
+    /// 15: the frame nests objects and arrays deeper than [`crate::command::MAX_DEPTH`].
+    TooDeep,
+}
+
+impl ErrorCode {
+    /// The number sent on the wire.
+    pub const fn code(self) -> u16 {
+        match self {
+            ErrorCode::NotInSession => 2,
+            ErrorCode::CreateWhileInSession => 4,
+            ErrorCode::PlayerDataMismatch => 4,
+            ErrorCode::JoinWhileInSession => 5,
+            ErrorCode::NoSessionExists => 6,
+            ErrorCode::SessionNotFound => 7,
+            ErrorCode::InvalidJson => 9,
+            ErrorCode::NotAnObject => 10,
+            ErrorCode::MissingCommand => 11,
+            ErrorCode::UnknownCommand => 12,
+            ErrorCode::InvalidField => 13,
+            ErrorCode::BinaryFrame => 14,
+            ErrorCode::TooDeep => 15,
+        }
+    }
+
+    /// Whether this is one of the original server's codes, whose replies carry no `message`.
+    pub const fn is_original(self) -> bool {
+        self.code() < 9
+    }
+}

@@ -1,0 +1,179 @@
+//! Encoding server frames.
+//!
+//! Field order is the original's: `command`, `error`, `sessionID`, `playerID`, then the data.
+//! Data objects are spliced in as the text the client sent. A frame is encoded once and its
+//! bytes are shared (reference-counted) by every recipient.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::command::Spelling;
+use crate::data::JsonObject;
+use crate::error::ErrorCode;
+use crate::ids::{PlayerId, SessionId};
+
+/// One encoded server frame: UTF-8 JSON text, cheap to clone.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame(Bytes);
+
+impl Frame {
+    /// The frame's bytes, to hand to a socket.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// The frame as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("frames are built from UTF-8 text only")
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The server's reply commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReplyCommand {
+    /// Reply to createSession and joinSession.
+    SessionJoin,
+    /// Reply to updateSession, and its broadcast.
+    SessionUpdate,
+    /// Reply to leaveSession.
+    SessionLeave,
+    /// A player joined (or, to a joiner, was already there).
+    PlayerJoin,
+    /// Reply to updatePlayer, and its broadcast.
+    PlayerUpdate,
+    /// A player left.
+    PlayerLeave,
+    /// The reply to a frame that names no known command.
+    Error,
+}
+
+impl ReplyCommand {
+    /// The `command` field's value.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ReplyCommand::SessionJoin => "sessionJoin",
+            ReplyCommand::SessionUpdate => "sessionUpdate",
+            ReplyCommand::SessionLeave => "sessionLeave",
+            ReplyCommand::PlayerJoin => "playerJoin",
+            ReplyCommand::PlayerUpdate => "playerUpdate",
+            ReplyCommand::PlayerLeave => "playerLeave",
+            ReplyCommand::Error => "error",
+        }
+    }
+}
+
+/// Builds one frame. Every frame starts `{"command":"…","error":N`.
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn new(command: ReplyCommand, code: u16, capacity: usize) -> Self {
+        let mut w = Writer(Vec::with_capacity(40 + capacity));
+        w.raw("{\"command\":\"");
+        w.raw(command.name());
+        w.raw("\",\"error\":");
+        w.number(u64::from(code));
+        w
+    }
+
+    fn raw(&mut self, text: &str) {
+        self.0.extend_from_slice(text.as_bytes());
+    }
+
+    fn number(&mut self, n: u64) {
+        use std::io::Write;
+        // Writing to a Vec cannot fail.
+        let _ = write!(self.0, "{n}");
+    }
+
+    fn id(&mut self, name: &str, id: u64) {
+        self.raw(",\"");
+        self.raw(name);
+        self.raw("\":");
+        self.number(id);
+    }
+
+    fn data(&mut self, name: &str, data: &JsonObject) {
+        self.raw(",\"");
+        self.raw(name);
+        self.raw("\":");
+        self.raw(data.as_str());
+    }
+
+    fn finish(mut self) -> Frame {
+        self.0.push(b'}');
+        Frame(Bytes::from(self.0))
+    }
+}
+
+/// `sessionJoin`, error 0: the receiver is now a member.
+pub fn session_join(
+    spelling: Spelling,
+    session: SessionId,
+    player: PlayerId,
+    session_data: &JsonObject,
+    player_data: &JsonObject,
+) -> Frame {
+    let size = session_data.as_str().len() + player_data.as_str().len();
+    let mut w = Writer::new(ReplyCommand::SessionJoin, 0, size + 60);
+    w.id("sessionID", session.0);
+    w.id("playerID", player.0);
+    w.data(spelling.session_field(), session_data);
+    w.data(spelling.player_field(), player_data);
+    w.finish()
+}
+
+/// `sessionUpdate`, error 0: new sessionData and default playerData.
+pub fn session_update(
+    spelling: Spelling,
+    session_data: &JsonObject,
+    player_data: &JsonObject,
+) -> Frame {
+    let size = session_data.as_str().len() + player_data.as_str().len();
+    let mut w = Writer::new(ReplyCommand::SessionUpdate, 0, size + 30);
+    w.data(spelling.session_field(), session_data);
+    w.data(spelling.player_field(), player_data);
+    w.finish()
+}
+
+/// `sessionLeave`, error 0.
+pub fn session_leave() -> Frame {
+    Writer::new(ReplyCommand::SessionLeave, 0, 0).finish()
+}
+
+/// `playerJoin` or `playerUpdate`, error 0: a member and its playerData.
+pub fn player_data(
+    command: ReplyCommand,
+    spelling: Spelling,
+    player: PlayerId,
+    data: &JsonObject,
+) -> Frame {
+    let mut w = Writer::new(command, 0, data.as_str().len() + 40);
+    w.id("playerID", player.0);
+    w.data(spelling.player_field(), data);
+    w.finish()
+}
+
+/// `playerLeave`, error 0.
+pub fn player_leave(player: PlayerId) -> Frame {
+    let mut w = Writer::new(ReplyCommand::PlayerLeave, 0, 30);
+    w.id("playerID", player.0);
+    w.finish()
+}
+
+/// An error reply. The original's codes keep their exact shape, without `message`.
+pub fn error(command: ReplyCommand, code: ErrorCode, message: Option<&str>) -> Frame {
+    let mut w = Writer::new(command, code.code(), message.map_or(0, str::len) + 16);
+    if let Some(message) = message.filter(|_| !code.is_original()) {
+        w.raw(",\"message\":");
+        // Serializing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut w.0, message);
+    }
+    w.finish()
+}

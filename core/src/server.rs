@@ -1,0 +1,142 @@
+//! [`Server`]: every piece of the core composed in one thread.
+//!
+//! It is the reference host: the core's tests and fuzzing drive it, and a single-threaded game
+//! can embed it directly. The native and edge hosts compose the same pieces across tasks and
+//! Durable Objects instead.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::command::{self, Rejection};
+use crate::directory::Directory;
+use crate::ids::{IdCounter, PlayerId, SessionId};
+use crate::lobby::{self, LobbyAction};
+use crate::session::{Membership, Output, Session};
+
+/// Every player and session of one server, driven from one thread.
+#[derive(Debug, Default)]
+pub struct Server {
+    /// Each connected player and the session it is in.
+    players: HashMap<PlayerId, Option<SessionId>>,
+    sessions: Directory<Session>,
+    player_ids: IdCounter,
+    session_ids: IdCounter,
+    outputs: VecDeque<Output>,
+}
+
+impl Server {
+    /// A server with no players and no sessions.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A connection opened: it becomes a player with a new ID (`None` once IDs run out).
+    pub fn connect(&mut self) -> Option<PlayerId> {
+        let id = PlayerId(self.player_ids.next_id()?);
+        self.players.insert(id, None);
+        Some(id)
+    }
+
+    /// A text frame from `player`.
+    pub fn handle_text(&mut self, player: PlayerId, frame: &str) {
+        self.handle(player, command::parse(frame));
+    }
+
+    /// A binary frame from `player`: it is told that only text frames are understood.
+    pub fn handle_binary(&mut self, player: PlayerId) {
+        self.handle(player, Err(Rejection::binary_frame()));
+    }
+
+    /// `player`'s connection closed: it leaves its session.
+    pub fn disconnect(&mut self, player: PlayerId) {
+        let Some(Some(session_id)) = self.players.remove(&player) else {
+            return;
+        };
+        if let Some(session) = self.sessions.get_mut(session_id) {
+            session.remove(player);
+        }
+        self.after(session_id);
+    }
+
+    /// The next frame to send, until `None`.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The session `player` is in.
+    pub fn session_of(&self, player: PlayerId) -> Option<SessionId> {
+        self.players.get(&player).copied().flatten()
+    }
+
+    /// The session with this ID.
+    pub fn session(&self, id: SessionId) -> Option<&Session> {
+        self.sessions.get(id)
+    }
+
+    /// Every live session.
+    pub fn sessions(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.iter().map(|(_, s)| s)
+    }
+
+    /// Every connected player and the session it is in.
+    pub fn players(&self) -> impl Iterator<Item = (PlayerId, Option<SessionId>)> + '_ {
+        self.players.iter().map(|(p, s)| (*p, *s))
+    }
+
+    fn handle(&mut self, player: PlayerId, command: Result<command::Command, Rejection>) {
+        let Some(&place) = self.players.get(&player) else {
+            return;
+        };
+        match place {
+            Some(session_id) => {
+                let Some(session) = self.sessions.get_mut(session_id) else {
+                    return;
+                };
+                if session.handle_command(player, command) == Membership::Left {
+                    self.players.insert(player, None);
+                }
+                self.after(session_id);
+            }
+            None => match lobby::handle(command) {
+                LobbyAction::Reply(frame) => {
+                    self.outputs.push_back(Output::Send { to: player, frame })
+                }
+                LobbyAction::Create(format) => {
+                    let Some(id) = self.session_ids.next_id() else {
+                        return;
+                    };
+                    let id = SessionId(id);
+                    self.sessions.insert(id, Session::new(id, format, player));
+                    self.players.insert(player, Some(id));
+                    self.after(id);
+                }
+                LobbyAction::Join(target) => match self.sessions.resolve(target) {
+                    Ok(id) => {
+                        if let Some(session) = self.sessions.get_mut(id) {
+                            session.join(player);
+                        }
+                        self.players.insert(player, Some(id));
+                        self.after(id);
+                    }
+                    Err(code) => self.outputs.push_back(Output::Send {
+                        to: player,
+                        frame: lobby::join_failed(code),
+                    }),
+                },
+            },
+        }
+    }
+
+    /// Moves a session's outputs into ours and destroys it if it is empty.
+    fn after(&mut self, id: SessionId) {
+        let Some(session) = self.sessions.get_mut(id) else {
+            return;
+        };
+        while let Some(output) = session.poll_output() {
+            self.outputs.push_back(output);
+        }
+        if session.is_empty() {
+            self.sessions.remove(id);
+        }
+    }
+}

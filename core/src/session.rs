@@ -1,0 +1,242 @@
+//! [`Session`]: the state machine of one session, the single owner of its state.
+//!
+//! A host feeds it the commands of its members and drains [`Output`]s: frames to send, each
+//! broadcast encoded once. The native host runs one per tokio task, the edge host one per
+//! Durable Object.
+
+use std::collections::VecDeque;
+
+use crate::command::{Command, Rejection, SessionFormat, Spelling};
+use crate::data::{JsonObject, PlayerFormat};
+use crate::error::ErrorCode;
+use crate::ids::{PlayerId, SessionId};
+use crate::reply::{self, Frame, ReplyCommand};
+
+/// Something the host must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send `frame` to player `to`.
+    Send {
+        /// The recipient.
+        to: PlayerId,
+        /// The frame; broadcasts share one allocation.
+        frame: Frame,
+    },
+}
+
+/// Where a player stands after a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Membership {
+    /// Still a member.
+    Member,
+    /// Just left (leaveSession); its next commands go to the lobby.
+    Left,
+    /// Was not a member: the host sent a command to the wrong session, nothing happened.
+    NotMember,
+}
+
+#[derive(Clone, Debug)]
+struct Member {
+    id: PlayerId,
+    /// `None`: the session's default playerData (what every member has after a reset).
+    data: Option<JsonObject>,
+}
+
+/// One session: its data, format, spelling and members in the order they joined.
+#[derive(Debug)]
+pub struct Session {
+    id: SessionId,
+    spelling: Spelling,
+    session_data: JsonObject,
+    player_format: PlayerFormat,
+    members: Vec<Member>,
+    outputs: VecDeque<Output>,
+}
+
+impl Session {
+    /// Creates session `id` in `format` with `creator` as its first member, who is sent
+    /// `sessionJoin`.
+    pub fn new(id: SessionId, format: SessionFormat, creator: PlayerId) -> Self {
+        let mut session = Session {
+            id,
+            spelling: format.spelling,
+            session_data: format.session_data,
+            player_format: format.player_format,
+            members: Vec::new(),
+            outputs: VecDeque::new(),
+        };
+        session.join(creator);
+        session
+    }
+
+    /// The session's ID.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The spelling of its data fields, fixed by its creator.
+    pub fn spelling(&self) -> Spelling {
+        self.spelling
+    }
+
+    /// The sessionData.
+    pub fn session_data(&self) -> &JsonObject {
+        &self.session_data
+    }
+
+    /// The default playerData.
+    pub fn default_player_data(&self) -> &JsonObject {
+        self.player_format.default_data()
+    }
+
+    /// The members in the order they joined, each with its playerData.
+    pub fn members(&self) -> impl ExactSizeIterator<Item = (PlayerId, &JsonObject)> {
+        let default = self.player_format.default_data();
+        self.members
+            .iter()
+            .map(move |m| (m.id, m.data.as_ref().unwrap_or(default)))
+    }
+
+    /// Whether `player` is a member.
+    pub fn contains(&self, player: PlayerId) -> bool {
+        self.position(player).is_some()
+    }
+
+    /// Whether the session has no members left; the host then destroys it.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The next thing to do, until `None`.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Adds `player`: it gets `sessionJoin` and a `playerJoin` for each member in join order;
+    /// every member gets a `playerJoin` of it. A player already in the session is left alone.
+    pub fn join(&mut self, player: PlayerId) {
+        if self.contains(player) {
+            return;
+        }
+        let default = self.player_format.default_data();
+        let welcome =
+            reply::session_join(self.spelling, self.id, player, &self.session_data, default);
+        self.outputs.push_back(Output::Send {
+            to: player,
+            frame: welcome,
+        });
+        for member in &self.members {
+            let data = member.data.as_ref().unwrap_or(default);
+            let frame =
+                reply::player_data(ReplyCommand::PlayerJoin, self.spelling, member.id, data);
+            self.outputs.push_back(Output::Send { to: player, frame });
+        }
+        let announcement =
+            reply::player_data(ReplyCommand::PlayerJoin, self.spelling, player, default);
+        self.broadcast(announcement);
+        self.members.push(Member {
+            id: player,
+            data: None,
+        });
+    }
+
+    /// A command from member `player` (or the reason its frame was rejected).
+    pub fn handle_command(
+        &mut self,
+        player: PlayerId,
+        command: Result<Command, Rejection>,
+    ) -> Membership {
+        let Some(index) = self.position(player) else {
+            return Membership::NotMember;
+        };
+        match command {
+            Err(rejection) => self.send(player, rejection.frame()),
+            Ok(Command::CreateSession(_)) => self.send(
+                player,
+                reply::error(
+                    ReplyCommand::SessionJoin,
+                    ErrorCode::CreateWhileInSession,
+                    None,
+                ),
+            ),
+            Ok(Command::JoinSession(_)) => self.send(
+                player,
+                reply::error(
+                    ReplyCommand::SessionJoin,
+                    ErrorCode::JoinWhileInSession,
+                    None,
+                ),
+            ),
+            Ok(Command::UpdateSession(format)) => self.update_session(format),
+            Ok(Command::UpdatePlayer(data)) => self.update_player(index, data),
+            Ok(Command::LeaveSession) => {
+                self.members.remove(index);
+                self.send(player, reply::session_leave());
+                self.broadcast(reply::player_leave(player));
+                return Membership::Left;
+            }
+        }
+        Membership::Member
+    }
+
+    /// `player`'s connection is gone: the others get `playerLeave`. Returns whether it was a
+    /// member.
+    pub fn remove(&mut self, player: PlayerId) -> bool {
+        let Some(index) = self.position(player) else {
+            return false;
+        };
+        self.members.remove(index);
+        self.broadcast(reply::player_leave(player));
+        true
+    }
+
+    fn update_session(&mut self, format: SessionFormat) {
+        // The spelling stays the creator's, whatever this member wrote.
+        self.session_data = format.session_data;
+        self.player_format = format.player_format;
+        for member in &mut self.members {
+            member.data = None;
+        }
+        let frame = reply::session_update(
+            self.spelling,
+            &self.session_data,
+            self.player_format.default_data(),
+        );
+        self.broadcast(frame);
+    }
+
+    fn update_player(&mut self, index: usize, data: JsonObject) {
+        let player = self.members[index].id;
+        if !self.player_format.accepts(&data) {
+            let frame = reply::error(
+                ReplyCommand::PlayerUpdate,
+                ErrorCode::PlayerDataMismatch,
+                None,
+            );
+            self.send(player, frame);
+            return;
+        }
+        let frame = reply::player_data(ReplyCommand::PlayerUpdate, self.spelling, player, &data);
+        self.members[index].data = Some(data);
+        self.broadcast(frame);
+    }
+
+    fn position(&self, player: PlayerId) -> Option<usize> {
+        self.members.iter().position(|m| m.id == player)
+    }
+
+    fn send(&mut self, to: PlayerId, frame: Frame) {
+        self.outputs.push_back(Output::Send { to, frame });
+    }
+
+    /// Queues `frame` for every member; the frame's bytes are shared, not copied.
+    fn broadcast(&mut self, frame: Frame) {
+        for member in &self.members {
+            self.outputs.push_back(Output::Send {
+                to: member.id,
+                frame: frame.clone(),
+            });
+        }
+    }
+}

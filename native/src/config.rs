@@ -1,0 +1,32 @@
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// Every option of the native server. `Config::default()` is what `cargo run -p native` uses.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on (default 0.0.0.0, every interface).
+    pub bind: IpAddr,
+    /// Port to listen on (default 7000, like the original; 0 picks a free one).
+    pub port: u16,
+    /// Frames that may wait to be written to one connection. A client that stops reading and
+    /// lets this many pile up is disconnected (close code 1008) instead of making the server
+    /// hold its messages without bound.
+    pub send_queue: usize,
+    /// Largest WebSocket message accepted from a client, in bytes; larger ones close the
+    /// connection with code 1009.
+    pub max_message_size: usize,
+    /// How long shutdown waits for connections to close before giving up on them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 7000,
+            send_queue: 1024,
+            max_message_size: 64 * 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}

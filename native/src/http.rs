@@ -1,0 +1,117 @@
+//! One TCP connection: hyper reads the HTTP request; a WebSocket upgrade (on any path, like
+//! the original) becomes a player connection, anything else gets a plain HTTP answer.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::connection::{self, Shared};
+
+pub(crate) struct Context {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) ws_config: WebSocketConfig,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// Held by every connection task; shutdown waits until all are dropped.
+    pub(crate) alive: tokio::sync::mpsc::Sender<()>,
+}
+
+pub(crate) async fn route(
+    req: Request<Incoming>,
+    addr: SocketAddr,
+    ctx: Arc<Context>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if is_upgrade(&req) {
+        return Ok(upgrade(req, addr, ctx));
+    }
+    let (status, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => (StatusCode::OK, "ok\n"),
+        _ => (
+            StatusCode::UPGRADE_REQUIRED,
+            "This is a sessionserver: connect with a WebSocket client (ws://host:port/).\n",
+        ),
+    };
+    Ok(text(status, body))
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {
+    req.headers().get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    req.method() == Method::GET
+        && header_has(req, header::CONNECTION, "upgrade")
+        && header_has(req, header::UPGRADE, "websocket")
+}
+
+fn upgrade(
+    mut req: Request<Incoming>,
+    addr: SocketAddr,
+    ctx: Arc<Context>,
+) -> Response<Full<Bytes>> {
+    let version_ok = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let Some(key) = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| version_ok)
+    else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13\n",
+        );
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let alive = ctx.alive.clone();
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(ctx.ws_config),
+                )
+                .await;
+                connection::run(socket, addr, ctx.shared.clone(), ctx.shutdown.clone()).await;
+            }
+            Err(e) => tracing::debug!(%addr, error = %e, "upgrade failed"),
+        }
+        drop(alive);
+    });
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = res.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    res
+}

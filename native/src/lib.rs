@@ -1,0 +1,37 @@
+//! The session server on tokio: the `sessionserver` binary, and a library to run the same
+//! server inside a Rust program.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! let server = sessionserver::start(sessionserver::Config {
+//!     port: 7000,
+//!     ..Default::default()
+//! })
+//! .await?;
+//! println!("listening on {}", server.local_addr());
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Where things live:
+//! - `config.rs`: [`Config`], every option.
+//! - `server.rs`: [`start`], the accept loop, shutdown, and [`RunningServer`].
+//! - `http.rs`: one TCP connection: plain HTTP (`/healthz`) or the WebSocket upgrade.
+//! - `connection.rs`: one WebSocket connection: a reader task (one player) and a writer task.
+//! - `session_task.rs`: one task per session, owning its `sessionserver_core::Session`.
+//! - `registry.rs`: the live sessions by ID and the ID counters; touched on create, join and
+//!   destroy only, never per message.
+//!
+//! The protocol logic is all in `sessionserver-core`; this crate only moves bytes and events.
+#![forbid(unsafe_code)]
+
+mod config;
+mod connection;
+mod http;
+mod registry;
+mod server;
+mod session_task;
+
+pub use config::Config;
+pub use server::{start, RunningServer};

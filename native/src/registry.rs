@@ -1,0 +1,72 @@
+//! The live sessions by ID, and the ID counters.
+//!
+//! One mutex, held only for a lookup or an insert: on createSession, joinSession, a new
+//! connection and a session's end. Messages inside a session never touch it.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sessionserver_core::{Directory, ErrorCode, IdCounter, JoinTarget, PlayerId, SessionId};
+
+use crate::session_task::SessionHandle;
+
+#[derive(Default)]
+struct Inner {
+    sessions: Directory<SessionHandle>,
+    session_ids: IdCounter,
+    player_ids: IdCounter,
+}
+
+/// Shared by every connection and session task of one server.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the maps half-updated (each update is
+        // one call), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new player ID, never used before on this server.
+    pub(crate) fn new_player_id(&self) -> Option<PlayerId> {
+        self.lock().player_ids.next_id().map(PlayerId)
+    }
+
+    /// Registers a new session, giving it a new ID; `make` builds its handle.
+    pub(crate) fn create_session(
+        &self,
+        make: impl FnOnce(SessionId) -> SessionHandle,
+    ) -> Option<SessionId> {
+        let mut inner = self.lock();
+        let id = SessionId(inner.session_ids.next_id()?);
+        let inserted = inner.sessions.insert(id, make(id));
+        debug_assert!(
+            inserted,
+            "session IDs come from a counter and are never reused"
+        );
+        Some(id)
+    }
+
+    /// The session a joinSession asks for.
+    pub(crate) fn resolve(&self, target: JoinTarget) -> Result<SessionHandle, ErrorCode> {
+        let inner = self.lock();
+        let id = inner.sessions.resolve(target)?;
+        inner
+            .sessions
+            .get(id)
+            .cloned()
+            .ok_or(ErrorCode::SessionNotFound)
+    }
+
+    /// Forgets a session whose last member left.
+    pub(crate) fn remove_session(&self, id: SessionId) {
+        self.lock().sessions.remove(id);
+    }
+
+    /// How many sessions exist.
+    pub(crate) fn session_count(&self) -> usize {
+        self.lock().sessions.len()
+    }
+}

@@ -1,0 +1,145 @@
+//! One task per session: the only owner of its `Session`, reached over a channel.
+
+use std::collections::HashMap;
+
+use sessionserver_core::{
+    Command, Membership, Output, PlayerId, Rejection, Session, SessionFormat, SessionId,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connection::Peer;
+use crate::registry::Registry;
+
+/// Messages a session task waits for between two commands of one connection. Bounded, so a
+/// client flooding commands is slowed down (its reader waits) rather than queued without end.
+const INBOX: usize = 256;
+
+/// What connections ask of a session.
+pub(crate) enum SessionMsg {
+    /// Add this player. The ack says whether it joined (`false`: the session had just ended).
+    Join {
+        peer: Peer,
+        ack: oneshot::Sender<bool>,
+    },
+    /// A member's command. The ack, when asked for, says where the player stands after it.
+    Command {
+        player: PlayerId,
+        command: Result<Command, Rejection>,
+        ack: Option<oneshot::Sender<Membership>>,
+    },
+    /// A member's connection is gone.
+    Disconnect { player: PlayerId },
+}
+
+/// The way to a session task.
+#[derive(Clone)]
+pub(crate) struct SessionHandle {
+    tx: mpsc::Sender<SessionMsg>,
+}
+
+/// The session ended before the message reached it.
+#[derive(Debug)]
+pub(crate) struct SessionGone;
+
+impl SessionHandle {
+    pub(crate) async fn send(&self, msg: SessionMsg) -> Result<(), SessionGone> {
+        self.tx.send(msg).await.map_err(|_| SessionGone)
+    }
+}
+
+/// Creates a session with `creator` as its first member and starts its task.
+pub(crate) fn spawn(
+    registry: &Registry,
+    format: SessionFormat,
+    creator: Peer,
+) -> Option<(SessionId, SessionHandle)> {
+    let (tx, rx) = mpsc::channel(INBOX);
+    let handle = SessionHandle { tx };
+    let id = registry.create_session(|_| handle.clone())?;
+    let session = Session::new(id, format, creator.player);
+    tracing::info!(session = %id, creator = %creator.player, "session created");
+    let mut peers = HashMap::new();
+    peers.insert(creator.player, creator);
+    let task = SessionTask {
+        session,
+        peers,
+        registry: registry.clone(),
+    };
+    tokio::spawn(task.run(rx));
+    Some((id, handle))
+}
+
+struct SessionTask {
+    session: Session,
+    /// Each member's way to its connection.
+    peers: HashMap<PlayerId, Peer>,
+    registry: Registry,
+}
+
+impl SessionTask {
+    async fn run(mut self, mut inbox: mpsc::Receiver<SessionMsg>) {
+        self.deliver();
+        while let Some(msg) = inbox.recv().await {
+            self.handle(msg);
+            if self.session.is_empty() {
+                break;
+            }
+        }
+        let id = self.session.id();
+        // Once out of the registry no connection can find this session; joins already on
+        // their way are turned away below, and those players are told "no such session".
+        self.registry.remove_session(id);
+        inbox.close();
+        while let Some(msg) = inbox.recv().await {
+            if let SessionMsg::Join { ack, .. } = msg {
+                let _ = ack.send(false);
+            }
+        }
+        tracing::info!(session = %id, "session destroyed");
+    }
+
+    fn handle(&mut self, msg: SessionMsg) {
+        match msg {
+            SessionMsg::Join { peer, ack } => {
+                let player = peer.player;
+                self.peers.insert(player, peer);
+                self.session.join(player);
+                self.deliver();
+                let _ = ack.send(true);
+            }
+            SessionMsg::Command {
+                player,
+                command,
+                ack,
+            } => {
+                let membership = self.session.handle_command(player, command);
+                self.deliver();
+                if membership == Membership::Left {
+                    self.peers.remove(&player);
+                }
+                if let Some(ack) = ack {
+                    let _ = ack.send(membership);
+                }
+            }
+            SessionMsg::Disconnect { player } => {
+                self.session.remove(player);
+                self.peers.remove(&player);
+                self.deliver();
+            }
+        }
+    }
+
+    /// Hands every queued frame to its recipient's connection. Never waits: a connection that
+    /// cannot take more is disconnected by its own task (see `Peer::send`).
+    fn deliver(&mut self) {
+        while let Some(output) = self.session.poll_output() {
+            match output {
+                Output::Send { to, frame } => {
+                    if let Some(peer) = self.peers.get(&to) {
+                        peer.send(frame);
+                    }
+                }
+            }
+        }
+    }
+}

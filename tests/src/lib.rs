@@ -1,0 +1,709 @@
+//! The black-box protocol suite's harness.
+//!
+//! Every test talks WebSocket to a [`Target`]: the server at `SESSIONSERVER_URL` if that is set
+//! (a `ws://` URL), otherwise a native server started in-process on `127.0.0.1:0`, one per test.
+//! Tests only ever see frames, never the server's insides.
+//!
+//! Rules the helpers keep, so that the tests can too:
+//! - Every receive has a [`TIMEOUT`]: a frame that does not come is a failure, never a pass.
+//! - Nothing waits on a sleep. "Nothing else arrives" is checked with a sentinel round-trip
+//!   ([`Client::expect_nothing_pending`]): a frame whose reply is known must be answered next.
+//! - Frames are compared field by field *in order* ([`assert_same`]), so the reply field order
+//!   (`command`, `error`, `sessionID`, `playerID`, data) and the order of data keys are checked
+//!   by every test; exact number spelling is checked on raw text by `json_fidelity.rs`.
+//! - Data tests run in both spellings ([`Spelling`], [`spelling_tests!`]).
+//!
+//! Against a shared server (`SESSIONSERVER_URL`), tests run in parallel with each other and
+//! perhaps with other clients, so IDs are only compared with each other, never with constants,
+//! and the few tests that need the server to themselves (`joinSession -1`, error 6, IDs from 0)
+//! check [`Target::is_private`] and skip, saying so on stderr.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Map, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub use serde_json::json;
+
+/// How long any one frame (or connect, or close) may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The environment variable naming an external server to test instead of an in-process one.
+pub const URL_VAR: &str = "SESSIONSERVER_URL";
+
+/// The server under test.
+pub struct Target {
+    url: String,
+    server: Option<sessionserver::RunningServer>,
+}
+
+impl Target {
+    /// The server at `SESSIONSERVER_URL`, or a fresh in-process native server on 127.0.0.1:0.
+    pub async fn start() -> Target {
+        if let Ok(url) = std::env::var(URL_VAR) {
+            if !url.is_empty() {
+                return Target { url, server: None };
+            }
+        }
+        let config = sessionserver::Config {
+            bind: "127.0.0.1".parse().expect("a valid IP address"),
+            port: 0,
+            ..Default::default()
+        };
+        let server = sessionserver::start(config)
+            .await
+            .expect("the in-process server starts on 127.0.0.1:0");
+        let addr: SocketAddr = server.local_addr();
+        Target {
+            url: format!("ws://{addr}/"),
+            server: Some(server),
+        }
+    }
+
+    /// Whether this test has the server to itself (an in-process server started for it), so
+    /// that global state (the latest session, whether any session exists, the ID counters)
+    /// is its own.
+    pub fn is_private(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// [`Target::is_private`], and when it is not, a note on stderr that `test` is skipped.
+    pub fn private_or_skip(&self, test: &str) -> bool {
+        if !self.is_private() {
+            eprintln!(
+                "SKIPPED {test}: it needs a server of its own, and {URL_VAR} names a shared one"
+            );
+        }
+        self.is_private()
+    }
+
+    /// The `ws://` URL clients connect to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A new connection (a new player), called `name` in failure messages.
+    pub async fn connect(&self, name: &str) -> Client {
+        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(&self.url))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: connecting to {} timed out", self.url))
+            .unwrap_or_else(|e| panic!("{name}: connecting to {} failed: {e}", self.url));
+        Client {
+            name: name.to_owned(),
+            ws,
+        }
+    }
+
+    /// Stops the in-process server (nothing for an external one).
+    pub async fn shutdown(self) {
+        if let Some(server) = self.server {
+            tokio::time::timeout(TIMEOUT, server.shutdown())
+                .await
+                .expect("the in-process server shuts down in time");
+        }
+    }
+}
+
+/// The two spellings of the data fields. The original server's code uses `session` /
+/// `player`; its README says `sessionData` / `playerData`. A session answers in its creator's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spelling {
+    /// `session` / `player`.
+    Short,
+    /// `sessionData` / `playerData`.
+    Long,
+}
+
+impl Spelling {
+    /// Both spellings.
+    pub const BOTH: [Spelling; 2] = [Spelling::Short, Spelling::Long];
+
+    /// The sessionData field's name.
+    pub fn session(self) -> &'static str {
+        match self {
+            Spelling::Short => "session",
+            Spelling::Long => "sessionData",
+        }
+    }
+
+    /// The playerData field's name.
+    pub fn player(self) -> &'static str {
+        match self {
+            Spelling::Short => "player",
+            Spelling::Long => "playerData",
+        }
+    }
+
+    /// The other spelling.
+    pub fn other(self) -> Spelling {
+        match self {
+            Spelling::Short => Spelling::Long,
+            Spelling::Long => Spelling::Short,
+        }
+    }
+}
+
+/// For each `name`, a module `name` with the tests `short` and `long`, which call
+/// `async fn name(Spelling)` with [`Spelling::Short`] and [`Spelling::Long`].
+#[macro_export]
+macro_rules! spelling_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn short() {
+                super::$name($crate::Spelling::Short).await
+            }
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn long() {
+                super::$name($crate::Spelling::Long).await
+            }
+        }
+    )*};
+}
+
+/// Client command frames, as text. Data given as [`Value`] keeps its key order
+/// (serde_json's `preserve_order`); the `*_raw` forms splice JSON text in verbatim.
+pub mod cmd {
+    use super::{Map, Spelling, Value};
+
+    fn frame(fields: Vec<(&str, Value)>) -> String {
+        let mut map = Map::new();
+        for (k, v) in fields {
+            map.insert(k.to_owned(), v);
+        }
+        Value::Object(map).to_string()
+    }
+
+    /// `createSession` with both data fields.
+    pub fn create(sp: Spelling, session: &Value, player: &Value) -> String {
+        frame(vec![
+            ("command", "createSession".into()),
+            (sp.session(), session.clone()),
+            (sp.player(), player.clone()),
+        ])
+    }
+
+    /// `createSession` with both data fields given as JSON text.
+    pub fn create_raw(sp: Spelling, session: &str, player: &str) -> String {
+        format!(
+            r#"{{"command":"createSession","{}":{session},"{}":{player}}}"#,
+            sp.session(),
+            sp.player()
+        )
+    }
+
+    /// `joinSession` with this `sessionID`.
+    pub fn join(session_id: i64) -> String {
+        format!(r#"{{"command":"joinSession","sessionID":{session_id}}}"#)
+    }
+
+    /// `joinSession` with an unsigned `sessionID` (as the server sent it).
+    pub fn join_id(session_id: u64) -> String {
+        format!(r#"{{"command":"joinSession","sessionID":{session_id}}}"#)
+    }
+
+    /// `updateSession` with both data fields.
+    pub fn update_session(sp: Spelling, session: &Value, player: &Value) -> String {
+        frame(vec![
+            ("command", "updateSession".into()),
+            (sp.session(), session.clone()),
+            (sp.player(), player.clone()),
+        ])
+    }
+
+    /// `updateSession` with both data fields given as JSON text.
+    pub fn update_session_raw(sp: Spelling, session: &str, player: &str) -> String {
+        format!(
+            r#"{{"command":"updateSession","{}":{session},"{}":{player}}}"#,
+            sp.session(),
+            sp.player()
+        )
+    }
+
+    /// `updatePlayer`.
+    pub fn update_player(sp: Spelling, player: &Value) -> String {
+        frame(vec![
+            ("command", "updatePlayer".into()),
+            (sp.player(), player.clone()),
+        ])
+    }
+
+    /// `updatePlayer` with the data given as JSON text.
+    pub fn update_player_raw(sp: Spelling, player: &str) -> String {
+        format!(r#"{{"command":"updatePlayer","{}":{player}}}"#, sp.player())
+    }
+
+    /// `leaveSession`.
+    pub fn leave() -> String {
+        r#"{"command":"leaveSession"}"#.to_owned()
+    }
+}
+
+/// Server frames as the protocol says they must be, field order included.
+pub mod frames {
+    use super::{Map, Spelling, Value};
+
+    fn frame(fields: Vec<(&str, Value)>) -> Value {
+        let mut map = Map::new();
+        for (k, v) in fields {
+            map.insert(k.to_owned(), v);
+        }
+        Value::Object(map)
+    }
+
+    /// `sessionJoin`, error 0.
+    pub fn session_join(
+        sp: Spelling,
+        session_id: u64,
+        player_id: u64,
+        session: &Value,
+        player: &Value,
+    ) -> Value {
+        frame(vec![
+            ("command", "sessionJoin".into()),
+            ("error", 0.into()),
+            ("sessionID", session_id.into()),
+            ("playerID", player_id.into()),
+            (sp.session(), session.clone()),
+            (sp.player(), player.clone()),
+        ])
+    }
+
+    /// `sessionUpdate`, error 0.
+    pub fn session_update(sp: Spelling, session: &Value, player: &Value) -> Value {
+        frame(vec![
+            ("command", "sessionUpdate".into()),
+            ("error", 0.into()),
+            (sp.session(), session.clone()),
+            (sp.player(), player.clone()),
+        ])
+    }
+
+    /// `sessionLeave`, error 0.
+    pub fn session_leave() -> Value {
+        frame(vec![
+            ("command", "sessionLeave".into()),
+            ("error", 0.into()),
+        ])
+    }
+
+    /// `playerJoin`, error 0.
+    pub fn player_join(sp: Spelling, player_id: u64, player: &Value) -> Value {
+        frame(vec![
+            ("command", "playerJoin".into()),
+            ("error", 0.into()),
+            ("playerID", player_id.into()),
+            (sp.player(), player.clone()),
+        ])
+    }
+
+    /// `playerUpdate`, error 0.
+    pub fn player_update(sp: Spelling, player_id: u64, player: &Value) -> Value {
+        frame(vec![
+            ("command", "playerUpdate".into()),
+            ("error", 0.into()),
+            ("playerID", player_id.into()),
+            (sp.player(), player.clone()),
+        ])
+    }
+
+    /// `playerLeave`, error 0.
+    pub fn player_leave(player_id: u64) -> Value {
+        frame(vec![
+            ("command", "playerLeave".into()),
+            ("error", 0.into()),
+            ("playerID", player_id.into()),
+        ])
+    }
+
+    /// An error reply with one of the original codes (2 to 7): exactly `command` and `error`.
+    pub fn error(command: &str, code: u64) -> Value {
+        frame(vec![("command", command.into()), ("error", code.into())])
+    }
+}
+
+/// Whether `a` and `b` are the same JSON, with object keys in the same order at every level.
+pub fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(va, vb)| same(va, vb))
+        }
+        _ => a == b,
+    }
+}
+
+/// Panics unless `actual` is `expected`, keys in the same order ([`same`]).
+#[track_caller]
+pub fn assert_same(actual: &Value, expected: &Value, context: impl fmt::Display) {
+    assert!(
+        same(actual, expected),
+        "{context}\n  expected: {expected}\n  received: {actual}"
+    );
+}
+
+/// The keys of a JSON object, in order.
+pub fn keys(value: &Value) -> Vec<&str> {
+    value
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// An unknown command: the sentinel whose reply, `{"command":"error","error":12,…}`, is known
+/// in every state and changes nothing.
+pub const SENTINEL: &str = r#"{"command":"sentinel-round-trip"}"#;
+
+/// One WebSocket connection: one player.
+pub struct Client {
+    name: String,
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("name", &self.name).finish()
+    }
+}
+
+impl Client {
+    /// The name failure messages use.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends one text frame, as is.
+    pub async fn send_json(&mut self, text: &str) {
+        self.send(Message::text(text)).await;
+    }
+
+    /// Sends one binary frame.
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.send(Message::binary(bytes.to_vec())).await;
+    }
+
+    async fn send(&mut self, message: Message) {
+        let name = &self.name;
+        tokio::time::timeout(TIMEOUT, self.ws.send(message))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: sending timed out"))
+            .unwrap_or_else(|e| panic!("{name}: sending failed: {e}"));
+    }
+
+    /// The next text frame, exactly as received. Fails on a timeout, a binary frame, or the
+    /// connection closing. Pings and pongs are skipped (the library answers pings).
+    pub async fn recv_text(&mut self) -> String {
+        let name = &self.name;
+        loop {
+            let next = tokio::time::timeout(TIMEOUT, self.ws.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("{name}: no frame within {TIMEOUT:?} (a missing frame is a failure)")
+                });
+            match next {
+                Some(Ok(Message::Text(text))) => return text.as_str().to_owned(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Binary(b))) => {
+                    panic!(
+                        "{name}: received a binary frame ({} bytes); the server sends text",
+                        b.len()
+                    )
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    panic!("{name}: the server closed the connection ({frame:?}) while a frame was awaited")
+                }
+                Some(Err(e)) => panic!("{name}: receiving failed: {e}"),
+                None => panic!("{name}: the connection ended while a frame was awaited"),
+            }
+        }
+    }
+
+    /// The next frame, parsed; it must be a JSON object.
+    pub async fn recv(&mut self) -> Value {
+        let text = self.recv_text().await;
+        let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!(
+                "{}: received a frame that is not JSON ({e}): {text}",
+                self.name
+            )
+        });
+        assert!(
+            value.is_object(),
+            "{}: received a frame that is not a JSON object: {text}",
+            self.name
+        );
+        value
+    }
+
+    /// The next frame, which must be exactly `expected` (keys in the same order).
+    pub async fn expect_frame(&mut self, expected: &Value) -> Value {
+        let actual = self.recv().await;
+        assert_same(
+            &actual,
+            expected,
+            format!("{}: unexpected frame", self.name),
+        );
+        actual
+    }
+
+    /// The next frame, which must have this `command` and `error: 0` (its first two fields);
+    /// returns it for further checks.
+    pub async fn expect(&mut self, command: &str) -> Value {
+        let actual = self.recv().await;
+        assert!(
+            actual["command"] == command
+                && actual["error"] == 0
+                && keys(&actual).starts_with(&["command", "error"]),
+            "{}: expected a {command:?} frame with error 0, received {actual}",
+            self.name
+        );
+        actual
+    }
+
+    /// The next frame, which must be `{"command":command,"error":code}` with no other field:
+    /// the shape of the original server's error codes (2 to 7).
+    pub async fn expect_error(&mut self, command: &str, code: u64) {
+        self.expect_frame(&frames::error(command, code)).await;
+    }
+
+    /// The next frame, which must be `{"command":command,"error":code,"message":…}` with a
+    /// non-empty message string and no other field: the shape of the new codes (9 on).
+    /// Returns the message.
+    pub async fn expect_error_message(&mut self, command: &str, code: u64) -> String {
+        let actual = self.recv().await;
+        let ok = keys(&actual) == ["command", "error", "message"]
+            && actual["command"] == command
+            && actual["error"] == code
+            && actual["message"].as_str().is_some_and(|m| !m.is_empty());
+        assert!(
+            ok,
+            "{}: expected {{\"command\":{command:?},\"error\":{code},\"message\":\"…\"}}, received {actual}",
+            self.name
+        );
+        actual["message"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Sends `frame` and expects the new-code error reply `command`/`code` (with a message).
+    pub async fn rejects(&mut self, frame: &str, command: &str, code: u64) {
+        self.send_json(frame).await;
+        let actual = self.recv().await;
+        let ok = keys(&actual) == ["command", "error", "message"]
+            && actual["command"] == command
+            && actual["error"] == code
+            && actual["message"].as_str().is_some_and(|m| !m.is_empty());
+        assert!(
+            ok,
+            "{}: sent {frame}\n  expected {{\"command\":{command:?},\"error\":{code},\"message\":\"…\"}}\n  received {actual}",
+            self.name
+        );
+    }
+
+    /// Checks that no frame is pending: sends the [`SENTINEL`] and expects its reply next.
+    pub async fn expect_nothing_pending(&mut self) {
+        self.send_json(SENTINEL).await;
+        let actual = self.recv().await;
+        assert!(
+            keys(&actual) == ["command", "error", "message"]
+                && actual["command"] == "error"
+                && actual["error"] == 12,
+            "{}: expected no frame before the sentinel's reply (error 12), received {actual}",
+            self.name
+        );
+    }
+
+    /// Creates a session with this data and checks the `sessionJoin`; returns
+    /// `(sessionID, playerID)`.
+    pub async fn create(&mut self, sp: Spelling, session: &Value, player: &Value) -> (u64, u64) {
+        self.send_json(&cmd::create(sp, session, player)).await;
+        let reply = self.expect("sessionJoin").await;
+        let (session_id, player_id) = ids(&reply, &self.name);
+        assert_same(
+            &reply,
+            &frames::session_join(sp, session_id, player_id, session, player),
+            format!("{}: createSession's sessionJoin", self.name),
+        );
+        (session_id, player_id)
+    }
+
+    /// Joins `session_id` and checks the `sessionJoin` (in spelling `sp`, with this session
+    /// data and default player data) and the `playerJoin` of each of `members` (ID and data, in
+    /// join order) that follow it. Returns the new playerID.
+    pub async fn join(
+        &mut self,
+        sp: Spelling,
+        session_id: u64,
+        session: &Value,
+        default_player: &Value,
+        members: &[(u64, Value)],
+    ) -> u64 {
+        self.send_json(&cmd::join_id(session_id)).await;
+        let reply = self.expect("sessionJoin").await;
+        let (got_session, player_id) = ids(&reply, &self.name);
+        assert_eq!(
+            got_session, session_id,
+            "{}: joined the wrong session: {reply}",
+            self.name
+        );
+        assert_same(
+            &reply,
+            &frames::session_join(sp, session_id, player_id, session, default_player),
+            format!("{}: joinSession's sessionJoin", self.name),
+        );
+        for (id, data) in members {
+            self.expect_frame(&frames::player_join(sp, *id, data)).await;
+        }
+        player_id
+    }
+
+    /// Closes the connection with a close handshake and waits for the server's side.
+    pub async fn close(mut self) {
+        let name = self.name.clone();
+        // The close may race with the server closing; either way the stream must end.
+        let _ = tokio::time::timeout(TIMEOUT, self.ws.close(None)).await;
+        let drained = tokio::time::timeout(TIMEOUT, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+        assert!(
+            drained.is_ok(),
+            "{name}: the server did not finish the close handshake"
+        );
+    }
+
+    /// Drops the TCP connection without a WebSocket close handshake (a lost connection).
+    pub fn drop_connection(self) {
+        drop(self.ws);
+    }
+}
+
+/// The `sessionID` and `playerID` of a `sessionJoin`.
+fn ids(reply: &Value, name: &str) -> (u64, u64) {
+    let session_id = reply["sessionID"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name}: sessionJoin without an unsigned sessionID: {reply}"));
+    let player_id = reply["playerID"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name}: sessionJoin without an unsigned playerID: {reply}"));
+    (session_id, player_id)
+}
+
+/// A member of a [`Room`]: its connection and playerID.
+#[derive(Debug)]
+pub struct Member {
+    /// The connection.
+    pub client: Client,
+    /// Its playerID.
+    pub id: u64,
+}
+
+/// A session with several members, set up and checked frame by frame.
+#[derive(Debug)]
+pub struct Room {
+    /// The spelling its creator used.
+    pub sp: Spelling,
+    /// Its sessionID.
+    pub id: u64,
+    /// The sessionData.
+    pub session: Value,
+    /// The default playerData.
+    pub default_player: Value,
+    /// The members in join order; the first created the session.
+    pub members: Vec<Member>,
+}
+
+impl Room {
+    /// A session created by a new client in spelling `sp`, joined by `n - 1` more; every
+    /// `sessionJoin` and `playerJoin` is checked on the way. All data is the default.
+    pub async fn open(
+        target: &Target,
+        sp: Spelling,
+        n: usize,
+        session: &Value,
+        player: &Value,
+    ) -> Room {
+        assert!(n >= 1, "a room has at least its creator");
+        let mut creator = target.connect("p0").await;
+        let (id, creator_id) = creator.create(sp, session, player).await;
+        let mut room = Room {
+            sp,
+            id,
+            session: session.clone(),
+            default_player: player.clone(),
+            members: vec![Member {
+                client: creator,
+                id: creator_id,
+            }],
+        };
+        for i in 1..n {
+            room.add(target, &format!("p{i}")).await;
+        }
+        room
+    }
+
+    /// A new client joins with every member still at the default playerData; everyone's
+    /// frames are checked. Returns the index of the new member.
+    pub async fn add(&mut self, target: &Target, name: &str) -> usize {
+        let mut client = target.connect(name).await;
+        let existing: Vec<(u64, Value)> = self
+            .members
+            .iter()
+            .map(|m| (m.id, self.default_player.clone()))
+            .collect();
+        let id = client
+            .join(
+                self.sp,
+                self.id,
+                &self.session,
+                &self.default_player,
+                &existing,
+            )
+            .await;
+        let announcement = frames::player_join(self.sp, id, &self.default_player);
+        self.expect_all(&announcement).await;
+        self.members.push(Member { client, id });
+        self.members.len() - 1
+    }
+
+    /// Every member's next frame must be `expected`.
+    pub async fn expect_all(&mut self, expected: &Value) {
+        for m in &mut self.members {
+            m.client.expect_frame(expected).await;
+        }
+    }
+
+    /// Every member but `skip` (an index) must get `expected` next.
+    pub async fn expect_others(&mut self, skip: usize, expected: &Value) {
+        for (i, m) in self.members.iter_mut().enumerate() {
+            if i != skip {
+                m.client.expect_frame(expected).await;
+            }
+        }
+    }
+
+    /// No member has a frame pending ([`Client::expect_nothing_pending`]).
+    pub async fn expect_quiet(&mut self) {
+        for m in &mut self.members {
+            m.client.expect_nothing_pending().await;
+        }
+    }
+
+    /// The client of member `index`.
+    pub fn client(&mut self, index: usize) -> &mut Client {
+        &mut self.members[index].client
+    }
+
+    /// The playerID of member `index`.
+    pub fn pid(&self, index: usize) -> u64 {
+        self.members[index].id
+    }
+}
