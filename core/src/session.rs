@@ -69,6 +69,32 @@ impl Session {
         session
     }
 
+    /// Rebuilds a session from stored state (the edge host keeps sessions in Durable Object
+    /// storage across hibernation). `members` are in join order; `None` data means the
+    /// default. Nothing is sent.
+    pub fn restore(
+        id: SessionId,
+        spelling: Spelling,
+        session_data: JsonObject,
+        player_default: JsonObject,
+        members: impl IntoIterator<Item = (PlayerId, Option<JsonObject>)>,
+    ) -> Self {
+        let mut session = Session {
+            id,
+            spelling,
+            session_data,
+            player_format: PlayerFormat::new(player_default),
+            members: Vec::new(),
+            outputs: VecDeque::new(),
+        };
+        for (id, data) in members {
+            if !session.contains(id) {
+                session.members.push(Member { id, data });
+            }
+        }
+        session
+    }
+
     /// The session's ID.
     pub fn id(&self) -> SessionId {
         self.id
@@ -95,6 +121,15 @@ impl Session {
         self.members
             .iter()
             .map(move |m| (m.id, m.data.as_ref().unwrap_or(default)))
+    }
+
+    /// `player`'s own playerData, or `None` if it has the default (or is no member); what a
+    /// host stores per member.
+    pub fn stored_player_data(&self, player: PlayerId) -> Option<&JsonObject> {
+        self.members
+            .iter()
+            .find(|m| m.id == player)
+            .and_then(|m| m.data.as_ref())
     }
 
     /// Whether `player` is a member.

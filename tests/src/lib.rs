@@ -597,16 +597,19 @@ fn ids(reply: &Value, name: &str) -> (u64, u64) {
     (session_id, player_id)
 }
 
-/// A member of a [`Room`]: its connection and playerID.
+/// A member of a [`Room`]: its connection, playerID and current playerData.
 #[derive(Debug)]
 pub struct Member {
     /// The connection.
     pub client: Client,
     /// Its playerID.
     pub id: u64,
+    /// Its playerData as the others last saw it.
+    pub data: Value,
 }
 
-/// A session with several members, set up and checked frame by frame.
+/// A session with several members, set up and checked frame by frame. Its helpers check every
+/// member's frames, so a test using them sees every frame accounted for.
 #[derive(Debug)]
 pub struct Room {
     /// The spelling its creator used.
@@ -622,8 +625,8 @@ pub struct Room {
 }
 
 impl Room {
-    /// A session created by a new client in spelling `sp`, joined by `n - 1` more; every
-    /// `sessionJoin` and `playerJoin` is checked on the way. All data is the default.
+    /// A session created by a new client `p0` in spelling `sp`, joined by `p1` … `p{n-1}`;
+    /// every `sessionJoin` and `playerJoin` is checked on the way.
     pub async fn open(
         target: &Target,
         sp: Spelling,
@@ -642,6 +645,7 @@ impl Room {
             members: vec![Member {
                 client: creator,
                 id: creator_id,
+                data: player.clone(),
             }],
         };
         for i in 1..n {
@@ -650,14 +654,19 @@ impl Room {
         room
     }
 
-    /// A new client joins with every member still at the default playerData; everyone's
-    /// frames are checked. Returns the index of the new member.
+    /// A new client called `name` joins; it must get `sessionJoin` and every member's current
+    /// data in join order, and every member its `playerJoin`. Returns its index.
     pub async fn add(&mut self, target: &Target, name: &str) -> usize {
-        let mut client = target.connect(name).await;
+        let client = target.connect(name).await;
+        self.add_client(client).await
+    }
+
+    /// [`Room::add`] with a connection that is in no session.
+    pub async fn add_client(&mut self, mut client: Client) -> usize {
         let existing: Vec<(u64, Value)> = self
             .members
             .iter()
-            .map(|m| (m.id, self.default_player.clone()))
+            .map(|m| (m.id, m.data.clone()))
             .collect();
         let id = client
             .join(
@@ -670,8 +679,57 @@ impl Room {
             .await;
         let announcement = frames::player_join(self.sp, id, &self.default_player);
         self.expect_all(&announcement).await;
-        self.members.push(Member { client, id });
+        self.members.push(Member {
+            client,
+            id,
+            data: self.default_player.clone(),
+        });
         self.members.len() - 1
+    }
+
+    /// Member `index` sends `updatePlayer` (in spelling `sp`) with matching data; every
+    /// member, the sender included, must get the `playerUpdate` in the room's spelling.
+    pub async fn update_player(&mut self, index: usize, sp: Spelling, data: &Value) {
+        self.client(index)
+            .send_json(&cmd::update_player(sp, data))
+            .await;
+        let expected = frames::player_update(self.sp, self.pid(index), data);
+        self.expect_all(&expected).await;
+        self.members[index].data = data.clone();
+    }
+
+    /// Member `index` sends `updateSession` (in spelling `sp`); every member, the sender
+    /// included, must get the `sessionUpdate` in the room's spelling, and all playerData is
+    /// reset to the new default.
+    pub async fn update_session(&mut self, index: usize, sp: Spelling, session: &Value, player: &Value) {
+        self.client(index)
+            .send_json(&cmd::update_session(sp, session, player))
+            .await;
+        let expected = frames::session_update(self.sp, session, player);
+        self.expect_all(&expected).await;
+        self.session = session.clone();
+        self.default_player = player.clone();
+        for m in &mut self.members {
+            m.data = player.clone();
+        }
+    }
+
+    /// Member `index` sends `leaveSession`: it must get `sessionLeave`, every other member
+    /// `playerLeave`. Returns its connection, now in no session.
+    pub async fn leave(&mut self, index: usize) -> Member {
+        let mut member = self.members.remove(index);
+        member.client.send_json(&cmd::leave()).await;
+        member.client.expect_frame(&frames::session_leave()).await;
+        self.expect_all(&frames::player_leave(member.id)).await;
+        member
+    }
+
+    /// Member `index` closes its connection: every other member must get `playerLeave`.
+    pub async fn disconnect(&mut self, index: usize) {
+        let member = self.members.remove(index);
+        let id = member.id;
+        member.client.close().await;
+        self.expect_all(&frames::player_leave(id)).await;
     }
 
     /// Every member's next frame must be `expected`.
@@ -705,5 +763,12 @@ impl Room {
     /// The playerID of member `index`.
     pub fn pid(&self, index: usize) -> u64 {
         self.members[index].id
+    }
+
+    /// Closes every member's connection.
+    pub async fn close(self) {
+        for m in self.members {
+            m.client.close().await;
+        }
     }
 }
