@@ -16,7 +16,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::registry::Registry;
@@ -60,6 +60,10 @@ enum Place {
 enum End {
     /// The client closed, or the connection failed.
     Peer,
+    /// The client sent a message larger than the configured maximum.
+    TooBig,
+    /// The client sent a text frame that is not UTF-8.
+    NotUtf8,
     /// The send queue overflowed.
     Overflow,
     /// The server is shutting down.
@@ -109,6 +113,14 @@ pub(crate) async fn run(
             code: CloseCode::Away,
             reason: Utf8Bytes::from_static("server shutting down"),
         }))),
+        End::TooBig => Some(Outbound::Close(Some(CloseFrame {
+            code: CloseCode::Size,
+            reason: Utf8Bytes::from_static("message too big"),
+        }))),
+        End::NotUtf8 => Some(Outbound::Close(Some(CloseFrame {
+            code: CloseCode::Invalid,
+            reason: Utf8Bytes::from_static("text frame is not UTF-8"),
+        }))),
         // The client does not read; a close frame would only wait behind the full queue.
         End::Overflow => None,
     };
@@ -123,6 +135,8 @@ pub(crate) async fn run(
     let _ = writer.await;
     let reason = match end {
         End::Peer => "client closed",
+        End::TooBig => "message too big",
+        End::NotUtf8 => "invalid UTF-8",
         End::Overflow => "send queue full",
         End::Shutdown => "server shutdown",
     };
@@ -141,6 +155,8 @@ impl Reader {
             let command = match message {
                 Ok(Message::Text(text)) => command::parse(&text),
                 Ok(Message::Binary(_)) => Err(Rejection::binary_frame()),
+                Err(WsError::Capacity(_)) => return End::TooBig,
+                Err(WsError::Utf8(_)) => return End::NotUtf8,
                 Ok(Message::Close(_)) | Err(_) => break,
                 // Pings are answered by tungstenite itself.
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,

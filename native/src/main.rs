@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 /// A session server for multiplayer games, speaking the npm `sessionserver` protocol over
 /// WebSocket (JSON text frames). See PROTOCOL.md.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "sessionserver", version)]
 struct Args {
     /// TCP port to listen on.
     #[arg(long, env = "PORT", default_value_t = 7000)]

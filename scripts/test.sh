@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything the tests need, then runs every test: formatting and lints, the core's
+# tests natively and under wasm32 (Node), the native server's tests, the black-box protocol
+# suite, and the edge host's suite. CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain: wasm32 target and wasm-bindgen-cli at the version in Cargo.lock"
+rustup target add wasm32-unknown-unknown
+wasm_bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $wasm_bindgen_version" ]; then
+  # Not --locked: one of its pinned dependencies is not in the reachable registry index.
+  cargo install wasm-bindgen-cli --version "$wasm_bindgen_version"
+fi
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+
+step "native: core, native server, black-box suite against an in-process server"
+cargo test
+
+step "core under wasm32 (wasm-bindgen-test in Node)"
+cargo test -p sessionserver-core --target wasm32-unknown-unknown
+
+if [ -x scripts/edge-test.sh ]; then
+  step "edge host: the black-box suite against the worker run locally"
+  scripts/edge-test.sh
+fi
