@@ -8,7 +8,10 @@ async fn main() -> std::io::Result<()> {
         ..Default::default()
     })
     .await?;
-    println!("[SessionServer] Listening on port {}", server.local_addr().port());
+    println!(
+        "[SessionServer] Listening on port {}",
+        server.local_addr().port()
+    );
 
     // ... run your game; the server serves clients on its own tasks ...
 

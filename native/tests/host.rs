@@ -1,0 +1,141 @@
+//! What the native host does beyond the protocol: its library API, shutdown, limits, HTTP.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use sessionserver::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+fn local(config: Config) -> Config {
+    Config {
+        bind: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        ..config
+    }
+}
+
+async fn connect(server: &sessionserver::RunningServer) -> Client {
+    let url = format!("ws://{}/", server.local_addr());
+    connect_async(url).await.expect("connect").0
+}
+
+/// The next message that is not a ping or pong, within a bound so a hang fails the test.
+async fn next(client: &mut Client) -> Option<Message> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), client.next())
+            .await
+            .expect("no message within 10 s");
+        match msg {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(m)) => return Some(m),
+            _ => return None,
+        }
+    }
+}
+
+async fn next_text(client: &mut Client) -> String {
+    match next(client).await {
+        Some(Message::Text(t)) => t.to_string(),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn port_zero_binds_a_free_port_that_serves_the_protocol() {
+    let server = sessionserver::start(local(Config::default()))
+        .await
+        .unwrap();
+    assert_ne!(server.local_addr().port(), 0);
+    let mut client = connect(&server).await;
+    client
+        .send(Message::text(r#"{"command":"createSession"}"#))
+        .await
+        .unwrap();
+    let reply = next_text(&mut client).await;
+    assert!(
+        reply.starts_with(r#"{"command":"sessionJoin","error":0,"sessionID":0,"playerID":0"#),
+        "{reply}"
+    );
+    assert_eq!(server.session_count(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_socket_with_1001() {
+    let server = sessionserver::start(local(Config::default()))
+        .await
+        .unwrap();
+    let mut in_session = connect(&server).await;
+    let mut idle = connect(&server).await;
+    in_session
+        .send(Message::text(r#"{"command":"createSession"}"#))
+        .await
+        .unwrap();
+    let reply = next_text(&mut in_session).await;
+    assert!(reply.contains("sessionJoin"), "{reply}");
+    // The idle client's connection is registered once it has been answered once.
+    idle.send(Message::text("{}")).await.unwrap();
+    assert!(next_text(&mut idle).await.contains(r#""error":11"#));
+    server.shutdown().await;
+    for client in [&mut in_session, &mut idle] {
+        match next(client).await {
+            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Away),
+            other => panic!("expected close 1001, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_over_the_limit_closes_with_1009() {
+    let config = local(Config {
+        max_message_size: 1024,
+        ..Config::default()
+    });
+    let server = sessionserver::start(config).await.unwrap();
+    let mut client = connect(&server).await;
+    let big = format!(
+        r#"{{"command":"createSession","session":{{"pad":"{}"}}}}"#,
+        "x".repeat(2048)
+    );
+    client.send(Message::text(big)).await.unwrap();
+    match next(&mut client).await {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+    // The server goes on serving others.
+    let mut other = connect(&server).await;
+    other
+        .send(Message::text(r#"{"command":"joinSession","sessionID":-1}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&mut other).await,
+        r#"{"command":"sessionJoin","error":6}"#
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_http_answers_healthz_and_426_elsewhere() {
+    let server = sessionserver::start(local(Config::default()))
+        .await
+        .unwrap();
+    for (path, status) in [("/healthz", "200 OK"), ("/", "426 Upgrade Required")] {
+        let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).await.unwrap();
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path}: {response}"
+        );
+    }
+    server.shutdown().await;
+}
