@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use crate::data::{JsonObject, PlayerFormat};
 use crate::error::ErrorCode;
 use crate::ids::MAX_ID;
+use crate::limits::Limits;
 use crate::reply::{self, Frame, ReplyCommand};
 
 /// Which names a session's data fields have on the wire.
@@ -81,6 +82,25 @@ pub enum Command {
     LeaveSession,
 }
 
+impl Command {
+    /// The command the server answers this one with.
+    pub fn reply(&self) -> ReplyCommand {
+        match self {
+            Command::CreateSession(_) | Command::JoinSession(_) => ReplyCommand::SessionJoin,
+            Command::UpdateSession(_) => ReplyCommand::SessionUpdate,
+            Command::UpdatePlayer(_) => ReplyCommand::PlayerUpdate,
+            Command::LeaveSession => ReplyCommand::SessionLeave,
+        }
+    }
+}
+
+impl SessionFormat {
+    /// Bytes of JSON the format holds: sessionData plus default playerData.
+    pub fn data_bytes(&self) -> usize {
+        self.session_data.as_str().len() + self.player_format.default_data().as_str().len()
+    }
+}
+
 /// A frame that could not be taken as a command, and the reply that says why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
@@ -93,7 +113,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(reply: ReplyCommand, code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(reply: ReplyCommand, code: ErrorCode, message: impl Into<String>) -> Self {
         Rejection {
             reply,
             code,
@@ -218,16 +238,16 @@ impl<'de> de::Deserialize<'de> for FieldName {
     }
 }
 
-/// How deeply objects and arrays may nest in a frame (the frame itself is level 1).
-pub const MAX_DEPTH: usize = 64;
-
 /// Parses one client text frame.
-pub fn parse(frame: &str) -> Result<Command, Rejection> {
-    if exceeds_depth(frame, MAX_DEPTH) {
+pub fn parse(frame: &str, limits: &Limits) -> Result<Command, Rejection> {
+    if exceeds_depth(frame, limits.max_depth) {
         return Err(Rejection::new(
             ReplyCommand::Error,
             ErrorCode::TooDeep,
-            format!("the frame nests objects and arrays deeper than {MAX_DEPTH} levels"),
+            format!(
+                "the frame nests objects and arrays deeper than {} levels",
+                limits.max_depth
+            ),
         ));
     }
     let fields: Fields = serde_json::from_str(frame).map_err(|e| reject_frame(frame, &e))?;
@@ -452,7 +472,11 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn mixed_spellings_follow_the_session_field() {
-        let cmd = parse(r#"{"command":"createSession","sessionData":{},"player":{}}"#).unwrap();
+        let cmd = parse(
+            r#"{"command":"createSession","sessionData":{},"player":{}}"#,
+            &Limits::default(),
+        )
+        .unwrap();
         match cmd {
             Command::CreateSession(format) => assert_eq!(format.spelling, Spelling::Long),
             other => panic!("unexpected {other:?}"),
@@ -461,9 +485,9 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn depth_counts_brackets_outside_strings_only() {
-        let deep = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-        assert!(!exceeds_depth(&deep, MAX_DEPTH));
-        assert!(exceeds_depth(&format!("[{deep}]"), MAX_DEPTH));
+        let deep = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        assert!(!exceeds_depth(&deep, 64));
+        assert!(exceeds_depth(&format!("[{deep}]"), 64));
         assert!(!exceeds_depth(r#"["[[[[\"[[["]"#, 2));
     }
 
@@ -472,7 +496,7 @@ mod tests {
         for text in ["-2", "9007199254740992", "123456789012345678901234567890"] {
             let frame = format!(r#"{{"command":"joinSession","sessionID":{text}}}"#);
             assert_eq!(
-                parse(&frame),
+                parse(&frame, &Limits::default()),
                 Ok(Command::JoinSession(JoinTarget::Id(u64::MAX)))
             );
         }

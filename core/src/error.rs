@@ -35,8 +35,21 @@ pub enum ErrorCode {
     InvalidField,
     /// 14: a binary WebSocket frame; the protocol is JSON text frames only.
     BinaryFrame,
-    /// 15: the frame nests objects and arrays deeper than [`crate::command::MAX_DEPTH`].
+    /// 15: the frame nests objects and arrays deeper than the depth limit
+    /// ([`crate::Limits::max_depth`]).
     TooDeep,
+    /// 16: joinSession to a session that has as many players as it may
+    /// ([`crate::Limits::max_players_per_session`]).
+    SessionFull,
+    /// 17: createSession while the server has as many sessions as it may.
+    TooManySessions,
+    /// 18: more commands per second than the connection may send; the command was not
+    /// carried out. A client that keeps going is disconnected (close code 1008).
+    RateLimited,
+    /// 19: the command would make the session's data (sessionData, default playerData and
+    /// every member's playerData) larger than [`crate::Limits::max_session_data_bytes`];
+    /// nothing changes.
+    SessionDataTooLarge,
 }
 
 impl ErrorCode {
@@ -56,6 +69,10 @@ impl ErrorCode {
             ErrorCode::InvalidField => 13,
             ErrorCode::BinaryFrame => 14,
             ErrorCode::TooDeep => 15,
+            ErrorCode::SessionFull => 16,
+            ErrorCode::TooManySessions => 17,
+            ErrorCode::RateLimited => 18,
+            ErrorCode::SessionDataTooLarge => 19,
         }
     }
 

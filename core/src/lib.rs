@@ -5,6 +5,9 @@
 //!
 //! Where things live:
 //! - [`ids`]: `PlayerId`, `SessionId` and the counter the native host draws them from.
+//! - [`limits`]: [`Limits`], what clients may ask of a server, with defaults.
+//! - [`connection`]: [`Connection`], per-connection timers (heartbeat) and rate limit, and
+//!   [`CloseReason`], every close code the server sends.
 //! - [`error`]: [`ErrorCode`], every error code the server sends, with its number.
 //! - [`command`]: parsing one client frame into a [`Command`] (or a [`Rejection`]).
 //! - [`data`]: JSON objects passed through verbatim, and their key structure ([`Shape`]).
@@ -20,20 +23,24 @@
 #![warn(missing_docs)]
 
 pub mod command;
+pub mod connection;
 pub mod data;
 pub mod directory;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod lobby;
 pub mod reply;
 pub mod server;
 pub mod session;
 
 pub use command::{parse, Command, JoinTarget, Rejection, SessionFormat, Spelling};
+pub use connection::{Admission, CloseReason, Connection, ConnectionConfig, TimerAction};
 pub use data::{JsonObject, PlayerFormat, Shape};
 pub use directory::Directory;
 pub use error::ErrorCode;
 pub use ids::{IdCounter, PlayerId, SessionId};
+pub use limits::Limits;
 pub use lobby::LobbyAction;
 pub use reply::{Frame, ReplyCommand};
 pub use server::Server;

@@ -5,6 +5,7 @@
 
 use crate::command::{Command, JoinTarget, Rejection, SessionFormat};
 use crate::error::ErrorCode;
+use crate::limits::Limits;
 use crate::reply::{self, Frame, ReplyCommand};
 
 /// What the host does with a command from a player in no session.
@@ -19,11 +20,16 @@ pub enum LobbyAction {
 }
 
 /// The action for `command` from a player in no session.
-pub fn handle(command: Result<Command, Rejection>) -> LobbyAction {
+pub fn handle(command: Result<Command, Rejection>, limits: &Limits) -> LobbyAction {
     let not_in_session =
         |reply| LobbyAction::Reply(reply::error(reply, ErrorCode::NotInSession, None));
     match command {
         Err(rejection) => LobbyAction::Reply(rejection.frame()),
+        Ok(Command::CreateSession(format))
+            if format.data_bytes() > limits.max_session_data_bytes =>
+        {
+            LobbyAction::Reply(data_too_large(ReplyCommand::SessionJoin, limits))
+        }
         Ok(Command::CreateSession(format)) => LobbyAction::Create(format),
         Ok(Command::JoinSession(target)) => LobbyAction::Join(target),
         Ok(Command::UpdateSession(_)) => not_in_session(ReplyCommand::SessionUpdate),
@@ -36,4 +42,27 @@ pub fn handle(command: Result<Command, Rejection>) -> LobbyAction {
 /// [`ErrorCode::NoSessionExists`] or [`ErrorCode::SessionNotFound`].
 pub fn join_failed(code: ErrorCode) -> Frame {
     reply::error(ReplyCommand::SessionJoin, code, None)
+}
+
+/// The reply to a createSession the host refuses because it has
+/// [`Limits::max_sessions`] sessions already.
+pub fn create_refused(limits: &Limits) -> Frame {
+    let message = format!(
+        "the server holds its maximum of {} sessions; try again later",
+        limits.max_sessions
+    );
+    reply::error(
+        ReplyCommand::SessionJoin,
+        ErrorCode::TooManySessions,
+        Some(&message),
+    )
+}
+
+/// Error 19 for a command whose data would pass the session's data limit.
+pub(crate) fn data_too_large(command: ReplyCommand, limits: &Limits) -> Frame {
+    let message = format!(
+        "the session's data would exceed {} bytes; nothing was changed",
+        limits.max_session_data_bytes
+    );
+    reply::error(command, ErrorCode::SessionDataTooLarge, Some(&message))
 }

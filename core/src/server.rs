@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use crate::command::{self, Rejection};
 use crate::directory::Directory;
 use crate::ids::{IdCounter, PlayerId, SessionId};
+use crate::limits::Limits;
 use crate::lobby::{self, LobbyAction};
 use crate::session::{Membership, Output, Session};
 
@@ -20,13 +21,22 @@ pub struct Server {
     sessions: Directory<Session>,
     player_ids: IdCounter,
     session_ids: IdCounter,
+    limits: Limits,
     outputs: VecDeque<Output>,
 }
 
 impl Server {
-    /// A server with no players and no sessions.
+    /// A server with no players and no sessions, and the default limits.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A server with these limits.
+    pub fn with_limits(limits: Limits) -> Self {
+        Server {
+            limits,
+            ..Self::default()
+        }
     }
 
     /// A connection opened: it becomes a player with a new ID (`None` once IDs run out).
@@ -38,7 +48,7 @@ impl Server {
 
     /// A text frame from `player`.
     pub fn handle_text(&mut self, player: PlayerId, frame: &str) {
-        self.handle(player, command::parse(frame));
+        self.handle(player, command::parse(frame, &self.limits));
     }
 
     /// A binary frame from `player`: it is told that only text frames are understood.
@@ -97,25 +107,31 @@ impl Server {
                 }
                 self.after(session_id);
             }
-            None => match lobby::handle(command) {
+            None => match lobby::handle(command, &self.limits) {
                 LobbyAction::Reply(frame) => {
                     self.outputs.push_back(Output::Send { to: player, frame })
                 }
                 LobbyAction::Create(format) => {
-                    let Some(id) = self.session_ids.next_id() else {
-                        return;
+                    let room = self.sessions.len() < self.limits.max_sessions;
+                    let id = match room.then(|| self.session_ids.next_id()).flatten() {
+                        Some(id) => SessionId(id),
+                        None => {
+                            let frame = lobby::create_refused(&self.limits);
+                            self.outputs.push_back(Output::Send { to: player, frame });
+                            return;
+                        }
                     };
-                    let id = SessionId(id);
-                    self.sessions.insert(id, Session::new(id, format, player));
+                    let session = Session::new(id, format, player, self.limits);
+                    self.sessions.insert(id, session);
                     self.players.insert(player, Some(id));
                     self.after(id);
                 }
                 LobbyAction::Join(target) => match self.sessions.resolve(target) {
                     Ok(id) => {
-                        if let Some(session) = self.sessions.get_mut(id) {
-                            session.join(player);
+                        let joined = self.sessions.get_mut(id).is_some_and(|s| s.join(player));
+                        if joined {
+                            self.players.insert(player, Some(id));
                         }
-                        self.players.insert(player, Some(id));
                         self.after(id);
                     }
                     Err(code) => self.outputs.push_back(Output::Send {

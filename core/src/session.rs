@@ -10,6 +10,8 @@ use crate::command::{Command, Rejection, SessionFormat, Spelling};
 use crate::data::{JsonObject, PlayerFormat};
 use crate::error::ErrorCode;
 use crate::ids::{PlayerId, SessionId};
+use crate::limits::Limits;
+use crate::lobby;
 use crate::reply::{self, Frame, ReplyCommand};
 
 /// Something the host must do.
@@ -50,19 +52,24 @@ pub struct Session {
     session_data: JsonObject,
     player_format: PlayerFormat,
     members: Vec<Member>,
+    /// Bytes of JSON held: sessionData, default playerData, members' own playerData.
+    data_bytes: usize,
+    limits: Limits,
     outputs: VecDeque<Output>,
 }
 
 impl Session {
     /// Creates session `id` in `format` with `creator` as its first member, who is sent
-    /// `sessionJoin`.
-    pub fn new(id: SessionId, format: SessionFormat, creator: PlayerId) -> Self {
+    /// `sessionJoin`. The format's size was checked by the lobby.
+    pub fn new(id: SessionId, format: SessionFormat, creator: PlayerId, limits: Limits) -> Self {
         let mut session = Session {
             id,
             spelling: format.spelling,
+            data_bytes: format.data_bytes(),
             session_data: format.session_data,
             player_format: format.player_format,
             members: Vec::new(),
+            limits,
             outputs: VecDeque::new(),
         };
         session.join(creator);
@@ -78,17 +85,21 @@ impl Session {
         session_data: JsonObject,
         player_default: JsonObject,
         members: impl IntoIterator<Item = (PlayerId, Option<JsonObject>)>,
+        limits: Limits,
     ) -> Self {
         let mut session = Session {
             id,
             spelling,
+            data_bytes: session_data.as_str().len() + player_default.as_str().len(),
             session_data,
             player_format: PlayerFormat::new(player_default),
             members: Vec::new(),
+            limits,
             outputs: VecDeque::new(),
         };
         for (id, data) in members {
             if !session.contains(id) {
+                session.data_bytes += data.as_ref().map_or(0, |d| d.as_str().len());
                 session.members.push(Member { id, data });
             }
         }
@@ -149,10 +160,24 @@ impl Session {
     }
 
     /// Adds `player`: it gets `sessionJoin` and a `playerJoin` for each member in join order;
-    /// every member gets a `playerJoin` of it. A player already in the session is left alone.
-    pub fn join(&mut self, player: PlayerId) {
+    /// every member gets a `playerJoin` of it. Returns whether it is now a member: a full
+    /// session sends it error 16 instead. A player already in the session is left alone.
+    pub fn join(&mut self, player: PlayerId) -> bool {
         if self.contains(player) {
-            return;
+            return true;
+        }
+        if self.members.len() >= self.limits.max_players_per_session {
+            let message = format!(
+                "the session has its maximum of {} players",
+                self.limits.max_players_per_session
+            );
+            let frame = reply::error(
+                ReplyCommand::SessionJoin,
+                ErrorCode::SessionFull,
+                Some(&message),
+            );
+            self.send(player, frame);
+            return false;
         }
         let default = self.player_format.default_data();
         let welcome =
@@ -174,6 +199,7 @@ impl Session {
             id: player,
             data: None,
         });
+        true
     }
 
     /// A command from member `player` (or the reason its frame was rejected).
@@ -203,10 +229,10 @@ impl Session {
                     None,
                 ),
             ),
-            Ok(Command::UpdateSession(format)) => self.update_session(format),
+            Ok(Command::UpdateSession(format)) => self.update_session(player, format),
             Ok(Command::UpdatePlayer(data)) => self.update_player(index, data),
             Ok(Command::LeaveSession) => {
-                self.members.remove(index);
+                self.remove_member(index);
                 self.send(player, reply::session_leave());
                 self.broadcast(reply::player_leave(player));
                 return Membership::Left;
@@ -221,12 +247,23 @@ impl Session {
         let Some(index) = self.position(player) else {
             return false;
         };
-        self.members.remove(index);
+        self.remove_member(index);
         self.broadcast(reply::player_leave(player));
         true
     }
 
-    fn update_session(&mut self, format: SessionFormat) {
+    fn remove_member(&mut self, index: usize) {
+        let member = self.members.remove(index);
+        self.data_bytes -= member.data.map_or(0, |d| d.as_str().len());
+    }
+
+    fn update_session(&mut self, player: PlayerId, format: SessionFormat) {
+        if format.data_bytes() > self.limits.max_session_data_bytes {
+            let frame = lobby::data_too_large(ReplyCommand::SessionUpdate, &self.limits);
+            self.send(player, frame);
+            return;
+        }
+        self.data_bytes = format.data_bytes();
         // The spelling stays the creator's, whatever this member wrote.
         self.session_data = format.session_data;
         self.player_format = format.player_format;
@@ -252,6 +289,17 @@ impl Session {
             self.send(player, frame);
             return;
         }
+        let old = self.members[index]
+            .data
+            .as_ref()
+            .map_or(0, |d| d.as_str().len());
+        let bytes = self.data_bytes - old + data.as_str().len();
+        if bytes > self.limits.max_session_data_bytes {
+            let frame = lobby::data_too_large(ReplyCommand::PlayerUpdate, &self.limits);
+            self.send(player, frame);
+            return;
+        }
+        self.data_bytes = bytes;
         let frame = reply::player_data(ReplyCommand::PlayerUpdate, self.spelling, player, &data);
         self.members[index].data = Some(data);
         self.broadcast(frame);

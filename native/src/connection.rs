@@ -1,22 +1,24 @@
-//! One WebSocket connection = one player: a reader task that turns frames into core commands,
-//! and a writer task that sends what the player's sessions and the lobby queue for it.
+//! One WebSocket connection = one player: a reader task that turns frames into core commands
+//! and runs the connection's timers, and a writer task that sends what the player's session and
+//! the lobby queue for it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use sessionserver_core::{
-    command, lobby, Command, JoinTarget, LobbyAction, Membership, PlayerId, Rejection,
+    command, lobby, Admission, CloseReason, Command, Connection, ConnectionConfig, ErrorCode,
+    Frame, JoinTarget, Limits, LobbyAction, Membership, PlayerId, Rejection, TimerAction,
 };
-use sessionserver_core::{ErrorCode, Frame};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::registry::Registry;
@@ -27,8 +29,9 @@ type Socket = WebSocketStream<TokioIo<Upgraded>>;
 /// What the writer task is asked to do.
 enum Outbound {
     Frame(Frame),
-    /// Send this close frame (or complete the peer's close handshake) and stop.
-    Close(Option<CloseFrame>),
+    Ping,
+    /// Send this close frame (or, with `None`, complete the client's close handshake) and stop.
+    Close(Option<CloseReason>),
 }
 
 /// The way to one player's connection, held by its reader and by its session.
@@ -56,23 +59,20 @@ enum Place {
     InSession(SessionHandle),
 }
 
-/// Why the reader stopped.
-enum End {
-    /// The client closed, or the connection failed.
-    Peer,
-    /// The client sent a message larger than the configured maximum.
-    TooBig,
-    /// The client sent a text frame that is not UTF-8.
-    NotUtf8,
-    /// The send queue overflowed.
-    Overflow,
-    /// The server is shutting down.
-    Shutdown,
-}
-
+/// What every connection of one server shares.
 pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) send_queue: usize,
+    pub(crate) limits: Limits,
+    pub(crate) connection: ConnectionConfig,
+    /// The origin of the milliseconds the core's timers count in.
+    pub(crate) epoch: Instant,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// Runs one connection to its end.
@@ -99,71 +99,85 @@ pub(crate) async fn run(
             overflow: overflow.clone(),
         },
         place: Place::Lobby,
-        registry: shared.registry.clone(),
+        guard: Connection::new(shared.connection, shared.now_ms()),
+        shared,
     };
     let end = tokio::select! {
         end = reader.read_loop(stream) => end,
-        () = overflow.notified() => End::Overflow,
-        () = crate::server::stopped(&mut shutdown) => End::Shutdown,
+        () = overflow.notified() => Some(CloseReason::SendQueueFull),
+        () = crate::server::stopped(&mut shutdown) => Some(CloseReason::Shutdown),
     };
     reader.leave_session().await;
-    let close = match end {
-        End::Peer => Some(Outbound::Close(None)),
-        End::Shutdown => Some(Outbound::Close(Some(CloseFrame {
-            code: CloseCode::Away,
-            reason: Utf8Bytes::from_static("server shutting down"),
-        }))),
-        End::TooBig => Some(Outbound::Close(Some(CloseFrame {
-            code: CloseCode::Size,
-            reason: Utf8Bytes::from_static("message too big"),
-        }))),
-        End::NotUtf8 => Some(Outbound::Close(Some(CloseFrame {
-            code: CloseCode::Invalid,
-            reason: Utf8Bytes::from_static("text frame is not UTF-8"),
-        }))),
-        // The client does not read; a close frame would only wait behind the full queue.
-        End::Overflow => None,
-    };
-    match close {
-        Some(close) => {
-            // Queued behind every frame already promised to the client, so none is lost.
-            let _ = reader.peer.tx.send(close).await;
-        }
-        None => abort_writer.notify_one(),
+    if end == Some(CloseReason::SendQueueFull) {
+        // The queue is full: the close frame goes ahead of what the client never read.
+        abort_writer.notify_one();
+    } else {
+        // Queued behind every frame already promised to the client, so none is lost.
+        let _ = reader.peer.tx.send(Outbound::Close(end)).await;
     }
     drop(reader);
     let _ = writer.await;
-    let reason = match end {
-        End::Peer => "client closed",
-        End::TooBig => "message too big",
-        End::NotUtf8 => "invalid UTF-8",
-        End::Overflow => "send queue full",
-        End::Shutdown => "server shutdown",
-    };
+    let reason = end.map_or("client closed", CloseReason::text);
     tracing::info!(%player, reason, "disconnected");
 }
 
 struct Reader {
     peer: Peer,
     place: Place,
-    registry: Registry,
+    /// The core's heartbeat and rate limit for this connection.
+    guard: Connection,
+    shared: Arc<Shared>,
 }
 
 impl Reader {
-    async fn read_loop(&mut self, mut stream: SplitStream<Socket>) -> End {
-        while let Some(message) = stream.next().await {
-            let command = match message {
-                Ok(Message::Text(text)) => command::parse(&text),
-                Ok(Message::Binary(_)) => Err(Rejection::binary_frame()),
-                Err(WsError::Capacity(_)) => return End::TooBig,
-                Err(WsError::Utf8(_)) => return End::NotUtf8,
-                Ok(Message::Close(_)) | Err(_) => break,
-                // Pings are answered by tungstenite itself.
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+    /// Reads until the client goes; `Some` is the reason the server closes the connection.
+    async fn read_loop(&mut self, mut stream: SplitStream<Socket>) -> Option<CloseReason> {
+        let deadline = |guard: &Connection, epoch: Instant| {
+            tokio::time::Instant::from_std(epoch + Duration::from_millis(guard.poll_timeout()))
+        };
+        let timer = tokio::time::sleep_until(deadline(&self.guard, self.shared.epoch));
+        tokio::pin!(timer);
+        loop {
+            let command = tokio::select! {
+                message = stream.next() => match message {
+                    Some(Ok(Message::Text(text))) => command::parse(&text, &self.shared.limits),
+                    Some(Ok(Message::Binary(_))) => Err(Rejection::binary_frame()),
+                    Some(Ok(Message::Pong(_) | Message::Ping(_))) => {
+                        // tungstenite answers pings itself.
+                        self.guard.handle_activity(self.shared.now_ms());
+                        timer.as_mut().reset(deadline(&self.guard, self.shared.epoch));
+                        continue;
+                    }
+                    Some(Ok(Message::Frame(_))) => continue,
+                    Some(Err(WsError::Capacity(_))) => return Some(CloseReason::TooBig),
+                    Some(Err(WsError::Utf8(_))) => return Some(CloseReason::InvalidUtf8),
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
+                },
+                () = &mut timer => {
+                    match self.guard.handle_timeout(self.shared.now_ms()) {
+                        Some(TimerAction::Ping) => {
+                            // A full queue is the overflow rule's business, not the heartbeat's.
+                            let _ = self.peer.tx.try_send(Outbound::Ping);
+                        }
+                        Some(TimerAction::Close(reason)) => return Some(reason),
+                        None => {}
+                    }
+                    timer.as_mut().reset(deadline(&self.guard, self.shared.epoch));
+                    continue;
+                }
             };
-            self.handle(command).await;
+            let admission = self
+                .guard
+                .admit(self.shared.now_ms(), Rejection::reply_for(&command));
+            timer
+                .as_mut()
+                .reset(deadline(&self.guard, self.shared.epoch));
+            match admission {
+                Admission::Accept => self.handle(command).await,
+                Admission::Refuse(rejection) => self.handle(Err(rejection)).await,
+                Admission::Close(reason) => return Some(reason),
+            }
         }
-        End::Peer
     }
 
     async fn handle(&mut self, command: Result<Command, Rejection>) {
@@ -192,12 +206,13 @@ impl Reader {
             }
             return;
         }
-        match lobby::handle(command) {
+        match lobby::handle(command, &self.shared.limits) {
             LobbyAction::Reply(frame) => self.peer.send(frame),
             LobbyAction::Create(format) => {
-                match session_task::spawn(&self.registry, format, self.peer.clone()) {
-                    Some((_, handle)) => self.place = Place::InSession(handle),
-                    None => tracing::error!("session IDs exhausted; createSession refused"),
+                let registry = &self.shared.registry;
+                match session_task::spawn(registry, format, self.peer.clone(), self.shared.limits) {
+                    Some(handle) => self.place = Place::InSession(handle),
+                    None => self.peer.send(lobby::create_refused(&self.shared.limits)),
                 }
             }
             LobbyAction::Join(target) => self.join(target).await,
@@ -206,7 +221,7 @@ impl Reader {
 
     async fn join(&mut self, target: JoinTarget) {
         loop {
-            let handle = match self.registry.resolve(target) {
+            let handle = match self.shared.registry.resolve(target) {
                 Ok(found) => found,
                 Err(code) => return self.peer.send(lobby::join_failed(code)),
             };
@@ -215,12 +230,19 @@ impl Reader {
                 peer: self.peer.clone(),
                 ack,
             };
-            if handle.send(msg).await.is_ok() && joined.await == Ok(true) {
-                self.place = Place::InSession(handle);
-                return;
+            if handle.send(msg).await.is_ok() {
+                match joined.await {
+                    Ok(true) => {
+                        self.place = Place::InSession(handle);
+                        return;
+                    }
+                    // Full: the session sent error 16 itself.
+                    Ok(false) => return,
+                    // The session ended before the join reached it.
+                    Err(_) => {}
+                }
             }
-            // The session ended between lookup and join. For an ID that is final; for -1 the
-            // next latest session (if any) is the answer.
+            // For an ID that is final; for -1 the next latest session (if any) is the answer.
             if target != JoinTarget::Latest {
                 return self
                     .peer
@@ -238,6 +260,13 @@ impl Reader {
     }
 }
 
+fn close_frame(reason: CloseReason) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(reason.code()),
+        reason: Utf8Bytes::from_static(reason.text()),
+    }))
+}
+
 /// Writes queued frames, several per flush when they pile up, until told to close.
 async fn write_loop(
     mut sink: SplitSink<Socket, Message>,
@@ -251,23 +280,23 @@ async fn write_loop(
                 return Ok(false);
             }
             for item in batch.drain(..) {
-                match item {
-                    Outbound::Frame(frame) => {
-                        let text = Utf8Bytes::try_from(frame.bytes().clone())
-                            .expect("core frames are UTF-8");
-                        sink.feed(Message::Text(text)).await?;
-                    }
-                    Outbound::Close(close) => {
-                        if let Some(close) = close {
-                            sink.feed(Message::Close(Some(close))).await?;
+                let message = match item {
+                    Outbound::Frame(frame) => Message::Text(
+                        Utf8Bytes::try_from(frame.bytes().clone()).expect("core frames are UTF-8"),
+                    ),
+                    Outbound::Ping => Message::Ping(Bytes::new()),
+                    Outbound::Close(reason) => {
+                        if let Some(reason) = reason {
+                            sink.feed(close_frame(reason)).await?;
                         }
                         sink.close().await?;
                         return Ok(false);
                     }
-                }
+                };
+                sink.feed(message).await?;
             }
             sink.flush().await?;
-            Ok::<bool, tokio_tungstenite::tungstenite::Error>(true)
+            Ok::<bool, WsError>(true)
         };
         tokio::select! {
             result = step => {
@@ -275,7 +304,13 @@ async fn write_loop(
                     break;
                 }
             }
-            () = abort.notified() => break,
+            () = abort.notified() => {
+                // The client stopped reading: tell it why if it ever reads again, but don't
+                // wait long for that.
+                let close = sink.send(close_frame(CloseReason::SendQueueFull));
+                let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
+                break;
+            }
         }
     }
 }

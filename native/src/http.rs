@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -24,6 +24,8 @@ pub(crate) struct Context {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Held by every connection task; shutdown waits until all are dropped.
     pub(crate) alive: tokio::sync::mpsc::Sender<()>,
+    /// One permit per open WebSocket connection.
+    pub(crate) connections: Arc<Semaphore>,
 }
 
 pub(crate) async fn route(
@@ -87,10 +89,17 @@ fn upgrade(
             "WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13\n",
         );
     };
+    let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server holds its maximum of connections; try again later.\n",
+        );
+    };
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let alive = ctx.alive.clone();
+        let _permit = permit;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let socket = WebSocketStream::from_raw_socket(

@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use sessionserver::Config;
+use sessionserver_core::{ConnectionConfig, Limits};
 use tracing_subscriber::EnvFilter;
 
 /// A session server for multiplayer games, speaking the npm `sessionserver` protocol over
 /// WebSocket (JSON text frames). See PROTOCOL.md.
+///
+/// Every option can also be set by the environment variable shown.
 #[derive(Parser, Debug)]
 #[command(name = "sessionserver", version)]
 struct Args {
@@ -18,16 +21,72 @@ struct Args {
     /// Address to listen on; 127.0.0.1 keeps the server private to this machine.
     #[arg(long, env = "BIND", default_value = "0.0.0.0")]
     bind: IpAddr,
+    /// Open WebSocket connections accepted at once; more get HTTP 503.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 100_000)]
+    max_connections: usize,
     /// Frames that may wait for one client; a client that falls this far behind is
-    /// disconnected (close code 1008).
+    /// disconnected (close code 4001).
     #[arg(long, env = "SEND_QUEUE", default_value_t = 1024)]
     send_queue: usize,
     /// Largest message a client may send, in bytes; larger ones close the connection (1009).
     #[arg(long, env = "MAX_MESSAGE_SIZE", default_value_t = 64 * 1024)]
     max_message_size: usize,
+    /// Deepest nesting of objects and arrays in a frame (error 15 beyond).
+    #[arg(long, env = "MAX_DEPTH", default_value_t = Limits::default().max_depth)]
+    max_depth: usize,
+    /// Players one session may hold (error 16 beyond).
+    #[arg(long, env = "MAX_PLAYERS_PER_SESSION", default_value_t = Limits::default().max_players_per_session)]
+    max_players_per_session: usize,
+    /// Bytes of JSON one session may hold in all (error 19 beyond).
+    #[arg(long, env = "MAX_SESSION_DATA_BYTES", default_value_t = Limits::default().max_session_data_bytes)]
+    max_session_data_bytes: usize,
+    /// Sessions the server may hold (error 17 beyond).
+    #[arg(long, env = "MAX_SESSIONS", default_value_t = Limits::default().max_sessions)]
+    max_sessions: usize,
+    /// Milliseconds of silence from a client after which the server pings it.
+    #[arg(long, env = "PING_AFTER_MS", default_value_t = ConnectionConfig::default().ping_after_ms)]
+    ping_after_ms: u64,
+    /// Milliseconds of silence after which a client is taken for dead and closed (4000).
+    #[arg(long, env = "HEARTBEAT_TIMEOUT_MS", default_value_t = ConnectionConfig::default().timeout_ms)]
+    heartbeat_timeout_ms: u64,
+    /// Commands per second a client may send, sustained (error 18 beyond).
+    #[arg(long, env = "COMMANDS_PER_SECOND", default_value_t = ConnectionConfig::default().commands_per_second)]
+    commands_per_second: u32,
+    /// Commands a client may send at once above the sustained rate.
+    #[arg(long, env = "COMMAND_BURST", default_value_t = ConnectionConfig::default().command_burst)]
+    command_burst: u32,
+    /// Refused commands (regaining one per second) before a client is closed (1008).
+    #[arg(long, env = "MAX_REFUSED", default_value_t = ConnectionConfig::default().max_refused)]
+    max_refused: u32,
     /// Seconds shutdown waits for connections to close.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 5)]
     shutdown_grace: u64,
+}
+
+impl Args {
+    fn config(&self) -> Config {
+        Config {
+            bind: self.bind,
+            port: self.port,
+            max_connections: self.max_connections,
+            send_queue: self.send_queue,
+            max_message_size: self.max_message_size,
+            limits: Limits {
+                max_depth: self.max_depth,
+                max_players_per_session: self.max_players_per_session,
+                max_session_data_bytes: self.max_session_data_bytes,
+                max_sessions: self.max_sessions,
+            },
+            connection: ConnectionConfig {
+                ping_after_ms: self.ping_after_ms,
+                timeout_ms: self.heartbeat_timeout_ms,
+                commands_per_second: self.commands_per_second,
+                command_burst: self.command_burst,
+                max_refused: self.max_refused,
+            },
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+        }
+    }
 }
 
 #[tokio::main]
@@ -40,14 +99,7 @@ async fn main() -> std::io::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let config = Config {
-        bind: args.bind,
-        port: args.port,
-        send_queue: args.send_queue,
-        max_message_size: args.max_message_size,
-        shutdown_grace: Duration::from_secs(args.shutdown_grace),
-    };
-    let server = sessionserver::start(config).await?;
+    let server = sessionserver::start(args.config()).await?;
     println!(
         "[SessionServer] Listening on port {}",
         server.local_addr().port()

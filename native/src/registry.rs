@@ -34,14 +34,18 @@ impl Registry {
         self.lock().player_ids.next_id().map(PlayerId)
     }
 
-    /// Registers a new session, giving it a new ID; `make` builds its handle.
+    /// Registers a new session under a new ID; `None` if `max_sessions` exist already.
     pub(crate) fn create_session(
         &self,
-        make: impl FnOnce(SessionId) -> SessionHandle,
+        handle: SessionHandle,
+        max_sessions: usize,
     ) -> Option<SessionId> {
         let mut inner = self.lock();
+        if inner.sessions.len() >= max_sessions {
+            return None;
+        }
         let id = SessionId(inner.session_ids.next_id()?);
-        let inserted = inner.sessions.insert(id, make(id));
+        let inserted = inner.sessions.insert(id, handle);
         debug_assert!(
             inserted,
             "session IDs come from a counter and are never reused"

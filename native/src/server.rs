@@ -59,7 +59,11 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         shared: Arc::new(Shared {
             registry: registry.clone(),
             send_queue: config.send_queue.max(1),
+            limits: config.limits,
+            connection: config.connection,
+            epoch: std::time::Instant::now(),
         }),
+        connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections)),
         ws_config,
         shutdown,
         alive,

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use sessionserver_core::{
-    Command, Membership, Output, PlayerId, Rejection, Session, SessionFormat, SessionId,
+    Command, Limits, Membership, Output, PlayerId, Rejection, Session, SessionFormat,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,16 +47,18 @@ impl SessionHandle {
     }
 }
 
-/// Creates a session with `creator` as its first member and starts its task.
+/// Creates a session with `creator` as its first member and starts its task; `None` when the
+/// server holds its maximum of sessions.
 pub(crate) fn spawn(
     registry: &Registry,
     format: SessionFormat,
     creator: Peer,
-) -> Option<(SessionId, SessionHandle)> {
+    limits: Limits,
+) -> Option<SessionHandle> {
     let (tx, rx) = mpsc::channel(INBOX);
     let handle = SessionHandle { tx };
-    let id = registry.create_session(|_| handle.clone())?;
-    let session = Session::new(id, format, creator.player);
+    let id = registry.create_session(handle.clone(), limits.max_sessions)?;
+    let session = Session::new(id, format, creator.player, limits);
     tracing::info!(session = %id, creator = %creator.player, "session created");
     let mut peers = HashMap::new();
     peers.insert(creator.player, creator);
@@ -66,7 +68,7 @@ pub(crate) fn spawn(
         registry: registry.clone(),
     };
     tokio::spawn(task.run(rx));
-    Some((id, handle))
+    Some(handle)
 }
 
 struct SessionTask {
@@ -90,11 +92,8 @@ impl SessionTask {
         // their way are turned away below, and those players are told "no such session".
         self.registry.remove_session(id);
         inbox.close();
-        while let Some(msg) = inbox.recv().await {
-            if let SessionMsg::Join { ack, .. } = msg {
-                let _ = ack.send(false);
-            }
-        }
+        // Dropping each waiting join's ack tells its connection the session is gone.
+        while inbox.recv().await.is_some() {}
         tracing::info!(session = %id, "session destroyed");
     }
 
@@ -103,9 +102,12 @@ impl SessionTask {
             SessionMsg::Join { peer, ack } => {
                 let player = peer.player;
                 self.peers.insert(player, peer);
-                self.session.join(player);
+                let joined = self.session.join(player);
                 self.deliver();
-                let _ = ack.send(true);
+                if !joined {
+                    self.peers.remove(&player);
+                }
+                let _ = ack.send(joined);
             }
             SessionMsg::Command {
                 player,

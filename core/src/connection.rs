@@ -1,0 +1,290 @@
+//! [`Connection`]: per-connection rules that need time: the heartbeat that finds dead peers,
+//! and the rate limit on commands. Time is passed in as milliseconds from any origin the host
+//! chooses (it only has to be monotonic), so both hosts run the same timers.
+
+use crate::command::Rejection;
+use crate::error::ErrorCode;
+use crate::reply::ReplyCommand;
+
+/// Why the server closes a connection, with the WebSocket close code it sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// 1001: the server is shutting down.
+    Shutdown,
+    /// 1007: a text frame that is not UTF-8.
+    InvalidUtf8,
+    /// 1008: the client kept sending commands faster than its rate limit.
+    RateLimit,
+    /// 1009: a message larger than the maximum.
+    TooBig,
+    /// 4000: nothing heard from the client (not even a pong) within the heartbeat timeout.
+    HeartbeatTimeout,
+    /// 4001: the client stopped reading and its send queue filled up.
+    SendQueueFull,
+}
+
+impl CloseReason {
+    /// The close code.
+    pub const fn code(self) -> u16 {
+        match self {
+            CloseReason::Shutdown => 1001,
+            CloseReason::InvalidUtf8 => 1007,
+            CloseReason::RateLimit => 1008,
+            CloseReason::TooBig => 1009,
+            CloseReason::HeartbeatTimeout => 4000,
+            CloseReason::SendQueueFull => 4001,
+        }
+    }
+
+    /// The close reason text.
+    pub const fn text(self) -> &'static str {
+        match self {
+            CloseReason::Shutdown => "server shutting down",
+            CloseReason::InvalidUtf8 => "text frame is not UTF-8",
+            CloseReason::RateLimit => "too many commands",
+            CloseReason::TooBig => "message too big",
+            CloseReason::HeartbeatTimeout => "heartbeat timeout",
+            CloseReason::SendQueueFull => "send queue full: the client is not reading",
+        }
+    }
+}
+
+/// Settings of a connection's heartbeat and rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// After this long without hearing from the client, the server pings it.
+    pub ping_after_ms: u64,
+    /// After this long without hearing from the client, it is taken for dead and closed.
+    pub timeout_ms: u64,
+    /// Commands per second a client may send, sustained.
+    pub commands_per_second: u32,
+    /// Commands a client may send at once above the sustained rate.
+    pub command_burst: u32,
+    /// Refused commands a client may send (regaining one per second) before it is closed.
+    pub max_refused: u32,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            ping_after_ms: 10_000,
+            timeout_ms: 30_000,
+            commands_per_second: 100,
+            command_burst: 200,
+            max_refused: 100,
+        }
+    }
+}
+
+/// What to do with a frame that just arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Carry it out.
+    Accept,
+    /// Don't; answer with this error 18 rejection instead, in order with the other replies
+    /// (hosts pass it on as the command's outcome).
+    Refuse(Rejection),
+    /// Don't; close the connection.
+    Close(CloseReason),
+}
+
+/// What a timer asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerAction {
+    /// Send a WebSocket ping.
+    Ping,
+    /// Close the connection: the peer is gone.
+    Close(CloseReason),
+}
+
+/// A token bucket in thousandths of a token, so that integer time in milliseconds refills it
+/// exactly.
+#[derive(Clone, Debug)]
+struct Bucket {
+    milli_tokens: u64,
+    capacity: u64,
+    per_ms: u64,
+    updated_ms: u64,
+}
+
+impl Bucket {
+    fn new(now_ms: u64, per_second: u32, capacity: u32) -> Self {
+        let capacity = u64::from(capacity.max(1)) * 1000;
+        Bucket {
+            milli_tokens: capacity,
+            capacity,
+            per_ms: u64::from(per_second),
+            updated_ms: now_ms,
+        }
+    }
+
+    fn take(&mut self, now_ms: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.updated_ms);
+        self.updated_ms = self.updated_ms.max(now_ms);
+        self.milli_tokens =
+            (self.milli_tokens + elapsed.saturating_mul(self.per_ms)).min(self.capacity);
+        if self.milli_tokens >= 1000 {
+            self.milli_tokens -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One connection's heartbeat and rate limit.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    config: ConnectionConfig,
+    last_heard_ms: u64,
+    pinged: bool,
+    commands: Bucket,
+    refusals: Bucket,
+}
+
+impl Connection {
+    /// A connection that opened at `now_ms`.
+    pub fn new(config: ConnectionConfig, now_ms: u64) -> Self {
+        Connection {
+            config,
+            last_heard_ms: now_ms,
+            pinged: false,
+            commands: Bucket::new(now_ms, config.commands_per_second, config.command_burst),
+            refusals: Bucket::new(now_ms, 1, config.max_refused),
+        }
+    }
+
+    /// A frame or pong arrived: the peer is alive.
+    pub fn handle_activity(&mut self, now_ms: u64) {
+        self.last_heard_ms = self.last_heard_ms.max(now_ms);
+        self.pinged = false;
+    }
+
+    /// A command frame arrived; `reply` is the reply command its refusal would carry (see
+    /// [`Rejection::reply_for`]). Counts as activity.
+    pub fn admit(&mut self, now_ms: u64, reply: ReplyCommand) -> Admission {
+        self.handle_activity(now_ms);
+        if self.commands.take(now_ms) {
+            return Admission::Accept;
+        }
+        if !self.refusals.take(now_ms) {
+            return Admission::Close(CloseReason::RateLimit);
+        }
+        let message = format!(
+            "more than {} commands per second (bursts up to {}): this command was not carried out",
+            self.config.commands_per_second, self.config.command_burst
+        );
+        Admission::Refuse(Rejection::new(reply, ErrorCode::RateLimited, message))
+    }
+
+    /// When [`Connection::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> u64 {
+        let dead_at = self.last_heard_ms.saturating_add(self.config.timeout_ms);
+        if self.pinged {
+            dead_at
+        } else {
+            self.last_heard_ms
+                .saturating_add(self.config.ping_after_ms)
+                .min(dead_at)
+        }
+    }
+
+    /// Time has come to `now_ms`: maybe ping, maybe give up on the peer.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Option<TimerAction> {
+        let silent = now_ms.saturating_sub(self.last_heard_ms);
+        if silent >= self.config.timeout_ms {
+            return Some(TimerAction::Close(CloseReason::HeartbeatTimeout));
+        }
+        if !self.pinged && silent >= self.config.ping_after_ms {
+            self.pinged = true;
+            return Some(TimerAction::Ping);
+        }
+        None
+    }
+}
+
+impl Rejection {
+    /// The reply command for a refused frame: the parsed command's usual reply, or `error`.
+    pub fn reply_for(parsed: &Result<crate::Command, Rejection>) -> ReplyCommand {
+        match parsed {
+            Ok(command) => command.reply(),
+            Err(rejection) => rejection.reply,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn config() -> ConnectionConfig {
+        ConnectionConfig {
+            ping_after_ms: 100,
+            timeout_ms: 300,
+            commands_per_second: 10,
+            command_burst: 5,
+            max_refused: 3,
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn silence_brings_one_ping_then_the_close() {
+        let mut c = Connection::new(config(), 1000);
+        assert_eq!(c.poll_timeout(), 1100);
+        assert_eq!(c.handle_timeout(1099), None);
+        assert_eq!(c.handle_timeout(1100), Some(TimerAction::Ping));
+        assert_eq!(c.poll_timeout(), 1300);
+        assert_eq!(c.handle_timeout(1200), None);
+        assert_eq!(
+            c.handle_timeout(1300),
+            Some(TimerAction::Close(CloseReason::HeartbeatTimeout))
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_pong_resets_the_heartbeat() {
+        let mut c = Connection::new(config(), 0);
+        assert_eq!(c.handle_timeout(100), Some(TimerAction::Ping));
+        c.handle_activity(150);
+        assert_eq!(c.poll_timeout(), 250);
+        assert_eq!(c.handle_timeout(449), Some(TimerAction::Ping));
+        assert_eq!(
+            c.handle_timeout(450),
+            Some(TimerAction::Close(CloseReason::HeartbeatTimeout))
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn bursts_pass_floods_are_refused_then_closed() {
+        let mut c = Connection::new(config(), 0);
+        for _ in 0..5 {
+            assert_eq!(c.admit(0, ReplyCommand::PlayerUpdate), Admission::Accept);
+        }
+        for _ in 0..3 {
+            match c.admit(0, ReplyCommand::PlayerUpdate) {
+                Admission::Refuse(rejection) => assert!(rejection
+                    .frame()
+                    .as_str()
+                    .starts_with(r#"{"command":"playerUpdate","error":18,"#)),
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            c.admit(0, ReplyCommand::PlayerUpdate),
+            Admission::Close(CloseReason::RateLimit)
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_sustained_rate_is_allowed_forever() {
+        let mut c = Connection::new(config(), 0);
+        for i in 0..1000u64 {
+            assert_eq!(
+                c.admit(i * 100, ReplyCommand::Error),
+                Admission::Accept,
+                "command {i}"
+            );
+        }
+    }
+}
