@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
-use sessionserver_core::{Output, PlayerId, Server};
+use sessionserver_core::{Limits, Output, PlayerId, Server};
 
 #[derive(Default)]
 pub struct Harness {
@@ -15,6 +15,13 @@ pub struct Harness {
 impl Harness {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn with_limits(limits: Limits) -> Self {
+        Harness {
+            server: Server::with_limits(limits),
+            inbox: HashMap::new(),
+        }
     }
 
     pub fn connect(&mut self) -> PlayerId {
