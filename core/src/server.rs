@@ -93,6 +93,39 @@ impl Server {
         self.players.iter().map(|(p, s)| (*p, *s))
     }
 
+    /// Checks the invariants that must hold between any two inputs, for tests and fuzzing:
+    /// a player is in at most one session, and that session lists it; a session exists
+    /// exactly while it has members; every member's playerData has its session's structure.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut members_seen = 0;
+        for (id, session) in self.sessions.iter() {
+            if session.is_empty() {
+                return Err(format!("session {id} exists with no members"));
+            }
+            let format = crate::data::PlayerFormat::new(session.default_player_data().clone());
+            for (player, data) in session.members() {
+                members_seen += 1;
+                if self.session_of(player) != Some(id) {
+                    return Err(format!(
+                        "member {player} of session {id} is recorded elsewhere"
+                    ));
+                }
+                if !format.accepts(data) {
+                    return Err(format!(
+                        "member {player} of session {id} has data {data:?} of another structure"
+                    ));
+                }
+            }
+        }
+        let placed = self.players.values().filter(|s| s.is_some()).count();
+        if placed != members_seen {
+            return Err(format!(
+                "{placed} players are in sessions, sessions list {members_seen} members"
+            ));
+        }
+        Ok(())
+    }
+
     fn handle(&mut self, player: PlayerId, command: Result<command::Command, Rejection>) {
         let Some(&place) = self.players.get(&player) else {
             return;
