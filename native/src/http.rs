@@ -26,6 +26,7 @@ pub(crate) struct Context {
     pub(crate) alive: tokio::sync::mpsc::Sender<()>,
     /// One permit per open WebSocket connection.
     pub(crate) connections: Arc<Semaphore>,
+    pub(crate) occupancy: crate::memory::Occupancy,
 }
 
 pub(crate) async fn route(
@@ -100,6 +101,7 @@ fn upgrade(
     tokio::spawn(async move {
         let alive = ctx.alive.clone();
         let _permit = permit;
+        let _open = ctx.occupancy.enter();
         match on_upgrade.await {
             Ok(upgraded) => {
                 let socket = WebSocketStream::from_raw_socket(

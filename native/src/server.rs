@@ -52,7 +52,12 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
     let registry = Registry::default();
     let (stop, shutdown) = watch::channel(false);
     let (alive, all_done) = mpsc::channel(1);
+    // tungstenite's default 128 KiB read buffer per connection would dominate the memory of
+    // an idle player; messages larger than the buffer still arrive whole (it grows while
+    // reading one). The write buffer batches queued frames into one write.
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(8192)
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
     let ctx = Arc::new(Context {
@@ -64,6 +69,7 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
             epoch: std::time::Instant::now(),
         }),
         connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections)),
+        occupancy: Default::default(),
         ws_config,
         shutdown,
         alive,

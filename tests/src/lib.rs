@@ -23,12 +23,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Map, Value};
+use serde_json::Map;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub use serde_json::json;
+pub use serde_json::{json, Value};
 
 /// How long any one frame (or connect, or close) may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,6 +80,29 @@ impl Target {
             );
         }
         self.is_private()
+    }
+
+    /// Whether IDs are known to count up from 0 (the native host's counters). An external
+    /// server may be another host, whose IDs are only unique (the edge host draws them at
+    /// random), so against one only uniqueness is checked.
+    pub fn ids_count_up(&self) -> bool {
+        self.is_private()
+    }
+
+    /// Checks that `id`, a `kind` ID just handed out, was never handed out before: it is not
+    /// among `earlier` and, where IDs count up, greater than each of them.
+    #[track_caller]
+    pub fn assert_new_id(&self, kind: &str, earlier: &[u64], id: u64) {
+        assert!(
+            !earlier.contains(&id),
+            "{kind} ID {id} was used before: {earlier:?}"
+        );
+        if self.ids_count_up() {
+            assert!(
+                earlier.iter().all(|&e| e < id),
+                "{kind} IDs count up: {earlier:?}, then {id}"
+            );
+        }
     }
 
     /// The `ws://` URL clients connect to.
@@ -360,6 +383,15 @@ pub fn keys(value: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// Whether `frame` is `{"command":command,"error":code,"message":"…"}`: exactly these fields in
+/// this order, with a non-empty message.
+pub fn is_error_with_message(frame: &Value, command: &str, code: u64) -> bool {
+    keys(frame) == ["command", "error", "message"]
+        && frame["command"] == command
+        && frame["error"] == code
+        && frame["message"].as_str().is_some_and(|m| !m.is_empty())
+}
+
 /// An unknown command: the sentinel whose reply, `{"command":"error","error":12,…}`, is known
 /// in every state and changes nothing.
 pub const SENTINEL: &str = r#"{"command":"sentinel-round-trip"}"#;
@@ -480,32 +512,29 @@ impl Client {
     /// non-empty message string and no other field: the shape of the new codes (9 on).
     /// Returns the message.
     pub async fn expect_error_message(&mut self, command: &str, code: u64) -> String {
-        let actual = self.recv().await;
-        let ok = keys(&actual) == ["command", "error", "message"]
-            && actual["command"] == command
-            && actual["error"] == code
-            && actual["message"].as_str().is_some_and(|m| !m.is_empty());
-        assert!(
-            ok,
-            "{}: expected {{\"command\":{command:?},\"error\":{code},\"message\":\"…\"}}, received {actual}",
-            self.name
-        );
-        actual["message"].as_str().unwrap_or_default().to_owned()
+        self.expect_message_error(command, code, None).await
     }
 
     /// Sends `frame` and expects the new-code error reply `command`/`code` (with a message).
     pub async fn rejects(&mut self, frame: &str, command: &str, code: u64) {
         self.send_json(frame).await;
+        self.expect_message_error(command, code, Some(frame)).await;
+    }
+
+    async fn expect_message_error(
+        &mut self,
+        command: &str,
+        code: u64,
+        sent: Option<&str>,
+    ) -> String {
         let actual = self.recv().await;
-        let ok = keys(&actual) == ["command", "error", "message"]
-            && actual["command"] == command
-            && actual["error"] == code
-            && actual["message"].as_str().is_some_and(|m| !m.is_empty());
         assert!(
-            ok,
-            "{}: sent {frame}\n  expected {{\"command\":{command:?},\"error\":{code},\"message\":\"…\"}}\n  received {actual}",
-            self.name
+            is_error_with_message(&actual, command, code),
+            "{}: {}expected {{\"command\":{command:?},\"error\":{code},\"message\":\"…\"}}\n  received {actual}",
+            self.name,
+            sent.map(|f| format!("sent {f:.300}\n  ")).unwrap_or_default(),
         );
+        actual["message"].as_str().unwrap_or_default().to_owned()
     }
 
     /// Checks that no frame is pending: sends the [`SENTINEL`] and expects its reply next.
@@ -513,9 +542,7 @@ impl Client {
         self.send_json(SENTINEL).await;
         let actual = self.recv().await;
         assert!(
-            keys(&actual) == ["command", "error", "message"]
-                && actual["command"] == "error"
-                && actual["error"] == 12,
+            is_error_with_message(&actual, "error", 12),
             "{}: expected no frame before the sentinel's reply (error 12), received {actual}",
             self.name
         );
@@ -701,7 +728,13 @@ impl Room {
     /// Member `index` sends `updateSession` (in spelling `sp`); every member, the sender
     /// included, must get the `sessionUpdate` in the room's spelling, and all playerData is
     /// reset to the new default.
-    pub async fn update_session(&mut self, index: usize, sp: Spelling, session: &Value, player: &Value) {
+    pub async fn update_session(
+        &mut self,
+        index: usize,
+        sp: Spelling,
+        session: &Value,
+        player: &Value,
+    ) {
         self.client(index)
             .send_json(&cmd::update_session(sp, session, player))
             .await;
@@ -736,15 +769,6 @@ impl Room {
     pub async fn expect_all(&mut self, expected: &Value) {
         for m in &mut self.members {
             m.client.expect_frame(expected).await;
-        }
-    }
-
-    /// Every member but `skip` (an index) must get `expected` next.
-    pub async fn expect_others(&mut self, skip: usize, expected: &Value) {
-        for (i, m) in self.members.iter_mut().enumerate() {
-            if i != skip {
-                m.client.expect_frame(expected).await;
-            }
         }
     }
 
