@@ -26,6 +26,14 @@ cargo test
 step "core under wasm32 (wasm-bindgen-test in Node)"
 cargo test -p sessionserver-core --target wasm32-unknown-unknown
 
+step "fuzzing the core: a short run (cargo-fuzz, nightly)"
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2
+  (cd fuzz && cargo +nightly fuzz run protocol -- -max_total_time="${FUZZ_SECONDS:-30}")
+else
+  echo "no nightly toolchain on this machine (it cannot be downloaded here): fuzzing skipped"
+fi
+
 if [ -x scripts/edge-test.sh ]; then
   step "edge host: the black-box suite against the worker run locally"
   scripts/edge-test.sh

@@ -138,30 +138,24 @@ impl<'de> Visitor<'de> for ShapeCheck<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let expected = &self.0.keys;
-        let mut seen = vec![false; expected.len()];
-        let mut unseen = expected.len();
+        // Per expected key: `Some(matches)` for its last occurrence. A repeated key counts with
+        // its last value, as in `Shape::of` and JavaScript's JSON.parse.
+        let mut last: Vec<Option<bool>> = vec![None; expected.len()];
         while let Some(index) = map.next_key_seed(KeyIndex(expected))? {
             let value: &RawValue = map.next_value()?;
-            match (&expected[index].1, nested_object(value)) {
-                (None, None) => {}
+            let matches = match (&expected[index].1, nested_object(value)) {
+                (None, None) => true,
                 (Some(child), Some(text)) => ShapeCheck(child)
                     .deserialize(&mut serde_json::Deserializer::from_str(text))
-                    .map_err(de::Error::custom)?,
-                _ => {
-                    return Err(de::Error::custom(
-                        "an object where a value was expected, or the reverse",
-                    ))
-                }
-            }
-            if !seen[index] {
-                seen[index] = true;
-                unseen -= 1;
-            }
+                    .is_ok(),
+                _ => false,
+            };
+            last[index] = Some(matches);
         }
-        if unseen == 0 {
+        if last.iter().all(|m| *m == Some(true)) {
             Ok(())
         } else {
-            Err(de::Error::custom("a key is missing"))
+            Err(de::Error::custom("a key is missing or of another kind"))
         }
     }
 }
@@ -227,5 +221,9 @@ mod tests {
         let shape = Shape::of(&obj(r#"{"a":{"x":1},"a":2}"#));
         assert!(shape.matches(&obj(r#"{"a":3}"#)));
         assert!(!shape.matches(&obj(r#"{"a":{"x":1}}"#)));
+        // The object itself matches its own shape, and so does any object whose last
+        // occurrence of each key has the right kind.
+        assert!(shape.matches(&obj(r#"{"a":{"x":1},"a":2}"#)));
+        assert!(!shape.matches(&obj(r#"{"a":2,"a":{"x":1}}"#)));
     }
 }

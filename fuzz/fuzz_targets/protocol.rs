@@ -1,0 +1,195 @@
+//! Arbitrary sequences of connect / frame / close from several connections, fed to the core's
+//! `Server`, with its invariants checked after every step and every output frame checked to be
+//! a JSON object with a `command` and an `error`.
+//!
+//! Frames are random text, random bytes, or valid commands built from the fuzzer's data and
+//! then mutated, so that both the parser's edges and deep protocol states are reached.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use sessionserver_core::{Limits, Output, PlayerId, Server};
+
+#[derive(Arbitrary, Debug)]
+enum Data {
+    Value(u8),
+    Object(Vec<(u8, Data)>),
+}
+
+impl Data {
+    fn write(&self, out: &mut String, depth: usize) {
+        match self {
+            Data::Object(entries) if depth < 6 => {
+                out.push('{');
+                for (i, (key, value)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    // Few distinct keys, so that structures often match.
+                    out.push_str(&format!("\"k{}\":", key % 4));
+                    value.write(out, depth + 1);
+                }
+                out.push('}');
+            }
+            Data::Object(_) => out.push_str("{}"),
+            Data::Value(v) => out.push_str(match v % 6 {
+                0 => "0",
+                1 => "-1.5e3",
+                2 => "\"s\"",
+                3 => "null",
+                4 => "[1,{\"a\":2}]",
+                _ => "true",
+            }),
+        }
+    }
+
+    fn json(&self) -> String {
+        let mut out = String::new();
+        match self {
+            Data::Value(_) => Data::Object(Vec::new()).write(&mut out, 0),
+            _ => self.write(&mut out, 0),
+        }
+        out
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Mutation {
+    None,
+    Truncate(u16),
+    Insert(u16, u8),
+    Flip(u16),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Connect,
+    Close(u8),
+    Raw(u8, String),
+    Binary(u8),
+    Create(u8, Data, Data, bool, Mutation),
+    Join(u8, i8, Mutation),
+    UpdateSession(u8, Data, Data, bool, Mutation),
+    UpdatePlayer(u8, Data, bool, Mutation),
+    Leave(u8),
+}
+
+fn field(long: bool, short: &'static str, long_name: &'static str) -> &'static str {
+    if long {
+        long_name
+    } else {
+        short
+    }
+}
+
+fn mutate(frame: String, mutation: &Mutation) -> String {
+    let mut bytes = frame.into_bytes();
+    match *mutation {
+        Mutation::None => {}
+        Mutation::Truncate(at) => bytes.truncate(usize::from(at) % (bytes.len() + 1)),
+        Mutation::Insert(at, b) => {
+            let at = usize::from(at) % (bytes.len() + 1);
+            bytes.insert(at, b);
+        }
+        Mutation::Flip(at) if !bytes.is_empty() => {
+            let at = usize::from(at) % bytes.len();
+            bytes[at] ^= 0x20;
+        }
+        Mutation::Flip(_) => {}
+    }
+    // Hosts only hand the core valid UTF-8 text (WebSocket text frames are UTF-8).
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fuzz_target!(|ops: Vec<Op>| {
+    let mut server = Server::with_limits(Limits {
+        max_players_per_session: 3,
+        max_session_data_bytes: 400,
+        max_sessions: 4,
+        ..Limits::default()
+    });
+    let mut players: Vec<PlayerId> = Vec::new();
+    let pick = |players: &[PlayerId], i: u8| -> Option<PlayerId> {
+        (!players.is_empty()).then(|| players[usize::from(i) % players.len()])
+    };
+    for op in ops.iter().take(200) {
+        match op {
+            Op::Connect => {
+                if players.len() < 8 {
+                    players.extend(server.connect());
+                }
+            }
+            Op::Close(i) => {
+                if let Some(p) = pick(&players, *i) {
+                    server.disconnect(p);
+                    players.retain(|q| *q != p);
+                }
+            }
+            Op::Raw(i, text) => {
+                if let Some(p) = pick(&players, *i) {
+                    server.handle_text(p, text);
+                }
+            }
+            Op::Binary(i) => {
+                if let Some(p) = pick(&players, *i) {
+                    server.handle_binary(p);
+                }
+            }
+            Op::Create(i, s, d, long, m) => {
+                if let Some(p) = pick(&players, *i) {
+                    let frame = format!(
+                        r#"{{"command":"createSession","{}":{},"{}":{}}}"#,
+                        field(*long, "session", "sessionData"),
+                        s.json(),
+                        field(*long, "player", "playerData"),
+                        d.json()
+                    );
+                    server.handle_text(p, &mutate(frame, m));
+                }
+            }
+            Op::Join(i, id, m) => {
+                if let Some(p) = pick(&players, *i) {
+                    let frame = format!(r#"{{"command":"joinSession","sessionID":{id}}}"#);
+                    server.handle_text(p, &mutate(frame, m));
+                }
+            }
+            Op::UpdateSession(i, s, d, long, m) => {
+                if let Some(p) = pick(&players, *i) {
+                    let frame = format!(
+                        r#"{{"command":"updateSession","{}":{},"{}":{}}}"#,
+                        field(*long, "session", "sessionData"),
+                        s.json(),
+                        field(*long, "player", "playerData"),
+                        d.json()
+                    );
+                    server.handle_text(p, &mutate(frame, m));
+                }
+            }
+            Op::UpdatePlayer(i, d, long, m) => {
+                if let Some(p) = pick(&players, *i) {
+                    let frame = format!(
+                        r#"{{"command":"updatePlayer","{}":{}}}"#,
+                        field(*long, "player", "playerData"),
+                        d.json()
+                    );
+                    server.handle_text(p, &mutate(frame, m));
+                }
+            }
+            Op::Leave(i) => {
+                if let Some(p) = pick(&players, *i) {
+                    server.handle_text(p, r#"{"command":"leaveSession"}"#);
+                }
+            }
+        }
+        while let Some(Output::Send { to, frame }) = server.poll_output() {
+            assert!(players.contains(&to), "frame for a closed connection: {frame:?}");
+            let value: serde_json::Value = serde_json::from_str(frame.as_str())
+                .unwrap_or_else(|e| panic!("server sent invalid JSON {frame:?}: {e}"));
+            assert!(value["command"].is_string(), "{frame:?}");
+            assert!(value["error"].is_u64(), "{frame:?}");
+        }
+        if let Err(broken) = server.check_invariants() {
+            panic!("invariant broken after {op:?}: {broken}");
+        }
+    }
+});
