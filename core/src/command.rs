@@ -83,6 +83,17 @@ pub enum Command {
 }
 
 impl Command {
+    /// The client command's name, as on the wire.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateSession(_) => "createSession",
+            Command::JoinSession(_) => "joinSession",
+            Command::UpdateSession(_) => "updateSession",
+            Command::UpdatePlayer(_) => "updatePlayer",
+            Command::LeaveSession => "leaveSession",
+        }
+    }
+
     /// The command the server answers this one with.
     pub fn reply(&self) -> ReplyCommand {
         match self {

@@ -24,6 +24,28 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every close reason, in a fixed order (for metrics tables).
+    pub const ALL: [CloseReason; 6] = [
+        CloseReason::Shutdown,
+        CloseReason::InvalidUtf8,
+        CloseReason::RateLimit,
+        CloseReason::TooBig,
+        CloseReason::HeartbeatTimeout,
+        CloseReason::SendQueueFull,
+    ];
+
+    /// A short name, for metrics labels.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::InvalidUtf8 => "invalid_utf8",
+            CloseReason::RateLimit => "rate_limit",
+            CloseReason::TooBig => "too_big",
+            CloseReason::HeartbeatTimeout => "heartbeat_timeout",
+            CloseReason::SendQueueFull => "send_queue_full",
+        }
+    }
+
     /// The close code.
     pub const fn code(self) -> u16 {
         match self {

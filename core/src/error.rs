@@ -53,6 +53,9 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The highest code the server sends.
+    pub const MAX: u16 = 19;
+
     /// The number sent on the wire.
     pub const fn code(self) -> u16 {
         match self {

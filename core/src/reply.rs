@@ -15,17 +15,31 @@ use crate::ids::{PlayerId, SessionId};
 
 /// One encoded server frame: UTF-8 JSON text, cheap to clone.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Frame(Bytes);
+pub struct Frame {
+    bytes: Bytes,
+    command: ReplyCommand,
+    error: u16,
+}
 
 impl Frame {
     /// The frame's bytes, to hand to a socket.
     pub fn bytes(&self) -> &Bytes {
-        &self.0
+        &self.bytes
     }
 
     /// The frame as text.
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("frames are built from UTF-8 text only")
+        std::str::from_utf8(&self.bytes).expect("frames are built from UTF-8 text only")
+    }
+
+    /// Its `command` field, for metrics.
+    pub fn command(&self) -> ReplyCommand {
+        self.command
+    }
+
+    /// Its `error` field, for metrics.
+    pub fn error(&self) -> u16 {
+        self.error
     }
 }
 
@@ -55,6 +69,22 @@ pub enum ReplyCommand {
 }
 
 impl ReplyCommand {
+    /// Every reply command, in a fixed order (for metrics tables).
+    pub const ALL: [ReplyCommand; 7] = [
+        ReplyCommand::SessionJoin,
+        ReplyCommand::SessionUpdate,
+        ReplyCommand::SessionLeave,
+        ReplyCommand::PlayerJoin,
+        ReplyCommand::PlayerUpdate,
+        ReplyCommand::PlayerLeave,
+        ReplyCommand::Error,
+    ];
+
+    /// Its position in [`ReplyCommand::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The `command` field's value.
     pub const fn name(self) -> &'static str {
         match self {
@@ -70,11 +100,11 @@ impl ReplyCommand {
 }
 
 /// Builds one frame. Every frame starts `{"command":"…","error":N`.
-struct Writer(Vec<u8>);
+struct Writer(Vec<u8>, ReplyCommand, u16);
 
 impl Writer {
     fn new(command: ReplyCommand, code: u16, capacity: usize) -> Self {
-        let mut w = Writer(Vec::with_capacity(40 + capacity));
+        let mut w = Writer(Vec::with_capacity(40 + capacity), command, code);
         w.raw("{\"command\":\"");
         w.raw(command.name());
         w.raw("\",\"error\":");
@@ -108,7 +138,11 @@ impl Writer {
 
     fn finish(mut self) -> Frame {
         self.0.push(b'}');
-        Frame(Bytes::from(self.0))
+        Frame {
+            bytes: Bytes::from(self.0),
+            command: self.1,
+            error: self.2,
+        }
     }
 }
 

@@ -143,6 +143,30 @@ impl Session {
             .and_then(|m| m.data.as_ref())
     }
 
+    /// The session as one JSON object, for operators' monitoring:
+    /// `{"sessionID":…,"spelling":"short"|"long","sessionData":…,"defaultPlayerData":…,
+    /// "players":[{"playerID":…,"playerData":…},…]}` with the data as the clients sent it.
+    pub fn describe(&self) -> String {
+        let spelling = match self.spelling {
+            Spelling::Short => "short",
+            Spelling::Long => "long",
+        };
+        let mut out = format!(
+            r#"{{"sessionID":{},"spelling":"{spelling}","sessionData":{},"defaultPlayerData":{},"players":["#,
+            self.id,
+            self.session_data.as_str(),
+            self.player_format.default_data().as_str()
+        );
+        for (i, (player, data)) in self.members().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!(r#"{{"playerID":{player},"playerData":{}}}"#, data.as_str()));
+        }
+        out.push_str("]}");
+        out
+    }
+
     /// Whether `player` is a member.
     pub fn contains(&self, player: PlayerId) -> bool {
         self.position(player).is_some()

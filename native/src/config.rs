@@ -27,6 +27,9 @@ pub struct Config {
     pub connection: ConnectionConfig,
     /// How long shutdown waits for connections to close before giving up on them.
     pub shutdown_grace: Duration,
+    /// Token that unlocks `GET /sessions` and `/monitor` (they show every player's data).
+    /// Without one they are served only when `bind` is a loopback address.
+    pub admin_token: Option<String>,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             limits: Limits::default(),
             connection: ConnectionConfig::default(),
             shutdown_grace: Duration::from_secs(5),
+            admin_token: None,
         }
     }
 }

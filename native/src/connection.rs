@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::session_task::{self, SessionHandle, SessionMsg};
 
@@ -41,12 +42,18 @@ pub(crate) struct Peer {
     tx: mpsc::Sender<Outbound>,
     /// Notified when the send queue overflowed: the connection is then closed.
     overflow: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl Peer {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Queues a frame without waiting. A full queue means the client stopped reading; it is
     /// disconnected rather than slowing down its session or growing the server's memory.
     pub(crate) fn send(&self, frame: Frame) {
+        self.metrics.frame_out(&frame);
         if let Err(TrySendError::Full(_)) = self.tx.try_send(Outbound::Frame(frame)) {
             self.overflow.notify_one();
         }
@@ -67,6 +74,7 @@ pub(crate) struct Shared {
     pub(crate) connection: ConnectionConfig,
     /// The origin of the milliseconds the core's timers count in.
     pub(crate) epoch: Instant,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Shared {
@@ -87,6 +95,7 @@ pub(crate) async fn run(
         return;
     };
     tracing::info!(%player, %addr, "connected");
+    shared.metrics.connection_opened();
     let (sink, stream) = socket.split();
     let (tx, rx) = mpsc::channel(shared.send_queue);
     let overflow = Arc::new(Notify::new());
@@ -97,6 +106,7 @@ pub(crate) async fn run(
             player,
             tx,
             overflow: overflow.clone(),
+            metrics: shared.metrics.clone(),
         },
         place: Place::Lobby,
         guard: Connection::new(shared.connection, shared.now_ms()),
@@ -115,6 +125,7 @@ pub(crate) async fn run(
         // Queued behind every frame already promised to the client, so none is lost.
         let _ = reader.peer.tx.send(Outbound::Close(end)).await;
     }
+    reader.shared.metrics.connection_closed(end);
     drop(reader);
     let _ = writer.await;
     let reason = end.map_or("client closed", CloseReason::text);
@@ -140,8 +151,16 @@ impl Reader {
         loop {
             let command = tokio::select! {
                 message = stream.next() => match message {
-                    Some(Ok(Message::Text(text))) => command::parse(&text, &self.shared.limits),
-                    Some(Ok(Message::Binary(_))) => Err(Rejection::binary_frame()),
+                    Some(Ok(Message::Text(text))) => {
+                        let command = command::parse(&text, &self.shared.limits);
+                        let name = command.as_ref().map_or("invalid", Command::name);
+                        self.shared.metrics.frame_in(name, text.len());
+                        command
+                    }
+                    Some(Ok(Message::Binary(bytes))) => {
+                        self.shared.metrics.frame_in("binary", bytes.len());
+                        Err(Rejection::binary_frame())
+                    }
                     Some(Ok(Message::Pong(_) | Message::Ping(_))) => {
                         // tungstenite answers pings itself.
                         self.guard.handle_activity(self.shared.now_ms());
@@ -210,7 +229,8 @@ impl Reader {
             LobbyAction::Reply(frame) => self.peer.send(frame),
             LobbyAction::Create(format) => {
                 let registry = &self.shared.registry;
-                match session_task::spawn(registry, format, self.peer.clone(), self.shared.limits) {
+                let limits = self.shared.limits;
+                match session_task::spawn(registry, format, self.peer.clone(), limits) {
                     Some(handle) => self.place = Place::InSession(handle),
                     None => self.peer.send(lobby::create_refused(&self.shared.limits)),
                 }

@@ -16,7 +16,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::assets;
 use crate::connection::{self, Shared};
+use crate::session_task::SessionMsg;
 
 pub(crate) struct Context {
     pub(crate) shared: Arc<Shared>,
@@ -26,6 +28,7 @@ pub(crate) struct Context {
     pub(crate) alive: tokio::sync::mpsc::Sender<()>,
     /// One permit per open WebSocket connection.
     pub(crate) connections: Arc<Semaphore>,
+    pub(crate) admin: crate::admin::Admin,
     pub(crate) occupancy: crate::memory::Occupancy,
 }
 
@@ -37,17 +40,75 @@ pub(crate) async fn route(
     if is_upgrade(&req) {
         return Ok(upgrade(req, addr, ctx));
     }
-    let (status, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => (StatusCode::OK, "ok\n"),
-        _ => (
-            StatusCode::UPGRADE_REQUIRED,
-            "This is a sessionserver: connect with a WebSocket client (ws://host:port/).\n",
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Ok(text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Only GET is served here.\n",
+        ));
+    }
+    let response = match req.uri().path() {
+        "/" | "/index.html" => asset("text/html; charset=utf-8", assets::INDEX_HTML),
+        "/demo.js" => asset("text/javascript; charset=utf-8", assets::DEMO_JS),
+        "/sessionserver.js" => asset("text/javascript; charset=utf-8", assets::CLIENT_JS),
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/metrics" => {
+            let body = ctx
+                .shared
+                .metrics
+                .render(ctx.shared.registry.session_count());
+            let mut res = Response::new(Full::new(Bytes::from(body)));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            res
+        }
+        "/sessions" | "/monitor" if !ctx.admin.allows(&req) => ctx.admin.refusal(),
+        "/sessions" => sessions_json(&ctx).await,
+        "/monitor" => asset("text/html; charset=utf-8", assets::MONITOR_HTML),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "Not found. WebSocket clients connect on any path (ws://host:port/).\n",
         ),
     };
-    Ok(text(status, body))
+    Ok(response)
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+fn asset(content_type: &'static str, body: &'static str) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+/// Every session, asked of each session task in turn.
+async fn sessions_json(ctx: &Context) -> Response<Full<Bytes>> {
+    let mut body = String::from("{\"sessions\":[");
+    let mut first = true;
+    for handle in ctx.shared.registry.sessions() {
+        let (reply, described) = tokio::sync::oneshot::channel();
+        if handle.send(SessionMsg::Describe { reply }).await.is_err() {
+            continue;
+        }
+        // A session that ended meanwhile has nothing to describe.
+        if let Ok(json) = described.await {
+            if !first {
+                body.push(',');
+            }
+            first = false;
+            body.push_str(&json);
+        }
+    }
+    body.push_str("]}");
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *res.status_mut() = status;
     res.headers_mut().insert(
@@ -91,6 +152,7 @@ fn upgrade(
         );
     };
     let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
+        ctx.shared.metrics.connection_refused();
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "The server holds its maximum of connections; try again later.\n",

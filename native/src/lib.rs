@@ -17,7 +17,10 @@
 //! Where things live:
 //! - `config.rs`: [`Config`], every option.
 //! - `server.rs`: [`start`], the accept loop, shutdown, and [`RunningServer`].
-//! - `http.rs`: one TCP connection: plain HTTP (`/healthz`) or the WebSocket upgrade.
+//! - `http.rs`: one TCP connection: plain HTTP (the demo, `/healthz`, `/metrics`, `/sessions`,
+//!   `/monitor`) or the WebSocket upgrade.
+//! - `assets.rs`: the files served over HTTP (`assets/`, and the JS client from `clients/js`).
+//! - `metrics.rs`: the counters behind `/metrics`; `admin.rs`: who may see `/sessions`.
 //! - `connection.rs`: one WebSocket connection: a reader task (one player) and a writer task.
 //! - `session_task.rs`: one task per session, owning its `sessionserver_core::Session`.
 //! - `registry.rs`: the live sessions by ID and the ID counters; touched on create, join and
@@ -28,10 +31,13 @@
 // One exception, in memory.rs: a call to glibc's malloc_trim.
 #![deny(unsafe_code)]
 
+mod admin;
+mod assets;
 mod config;
 mod connection;
 mod http;
 mod memory;
+mod metrics;
 mod registry;
 mod server;
 mod session_task;

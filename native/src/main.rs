@@ -1,9 +1,12 @@
 //! `sessionserver`: the session server, listening on port 7000 by default.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use sessionserver::Config;
 use sessionserver_core::{ConnectionConfig, Limits};
 use tracing_subscriber::EnvFilter;
@@ -11,10 +14,15 @@ use tracing_subscriber::EnvFilter;
 /// A session server for multiplayer games, speaking the npm `sessionserver` protocol over
 /// WebSocket (JSON text frames). See PROTOCOL.md.
 ///
-/// Every option can also be set by the environment variable shown.
+/// Every option can also be set by the environment variable shown, or in a TOML file given
+/// with --config (keys are the option names: `max_sessions = 100`). A flag beats the
+/// environment, which beats the file.
 #[derive(Parser, Debug)]
 #[command(name = "sessionserver", version)]
 struct Args {
+    /// A TOML file of options.
+    #[arg(long, env = "SESSIONSERVER_CONFIG")]
+    config: Option<PathBuf>,
     /// TCP port to listen on.
     #[arg(long, env = "PORT", default_value_t = 7000)]
     port: u16,
@@ -61,6 +69,10 @@ struct Args {
     /// Seconds shutdown waits for connections to close.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 5)]
     shutdown_grace: u64,
+    /// Token that unlocks GET /sessions and /monitor (every player's data). Without one they
+    /// are served only when --bind is a loopback address.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 impl Args {
@@ -85,7 +97,49 @@ impl Args {
                 max_refused: self.max_refused,
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            admin_token: self.admin_token.clone(),
         }
+    }
+
+    /// Parses the command line, the environment and the --config file.
+    fn load() -> Result<Args, String> {
+        let argv: Vec<OsString> = std::env::args_os().collect();
+        let matches = Args::command().get_matches_from(&argv);
+        let Some(path) = matches.get_one::<PathBuf>("config") else {
+            return Args::from_arg_matches(&matches).map_err(|e| e.to_string());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| format!("{} is not valid TOML: {e}", path.display()))?;
+        // File values become flags, placed where the command line and environment say nothing,
+        // so clap checks and converts them like any other.
+        let mut argv = argv;
+        let command = Args::command();
+        for (key, value) in table {
+            let id = key.replace('-', "_");
+            let known = command.get_arguments().any(|a| a.get_id() == id.as_str());
+            if !known || id == "config" {
+                return Err(format!("{}: unknown option `{key}`", path.display()));
+            }
+            if matches!(
+                matches.value_source(&id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            ) {
+                continue;
+            }
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => return Err(format!("{}: `{key}` cannot be {other}", path.display())),
+            };
+            argv.push(format!("--{}", id.replace('_', "-")).into());
+            argv.push(value.into());
+        }
+        Args::try_parse_from(argv).map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 
@@ -98,7 +152,13 @@ async fn main() -> std::io::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let args = match Args::load() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("sessionserver: {e}");
+            std::process::exit(2);
+        }
+    };
     let server = sessionserver::start(args.config()).await?;
     println!(
         "[SessionServer] Listening on port {}",

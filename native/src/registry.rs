@@ -69,6 +69,15 @@ impl Registry {
         self.lock().sessions.remove(id);
     }
 
+    /// A handle to every live session, for `GET /sessions`.
+    pub(crate) fn sessions(&self) -> Vec<SessionHandle> {
+        self.lock()
+            .sessions
+            .iter()
+            .map(|(_, h)| h.clone())
+            .collect()
+    }
+
     /// How many sessions exist.
     pub(crate) fn session_count(&self) -> usize {
         self.lock().sessions.len()

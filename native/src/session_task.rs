@@ -5,9 +5,12 @@ use std::collections::HashMap;
 use sessionserver_core::{
     Command, Limits, Membership, Output, PlayerId, Rejection, Session, SessionFormat,
 };
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::Peer;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 
 /// Messages a session task waits for between two commands of one connection. Bounded, so a
@@ -29,6 +32,8 @@ pub(crate) enum SessionMsg {
     },
     /// A member's connection is gone.
     Disconnect { player: PlayerId },
+    /// Describe the session as JSON, for operators (`GET /sessions`).
+    Describe { reply: oneshot::Sender<String> },
 }
 
 /// The way to a session task.
@@ -60,12 +65,16 @@ pub(crate) fn spawn(
     let id = registry.create_session(handle.clone(), limits.max_sessions)?;
     let session = Session::new(id, format, creator.player, limits);
     tracing::info!(session = %id, creator = %creator.player, "session created");
+    let metrics = creator.metrics().clone();
+    metrics.session_created();
+    metrics.players_in_sessions(1);
     let mut peers = HashMap::new();
     peers.insert(creator.player, creator);
     let task = SessionTask {
         session,
         peers,
         registry: registry.clone(),
+        metrics,
     };
     tokio::spawn(task.run(rx));
     Some(handle)
@@ -76,6 +85,7 @@ struct SessionTask {
     /// Each member's way to its connection.
     peers: HashMap<PlayerId, Peer>,
     registry: Registry,
+    metrics: Arc<Metrics>,
 }
 
 impl SessionTask {
@@ -104,7 +114,9 @@ impl SessionTask {
                 self.peers.insert(player, peer);
                 let joined = self.session.join(player);
                 self.deliver();
-                if !joined {
+                if joined {
+                    self.metrics.players_in_sessions(1);
+                } else {
                     self.peers.remove(&player);
                 }
                 let _ = ack.send(joined);
@@ -118,15 +130,21 @@ impl SessionTask {
                 self.deliver();
                 if membership == Membership::Left {
                     self.peers.remove(&player);
+                    self.metrics.players_in_sessions(-1);
                 }
                 if let Some(ack) = ack {
                     let _ = ack.send(membership);
                 }
             }
             SessionMsg::Disconnect { player } => {
-                self.session.remove(player);
+                if self.session.remove(player) {
+                    self.metrics.players_in_sessions(-1);
+                }
                 self.peers.remove(&player);
                 self.deliver();
+            }
+            SessionMsg::Describe { reply } => {
+                let _ = reply.send(self.session.describe());
             }
         }
     }

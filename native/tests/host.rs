@@ -122,11 +122,11 @@ async fn a_message_over_the_limit_closes_with_1009() {
 }
 
 #[tokio::test]
-async fn plain_http_answers_healthz_and_426_elsewhere() {
+async fn plain_http_answers_healthz_and_404_elsewhere() {
     let server = sessionserver::start(local(Config::default()))
         .await
         .unwrap();
-    for (path, status) in [("/healthz", "200 OK"), ("/", "426 Upgrade Required")] {
+    for (path, status) in [("/healthz", "200 OK"), ("/nowhere", "404 Not Found")] {
         let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         tcp.write_all(request.as_bytes()).await.unwrap();
@@ -134,6 +134,122 @@ async fn plain_http_answers_healthz_and_426_elsewhere() {
         tcp.read_to_string(&mut response).await.unwrap();
         assert!(
             response.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path}: {response}"
+        );
+    }
+    server.shutdown().await;
+}
+
+async fn http_get(server: &sessionserver::RunningServer, path_and_headers: &str) -> String {
+    let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+    let request = format!("GET {path_and_headers}\r\nHost: x\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test]
+async fn metrics_count_connections_commands_and_replies_by_code() {
+    let server = sessionserver::start(local(Config::default()))
+        .await
+        .unwrap();
+    let mut client = connect(&server).await;
+    client
+        .send(Message::text(r#"{"command":"createSession"}"#))
+        .await
+        .unwrap();
+    next_text(&mut client).await;
+    client
+        .send(Message::text(r#"{"command":"joinSession","sessionID":0}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&mut client).await,
+        r#"{"command":"sessionJoin","error":5}"#
+    );
+    client.send(Message::text("nope")).await.unwrap();
+    next_text(&mut client).await;
+    let metrics = http_get(&server, "/metrics HTTP/1.1").await;
+    for line in [
+        "sessionserver_connections 1",
+        "sessionserver_sessions 1",
+        "sessionserver_players 1",
+        "sessionserver_commands_total{command=\"createSession\"} 1",
+        "sessionserver_commands_total{command=\"joinSession\"} 1",
+        "sessionserver_commands_total{command=\"invalid\"} 1",
+        "sessionserver_replies_total{command=\"sessionJoin\",error=\"0\"} 1",
+        "sessionserver_replies_total{command=\"sessionJoin\",error=\"5\"} 1",
+        "sessionserver_replies_total{command=\"error\",error=\"9\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn sessions_are_listed_on_loopback_and_need_the_token_when_one_is_set() {
+    let open = sessionserver::start(local(Config::default()))
+        .await
+        .unwrap();
+    let mut client = connect(&open).await;
+    client
+        .send(Message::text(
+            r#"{"command":"createSession","sessionData":{"map":"x"},"playerData":{"n":1}}"#,
+        ))
+        .await
+        .unwrap();
+    next_text(&mut client).await;
+    let listing = http_get(&open, "/sessions HTTP/1.1").await;
+    assert!(listing.starts_with("HTTP/1.1 200"), "{listing}");
+    assert!(
+        listing.ends_with(r#"{"sessions":[{"sessionID":0,"spelling":"long","sessionData":{"map":"x"},"defaultPlayerData":{"n":1},"players":[{"playerID":0,"playerData":{"n":1}}]}]}"#),
+        "{listing}"
+    );
+    open.shutdown().await;
+
+    let locked = sessionserver::start(local(Config {
+        admin_token: Some("s3cret".into()),
+        ..Config::default()
+    }))
+    .await
+    .unwrap();
+    for (request, status) in [
+        ("/sessions HTTP/1.1", "401"),
+        ("/sessions?token=wrong HTTP/1.1", "401"),
+        ("/monitor HTTP/1.1", "401"),
+        ("/sessions?token=s3cret HTTP/1.1", "200"),
+        ("/sessions HTTP/1.1\r\nAuthorization: Bearer s3cret", "200"),
+        ("/monitor?token=s3cret HTTP/1.1", "200"),
+    ] {
+        let response = http_get(&locked, request).await;
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status}")),
+            "{request}: {response}"
+        );
+    }
+    locked.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_demo_and_the_js_client_are_served() {
+    let server = sessionserver::start(local(Config::default()))
+        .await
+        .unwrap();
+    for (path, content_type) in [
+        ("/", "text/html"),
+        ("/demo.js", "text/javascript"),
+        ("/sessionserver.js", "text/javascript"),
+    ] {
+        let response = http_get(&server, &format!("{path} HTTP/1.1")).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
+        assert!(
+            response
+                .to_ascii_lowercase()
+                .contains(&format!("content-type: {content_type}")),
             "{path}: {response}"
         );
     }

@@ -1,0 +1,161 @@
+//! Counters for `GET /metrics`, in the Prometheus text format.
+//!
+//! Plain relaxed atomics: each is one add where the event happens, with no lock.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use sessionserver_core::{CloseReason, ErrorCode, Frame, ReplyCommand};
+
+/// The client commands, and two rows for frames that are no command.
+const COMMANDS: [&str; 7] = [
+    "createSession",
+    "joinSession",
+    "updateSession",
+    "updatePlayer",
+    "leaveSession",
+    "invalid",
+    "binary",
+];
+const CODES: usize = ErrorCode::MAX as usize + 1;
+
+#[derive(Default)]
+pub(crate) struct Metrics {
+    connections_open: AtomicI64,
+    connections_total: AtomicU64,
+    connections_refused: AtomicU64,
+    players_in_sessions: AtomicI64,
+    sessions_created: AtomicU64,
+    commands: [AtomicU64; COMMANDS.len()],
+    frames_out: [[AtomicU64; CODES]; ReplyCommand::ALL.len()],
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    /// Index 0: the client closed or the connection failed; then `CloseReason::ALL`.
+    closes: [AtomicU64; CloseReason::ALL.len() + 1],
+}
+
+impl Metrics {
+    pub(crate) fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Relaxed);
+        self.connections_total.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn connection_closed(&self, reason: Option<CloseReason>) {
+        self.connections_open.fetch_sub(1, Relaxed);
+        let index = reason.map_or(0, |r| {
+            1 + CloseReason::ALL.iter().position(|x| *x == r).unwrap_or(0)
+        });
+        self.closes[index].fetch_add(1, Relaxed);
+    }
+
+    /// A frame arrived; `command` is its parsed name, or "invalid" / "binary".
+    pub(crate) fn frame_in(&self, command: &str, bytes: usize) {
+        let index = COMMANDS.iter().position(|c| *c == command).unwrap_or(5);
+        self.commands[index].fetch_add(1, Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// A frame was queued for a client.
+    pub(crate) fn frame_out(&self, frame: &Frame) {
+        let code = usize::from(frame.error()).min(CODES - 1);
+        self.frames_out[frame.command().index()][code].fetch_add(1, Relaxed);
+        self.bytes_out
+            .fetch_add(frame.bytes().len() as u64, Relaxed);
+    }
+
+    pub(crate) fn session_created(&self) {
+        self.sessions_created.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn players_in_sessions(&self, delta: i64) {
+        self.players_in_sessions.fetch_add(delta, Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub(crate) fn render(&self, sessions: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut gauge = |name: &str, help: &str, value: i64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        gauge(
+            "sessionserver_connections",
+            "Open WebSocket connections.",
+            self.connections_open.load(Relaxed),
+        );
+        gauge("sessionserver_sessions", "Live sessions.", sessions as i64);
+        gauge(
+            "sessionserver_players",
+            "Players in a session.",
+            self.players_in_sessions.load(Relaxed),
+        );
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        };
+        counter(
+            "sessionserver_connections_total",
+            "WebSocket connections accepted.",
+            self.connections_total.load(Relaxed),
+        );
+        counter(
+            "sessionserver_connections_refused_total",
+            "WebSocket upgrades refused at the connection limit.",
+            self.connections_refused.load(Relaxed),
+        );
+        counter(
+            "sessionserver_sessions_created_total",
+            "Sessions created.",
+            self.sessions_created.load(Relaxed),
+        );
+        counter(
+            "sessionserver_received_bytes_total",
+            "Bytes of frames received from clients.",
+            self.bytes_in.load(Relaxed),
+        );
+        counter(
+            "sessionserver_sent_bytes_total",
+            "Bytes of frames queued for clients.",
+            self.bytes_out.load(Relaxed),
+        );
+        let _ = writeln!(out, "# HELP sessionserver_commands_total Frames received, by command.\n# TYPE sessionserver_commands_total counter");
+        for (name, count) in COMMANDS.iter().zip(&self.commands) {
+            let _ = writeln!(
+                out,
+                "sessionserver_commands_total{{command=\"{name}\"}} {}",
+                count.load(Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP sessionserver_replies_total Frames queued for clients, by command and error code.\n# TYPE sessionserver_replies_total counter");
+        for (command, codes) in ReplyCommand::ALL.iter().zip(&self.frames_out) {
+            for (code, count) in codes.iter().enumerate() {
+                let count = count.load(Relaxed);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "sessionserver_replies_total{{command=\"{}\",error=\"{code}\"}} {count}",
+                        command.name()
+                    );
+                }
+            }
+        }
+        let _ = writeln!(out, "# HELP sessionserver_closes_total Connections ended, by reason (send_queue_full: clients dropped for not reading).\n# TYPE sessionserver_closes_total counter");
+        let reasons = std::iter::once("client").chain(CloseReason::ALL.iter().map(|r| r.name()));
+        for (reason, count) in reasons.zip(&self.closes) {
+            let _ = writeln!(
+                out,
+                "sessionserver_closes_total{{reason=\"{reason}\"}} {}",
+                count.load(Relaxed)
+            );
+        }
+        out
+    }
+}
