@@ -231,3 +231,23 @@ async fn connections_beyond_the_maximum_get_503() {
     assert_eq!(next_json(&mut second).await["error"], 2);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    use tokio::io::AsyncWriteExt;
+    let server = start(Config::default()).await;
+    let mut client = connect(&server).await;
+    // A masked text frame (as clients must send) whose payload is not UTF-8, written raw:
+    // WebSocket libraries refuse to build one.
+    let payload = [0xffu8, 0xfe, 0x7b];
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    match client.get_mut() {
+        MaybeTlsStream::Plain(tcp) => tcp.write_all(&frame).await.unwrap(),
+        _ => unreachable!("plain ws://"),
+    }
+    assert_eq!(close_code(&mut client).await, CloseCode::Invalid);
+    server.shutdown().await;
+}
