@@ -26,6 +26,9 @@ cargo test
 step "core under wasm32 (wasm-bindgen-test in Node)"
 cargo test -p sessionserver-core --target wasm32-unknown-unknown
 
+step "JavaScript client and the demo in headless Chromium"
+scripts/js-test.sh
+
 step "fuzzing the core: a short run (cargo-fuzz, nightly)"
 if rustup run nightly rustc --version >/dev/null 2>&1; then
   command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2

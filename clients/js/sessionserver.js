@@ -26,11 +26,11 @@ export const ERROR_MEANINGS = Object.freeze({
   12: 'unknown command',
   13: 'a field has the wrong type or is missing',
   14: 'a binary frame: commands are JSON text frames',
-  15: 'objects and arrays nested too deeply',
-  16: 'the session is full',
-  17: 'the server holds as many sessions as it may',
-  18: 'rate limited: too many commands per second; the command was not carried out',
-  19: "the session's data would grow larger than the server allows; nothing changed",
+  15: 'objects and arrays nested deeper than the depth limit',
+  16: 'joinSession to a session that holds its maximum of players',
+  17: 'createSession while the server holds its maximum of sessions',
+  18: 'more commands per second than allowed; the command was not carried out',
+  19: "the session's data would grow larger than its limit; nothing changes",
 });
 
 /** What each WebSocket close code the server sends means. */
@@ -39,17 +39,17 @@ export const CLOSE_MEANINGS = Object.freeze({
   1001: 'the server is shutting down',
   1006: 'the connection was lost',
   1007: 'a text frame that is not valid UTF-8',
-  1008: 'kept sending commands faster than the rate limit',
+  1008: 'the client kept sending commands over its rate limit',
   1009: 'a message larger than the maximum',
-  4000: 'nothing heard from the client within the heartbeat timeout',
+  4000: 'heartbeat timeout: nothing heard from the client, not even a pong',
   4001: 'the client stopped reading and its send queue filled up',
 });
 
 /** The meaning of an error code, in the reply command it came in. */
 export function errorMeaning(code, command) {
-  if (code === 4 && command === 'sessionJoin') return 'createSession while in a session; nothing was created';
+  if (code === 4 && command === 'sessionJoin') return 'createSession while in a session; nothing is created';
   if (code === 4 && command === 'playerUpdate') {
-    return "playerData's key structure differs from the session's default playerData; nothing changed";
+    return "playerData's key structure differs from the session's default; nothing changes";
   }
   return ERROR_MEANINGS[code] ?? `unknown error ${code}`;
 }
@@ -137,7 +137,7 @@ export class SessionClient {
     /**
      * The session this player is in, or null:
      * `{ id, data, playerData (the default), players: Map<playerID, playerData> }`,
-     * the players including this one, in the order they joined.
+     * the players: this one first, then the others in the order this client learned of them.
      */
     this.session = null;
     /** The close code and reason once the connection is closed, else null. */

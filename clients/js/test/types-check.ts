@@ -1,0 +1,57 @@
+// Compiled (not run) by types.test.mjs with `tsc --strict --noEmit`: the declarations in
+// sessionserver.d.ts must accept this usage and reject the lines marked @ts-expect-error.
+import { SessionClient, SessionError, ConnectionClosedError, ERROR_MEANINGS, errorMeaning } from '../sessionserver.js';
+import type { Session, PlayerUpdateEvent } from '../sessionserver.js';
+// A WebSocket constructor, as from the `ws` package (whose types are not installed here).
+declare const WebSocket: new (url: string, protocols?: string | string[]) => unknown;
+
+type Dot = { name: string; x: number; y: number; color: string };
+type Game = { title: string };
+
+export async function example(): Promise<void> {
+  const client = await SessionClient.connect<Game, Dot>('ws://127.0.0.1:7000/', { WebSocket, spelling: 'long' });
+  const session: Session<Game, Dot> = await client.createSession({ title: 'dots' }, { name: '', x: 0, y: 0, color: '' });
+  const id: number = session.id;
+  const players: Map<number, Dot> = session.players;
+  const me: number | null = client.playerID;
+  void [id, players, me];
+
+  const off = client.on('playerUpdate', (e: PlayerUpdateEvent<Dot>) => {
+    const x: number = e.data.x;
+    const self: boolean = e.self;
+    void [x, self];
+  });
+  off();
+  client.on('playerLeave', ({ playerID, data }) => void [playerID, data?.name]);
+  client.on('sessionUpdate', ({ data, playerData, self }) => void [data.title, playerData.color, self]);
+  client.on('close', ({ code, meaning }) => void [code, meaning]);
+  // @ts-expect-error: no such event
+  client.on('playerMove', () => {});
+
+  const dot: Dot = await client.updatePlayer({ name: 'A', x: 1, y: 2, color: 'red' });
+  void dot;
+  // @ts-expect-error: playerData must have the session's player type
+  await client.updatePlayer({ name: 'A' });
+
+  try {
+    await client.joinSession(-1);
+  } catch (err) {
+    if (err instanceof SessionError) {
+      const code: number = err.code;
+      const meaning: string = err.meaning;
+      void [code, meaning, err.command, err.serverMessage];
+    } else if (err instanceof ConnectionClosedError) {
+      void err.code;
+    }
+  }
+  await client.updateSession({ title: 'b' }, { name: '', x: 0, y: 0, color: '' });
+  await client.leaveSession();
+  const text: string = ERROR_MEANINGS[7] + errorMeaning(4, 'playerUpdate');
+  void text;
+  const closed = await client.close();
+  void closed.code;
+
+  // An untyped client takes any JSON objects.
+  const loose = await SessionClient.connect('ws://127.0.0.1:7000/');
+  await loose.createSession({ anything: [1, 'two', { three: null }] }, {});
+}
