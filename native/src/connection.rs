@@ -29,7 +29,8 @@ type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// What the writer task is asked to do.
 enum Outbound {
-    Frame(Frame),
+    /// A frame's text; broadcasts share one buffer among all recipients.
+    Text(Utf8Bytes),
     Ping,
     /// Send this close frame (or, with `None`, complete the client's close handshake) and stop.
     Close(Option<CloseReason>),
@@ -52,9 +53,14 @@ impl Peer {
 
     /// Queues a frame without waiting. A full queue means the client stopped reading; it is
     /// disconnected rather than slowing down its session or growing the server's memory.
-    pub(crate) fn send(&self, frame: Frame) {
-        self.metrics.frame_out(&frame);
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(Outbound::Frame(frame)) {
+    pub(crate) fn send(&self, frame: &Frame) {
+        self.send_text(frame, text_of(frame));
+    }
+
+    /// [`Peer::send`] with the frame's text already made (once per broadcast).
+    pub(crate) fn send_text(&self, frame: &Frame, text: Utf8Bytes) {
+        self.metrics.frame_out(frame);
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Outbound::Text(text)) {
             self.overflow.notify_one();
         }
     }
@@ -226,13 +232,13 @@ impl Reader {
             return;
         }
         match lobby::handle(command, &self.shared.limits) {
-            LobbyAction::Reply(frame) => self.peer.send(frame),
+            LobbyAction::Reply(frame) => self.peer.send(&frame),
             LobbyAction::Create(format) => {
                 let registry = &self.shared.registry;
                 let limits = self.shared.limits;
                 match session_task::spawn(registry, format, self.peer.clone(), limits) {
                     Some(handle) => self.place = Place::InSession(handle),
-                    None => self.peer.send(lobby::create_refused(&self.shared.limits)),
+                    None => self.peer.send(&lobby::create_refused(&self.shared.limits)),
                 }
             }
             LobbyAction::Join(target) => self.join(target).await,
@@ -243,7 +249,7 @@ impl Reader {
         loop {
             let handle = match self.shared.registry.resolve(target) {
                 Ok(found) => found,
-                Err(code) => return self.peer.send(lobby::join_failed(code)),
+                Err(code) => return self.peer.send(&lobby::join_failed(code)),
             };
             let (ack, joined) = oneshot::channel();
             let msg = SessionMsg::Join {
@@ -266,7 +272,7 @@ impl Reader {
             if target != JoinTarget::Latest {
                 return self
                     .peer
-                    .send(lobby::join_failed(ErrorCode::SessionNotFound));
+                    .send(&lobby::join_failed(ErrorCode::SessionNotFound));
             }
         }
     }
@@ -278,6 +284,11 @@ impl Reader {
             let _ = handle.send(SessionMsg::Disconnect { player }).await;
         }
     }
+}
+
+/// A frame as WebSocket text, sharing its bytes.
+pub(crate) fn text_of(frame: &Frame) -> Utf8Bytes {
+    Utf8Bytes::try_from(frame.bytes().clone()).expect("core frames are UTF-8")
 }
 
 fn close_frame(reason: CloseReason) -> Message {
@@ -293,17 +304,15 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Outbound>,
     abort: Arc<Notify>,
 ) {
-    let mut batch = Vec::with_capacity(64);
     loop {
         let step = async {
-            if rx.recv_many(&mut batch, 64).await == 0 {
+            let Some(mut item) = rx.recv().await else {
                 return Ok(false);
-            }
-            for item in batch.drain(..) {
+            };
+            // Everything already queued goes out with one flush.
+            loop {
                 let message = match item {
-                    Outbound::Frame(frame) => Message::Text(
-                        Utf8Bytes::try_from(frame.bytes().clone()).expect("core frames are UTF-8"),
-                    ),
+                    Outbound::Text(text) => Message::Text(text),
                     Outbound::Ping => Message::Ping(Bytes::new()),
                     Outbound::Close(reason) => {
                         if let Some(reason) = reason {
@@ -314,6 +323,10 @@ async fn write_loop(
                     }
                 };
                 sink.feed(message).await?;
+                match rx.try_recv() {
+                    Ok(next) => item = next,
+                    Err(_) => break,
+                }
             }
             sink.flush().await?;
             Ok::<bool, WsError>(true)

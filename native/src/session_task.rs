@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 
 use sessionserver_core::{
-    Command, Limits, Membership, Output, PlayerId, Rejection, Session, SessionFormat,
+    Command, Frame, Limits, Membership, Output, PlayerId, Rejection, Session, SessionFormat,
 };
 use std::sync::Arc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connection::Peer;
+use crate::connection::{text_of, Peer};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 
@@ -152,12 +153,28 @@ impl SessionTask {
     /// Hands every queued frame to its recipient's connection. Never waits: a connection that
     /// cannot take more is disconnected by its own task (see `Peer::send`).
     fn deliver(&mut self) {
+        // A broadcast comes out as one output per member, all sharing one buffer: make its
+        // WebSocket text once.
+        let mut last: Option<(Frame, Utf8Bytes)> = None;
         while let Some(output) = self.session.poll_output() {
             match output {
                 Output::Send { to, frame } => {
-                    if let Some(peer) = self.peers.get(&to) {
-                        peer.send(frame);
-                    }
+                    let Some(peer) = self.peers.get(&to) else {
+                        continue;
+                    };
+                    let text = match &last {
+                        Some((shared, text))
+                            if shared.bytes().as_ptr() == frame.bytes().as_ptr() =>
+                        {
+                            text.clone()
+                        }
+                        _ => {
+                            let text = text_of(&frame);
+                            last = Some((frame.clone(), text.clone()));
+                            text
+                        }
+                    };
+                    peer.send_text(&frame, text);
                 }
             }
         }
