@@ -82,6 +82,17 @@ fn field(long: bool, short: &'static str, long_name: &'static str) -> &'static s
     }
 }
 
+/// A createSession or updateSession frame in either spelling.
+fn format_session(command: &str, session: &Data, player: &Data, long: bool) -> String {
+    format!(
+        r#"{{"command":"{command}","{}":{},"{}":{}}}"#,
+        field(long, "session", "sessionData"),
+        session.json(),
+        field(long, "player", "playerData"),
+        player.json()
+    )
+}
+
 fn mutate(frame: String, mutation: &Mutation) -> String {
     let mut bytes = frame.into_bytes();
     match *mutation {
@@ -137,13 +148,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Create(i, s, d, long, m) => {
                 if let Some(p) = pick(&players, *i) {
-                    let frame = format!(
-                        r#"{{"command":"createSession","{}":{},"{}":{}}}"#,
-                        field(*long, "session", "sessionData"),
-                        s.json(),
-                        field(*long, "player", "playerData"),
-                        d.json()
-                    );
+                    let frame = format_session("createSession", s, d, *long);
                     server.handle_text(p, &mutate(frame, m));
                 }
             }
@@ -155,13 +160,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::UpdateSession(i, s, d, long, m) => {
                 if let Some(p) = pick(&players, *i) {
-                    let frame = format!(
-                        r#"{{"command":"updateSession","{}":{},"{}":{}}}"#,
-                        field(*long, "session", "sessionData"),
-                        s.json(),
-                        field(*long, "player", "playerData"),
-                        d.json()
-                    );
+                    let frame = format_session("updateSession", s, d, *long);
                     server.handle_text(p, &mutate(frame, m));
                 }
             }
@@ -182,7 +181,10 @@ fuzz_target!(|ops: Vec<Op>| {
             }
         }
         while let Some(Output::Send { to, frame }) = server.poll_output() {
-            assert!(players.contains(&to), "frame for a closed connection: {frame:?}");
+            assert!(
+                players.contains(&to),
+                "frame for a closed connection: {frame:?}"
+            );
             let value: serde_json::Value = serde_json::from_str(frame.as_str())
                 .unwrap_or_else(|e| panic!("server sent invalid JSON {frame:?}: {e}"));
             assert!(value["command"].is_string(), "{frame:?}");
