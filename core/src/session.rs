@@ -161,7 +161,10 @@ impl Session {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&format!(r#"{{"playerID":{player},"playerData":{}}}"#, data.as_str()));
+            out.push_str(&format!(
+                r#"{{"playerID":{player},"playerData":{}}}"#,
+                data.as_str()
+            ));
         }
         out.push_str("]}");
         out
