@@ -20,6 +20,11 @@ pub(crate) struct OccupancyGuard {
 }
 
 impl Occupancy {
+    /// Open connections right now.
+    pub(crate) fn count(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
     pub(crate) fn enter(&self) -> OccupancyGuard {
         self.open.fetch_add(1, Ordering::Relaxed);
         OccupancyGuard {

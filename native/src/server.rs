@@ -24,6 +24,7 @@ pub struct RunningServer {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     registry: Registry,
+    occupancy: crate::memory::Occupancy,
 }
 
 impl RunningServer {
@@ -35,6 +36,11 @@ impl RunningServer {
     /// How many sessions exist right now.
     pub fn session_count(&self) -> usize {
         self.registry.session_count()
+    }
+
+    /// How many WebSocket connections are open right now (their tasks still running).
+    pub fn connection_count(&self) -> usize {
+        self.occupancy.count()
     }
 
     /// Stops accepting, closes every WebSocket with code 1001 (going away), and returns once
@@ -60,6 +66,7 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         .write_buffer_size(8192)
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
+    let occupancy = crate::memory::Occupancy::default();
     let ctx = Arc::new(Context {
         shared: Arc::new(Shared {
             registry: registry.clone(),
@@ -70,7 +77,7 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
             metrics: Default::default(),
         }),
         connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections)),
-        occupancy: Default::default(),
+        occupancy: occupancy.clone(),
         admin: crate::admin::Admin::new(config.admin_token.clone(), config.bind),
         ws_config,
         shutdown,
@@ -82,6 +89,7 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         stop,
         task,
         registry,
+        occupancy,
     })
 }
 

@@ -1,7 +1,7 @@
 //! Soak: many clients in many sessions joining, updating, leaving and dropping without a
 //! close, against the real `sessionserver` binary. Checks that members who stay lose no message
 //! and see every sender's updates in order, and that the server's memory returns near its
-//! baseline once everyone has gone.
+//! baseline once everyone has gone (a leak check by live heap bytes is in leak.rs).
 //!
 //! The default is a short run for the test command. The long run (figures in RELIABILITY.md):
 //! `SOAK_CLIENTS=4000 SOAK_SESSIONS=400 SOAK_SECS=300 cargo test --release -p native --test soak -- --nocapture`
@@ -404,11 +404,8 @@ fn report(
         "anchors missed updates of members that left gracefully"
     );
     assert!(ledger.updates_sent > 0);
-    // A leak would show as growth from one round to the next.
-    assert!(
-        after <= after_rounds[0] + 1024,
-        "memory grew from round to round: {after_rounds:?} KiB"
-    );
+    // RSS also moves with the allocator's fragmentation (about 100 KiB a round here); leaks
+    // are measured exactly, by counting live heap bytes, in tests/leak.rs.
     assert!(
         after <= baseline_limit(baseline, peak),
         "memory did not return near its baseline: {baseline} KiB before, {peak} KiB at peak, {after} KiB after"

@@ -1,0 +1,69 @@
+//! `sessionserver-bench`: a load generator for the session server, over real sockets.
+//!
+//! Scenarios (one subcommand each), each printing one `RESULT key=value ...` line:
+//! - `fanout`: M sessions × K players sending `updatePlayer` on a fixed schedule; loss,
+//!   per-sender order, latency percentiles, deliveries/s, server CPU per delivery;
+//! - `idle`: N players held open; the server's memory per player;
+//! - `churn`: connect → createSession → leaveSession → close cycles per second;
+//! - `floor`: the CPU cost of one small write to a loopback TCP socket (no server involved).
+//!
+//! Every run also prints the generator's own CPU use, so a reader can tell when the generator,
+//! not the server, was the limit. `scripts/bench.sh` runs them all against the native server
+//! and the original npm package and prints the comparison; see BENCHMARKS.md.
+
+mod churn;
+mod common;
+mod fanout;
+mod floor;
+mod idle;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "sessionserver-bench", version, about)]
+struct Cli {
+    /// Worker threads of the generator (default: one per CPU).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand, Debug)]
+enum Scenario {
+    /// M sessions × K players, each sending updatePlayer R times a second (open loop).
+    Fanout(fanout::FanoutArgs),
+    /// N connected idle players: the server's memory per player.
+    Idle(idle::IdleArgs),
+    /// connect → createSession → leaveSession → close cycles per second.
+    Churn(churn::ChurnArgs),
+    /// CPU per write to a loopback TCP socket: the floor for a delivery.
+    Floor(floor::FloorArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.scenario {
+        Scenario::Floor(args) => floor::run(args),
+        scenario => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.enable_all();
+            if let Some(threads) = cli.threads {
+                builder.worker_threads(threads.max(1));
+            }
+            let runtime = builder.build().expect("a tokio runtime");
+            runtime.block_on(async move {
+                match scenario {
+                    Scenario::Fanout(args) => fanout::run(args).await,
+                    Scenario::Idle(args) => idle::run(args).await,
+                    Scenario::Churn(args) => churn::run(args).await,
+                    Scenario::Floor(_) => unreachable!("run above, outside tokio"),
+                }
+            })
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("sessionserver-bench: {e}");
+        std::process::exit(1);
+    }
+}
