@@ -14,8 +14,7 @@ use sessionserver_core::{
     command, lobby, Admission, CloseReason, Command, Connection, ConnectionConfig, ErrorCode,
     Frame, JoinTarget, Limits, LobbyAction, Membership, PlayerId, Rejection, TimerAction,
 };
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
@@ -23,24 +22,16 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::send_queue::{Outbound, SendQueue};
 use crate::session_task::{self, SessionHandle, SessionMsg};
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
-
-/// What the writer task is asked to do.
-enum Outbound {
-    /// A frame's text; broadcasts share one buffer among all recipients.
-    Text(Utf8Bytes),
-    Ping,
-    /// Send this close frame (or, with `None`, complete the client's close handshake) and stop.
-    Close(Option<CloseReason>),
-}
 
 /// The way to one player's connection, held by its reader and by its session.
 #[derive(Clone)]
 pub(crate) struct Peer {
     pub(crate) player: PlayerId,
-    tx: mpsc::Sender<Outbound>,
+    queue: Arc<SendQueue>,
     /// Notified when the send queue overflowed: the connection is then closed.
     overflow: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -60,7 +51,7 @@ impl Peer {
     /// [`Peer::send`] with the frame's text already made (once per broadcast).
     pub(crate) fn send_text(&self, frame: &Frame, text: Utf8Bytes) {
         self.metrics.frame_out(frame);
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(Outbound::Text(text)) {
+        if self.queue.push(Outbound::Text(text)).is_err() {
             self.overflow.notify_one();
         }
     }
@@ -103,14 +94,14 @@ pub(crate) async fn run(
     tracing::info!(%player, %addr, "connected");
     shared.metrics.connection_opened();
     let (sink, stream) = socket.split();
-    let (tx, rx) = mpsc::channel(shared.send_queue);
+    let queue = Arc::new(SendQueue::new(shared.send_queue));
     let overflow = Arc::new(Notify::new());
     let abort_writer = Arc::new(Notify::new());
-    let writer = tokio::spawn(write_loop(sink, rx, abort_writer.clone()));
+    let writer = tokio::spawn(write_loop(sink, queue.clone(), abort_writer.clone()));
     let mut reader = Reader {
         peer: Peer {
             player,
-            tx,
+            queue,
             overflow: overflow.clone(),
             metrics: shared.metrics.clone(),
         },
@@ -129,7 +120,7 @@ pub(crate) async fn run(
         abort_writer.notify_one();
     } else {
         // Queued behind every frame already promised to the client, so none is lost.
-        let _ = reader.peer.tx.send(Outbound::Close(end)).await;
+        reader.peer.queue.close(end);
     }
     reader.shared.metrics.connection_closed(end);
     drop(reader);
@@ -182,7 +173,7 @@ impl Reader {
                     match self.guard.handle_timeout(self.shared.now_ms()) {
                         Some(TimerAction::Ping) => {
                             // A full queue is the overflow rule's business, not the heartbeat's.
-                            let _ = self.peer.tx.try_send(Outbound::Ping);
+                            let _ = self.peer.queue.push(Outbound::Ping);
                         }
                         Some(TimerAction::Close(reason)) => return Some(reason),
                         None => {}
@@ -298,19 +289,18 @@ fn close_frame(reason: CloseReason) -> Message {
     }))
 }
 
-/// Writes queued frames, several per flush when they pile up, until told to close.
+/// Writes queued frames, all that are waiting with one flush, until told to close.
 async fn write_loop(
     mut sink: SplitSink<Socket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
+    queue: Arc<SendQueue>,
     abort: Arc<Notify>,
 ) {
+    // Registered once, not per batch.
+    let aborted = abort.notified();
+    tokio::pin!(aborted);
     loop {
         let step = async {
-            let Some(mut item) = rx.recv().await else {
-                return Ok(false);
-            };
-            // Everything already queued goes out with one flush.
-            loop {
+            for item in queue.take().await {
                 let message = match item {
                     Outbound::Text(text) => Message::Text(text),
                     Outbound::Ping => Message::Ping(Bytes::new()),
@@ -323,10 +313,6 @@ async fn write_loop(
                     }
                 };
                 sink.feed(message).await?;
-                match rx.try_recv() {
-                    Ok(next) => item = next,
-                    Err(_) => break,
-                }
             }
             sink.flush().await?;
             Ok::<bool, WsError>(true)
@@ -337,7 +323,7 @@ async fn write_loop(
                     break;
                 }
             }
-            () = abort.notified() => {
+            () = &mut aborted => {
                 // The client stopped reading: tell it why if it ever reads again, but don't
                 // wait long for that.
                 let close = sink.send(close_frame(CloseReason::SendQueueFull));

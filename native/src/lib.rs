@@ -22,6 +22,7 @@
 //! - `assets.rs`: the files served over HTTP (`assets/`, and the JS client from `clients/js`).
 //! - `metrics.rs`: the counters behind `/metrics`; `admin.rs`: who may see `/sessions`.
 //! - `connection.rs`: one WebSocket connection: a reader task (one player) and a writer task.
+//! - `send_queue.rs`: a connection's bounded queue of frames to send.
 //! - `session_task.rs`: one task per session, owning its `sessionserver_core::Session`.
 //! - `registry.rs`: the live sessions by ID and the ID counters; touched on create, join and
 //!   destroy only, never per message.
@@ -39,6 +40,7 @@ mod http;
 mod memory;
 mod metrics;
 mod registry;
+mod send_queue;
 mod server;
 mod session_task;
 

@@ -59,10 +59,11 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
     let (stop, shutdown) = watch::channel(false);
     let (alive, all_done) = mpsc::channel(1);
     // tungstenite's default 128 KiB read buffer per connection would dominate the memory of
-    // an idle player; messages larger than the buffer still arrive whole (it grows while
-    // reading one). The write buffer batches queued frames into one write.
+    // an idle player, and it zero-fills the buffer before every read: commands are small, so
+    // 512 bytes. Larger messages still arrive whole (the buffer grows while reading one). The
+    // write buffer batches queued frames into one write.
     let ws_config = WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(512)
         .write_buffer_size(8192)
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
