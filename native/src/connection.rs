@@ -143,6 +143,10 @@ impl Reader {
         let deadline = |guard: &Connection, epoch: Instant| {
             tokio::time::Instant::from_std(epoch + Duration::from_millis(guard.poll_timeout()))
         };
+        // The timer is not re-armed per frame: when it fires, the core looks at the real
+        // silence and the timer is set to the next deadline. Activity only postpones the
+        // close, so a close is never early; a ping may go out later than it could have, and the
+        // client then still has at least `ping_after` to answer before the timeout.
         let timer = tokio::time::sleep_until(deadline(&self.guard, self.shared.epoch));
         tokio::pin!(timer);
         loop {
@@ -161,7 +165,6 @@ impl Reader {
                     Some(Ok(Message::Pong(_) | Message::Ping(_))) => {
                         // tungstenite answers pings itself.
                         self.guard.handle_activity(self.shared.now_ms());
-                        timer.as_mut().reset(deadline(&self.guard, self.shared.epoch));
                         continue;
                     }
                     Some(Ok(Message::Frame(_))) => continue,
@@ -185,9 +188,6 @@ impl Reader {
             let admission = self
                 .guard
                 .admit(self.shared.now_ms(), Rejection::reply_for(&command));
-            timer
-                .as_mut()
-                .reset(deadline(&self.guard, self.shared.epoch));
             match admission {
                 Admission::Accept => self.handle(command).await,
                 Admission::Refuse(rejection) => self.handle(Err(rejection)).await,
