@@ -110,11 +110,7 @@ pub async fn run(args: ChurnArgs) -> Result<(), String> {
         .put("cycle_p50_us", cycles.at(0.5))
         .put("cycle_p99_us", cycles.at(0.99))
         .put("cycle_max_us", cycles.max())
-        .num("window_s", window_s, 3)
-        .num("gen_cpu_s", gen_cpu, 2)
-        .num("gen_cpu_pct", 100.0 * gen_cpu / window_s, 0)
-        .num("server_cpu_s", server_cpu, 2)
-        .num("server_cpu_pct", 100.0 * server_cpu / window_s, 0)
+        .window_and_cpu(window_s, gen_cpu, server_cpu)
         .num(
             "server_cpu_us_per_cycle",
             common::ratio(server_cpu * 1e6, cycles.count() as f64),

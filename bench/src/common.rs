@@ -135,6 +135,16 @@ impl ResultLine {
         self
     }
 
+    /// The measured window and the CPU both sides used in it, so a reader can tell which one
+    /// was the limit.
+    pub fn window_and_cpu(&mut self, window_s: f64, gen_cpu: f64, server_cpu: f64) -> &mut Self {
+        self.num("window_s", window_s, 3)
+            .num("gen_cpu_s", gen_cpu, 2)
+            .num("gen_cpu_pct", 100.0 * gen_cpu / window_s, 0)
+            .num("server_cpu_s", server_cpu, 2)
+            .num("server_cpu_pct", 100.0 * server_cpu / window_s, 0)
+    }
+
     pub fn print(&self) {
         println!("{}", self.0);
     }

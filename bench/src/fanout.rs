@@ -313,11 +313,7 @@ pub async fn run(args: FanoutArgs) -> Result<(), String> {
         .put("p999_us", lat.at(0.999))
         .put("max_us", lat.max())
         .num("deliveries_per_s", deliveries_per_s, 0)
-        .num("window_s", window_s, 3)
-        .num("gen_cpu_s", gen_cpu, 2)
-        .num("gen_cpu_pct", 100.0 * gen_cpu / window_s, 0)
-        .num("server_cpu_s", server_cpu, 2)
-        .num("server_cpu_pct", 100.0 * server_cpu / window_s, 0)
+        .window_and_cpu(window_s, gen_cpu, server_cpu)
         .num(
             "cpu_us_per_delivery",
             common::ratio(server_cpu * 1e6, window_deliveries as f64),
