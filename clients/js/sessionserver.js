@@ -41,6 +41,8 @@ export const CLOSE_MEANINGS = Object.freeze({
   1007: 'a text frame that is not valid UTF-8',
   1008: 'the client kept sending commands over its rate limit',
   1009: 'a message larger than the maximum',
+  1011: 'edge host: the session could not be reached',
+  1013: 'edge host: a player ID collision; connect again',
   4000: 'heartbeat timeout: nothing heard from the client, not even a pong',
   4001: 'the client stopped reading and its send queue filled up',
 });

@@ -1,38 +1,33 @@
-//! One WebSocket connection = one player: a reader task that turns frames into core commands
-//! and runs the connection's timers, and a writer task that sends what the player's session and
-//! the lobby queue for it.
+//! One WebSocket connection = one player: a task that reads frames into core commands and runs
+//! the connection's timers. What the player is sent goes through its `socket::Outbox`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
+use bytes::Bytes;
+use futures_util::StreamExt;
 use sessionserver_core::{
     command, lobby, Admission, CloseReason, Command, Connection, ConnectionConfig, ErrorCode,
     Frame, JoinTarget, Limits, LobbyAction, Membership, PlayerId, Rejection, TimerAction,
 };
 use tokio::sync::{oneshot, watch, Notify};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::send_queue::{Outbound, SendQueue};
 use crate::session_task::{self, SessionHandle, SessionMsg};
+use crate::socket::{self, close_frame, Outbox, ReadSide};
 
-type Socket = WebSocketStream<TokioIo<Upgraded>>;
+pub(crate) type Socket = WebSocketStream<ReadSide>;
 
 /// The way to one player's connection, held by its reader and by its session.
 #[derive(Clone)]
 pub(crate) struct Peer {
     pub(crate) player: PlayerId,
-    queue: Arc<SendQueue>,
-    /// Notified when the send queue overflowed: the connection is then closed.
+    outbox: Arc<Outbox>,
+    /// Notified when the outbox overflowed: the connection is then closed.
     overflow: Arc<Notify>,
     metrics: Arc<Metrics>,
 }
@@ -42,16 +37,16 @@ impl Peer {
         &self.metrics
     }
 
-    /// Queues a frame without waiting. A full queue means the client stopped reading; it is
+    /// Sends a frame without waiting. A full outbox means the client stopped reading; it is
     /// disconnected rather than slowing down its session or growing the server's memory.
     pub(crate) fn send(&self, frame: &Frame) {
-        self.send_text(frame, text_of(frame));
+        self.send_framed(frame, ws_frame_of(frame));
     }
 
-    /// [`Peer::send`] with the frame's text already made (once per broadcast).
-    pub(crate) fn send_text(&self, frame: &Frame, text: Utf8Bytes) {
+    /// [`Peer::send`] with the WebSocket frame already built (once per broadcast).
+    pub(crate) fn send_framed(&self, frame: &Frame, ws_frame: Bytes) {
         self.metrics.frame_out(frame);
-        if self.queue.push(Outbound::Text(text)).is_err() {
+        if self.outbox.send(ws_frame).is_err() {
             self.overflow.notify_one();
         }
     }
@@ -80,9 +75,15 @@ impl Shared {
     }
 }
 
+/// A core frame as a WebSocket text frame, ready to write.
+pub(crate) fn ws_frame_of(frame: &Frame) -> Bytes {
+    socket::frame(1, frame.bytes())
+}
+
 /// Runs one connection to its end.
 pub(crate) async fn run(
-    socket: Socket,
+    stream: Socket,
+    outbox: Arc<Outbox>,
     addr: SocketAddr,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
@@ -93,21 +94,18 @@ pub(crate) async fn run(
     };
     tracing::info!(%player, %addr, "connected");
     shared.metrics.connection_opened();
-    let (sink, stream) = socket.split();
-    let queue = Arc::new(SendQueue::new(shared.send_queue));
     let overflow = Arc::new(Notify::new());
-    let abort_writer = Arc::new(Notify::new());
-    let writer = tokio::spawn(write_loop(sink, queue.clone(), abort_writer.clone()));
     let mut reader = Reader {
         peer: Peer {
             player,
-            queue,
+            outbox: outbox.clone(),
             overflow: overflow.clone(),
             metrics: shared.metrics.clone(),
         },
         place: Place::Lobby,
         guard: Connection::new(shared.connection, shared.now_ms()),
         shared,
+        client_close: None,
     };
     let end = tokio::select! {
         end = reader.read_loop(stream) => end,
@@ -115,16 +113,27 @@ pub(crate) async fn run(
         () = crate::server::stopped(&mut shutdown) => Some(CloseReason::Shutdown),
     };
     reader.leave_session().await;
-    if end == Some(CloseReason::SendQueueFull) {
-        // The queue is full: the close frame goes ahead of what the client never read.
-        abort_writer.notify_one();
-    } else {
-        // Queued behind every frame already promised to the client, so none is lost.
-        reader.peer.queue.close(end);
-    }
+    // The close goes after every frame already promised to the client, so none is lost; the
+    // client gets a while to take them (a client that stopped reading, only a second).
+    let (close, grace) = match end {
+        // The client closed: complete its close handshake, echoing its code.
+        None => {
+            let code = reader.client_close.map(u16::to_be_bytes);
+            (
+                socket::frame(8, code.as_ref().map_or(&[][..], |c| &c[..])),
+                Duration::from_secs(5),
+            )
+        }
+        Some(CloseReason::SendQueueFull) => (
+            close_frame(CloseReason::SendQueueFull),
+            Duration::from_secs(1),
+        ),
+        Some(reason) => (close_frame(reason), Duration::from_secs(5)),
+    };
+    outbox.close(close);
     reader.shared.metrics.connection_closed(end);
     drop(reader);
-    let _ = writer.await;
+    let _ = tokio::time::timeout(grace, outbox.drained()).await;
     let reason = end.map_or("client closed", CloseReason::text);
     tracing::info!(%player, reason, "disconnected");
 }
@@ -135,11 +144,13 @@ struct Reader {
     /// The core's heartbeat and rate limit for this connection.
     guard: Connection,
     shared: Arc<Shared>,
+    /// The code of the client's close frame, echoed in the reply.
+    client_close: Option<u16>,
 }
 
 impl Reader {
     /// Reads until the client goes; `Some` is the reason the server closes the connection.
-    async fn read_loop(&mut self, mut stream: SplitStream<Socket>) -> Option<CloseReason> {
+    async fn read_loop(&mut self, mut stream: Socket) -> Option<CloseReason> {
         let deadline = |guard: &Connection, epoch: Instant| {
             tokio::time::Instant::from_std(epoch + Duration::from_millis(guard.poll_timeout()))
         };
@@ -170,13 +181,17 @@ impl Reader {
                     Some(Ok(Message::Frame(_))) => continue,
                     Some(Err(WsError::Capacity(_))) => return Some(CloseReason::TooBig),
                     Some(Err(WsError::Utf8(_))) => return Some(CloseReason::InvalidUtf8),
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
+                    Some(Ok(Message::Close(frame))) => {
+                        self.client_close = frame.map(|f| u16::from(f.code));
+                        return None;
+                    }
+                    Some(Err(_)) | None => return None,
                 },
                 () = &mut timer => {
                     match self.guard.handle_timeout(self.shared.now_ms()) {
                         Some(TimerAction::Ping) => {
                             // A full queue is the overflow rule's business, not the heartbeat's.
-                            let _ = self.peer.queue.push(Outbound::Ping);
+                            self.peer.outbox.ping();
                         }
                         Some(TimerAction::Close(reason)) => return Some(reason),
                         None => {}
@@ -273,63 +288,6 @@ impl Reader {
         if let Place::InSession(handle) = std::mem::replace(&mut self.place, Place::Lobby) {
             let player = self.peer.player;
             let _ = handle.send(SessionMsg::Disconnect { player }).await;
-        }
-    }
-}
-
-/// A frame as WebSocket text, sharing its bytes.
-pub(crate) fn text_of(frame: &Frame) -> Utf8Bytes {
-    Utf8Bytes::try_from(frame.bytes().clone()).expect("core frames are UTF-8")
-}
-
-fn close_frame(reason: CloseReason) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: CloseCode::from(reason.code()),
-        reason: Utf8Bytes::from_static(reason.text()),
-    }))
-}
-
-/// Writes queued frames, all that are waiting with one flush, until told to close.
-async fn write_loop(
-    mut sink: SplitSink<Socket, Message>,
-    queue: Arc<SendQueue>,
-    abort: Arc<Notify>,
-) {
-    // Registered once, not per batch.
-    let aborted = abort.notified();
-    tokio::pin!(aborted);
-    loop {
-        let step = async {
-            for item in queue.take().await {
-                let message = match item {
-                    Outbound::Text(text) => Message::Text(text),
-                    Outbound::Ping => Message::Ping(Bytes::new()),
-                    Outbound::Close(reason) => {
-                        if let Some(reason) = reason {
-                            sink.feed(close_frame(reason)).await?;
-                        }
-                        sink.close().await?;
-                        return Ok(false);
-                    }
-                };
-                sink.feed(message).await?;
-            }
-            sink.flush().await?;
-            Ok::<bool, WsError>(true)
-        };
-        tokio::select! {
-            result = step => {
-                if !matches!(result, Ok(true)) {
-                    break;
-                }
-            }
-            () = &mut aborted => {
-                // The client stopped reading: tell it why if it ever reads again, but don't
-                // wait long for that.
-                let close = sink.send(close_frame(CloseReason::SendQueueFull));
-                let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
-                break;
-            }
         }
     }
 }

@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -19,6 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use crate::assets;
 use crate::connection::{self, Shared};
 use crate::session_task::SessionMsg;
+use crate::socket::{Outbox, ReadSide};
 
 pub(crate) struct Context {
     pub(crate) shared: Arc<Shared>,
@@ -166,13 +168,26 @@ fn upgrade(
         let _open = ctx.occupancy.enter();
         match on_upgrade.await {
             Ok(upgraded) => {
-                let socket = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
+                // Back to the plain TCP stream (and whatever hyper read past the request), so
+                // that writes can go straight to the socket (see socket.rs).
+                let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                    Ok(parts) => parts,
+                    Err(_) => {
+                        tracing::error!(%addr, "upgraded connection is not a TCP stream");
+                        return;
+                    }
+                };
+                let (read, write) = parts.io.into_inner().into_split();
+                let outbox = Outbox::new(write, ctx.shared.send_queue);
+                let socket = WebSocketStream::from_partially_read(
+                    ReadSide::new(read, outbox.clone()),
+                    parts.read_buf.to_vec(),
                     Role::Server,
                     Some(ctx.ws_config),
                 )
                 .await;
-                connection::run(socket, addr, ctx.shared.clone(), ctx.shutdown.clone()).await;
+                let shutdown = ctx.shutdown.clone();
+                connection::run(socket, outbox, addr, ctx.shared.clone(), shutdown).await;
             }
             Err(e) => tracing::debug!(%addr, error = %e, "upgrade failed"),
         }

@@ -21,8 +21,9 @@
 //!   `/monitor`) or the WebSocket upgrade.
 //! - `assets.rs`: the files served over HTTP (`assets/`, and the JS client from `clients/js`).
 //! - `metrics.rs`: the counters behind `/metrics`; `admin.rs`: who may see `/sessions`.
-//! - `connection.rs`: one WebSocket connection: a reader task (one player) and a writer task.
-//! - `send_queue.rs`: a connection's bounded queue of frames to send.
+//! - `connection.rs`: one WebSocket connection: its task reads commands (one player).
+//! - `socket.rs`: writing to a client: frames built once per broadcast, written straight to
+//!   the socket by the session task, queued (bounded) only when the socket is full.
 //! - `session_task.rs`: one task per session, owning its `sessionserver_core::Session`.
 //! - `registry.rs`: the live sessions by ID and the ID counters; touched on create, join and
 //!   destroy only, never per message.
@@ -40,9 +41,9 @@ mod http;
 mod memory;
 mod metrics;
 mod registry;
-mod send_queue;
 mod server;
 mod session_task;
+mod socket;
 
 pub use config::Config;
 pub use server::{start, RunningServer};

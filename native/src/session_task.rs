@@ -2,15 +2,15 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use sessionserver_core::{
     Command, Frame, Limits, Membership, Output, PlayerId, Rejection, Session, SessionFormat,
 };
 use std::sync::Arc;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connection::{text_of, Peer};
+use crate::connection::{ws_frame_of, Peer};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 
@@ -153,9 +153,9 @@ impl SessionTask {
     /// Hands every queued frame to its recipient's connection. Never waits: a connection that
     /// cannot take more is disconnected by its own task (see `Peer::send`).
     fn deliver(&mut self) {
-        // A broadcast comes out as one output per member, all sharing one buffer: make its
-        // WebSocket text once.
-        let mut last: Option<(Frame, Utf8Bytes)> = None;
+        // A broadcast comes out as one output per member, all sharing one buffer: build its
+        // WebSocket frame once.
+        let mut last: Option<(Frame, Bytes)> = None;
         while let Some(output) = self.session.poll_output() {
             match output {
                 Output::Send { to, frame } => {
@@ -169,12 +169,12 @@ impl SessionTask {
                             text.clone()
                         }
                         _ => {
-                            let text = text_of(&frame);
+                            let text = ws_frame_of(&frame);
                             last = Some((frame.clone(), text.clone()));
                             text
                         }
                     };
-                    peer.send_text(&frame, text);
+                    peer.send_framed(&frame, text);
                 }
             }
         }
