@@ -82,7 +82,7 @@ pub(crate) fn ws_frame_of(frame: &Frame) -> Bytes {
 
 /// Runs one connection to its end.
 pub(crate) async fn run(
-    stream: Socket,
+    stream: Box<Socket>,
     outbox: Arc<Outbox>,
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -150,7 +150,7 @@ struct Reader {
 
 impl Reader {
     /// Reads until the client goes; `Some` is the reason the server closes the connection.
-    async fn read_loop(&mut self, mut stream: Socket) -> Option<CloseReason> {
+    async fn read_loop(&mut self, mut stream: Box<Socket>) -> Option<CloseReason> {
         let deadline = |guard: &Connection, epoch: Instant| {
             tokio::time::Instant::from_std(epoch + Duration::from_millis(guard.poll_timeout()))
         };

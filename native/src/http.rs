@@ -177,15 +177,23 @@ fn upgrade(
                         return;
                     }
                 };
+                // Copy what hyper read past the request (usually nothing) and let go of its
+                // read buffer, which would otherwise stay allocated for the whole connection.
+                let already_read = parts.read_buf.to_vec();
                 let (read, write) = parts.io.into_inner().into_split();
+                drop(parts.read_buf);
                 let outbox = Outbox::new(write, ctx.shared.send_queue);
-                let socket = WebSocketStream::from_partially_read(
-                    ReadSide::new(read, outbox.clone()),
-                    parts.read_buf.to_vec(),
-                    Role::Server,
-                    Some(ctx.ws_config),
-                )
-                .await;
+                // Boxed: the connection's future then holds a pointer, not the whole socket
+                // state (which async functions would otherwise lay out more than once).
+                let socket = Box::new(
+                    WebSocketStream::from_partially_read(
+                        ReadSide::new(read, outbox.clone()),
+                        already_read,
+                        Role::Server,
+                        Some(ctx.ws_config),
+                    )
+                    .await,
+                );
                 let shutdown = ctx.shutdown.clone();
                 connection::run(socket, outbox, addr, ctx.shared.clone(), shutdown).await;
             }

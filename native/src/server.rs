@@ -60,11 +60,12 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
     let (alive, all_done) = mpsc::channel(1);
     // tungstenite's default 128 KiB read buffer per connection would dominate the memory of
     // an idle player, and it zero-fills the buffer before every read: commands are small, so
-    // 512 bytes. Larger messages still arrive whole (the buffer grows while reading one). The
-    // write buffer batches queued frames into one write.
+    // 512 bytes. Larger messages still arrive whole (the buffer grows while reading one).
+    // tungstenite only reads here (its pongs and close replies go to the outbox, socket.rs),
+    // so its write buffer is passed on at once.
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(512)
-        .write_buffer_size(8192)
+        .write_buffer_size(0)
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
     let occupancy = crate::memory::Occupancy::default();
