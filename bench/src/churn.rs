@@ -9,19 +9,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{self, Percentiles, ResultLine, Watched, Ws};
+use crate::common::{self, Percentiles, ResultLine, Target, Watched, Ws};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ChurnArgs {
-    /// Server URL.
-    #[arg(long, default_value = "ws://127.0.0.1:7000/")]
-    pub url: String,
-    /// Label of the server in the result line.
-    #[arg(long, default_value = "server")]
-    pub server: String,
-    /// PID of the server, to read its CPU time.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    #[command(flatten)]
+    pub target: Target,
     /// Cycles in flight at once (one worker each).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -41,7 +34,7 @@ struct WorkerReport {
 }
 
 pub async fn run(args: ChurnArgs) -> Result<(), String> {
-    let watched = Watched::new(args.server_pid);
+    let watched = Watched::new(args.target.server_pid);
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(args.warmup);
     let end = measure_from + Duration::from_secs_f64(args.duration);
@@ -49,7 +42,7 @@ pub async fn run(args: ChurnArgs) -> Result<(), String> {
     let total = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        let url = args.url.clone();
+        let url = args.target.url.clone();
         let first_error = first_error.clone();
         let total = total.clone();
         workers.push(tokio::spawn(async move {
@@ -102,7 +95,7 @@ pub async fn run(args: ChurnArgs) -> Result<(), String> {
         _ => f64::NAN,
     };
     let gen_cpu = gen1 - gen0;
-    let mut line = ResultLine::new("churn", &args.server);
+    let mut line = ResultLine::new("churn", &args.target.server);
     line.put("concurrency", args.concurrency)
         .put("cycles", cycles.count())
         .put("errors", errors)

@@ -249,3 +249,17 @@ mod tests {
         assert_eq!(socket_addr_of("ws://127.0.0.1:7000/"), "127.0.0.1:7000");
     }
 }
+
+/// Which server a scenario runs against, and how it is named and watched.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// Server URL.
+    #[arg(long, default_value = "ws://127.0.0.1:7000/")]
+    pub url: String,
+    /// Label of the server in the result line.
+    #[arg(long, default_value = "server")]
+    pub server: String,
+    /// PID of the server, to read its CPU time and memory (VmRSS).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}

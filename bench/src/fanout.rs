@@ -19,22 +19,15 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::common::{self, Percentiles, ResultLine, Watched, Ws};
+use crate::common::{self, Percentiles, ResultLine, Target, Watched, Ws};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct FanoutArgs {
-    /// Server URL.
-    #[arg(long, default_value = "ws://127.0.0.1:7000/")]
-    pub url: String,
-    /// Label of the server in the result line.
-    #[arg(long, default_value = "server")]
-    pub server: String,
+    #[command(flatten)]
+    pub target: Target,
     /// Name of the scenario in the result line.
     #[arg(long, default_value = "fanout")]
     pub scenario: String,
-    /// PID of the server, to read its CPU time.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
     /// Number of sessions (M).
     #[arg(long, default_value_t = 100)]
     pub sessions: usize,
@@ -142,11 +135,11 @@ pub async fn run(args: FanoutArgs) -> Result<(), String> {
     if per_player_rate.is_nan() || per_player_rate <= 0.0 {
         return Err("the rate must be positive".into());
     }
-    let watched = Watched::new(args.server_pid);
+    let watched = Watched::new(args.target.server_pid);
     let (plan_tx, plan_rx) = watch::channel(None);
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
-        url: args.url.clone(),
+        url: args.target.url.clone(),
         players: k,
         total_players: n,
         period: Duration::from_secs_f64(1.0 / per_player_rate),
@@ -293,7 +286,7 @@ pub async fn run(args: FanoutArgs) -> Result<(), String> {
         && p99_ok
         && deliveries_per_s >= 0.95 * offered;
 
-    let mut line = ResultLine::new(&args.scenario, &args.server);
+    let mut line = ResultLine::new(&args.scenario, &args.target.server);
     line.put("sessions", m)
         .put("players", k)
         .num("rate", per_player_rate, 3)

@@ -8,19 +8,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{self, ResultLine, Watched, Ws};
+use crate::common::{self, ResultLine, Target, Watched, Ws};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct IdleArgs {
-    /// Server URL.
-    #[arg(long, default_value = "ws://127.0.0.1:7000/")]
-    pub url: String,
-    /// Label of the server in the result line.
-    #[arg(long, default_value = "server")]
-    pub server: String,
-    /// PID of the server, to read its memory (VmRSS) and CPU time.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    #[command(flatten)]
+    pub target: Target,
     /// Players to hold connected.
     #[arg(long, default_value_t = 10_000)]
     pub players: usize,
@@ -33,7 +26,7 @@ pub struct IdleArgs {
 }
 
 pub async fn run(args: IdleArgs) -> Result<(), String> {
-    let watched = Watched::new(args.server_pid);
+    let watched = Watched::new(args.target.server_pid);
     let rss_before = watched.rss_kib();
     let gen_rss_before = common::status_kib("self", "VmRSS");
     let cpu_before = watched.cpu();
@@ -42,7 +35,7 @@ pub async fn run(args: IdleArgs) -> Result<(), String> {
     let mut tasks = Vec::with_capacity(args.players);
     for _ in 0..args.players {
         let limit = limit.clone();
-        let url = args.url.clone();
+        let url = args.target.url.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
             one_idle_player(&url).await
@@ -86,7 +79,7 @@ pub async fn run(args: IdleArgs) -> Result<(), String> {
         (Some(a), Some(b)) => b - a,
         _ => f64::NAN,
     };
-    let mut line = ResultLine::new("idle", &args.server);
+    let mut line = ResultLine::new("idle", &args.target.server);
     line.put("players", args.players)
         .put("connected", connected)
         .put("failed", failed)
