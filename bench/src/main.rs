@@ -13,16 +13,19 @@
 
 mod churn;
 mod common;
+mod epoll;
 mod fanout;
 mod floor;
 mod idle;
+mod ws;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(name = "sessionserver-bench", version, about)]
 struct Cli {
-    /// Worker threads of the generator (default: one per CPU).
+    /// Worker threads of the generator (default: one per CPU): `fanout`'s epoll threads, the
+    /// tokio runtime's workers for `idle` and `churn`.
     #[arg(long, global = true)]
     threads: Option<usize>,
     #[command(subcommand)]
@@ -45,6 +48,13 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.scenario {
         Scenario::Floor(args) => floor::run(args),
+        // Its own threads, each an epoll loop over a share of the players: no async runtime.
+        Scenario::Fanout(args) => {
+            let threads = cli
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            fanout::run(args, threads.max(1))
+        }
         scenario => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             builder.enable_all();
@@ -54,10 +64,11 @@ fn main() {
             let runtime = builder.build().expect("a tokio runtime");
             runtime.block_on(async move {
                 match scenario {
-                    Scenario::Fanout(args) => fanout::run(args).await,
                     Scenario::Idle(args) => idle::run(args).await,
                     Scenario::Churn(args) => churn::run(args).await,
-                    Scenario::Floor(_) => unreachable!("run above, outside tokio"),
+                    Scenario::Floor(_) | Scenario::Fanout(_) => {
+                        unreachable!("run above, outside tokio")
+                    }
                 }
             })
         }

@@ -1,0 +1,338 @@
+//! A lean WebSocket client for the fan-out's hot path (RFC 6455, client side only): the HTTP/1.1
+//! upgrade written and checked by hand, server frames parsed in place from the caller's read
+//! buffer, client frames masked into the caller's reused buffer.
+//!
+//! Why not tungstenite here: the generator shares the machine with the server it measures, so
+//! every microsecond it spends per delivery is taken from the server. This needs no allocation
+//! per frame and never zero-fills a buffer before a read.
+//!
+//! What it leaves out, because the session server never sends it: fragmented messages
+//! (continuation frames are a protocol error here), extensions, subprotocols. The server's
+//! `Sec-WebSocket-Accept` is not verified either: the server is ours and on loopback, and a
+//! wrong upgrade shows up at once as frames that do not parse.
+
+use std::fmt::Write as _;
+
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_BINARY: u8 = 0x2;
+pub const OP_CLOSE: u8 = 0x8;
+pub const OP_PING: u8 = 0x9;
+pub const OP_PONG: u8 = 0xA;
+
+/// Larger server frames are treated as a protocol error rather than buffered without limit.
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// One server frame, its payload borrowed from the read buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    pub opcode: u8,
+    pub payload: &'a [u8],
+}
+
+/// The first complete server frame at the start of `buf` and the bytes it takes, `Ok(None)`
+/// when `buf` holds only part of one (read more and call again with the same start).
+pub fn parse_server_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, String> {
+    let [b0, b1, ..] = *buf else {
+        return Ok(None);
+    };
+    let fin = b0 & 0x80 != 0;
+    let opcode = b0 & 0x0F;
+    if b0 & 0x70 != 0 {
+        return Err(format!("reserved bits set in a server frame ({b0:#04x})"));
+    }
+    if b1 & 0x80 != 0 {
+        return Err("a masked server frame".into());
+    }
+    let (len, header) = match b1 & 0x7F {
+        126 => match buf.get(2..4) {
+            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
+            None => return Ok(None),
+        },
+        127 => match buf.get(2..10) {
+            Some(b) => (u64::from_be_bytes(b.try_into().expect("8 bytes")), 10),
+            None => return Ok(None),
+        },
+        short => (u64::from(short), 2),
+    };
+    match opcode {
+        OP_TEXT | OP_BINARY if fin => {}
+        OP_CLOSE | OP_PING | OP_PONG if fin && len <= 125 => {}
+        0x0 | OP_TEXT | OP_BINARY => return Err("a fragmented server message".into()),
+        OP_CLOSE | OP_PING | OP_PONG => return Err("a fragmented or long control frame".into()),
+        other => return Err(format!("unknown opcode {other:#x}")),
+    }
+    if len > MAX_FRAME as u64 {
+        return Err(format!("a server frame of {len} bytes"));
+    }
+    let end = header + len as usize;
+    match buf.get(header..end) {
+        Some(payload) => Ok(Some((Frame { opcode, payload }, end))),
+        None => Ok(None),
+    }
+}
+
+/// Appends a masked client frame (FIN set) to `out`. Clients must mask every frame (RFC 6455
+/// 5.3); the key needs no cryptographic quality for a load generator.
+pub fn put_client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
+    out.push(0x80 | opcode);
+    match payload.len() {
+        len @ 0..=125 => out.push(0x80 | len as u8),
+        len @ 126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+}
+
+/// A cheap xorshift64 source for mask keys and handshake keys.
+pub struct Xorshift(u64);
+
+impl Xorshift {
+    pub fn new(seed: u64) -> Self {
+        Xorshift(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn mask(&mut self) -> [u8; 4] {
+        (self.next_u64() as u32).to_le_bytes()
+    }
+}
+
+/// `host:port` and the path of a `ws://host:port/path` URL.
+pub fn split_url(url: &str) -> Result<(&str, &str), String> {
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| format!("not a ws:// URL: {url}"))?;
+    Ok(match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, "/"),
+    })
+}
+
+/// The HTTP/1.1 upgrade request, with a fresh `Sec-WebSocket-Key` (16 random bytes, base64).
+pub fn upgrade_request(host: &str, path: &str, rng: &mut Xorshift) -> String {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+    key[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+    let mut request = String::with_capacity(200);
+    let _ = write!(
+        request,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        base64(&key)
+    );
+    request
+}
+
+/// Where the response head ends (the bytes after it are frames), `None` while incomplete;
+/// an error unless the status is 101 Switching Protocols.
+pub fn upgrade_response(buf: &[u8]) -> Result<Option<usize>, String> {
+    let Some(end) = memchr::memmem::find(buf, b"\r\n\r\n") else {
+        if buf.len() > 16 << 10 {
+            return Err("no end to the upgrade response".into());
+        }
+        return Ok(None);
+    };
+    let head = &buf[..end];
+    let status = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    if status.starts_with(b"HTTP/1.1 101") {
+        Ok(Some(end + 4))
+    } else {
+        Err(format!(
+            "upgrade refused: {}",
+            String::from_utf8_lossy(status)
+        ))
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unmasked frame as the server sends it.
+    fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x80 | opcode];
+        match payload.len() {
+            len @ 0..=125 => f.push(len as u8),
+            len @ 126..=0xFFFF => {
+                f.push(126);
+                f.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                f.push(127);
+                f.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// Every frame in `buf` and the bytes left over.
+    fn parse_all(buf: &[u8]) -> (Vec<(u8, Vec<u8>)>, usize) {
+        let mut pos = 0;
+        let mut frames = Vec::new();
+        while let Some((frame, used)) = parse_server_frame(&buf[pos..]).unwrap() {
+            frames.push((frame.opcode, frame.payload.to_vec()));
+            pos += used;
+        }
+        (frames, buf.len() - pos)
+    }
+
+    #[test]
+    fn several_frames_in_one_buffer() {
+        let mut buf = server_frame(OP_TEXT, b"{\"a\":1}");
+        buf.extend(server_frame(OP_PING, b"hi"));
+        buf.extend(server_frame(OP_TEXT, b""));
+        let (frames, left) = parse_all(&buf);
+        assert_eq!(
+            frames,
+            vec![
+                (OP_TEXT, b"{\"a\":1}".to_vec()),
+                (OP_PING, b"hi".to_vec()),
+                (OP_TEXT, vec![])
+            ]
+        );
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn a_frame_split_anywhere_waits_for_the_rest() {
+        let payload: Vec<u8> = (0..300u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut buf = server_frame(OP_TEXT, b"first");
+        buf.extend(server_frame(OP_TEXT, &payload));
+        for cut in 0..buf.len() {
+            // What a reader does: parse what it has, keep the rest, append the next read.
+            let (mut frames, left) = parse_all(&buf[..cut]);
+            let rest = [&buf[cut - left..cut], &buf[cut..]].concat();
+            let (more, left) = parse_all(&rest);
+            frames.extend(more);
+            assert_eq!(left, 0, "cut at {cut}");
+            assert_eq!(frames.len(), 2, "cut at {cut}");
+            assert_eq!(frames[1].1, payload, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn lengths_of_16_and_64_bits() {
+        let medium = vec![7u8; 126];
+        let f = server_frame(OP_BINARY, &medium);
+        assert_eq!(&f[1..4], &[126, 0, 126]);
+        let (frame, used) = parse_server_frame(&f).unwrap().unwrap();
+        assert_eq!((frame.payload, used), (&medium[..], 4 + 126));
+
+        let large = vec![9u8; 70_000];
+        let f = server_frame(OP_TEXT, &large);
+        assert_eq!(f[1], 127);
+        assert_eq!(parse_server_frame(&f[..f.len() - 1]).unwrap(), None);
+        let (frame, used) = parse_server_frame(&f).unwrap().unwrap();
+        assert_eq!((frame.payload.len(), used), (70_000, 10 + 70_000));
+    }
+
+    #[test]
+    fn ping_and_close() {
+        let mut buf = server_frame(OP_PING, b"p");
+        buf.extend(server_frame(OP_CLOSE, &[0x03, 0xE8]));
+        let (frames, _) = parse_all(&buf);
+        assert_eq!(
+            frames,
+            vec![(OP_PING, b"p".to_vec()), (OP_CLOSE, vec![0x03, 0xE8])]
+        );
+    }
+
+    #[test]
+    fn protocol_errors() {
+        // Masked, fragmented, a continuation, a long ping, reserved bits, an unknown opcode.
+        for bad in [
+            vec![0x81, 0x80 | 1, 0, 0, 0, 0, b'x'],
+            vec![0x01, 1, b'x'],
+            vec![0x80, 1, b'x'],
+            [vec![0x89, 126, 0, 200], vec![0; 200]].concat(),
+            vec![0xC1, 1, b'x'],
+            vec![0x83, 0],
+        ] {
+            assert!(parse_server_frame(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn client_frames_are_masked() {
+        let mask = [1, 2, 3, 4];
+        for len in [0usize, 5, 125, 126, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut out = Vec::new();
+            put_client_frame(&mut out, OP_TEXT, &payload, mask);
+            assert_eq!(out[0], 0x81);
+            assert_eq!(out[1] & 0x80, 0x80, "mask bit");
+            let header = match len {
+                0..=125 => 2,
+                126..=0xFFFF => 4,
+                _ => 10,
+            };
+            assert_eq!(&out[header..header + 4], &mask);
+            let unmasked: Vec<u8> = out[header + 4..]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect();
+            assert_eq!(unmasked, payload);
+        }
+    }
+
+    #[test]
+    fn upgrade() {
+        let (host, path) = split_url("ws://127.0.0.1:7000/").unwrap();
+        assert_eq!((host, path), ("127.0.0.1:7000", "/"));
+        assert_eq!(split_url("ws://h:1").unwrap(), ("h:1", "/"));
+        assert_eq!(split_url("ws://h:1/a/b").unwrap(), ("h:1", "/a/b"));
+        assert!(split_url("http://h:1/").is_err());
+        let request = upgrade_request(host, path, &mut Xorshift::new(1));
+        assert!(request.starts_with("GET / HTTP/1.1\r\nHost: 127.0.0.1:7000\r\n"));
+        assert!(request.ends_with("\r\n\r\n"));
+        let key = request.split("Sec-WebSocket-Key: ").nth(1).unwrap();
+        assert_eq!(key.find("\r\n"), Some(24));
+        assert!(key[..22]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'));
+        assert_eq!(&key[22..24], "==");
+
+        let ok = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x00";
+        assert_eq!(upgrade_response(&ok[..20]), Ok(None));
+        assert_eq!(upgrade_response(ok), Ok(Some(ok.len() - 2)));
+        assert!(upgrade_response(b"HTTP/1.1 400 Bad Request\r\n\r\n").is_err());
+        assert_eq!(base64(b"any carnal pleas"), "YW55IGNhcm5hbCBwbGVhcw==");
+        assert_eq!(base64(b"Man"), "TWFu");
+    }
+}
