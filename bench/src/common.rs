@@ -3,7 +3,10 @@
 
 use std::fmt::Write as _;
 use std::io;
+use std::sync::LazyLock;
 use std::time::Duration;
+
+use memchr::memmem::Finder;
 
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -193,7 +196,9 @@ pub async fn connect(url: &str, timeout: Duration) -> io::Result<Ws> {
 /// The `command` of a server frame, without parsing the rest.
 pub fn command_of(text: &str) -> &str {
     const KEY: &str = "\"command\":\"";
-    let Some(start) = memchr::memmem::find(text.as_bytes(), KEY.as_bytes()) else {
+    // Built once: building a searcher costs more than searching a 100-byte frame.
+    static FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(KEY));
+    let Some(start) = FINDER.find(text.as_bytes()) else {
         return "";
     };
     let rest = &text[start + KEY.len()..];
@@ -203,7 +208,26 @@ pub fn command_of(text: &str) -> &str {
 /// The integer after `"key":` (the key given with its quotes and colon, e.g. `"\"error\":"`).
 pub fn int_field(text: &str, key: &str) -> Option<i64> {
     let start = memchr::memmem::find(text.as_bytes(), key.as_bytes())? + key.len();
-    let rest = text[start..].trim_start();
+    int_at(&text[start..])
+}
+
+/// A key looked up in many frames (`int_field` with its searcher built once).
+pub struct Field(Finder<'static>);
+
+impl Field {
+    pub fn new(key: &'static str) -> Self {
+        Field(Finder::new(key))
+    }
+
+    pub fn int_in(&self, text: &str) -> Option<i64> {
+        let start = self.0.find(text.as_bytes())? + self.0.needle().len();
+        int_at(&text[start..])
+    }
+}
+
+/// The integer at the start of `rest` (after blanks).
+fn int_at(rest: &str) -> Option<i64> {
+    let rest = rest.trim_start();
     let (negative, digits) = match rest.strip_prefix('-') {
         Some(digits) => (true, digits),
         None => (false, rest),
@@ -229,6 +253,10 @@ mod tests {
         assert_eq!(int_field(frame, "\"seq\":"), Some(42));
         assert_eq!(int_field(frame, "\"t\":"), Some(-3));
         assert_eq!(int_field(frame, "\"sessionID\":"), None);
+        assert_eq!(Field::new("\"seq\":").int_in(frame), Some(42));
+        assert_eq!(Field::new("\"t\":").int_in(frame), Some(-3));
+        assert_eq!(Field::new("\"sessionID\":").int_in(frame), None);
+        assert_eq!(command_of(r#"{"error":0}"#), "");
     }
 
     #[test]

@@ -18,10 +18,11 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use super::{Plan, Progress, Report, Shared, WorkerReport, LATE};
-use crate::common;
+use crate::common::{self, Field};
 use crate::epoll::{self, Epoll, Event};
 use crate::ws::{self, Xorshift};
 
@@ -70,6 +71,21 @@ struct Tally {
     latencies_us: Vec<u32>,
     first_failure: Option<String>,
 }
+
+/// The fields of an update, their searchers built once.
+struct UpdateFields {
+    error: Field,
+    player_id: Field,
+    seq: Field,
+    t: Field,
+}
+
+static UPDATE: LazyLock<UpdateFields> = LazyLock::new(|| UpdateFields {
+    error: Field::new("\"error\":"),
+    player_id: Field::new("\"playerID\":"),
+    seq: Field::new("\"seq\":"),
+    t: Field::new("\"t\":"),
+});
 
 /// Bytes asked for per read: many deliveries of ~100 bytes fit.
 const READ_SIZE: usize = 64 << 10;
@@ -491,11 +507,12 @@ impl Worker<'_> {
         let report = &mut self.players[idx].report;
         match common::command_of(text) {
             "playerUpdate" => {
+                let f = &*UPDATE;
                 let fields = (
-                    common::int_field(text, "\"error\":"),
-                    common::int_field(text, "\"playerID\":"),
-                    common::int_field(text, "\"seq\":"),
-                    common::int_field(text, "\"t\":"),
+                    f.error.int_in(text),
+                    f.player_id.int_in(text),
+                    f.seq.int_in(text),
+                    f.t.int_in(text),
                 );
                 let (Some(0), Some(sender), Some(seq), Some(t)) = fields else {
                     report.errors += 1;
@@ -527,7 +544,7 @@ impl Worker<'_> {
                 }
             }
             "playerJoin" => {
-                if let Some(id) = common::int_field(text, "\"playerID\":") {
+                if let Some(id) = UPDATE.player_id.int_in(text) {
                     report.members.entry(id).or_default();
                 }
             }
