@@ -270,6 +270,9 @@ impl Worker<'_> {
             let due = self.players[idx].next_send;
             if due >= self.send_end {
                 self.sending = false;
+                // The final count first: once it sees `done_sending`, the coordinator reads
+                // `sent` to know how many deliveries to wait for.
+                self.publish();
                 self.progress.done_sending.store(true, Ordering::Release);
                 return None;
             }
