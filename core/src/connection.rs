@@ -11,6 +11,9 @@ use crate::reply::ReplyCommand;
 pub enum CloseReason {
     /// 1001: the server is shutting down.
     Shutdown,
+    /// 1002: a frame the WebSocket protocol does not allow from a client (unmasked, reserved
+    /// bits or opcode, a broken fragment sequence, a fragmented or long control frame).
+    ProtocolError,
     /// 1007: a text frame that is not UTF-8.
     InvalidUtf8,
     /// 1008: the client kept sending commands faster than its rate limit.
@@ -25,8 +28,9 @@ pub enum CloseReason {
 
 impl CloseReason {
     /// Every close reason, in a fixed order (for metrics tables).
-    pub const ALL: [CloseReason; 6] = [
+    pub const ALL: [CloseReason; 7] = [
         CloseReason::Shutdown,
+        CloseReason::ProtocolError,
         CloseReason::InvalidUtf8,
         CloseReason::RateLimit,
         CloseReason::TooBig,
@@ -38,6 +42,7 @@ impl CloseReason {
     pub const fn name(self) -> &'static str {
         match self {
             CloseReason::Shutdown => "shutdown",
+            CloseReason::ProtocolError => "protocol_error",
             CloseReason::InvalidUtf8 => "invalid_utf8",
             CloseReason::RateLimit => "rate_limit",
             CloseReason::TooBig => "too_big",
@@ -50,6 +55,7 @@ impl CloseReason {
     pub const fn code(self) -> u16 {
         match self {
             CloseReason::Shutdown => 1001,
+            CloseReason::ProtocolError => 1002,
             CloseReason::InvalidUtf8 => 1007,
             CloseReason::RateLimit => 1008,
             CloseReason::TooBig => 1009,
@@ -62,6 +68,7 @@ impl CloseReason {
     pub const fn text(self) -> &'static str {
         match self {
             CloseReason::Shutdown => "server shutting down",
+            CloseReason::ProtocolError => "protocol error",
             CloseReason::InvalidUtf8 => "text frame is not UTF-8",
             CloseReason::RateLimit => "too many commands",
             CloseReason::TooBig => "message too big",

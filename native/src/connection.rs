@@ -1,26 +1,26 @@
 //! One WebSocket connection = one player: a task that reads frames into core commands and runs
 //! the connection's timers. What the player is sent goes through its `socket::Outbox`.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use sessionserver_core::{
     command, lobby, Admission, CloseReason, Command, Connection, ConnectionConfig, ErrorCode,
     Frame, JoinTarget, Limits, LobbyAction, Membership, PlayerId, Rejection, TimerAction,
 };
-use tokio::sync::{oneshot, watch, Notify};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{oneshot, Notify};
 
+use crate::frame_reader::{FrameReader, Incoming, ReadError};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::session_task::{self, SessionHandle, SessionMsg};
-use crate::socket::{self, close_frame, Outbox, ReadSide};
-
-pub(crate) type Socket = WebSocketStream<ReadSide>;
+use crate::socket::{self, close_frame, Full, Outbox};
 
 /// The way to one player's connection, held by its reader and by its session.
 #[derive(Clone)]
@@ -40,14 +40,23 @@ impl Peer {
     /// Sends a frame without waiting. A full outbox means the client stopped reading; it is
     /// disconnected rather than slowing down its session or growing the server's memory.
     pub(crate) fn send(&self, frame: &Frame) {
-        self.send_framed(frame, ws_frame_of(frame));
+        self.metrics.frame_out(frame);
+        if self.outbox.send(ws_frame_of(frame)).is_err() {
+            self.overflow.notify_one();
+        }
     }
 
-    /// [`Peer::send`] with the WebSocket frame already built (once per broadcast).
-    pub(crate) fn send_framed(&self, frame: &Frame, ws_frame: Bytes) {
+    /// Queues a frame for the session's next flush, with its WebSocket frame already built
+    /// (once per broadcast). Returns the outbox when the caller must flush it.
+    pub(crate) fn queue(&self, frame: &Frame, ws_frame: Bytes) -> Option<Arc<Outbox>> {
         self.metrics.frame_out(frame);
-        if self.outbox.send(ws_frame).is_err() {
-            self.overflow.notify_one();
+        match self.outbox.queue(ws_frame) {
+            Ok(true) => Some(self.outbox.clone()),
+            Ok(false) => None,
+            Err(Full) => {
+                self.overflow.notify_one();
+                None
+            }
         }
     }
 }
@@ -67,6 +76,33 @@ pub(crate) struct Shared {
     /// The origin of the milliseconds the core's timers count in.
     pub(crate) epoch: Instant,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) stopping: Stopping,
+}
+
+/// Set once the server stops. Every open connection waits on it: a `Notified` is less than
+/// half the size of a watch receiver's future (memory per idle player).
+#[derive(Default)]
+pub(crate) struct Stopping {
+    stopped: AtomicBool,
+    notify: Notify,
+}
+
+impl Stopping {
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Resolves once the server stops (at once if it has).
+    pub(crate) async fn wait(&self) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read, so a stop in between is not missed.
+        notified.as_mut().enable();
+        if !self.stopped.load(Ordering::SeqCst) {
+            notified.await;
+        }
+    }
 }
 
 impl Shared {
@@ -80,13 +116,13 @@ pub(crate) fn ws_frame_of(frame: &Frame) -> Bytes {
     socket::frame(1, frame.bytes())
 }
 
-/// Runs one connection to its end.
-pub(crate) async fn run(
-    stream: Box<Socket>,
+/// Runs one connection to its end; `held` is dropped then.
+pub(crate) async fn run<H: Send>(
+    mut frames: FrameReader,
     outbox: Arc<Outbox>,
     addr: SocketAddr,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    held: H,
 ) {
     let Some(player) = shared.registry.new_player_id() else {
         tracing::error!("player IDs exhausted; refusing connection");
@@ -95,6 +131,7 @@ pub(crate) async fn run(
     tracing::info!(%player, %addr, "connected");
     shared.metrics.connection_opened();
     let overflow = Arc::new(Notify::new());
+    let server = shared.clone();
     let mut reader = Reader {
         peer: Peer {
             player,
@@ -108,13 +145,21 @@ pub(crate) async fn run(
         client_close: None,
     };
     let end = tokio::select! {
-        end = reader.read_loop(stream) => end,
+        end = reader.read_loop(&mut frames) => end,
         () = overflow.notified() => Some(CloseReason::SendQueueFull),
-        () = crate::server::stopped(&mut shutdown) => Some(CloseReason::Shutdown),
+        () = server.stopping.wait() => Some(CloseReason::Shutdown),
     };
+    // The rest runs once per connection: boxed, so that its futures take no room in the
+    // connection's task while it is open (memory per idle player).
+    Box::pin(finish(reader, end, outbox)).await;
+    drop(held);
+}
+
+/// Leaves the session and closes the WebSocket: after every frame already promised to the
+/// client, so none is lost; the client gets a while to take them (a client that stopped
+/// reading, only a second).
+async fn finish(mut reader: Reader, end: Option<CloseReason>, outbox: Arc<Outbox>) {
     reader.leave_session().await;
-    // The close goes after every frame already promised to the client, so none is lost; the
-    // client gets a while to take them (a client that stopped reading, only a second).
     let (close, grace) = match end {
         // The client closed: complete its close handshake, echoing its code.
         None => {
@@ -132,11 +177,15 @@ pub(crate) async fn run(
     };
     outbox.close(close);
     reader.shared.metrics.connection_closed(end);
+    let player = reader.peer.player;
     drop(reader);
     let _ = tokio::time::timeout(grace, outbox.drained()).await;
     let reason = end.map_or("client closed", CloseReason::text);
     tracing::info!(%player, reason, "disconnected");
 }
+
+/// A rare wait of a connection, boxed.
+type Wait<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 struct Reader {
     peer: Peer,
@@ -150,7 +199,7 @@ struct Reader {
 
 impl Reader {
     /// Reads until the client goes; `Some` is the reason the server closes the connection.
-    async fn read_loop(&mut self, mut stream: Box<Socket>) -> Option<CloseReason> {
+    async fn read_loop(&mut self, frames: &mut FrameReader) -> Option<CloseReason> {
         let deadline = |guard: &Connection, epoch: Instant| {
             tokio::time::Instant::from_std(epoch + Duration::from_millis(guard.poll_timeout()))
         };
@@ -162,30 +211,34 @@ impl Reader {
         tokio::pin!(timer);
         loop {
             let command = tokio::select! {
-                message = stream.next() => match message {
-                    Some(Ok(Message::Text(text))) => {
-                        let command = command::parse(&text, &self.shared.limits);
+                message = frames.next() => match message {
+                    Ok(Incoming::Text(text)) => {
+                        let command = command::parse(text, &self.shared.limits);
                         let name = command.as_ref().map_or("invalid", Command::name);
                         self.shared.metrics.frame_in(name, text.len());
                         command
                     }
-                    Some(Ok(Message::Binary(bytes))) => {
-                        self.shared.metrics.frame_in("binary", bytes.len());
+                    Ok(Incoming::Binary(len)) => {
+                        self.shared.metrics.frame_in("binary", len);
                         Err(Rejection::binary_frame())
                     }
-                    Some(Ok(Message::Pong(_) | Message::Ping(_))) => {
-                        // tungstenite answers pings itself.
+                    Ok(Incoming::Ping(payload)) => {
+                        self.peer.outbox.pong(payload);
                         self.guard.handle_activity(self.shared.now_ms());
                         continue;
                     }
-                    Some(Ok(Message::Frame(_))) => continue,
-                    Some(Err(WsError::Capacity(_))) => return Some(CloseReason::TooBig),
-                    Some(Err(WsError::Utf8(_))) => return Some(CloseReason::InvalidUtf8),
-                    Some(Ok(Message::Close(frame))) => {
-                        self.client_close = frame.map(|f| u16::from(f.code));
+                    Ok(Incoming::Pong) => {
+                        self.guard.handle_activity(self.shared.now_ms());
+                        continue;
+                    }
+                    Ok(Incoming::Close(code)) => {
+                        self.client_close = code;
                         return None;
                     }
-                    Some(Err(_)) | None => return None,
+                    Err(ReadError::Gone) => return None,
+                    Err(ReadError::TooBig) => return Some(CloseReason::TooBig),
+                    Err(ReadError::InvalidUtf8) => return Some(CloseReason::InvalidUtf8),
+                    Err(ReadError::Protocol) => return Some(CloseReason::ProtocolError),
                 },
                 () = &mut timer => {
                     match self.guard.handle_timeout(self.shared.now_ms()) {
@@ -203,15 +256,21 @@ impl Reader {
             let admission = self
                 .guard
                 .admit(self.shared.now_ms(), Rejection::reply_for(&command));
-            match admission {
-                Admission::Accept => self.handle(command).await,
-                Admission::Refuse(rejection) => self.handle(Err(rejection)).await,
+            let wait = match admission {
+                Admission::Accept => self.handle(command),
+                Admission::Refuse(rejection) => self.handle(Err(rejection)),
                 Admission::Close(reason) => return Some(reason),
+            };
+            if let Some(wait) = wait {
+                wait.await;
             }
         }
     }
 
-    async fn handle(&mut self, command: Result<Command, Rejection>) {
+    /// Handles one command. What has to be waited for (rare: a full session inbox, a leave's
+    /// acknowledgement, a join) comes back as a boxed future, so that no connection's task
+    /// carries room for it while it is open (memory per idle player).
+    fn handle(&mut self, command: Result<Command, Rejection>) -> Option<Wait<'_>> {
         if let Place::InSession(handle) = &self.place {
             // A leave is acknowledged before the next command is read, so that a following
             // create or join cannot overtake the sessionLeave reply.
@@ -227,15 +286,15 @@ impl Reader {
                 command,
                 ack,
             };
-            let sent = handle.send(msg).await;
-            let gone = match left {
-                Some(left) => sent.is_err() || left.await != Ok(Membership::Member),
-                None => sent.is_err(),
+            return match handle.try_send(msg) {
+                Ok(()) if left.is_none() => None,
+                Ok(()) => Some(Box::pin(self.in_session(None, left))),
+                Err(TrySendError::Full(msg)) => Some(Box::pin(self.in_session(Some(msg), left))),
+                Err(TrySendError::Closed(_)) => {
+                    self.place = Place::Lobby;
+                    None
+                }
             };
-            if gone {
-                self.place = Place::Lobby;
-            }
-            return;
         }
         match lobby::handle(command, &self.shared.limits) {
             LobbyAction::Reply(frame) => self.peer.send(&frame),
@@ -247,7 +306,31 @@ impl Reader {
                     None => self.peer.send(&lobby::create_refused(&self.shared.limits)),
                 }
             }
-            LobbyAction::Join(target) => self.join(target).await,
+            LobbyAction::Join(target) => return Some(Box::pin(self.join(target))),
+        }
+        None
+    }
+
+    /// Sends `msg` to the session when its inbox has room, then waits for the leave's
+    /// acknowledgement if there is one; back in the lobby if the session is gone or left.
+    async fn in_session(
+        &mut self,
+        msg: Option<SessionMsg>,
+        left: Option<oneshot::Receiver<Membership>>,
+    ) {
+        let Place::InSession(handle) = &self.place else {
+            return;
+        };
+        let sent = match msg {
+            Some(msg) => handle.send(msg).await,
+            None => Ok(()),
+        };
+        let gone = match left {
+            Some(left) => sent.is_err() || left.await != Ok(Membership::Member),
+            None => sent.is_err(),
+        };
+        if gone {
+            self.place = Place::Lobby;
         }
     }
 

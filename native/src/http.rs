@@ -14,17 +14,17 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
 
 use crate::assets;
 use crate::connection::{self, Shared};
+use crate::frame_reader::FrameReader;
 use crate::session_task::SessionMsg;
-use crate::socket::{Outbox, ReadSide};
+use crate::socket::Outbox;
 
 pub(crate) struct Context {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) ws_config: WebSocketConfig,
+    /// Largest message accepted from a client, in bytes.
+    pub(crate) max_message_size: usize,
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Held by every connection task; shutdown waits until all are dropped.
     pub(crate) alive: tokio::sync::mpsc::Sender<()>,
@@ -163,9 +163,8 @@ fn upgrade(
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
-        let alive = ctx.alive.clone();
-        let _permit = permit;
-        let _open = ctx.occupancy.enter();
+        // Held for as long as the connection lasts (they count it), then dropped.
+        let held = (ctx.alive.clone(), permit, ctx.occupancy.enter());
         match on_upgrade.await {
             Ok(upgraded) => {
                 // Back to the plain TCP stream (and whatever hyper read past the request), so
@@ -183,23 +182,14 @@ fn upgrade(
                 let (read, write) = parts.io.into_inner().into_split();
                 drop(parts.read_buf);
                 let outbox = Outbox::new(write, ctx.shared.send_queue);
-                // Boxed: the connection's future then holds a pointer, not the whole socket
-                // state (which async functions would otherwise lay out more than once).
-                let socket = Box::new(
-                    WebSocketStream::from_partially_read(
-                        ReadSide::new(read, outbox.clone()),
-                        already_read,
-                        Role::Server,
-                        Some(ctx.ws_config),
-                    )
-                    .await,
-                );
-                let shutdown = ctx.shutdown.clone();
-                connection::run(socket, outbox, addr, ctx.shared.clone(), shutdown).await;
+                let reader = FrameReader::new(read, already_read, ctx.max_message_size);
+                // A task of its own: this one's state (hyper's upgrade, the context) is then
+                // freed, and an open connection's task holds only the connection.
+                let shared = ctx.shared.clone();
+                tokio::spawn(connection::run(reader, outbox, addr, shared, held));
             }
             Err(e) => tracing::debug!(%addr, error = %e, "upgrade failed"),
         }
-        drop(alive);
     });
     let mut res = Response::new(Full::new(Bytes::new()));
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -22,8 +22,11 @@
 //! - `assets.rs`: the files served over HTTP (`assets/`, and the JS client from `clients/js`).
 //! - `metrics.rs`: the counters behind `/metrics`; `admin.rs`: who may see `/sessions`.
 //! - `connection.rs`: one WebSocket connection: its task reads commands (one player).
+//! - `frame_reader.rs`: reading a client's WebSocket messages, with a buffer only while bytes
+//!   wait in it.
 //! - `socket.rs`: writing to a client: frames built once per broadcast, written straight to
-//!   the socket by the session task, queued (bounded) only when the socket is full.
+//!   the socket by the session task after each batch of commands (several frames per write
+//!   under load), queued (bounded) only when the socket is full.
 //! - `session_task.rs`: one task per session, owning its `sessionserver_core::Session`.
 //! - `registry.rs`: the live sessions by ID and the ID counters; touched on create, join and
 //!   destroy only, never per message.
@@ -37,6 +40,7 @@ mod admin;
 mod assets;
 mod config;
 mod connection;
+mod frame_reader;
 mod http;
 mod memory;
 mod metrics;

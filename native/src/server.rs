@@ -11,7 +11,6 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::config::Config;
 use crate::connection::Shared;
@@ -58,16 +57,6 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
     let registry = Registry::default();
     let (stop, shutdown) = watch::channel(false);
     let (alive, all_done) = mpsc::channel(1);
-    // tungstenite's default 128 KiB read buffer per connection would dominate the memory of
-    // an idle player, and it zero-fills the buffer before every read: commands are small, so
-    // 512 bytes. Larger messages still arrive whole (the buffer grows while reading one).
-    // tungstenite only reads here (its pongs and close replies go to the outbox, socket.rs),
-    // so its write buffer is passed on at once.
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(512)
-        .write_buffer_size(0)
-        .max_message_size(Some(config.max_message_size))
-        .max_frame_size(Some(config.max_message_size));
     let occupancy = crate::memory::Occupancy::default();
     let ctx = Arc::new(Context {
         shared: Arc::new(Shared {
@@ -77,11 +66,12 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
             connection: config.connection,
             epoch: std::time::Instant::now(),
             metrics: Default::default(),
+            stopping: Default::default(),
         }),
         connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections)),
         occupancy: occupancy.clone(),
         admin: crate::admin::Admin::new(config.admin_token.clone(), config.bind),
-        ws_config,
+        max_message_size: config.max_message_size,
         shutdown,
         alive,
     });
@@ -122,6 +112,7 @@ async fn accept_loop(
     }
     drop(listener);
     tracing::info!("shutting down: closing every connection");
+    ctx.shared.stopping.stop();
     drop(ctx);
     // Every connection task holds a clone of the sender; recv() yields None once all are gone.
     if tokio::time::timeout(grace, all_done.recv()).await.is_err() {

@@ -1,24 +1,26 @@
 //! Writing to a client: every byte for one connection goes through its [`Outbox`].
 //!
-//! The session task writes a frame straight to the socket (a non-blocking `try_write`) when
-//! nothing is waiting for that connection: most deliveries cost one system call and no task
-//! wake-up. Only when the socket cannot take more does the rest wait in the outbox, and a
-//! writer task (started then, gone once the outbox is empty) sends it when the socket is
-//! writable. Frames are built here, once per broadcast, and shared by every recipient; reads
-//! stay with tungstenite, whose own writes (pongs, close replies) come here too, so that every
-//! frame keeps its place.
+//! A session task queues the frames a batch of commands produced ([`Outbox::queue`]) and then
+//! writes each member's frames straight to its socket ([`Outbox::flush`]: a non-blocking write,
+//! several frames in one system call when several are waiting). At rest a batch is one command
+//! and a delivery costs one system call and no task wake-up; under load a member gets many
+//! frames per write. Only when the socket cannot take more does the rest wait, and a writer
+//! task (started then, gone once the outbox is empty) sends it when the socket is writable.
+//! Frames are built once per broadcast and shared by every recipient; control frames (pongs,
+//! pings, the close) come here too, so that every frame keeps its place.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use sessionserver_core::CloseReason;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
+
+/// Frames handed to one `writev` (Linux takes up to 1,024; 64 frames already fill a socket's
+/// send buffer at typical sizes).
+const MAX_SLICES: usize = 64;
 
 /// The outbox held as many frames as it may: the client is not reading.
 pub(crate) struct Full;
@@ -31,6 +33,8 @@ struct State {
     written: usize,
     /// A writer task is running (it ends when `pending` is empty).
     writer: bool,
+    /// A session queued frames and will call `flush`: nothing else needs to write them.
+    scheduled: bool,
     /// The close frame is queued: nothing more goes out.
     closed: bool,
     /// A write failed: the connection is gone, nothing more goes out.
@@ -74,7 +78,43 @@ impl Outbox {
         Ok(())
     }
 
-    /// Sends bytes whatever the limit: control frames (pings, pongs) and tungstenite's writes.
+    /// Queues a frame for the next [`Outbox::flush`]. `Ok(true)`: the caller must flush this
+    /// outbox (nobody else will write the frame); `Ok(false)`: a flush or a writer is already
+    /// on its way, or the connection is closing.
+    pub(crate) fn queue(self: &Arc<Self>, frame: Bytes) -> Result<bool, Full> {
+        let mut state = self.lock();
+        if state.closed || state.failed {
+            return Ok(false);
+        }
+        if state.pending.len() >= self.limit {
+            // Before calling the client slow, let the socket take what it can.
+            if !state.writer && self.write_some(&mut state).is_err() {
+                state.failed = true;
+                return Ok(false);
+            }
+            if state.pending.len() >= self.limit {
+                return Err(Full);
+            }
+        }
+        state.pending.push_back(frame);
+        if state.writer || state.scheduled {
+            return Ok(false);
+        }
+        state.scheduled = true;
+        Ok(true)
+    }
+
+    /// Writes what [`Outbox::queue`] left, as far as the socket takes it now; the rest goes to
+    /// a writer task.
+    pub(crate) fn flush(self: &Arc<Self>) {
+        let mut state = self.lock();
+        state.scheduled = false;
+        if !state.writer {
+            self.write_or_hand_over(&mut state);
+        }
+    }
+
+    /// Sends bytes whatever the limit: control frames (pings, pongs).
     fn send_control(self: &Arc<Self>, frame: Bytes) {
         let mut state = self.lock();
         if !state.closed && !state.failed {
@@ -85,6 +125,11 @@ impl Outbox {
     /// Sends a ping, whatever the limit.
     pub(crate) fn ping(self: &Arc<Self>) {
         self.send_control(frame(9, &[]));
+    }
+
+    /// Answers a client's ping, whatever the limit.
+    pub(crate) fn pong(self: &Arc<Self>, payload: &[u8]) {
+        self.send_control(frame(10, payload));
     }
 
     /// Queues the close frame after everything queued; nothing goes out after it.
@@ -110,21 +155,26 @@ impl Outbox {
         }
     }
 
+    /// Sends a frame now if nothing waits before it, else after what waits.
     fn push(self: &Arc<Self>, state: &mut State, frame: Bytes) {
-        if state.pending.is_empty() {
-            match self.socket.try_write(&frame) {
-                Ok(n) if n == frame.len() => return,
-                Ok(n) => state.written = n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => state.written = 0,
-                Err(_) => {
-                    // The reader sees the connection fail and ends it.
-                    state.failed = true;
-                    return;
-                }
-            }
-        }
         state.pending.push_back(frame);
-        if !state.writer {
+        // A running writer, or a batch waiting for its session's flush, takes it along.
+        if !(state.writer || state.scheduled) {
+            self.write_or_hand_over(state);
+        }
+    }
+
+    /// Writes pending frames without waiting; what the socket cannot take now goes to a writer
+    /// task. Not for when a writer task already runs.
+    fn write_or_hand_over(self: &Arc<Self>, state: &mut State) {
+        if self.write_some(state).is_err() {
+            // The reader sees the connection fail and ends it.
+            state.failed = true;
+        }
+        if state.pending.is_empty() || state.failed {
+            release(&mut state.pending);
+            self.drained.notify_waiters();
+        } else {
             state.writer = true;
             tokio::spawn(self.clone().write_pending());
         }
@@ -143,6 +193,7 @@ impl Outbox {
             }
             if state.pending.is_empty() || state.failed {
                 state.writer = false;
+                release(&mut state.pending);
                 break;
             }
         }
@@ -153,19 +204,22 @@ impl Outbox {
     fn write_some(&self, state: &mut State) -> io::Result<()> {
         while !state.pending.is_empty() {
             let written = state.written;
-            let slices: Vec<IoSlice<'_>> = state
-                .pending
-                .iter()
-                .take(64)
-                .enumerate()
-                .map(|(i, f)| IoSlice::new(if i == 0 { &f[written..] } else { f }))
-                .collect();
-            let mut n = match self.socket.try_write_vectored(&slices) {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for (slot, frame) in slices.iter_mut().zip(&state.pending) {
+                *slot = IoSlice::new(if count == 0 { &frame[written..] } else { frame });
+                count += 1;
+            }
+            let result = if count == 1 {
+                self.socket.try_write(&slices[0])
+            } else {
+                self.socket.try_write_vectored(&slices[..count])
+            };
+            let mut n = match result {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             };
-            drop(slices);
             while n > 0 {
                 let left = state.pending[0].len() - state.written;
                 if n >= left {
@@ -179,6 +233,14 @@ impl Outbox {
             }
         }
         Ok(())
+    }
+}
+
+/// An idle connection holds no buffer: with many thousands of players connected, the few
+/// hundred bytes of an empty queue's allocation add up.
+fn release(pending: &mut VecDeque<Bytes>) {
+    if pending.is_empty() && pending.capacity() > 0 {
+        *pending = VecDeque::new();
     }
 }
 
@@ -207,48 +269,6 @@ pub(crate) fn close_frame(reason: CloseReason) -> Bytes {
     let mut payload = reason.code().to_be_bytes().to_vec();
     payload.extend_from_slice(reason.text().as_bytes());
     frame(8, &payload)
-}
-
-/// What tungstenite reads from and "writes" to: reads from the socket, writes into the outbox.
-pub(crate) struct ReadSide {
-    socket: OwnedReadHalf,
-    outbox: Arc<Outbox>,
-}
-
-impl ReadSide {
-    pub(crate) fn new(socket: OwnedReadHalf, outbox: Arc<Outbox>) -> Self {
-        ReadSide { socket, outbox }
-    }
-}
-
-impl AsyncRead for ReadSide {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.socket).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ReadSide {
-    /// tungstenite writes whole frames (pongs, its close reply): they join the outbox.
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.outbox.send_control(Bytes::copy_from_slice(buf));
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
 }
 
 #[cfg(test)]
