@@ -233,3 +233,201 @@ struct Found {
     opcode: OpCode,
     payload: std::ops::Range<usize>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// Reads handed out one by one, as the socket would; then the end of the stream.
+    struct Script(VecDeque<Vec<u8>>);
+
+    impl Source for Script {
+        fn poll_readable(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn try_read_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+            let Some(read) = self.0.pop_front() else {
+                return Ok(0);
+            };
+            buf.extend_from_slice(&read);
+            Ok(read.len())
+        }
+    }
+
+    /// A client frame: masked, with the length in its shortest form.
+    fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    fn reader(reads: Vec<Vec<u8>>) -> FrameReader<Script> {
+        FrameReader::new(Script(reads.into()), Vec::new(), 1000)
+    }
+
+    /// Everything the reader yields until it stops, as owned values.
+    fn read_all(mut reader: FrameReader<Script>) -> (Vec<String>, ReadError) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut items = Vec::new();
+            loop {
+                match reader.next().await {
+                    Ok(item) => items.push(format!("{item:?}")),
+                    Err(e) => return (items, e),
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn messages_split_across_reads_and_packed_in_one_read() {
+        let one = client_frame(true, 1, br#"{"command":"leaveSession"}"#);
+        let two = client_frame(true, 1, "h\u{e9}llo".as_bytes());
+        let mut packed = one.clone();
+        packed.extend_from_slice(&two);
+        // Every way of cutting the two frames into two reads gives the same messages (an empty
+        // read is the end of the stream, so each read holds at least a byte).
+        for cut in 1..packed.len() {
+            let reads = vec![packed[..cut].to_vec(), packed[cut..].to_vec()];
+            let (items, end) = read_all(reader(reads));
+            assert_eq!(
+                items,
+                [
+                    r#"Text("{\"command\":\"leaveSession\"}")"#,
+                    "Text(\"h\u{e9}llo\")"
+                ],
+                "cut at {cut}"
+            );
+            assert_eq!(end, ReadError::Gone);
+        }
+    }
+
+    #[test]
+    fn lengths_in_16_and_64_bits() {
+        let medium = "m".repeat(300);
+        let (items, _) = read_all(reader(vec![client_frame(true, 1, medium.as_bytes())]));
+        assert_eq!(items, [format!("Text({medium:?})")]);
+        let mut long = vec![0x81, 0x80 | 127];
+        long.extend_from_slice(&(200u64).to_be_bytes());
+        long.extend_from_slice(&[0; 4]);
+        long.extend_from_slice(&[b'x'; 200]);
+        let (items, _) = read_all(reader(vec![long]));
+        assert_eq!(items, [format!("Text({:?})", "x".repeat(200))]);
+    }
+
+    #[test]
+    fn fragments_are_joined_with_control_frames_between_them() {
+        let mut bytes = client_frame(false, 1, b"{\"command\":");
+        bytes.extend(client_frame(true, 9, b"are you there"));
+        bytes.extend(client_frame(false, 0, b"\"leave"));
+        bytes.extend(client_frame(true, 10, b""));
+        bytes.extend(client_frame(true, 0, b"Session\"}"));
+        bytes.extend(client_frame(true, 2, &[0, 1, 2]));
+        bytes.extend(client_frame(true, 8, &[0x03, 0xe8, b'b', b'y', b'e']));
+        let (items, end) = read_all(reader(vec![bytes]));
+        assert_eq!(
+            items,
+            [
+                "Ping([97, 114, 101, 32, 121, 111, 117, 32, 116, 104, 101, 114, 101])",
+                "Pong",
+                r#"Text("{\"command\":\"leaveSession\"}")"#,
+                "Binary(3)",
+                "Close(Some(1000))",
+            ]
+        );
+        assert_eq!(end, ReadError::Gone);
+    }
+
+    #[test]
+    fn a_close_without_a_code() {
+        let (items, _) = read_all(reader(vec![client_frame(true, 8, b"")]));
+        assert_eq!(items, ["Close(None)"]);
+    }
+
+    #[test]
+    fn frames_a_client_may_not_send_end_the_connection() {
+        let mut unmasked = vec![0x81, 2];
+        unmasked.extend_from_slice(b"hi");
+        let mut reserved_bit = client_frame(true, 1, b"hi");
+        reserved_bit[0] |= 0x40;
+        let long_ping = client_frame(true, 9, &[0; 126]);
+        let mut interrupted = client_frame(false, 1, b"a");
+        interrupted.extend(client_frame(true, 1, b"b"));
+        let cases = [
+            ("unmasked", unmasked),
+            ("reserved bit", reserved_bit),
+            ("reserved opcode", client_frame(true, 3, b"")),
+            ("reserved control opcode", client_frame(true, 11, b"")),
+            ("fragmented ping", client_frame(false, 9, b"")),
+            ("long ping", long_ping),
+            ("continuation of nothing", client_frame(true, 0, b"x")),
+            ("message interrupted by another", interrupted),
+        ];
+        for (name, bytes) in cases {
+            let (items, end) = read_all(reader(vec![bytes]));
+            assert_eq!((items.len(), end), (0, ReadError::Protocol), "{name}");
+        }
+    }
+
+    #[test]
+    fn size_limit_holds_for_one_frame_and_for_fragments_before_they_arrive() {
+        // Only the header of a 1001-byte frame is sent: refused without waiting for the rest.
+        let header_only = client_frame(true, 1, &[b'x'; 1001])[..8].to_vec();
+        let (items, end) = read_all(reader(vec![header_only]));
+        assert_eq!((items.len(), end), (0, ReadError::TooBig));
+        let mut fragments = client_frame(false, 1, &[b'x'; 600]);
+        fragments.extend(client_frame(true, 0, &[b'x'; 401]));
+        let (items, end) = read_all(reader(vec![fragments]));
+        assert_eq!((items.len(), end), (0, ReadError::TooBig));
+        let exactly = client_frame(true, 1, &[b'x'; 1000]);
+        let (items, end) = read_all(reader(vec![exactly]));
+        assert_eq!((items.len(), end), (1, ReadError::Gone));
+    }
+
+    #[test]
+    fn text_must_be_utf8_once_whole() {
+        // "é" split between two fragments is fine; a lone continuation byte is not.
+        let mut split = client_frame(false, 1, &[0xc3]);
+        split.extend(client_frame(true, 0, &[0xa9]));
+        let (items, _) = read_all(reader(vec![split]));
+        assert_eq!(items, ["Text(\"\u{e9}\")"]);
+        let (items, end) = read_all(reader(vec![client_frame(true, 1, &[0xa9])]));
+        assert_eq!((items.len(), end), (0, ReadError::InvalidUtf8));
+    }
+
+    #[test]
+    fn bytes_read_with_the_upgrade_come_first_and_no_buffer_stays_once_consumed() {
+        let first = client_frame(true, 1, b"first");
+        let mut reader = FrameReader::new(
+            Script(vec![client_frame(true, 1, b"second")].into()),
+            first,
+            1000,
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert_eq!(reader.next().await, Ok(Incoming::Text("first")));
+            assert_eq!(reader.next().await, Ok(Incoming::Text("second")));
+            assert_eq!(reader.next().await, Err(ReadError::Gone));
+        });
+        assert_eq!(reader.buffered.capacity(), 0);
+    }
+}

@@ -274,6 +274,60 @@ pub(crate) fn close_frame(reason: CloseReason) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// An outbox on one end of a loopback connection, and the other end.
+    async fn outbox_and_client(limit: usize) -> (Arc<Outbox>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let (_read, write) = accepted.unwrap().0.into_split();
+        (Outbox::new(write, limit), client.unwrap())
+    }
+
+    #[tokio::test]
+    async fn queued_frames_go_out_in_order_at_the_flush() {
+        let (outbox, mut client) = outbox_and_client(8).await;
+        // Only the first frame of a batch asks for a flush: one per member per batch.
+        assert!(matches!(outbox.queue(frame(1, b"one")), Ok(true)));
+        assert!(matches!(outbox.queue(frame(1, b"two")), Ok(false)));
+        // A control frame joins the batch instead of overtaking it.
+        outbox.ping();
+        assert!(matches!(outbox.queue(frame(1, b"three")), Ok(false)));
+        outbox.flush();
+        let expected = [
+            &frame(1, b"one")[..],
+            &frame(1, b"two"),
+            &frame(9, b""),
+            &frame(1, b"three"),
+        ]
+        .concat();
+        let mut got = vec![0; expected.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, expected);
+        // After the flush, the next frame asks for one again.
+        assert!(matches!(outbox.queue(frame(1, b"four")), Ok(true)));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_fills_the_outbox() {
+        let (outbox, _client) = outbox_and_client(4).await;
+        let big = frame(2, &vec![0u8; 60_000]);
+        // The kernel's buffers take some megabytes; then four frames wait, and the fifth is
+        // refused.
+        let mut accepted = 0;
+        loop {
+            match outbox.queue(big.clone()) {
+                Ok(_) => accepted += 1,
+                Err(Full) => break,
+            }
+            outbox.flush();
+            assert!(accepted < 100_000, "the outbox never filled");
+        }
+        assert!(accepted > 4);
+        assert_eq!(outbox.lock().pending.len(), 4);
+    }
 
     #[test]
     fn frames_carry_their_length_in_the_shortest_form() {

@@ -251,3 +251,56 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
     assert_eq!(close_code(&mut client).await, CloseCode::Invalid);
     server.shutdown().await;
 }
+
+/// Writes raw bytes to the client's socket, under the WebSocket library.
+async fn write_raw(client: &mut Client, bytes: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    match client.get_mut() {
+        MaybeTlsStream::Plain(tcp) => tcp.write_all(bytes).await.unwrap(),
+        _ => unreachable!("plain ws://"),
+    }
+}
+
+/// A masked client frame, as a browser sends it.
+fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mask = [9u8, 8, 7, 6];
+    let mut frame = vec![u8::from(fin) << 7 | opcode, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    frame
+}
+
+#[tokio::test]
+async fn a_command_in_fragments_with_a_ping_between_them_is_answered() {
+    let server = start(Config::default()).await;
+    let mut client = connect(&server).await;
+    let mut bytes = client_frame(false, 1, br#"{"command":"createSe"#);
+    bytes.extend(client_frame(true, 9, b"still there?"));
+    bytes.extend(client_frame(
+        true,
+        0,
+        br#"ssion","session":{},"player":{}}"#,
+    ));
+    write_raw(&mut client, &bytes).await;
+    // The pong comes first: the ping was whole before the command was.
+    assert_eq!(
+        next_any(&mut client).await,
+        Some(Message::Pong(b"still there?".to_vec().into()))
+    );
+    let reply = next_json(&mut client).await;
+    assert_eq!(reply["command"], "sessionJoin");
+    assert_eq!(reply["error"], 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unmasked_frame_closes_with_1002() {
+    let server = start(Config::default()).await;
+    let mut client = connect(&server).await;
+    let mut frame = vec![0x81, 2];
+    frame.extend_from_slice(b"{}");
+    write_raw(&mut client, &frame).await;
+    assert_eq!(close_code(&mut client).await, CloseCode::Protocol);
+    server.shutdown().await;
+}
