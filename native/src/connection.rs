@@ -47,9 +47,9 @@ impl Peer {
     }
 
     /// Queues a frame for the session's next flush, with its WebSocket frame already built
-    /// (once per broadcast). Returns the outbox when the caller must flush it.
-    pub(crate) fn queue(&self, frame: &Frame, ws_frame: Bytes) -> Option<Arc<Outbox>> {
-        self.metrics.frame_out(frame);
+    /// (once per broadcast; the session counts it in the metrics). Returns the outbox when the
+    /// caller must flush it.
+    pub(crate) fn queue(&self, ws_frame: Bytes) -> Option<Arc<Outbox>> {
         match self.outbox.queue(ws_frame) {
             Ok(true) => Some(self.outbox.clone()),
             Ok(false) => None,

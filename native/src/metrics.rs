@@ -61,10 +61,16 @@ impl Metrics {
 
     /// A frame was queued for a client.
     pub(crate) fn frame_out(&self, frame: &Frame) {
+        self.frames_out(frame, 1);
+    }
+
+    /// `frame` sent to `recipients` players (a broadcast is counted once, not per member:
+    /// these counters are shared by every thread).
+    pub(crate) fn frames_out(&self, frame: &Frame, recipients: u64) {
         let code = usize::from(frame.error()).min(CODES - 1);
-        self.frames_out[frame.command().index()][code].fetch_add(1, Relaxed);
+        self.frames_out[frame.command().index()][code].fetch_add(recipients, Relaxed);
         self.bytes_out
-            .fetch_add(frame.bytes().len() as u64, Relaxed);
+            .fetch_add(frame.bytes().len() as u64 * recipients, Relaxed);
     }
 
     pub(crate) fn session_created(&self) {

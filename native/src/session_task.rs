@@ -192,30 +192,38 @@ impl SessionTask {
     fn deliver(&mut self) {
         // A broadcast comes out as one output per member, all sharing one buffer: build its
         // WebSocket frame once.
-        let mut last: Option<(Frame, Bytes)> = None;
+        // `last`: the frame being broadcast, its WebSocket frame, and its recipients so far.
+        let mut last: Option<(Frame, Bytes, u64)> = None;
         while let Some(output) = self.session.poll_output() {
             match output {
                 Output::Send { to, frame } => {
                     let Some(peer) = self.peers.get(&to) else {
                         continue;
                     };
-                    let text = match &last {
-                        Some((shared, text))
+                    let text = match &mut last {
+                        Some((shared, text, recipients))
                             if shared.bytes().as_ptr() == frame.bytes().as_ptr() =>
                         {
+                            *recipients += 1;
                             text.clone()
                         }
                         _ => {
+                            if let Some((done, _, recipients)) = last.take() {
+                                self.metrics.frames_out(&done, recipients);
+                            }
                             let text = ws_frame_of(&frame);
-                            last = Some((frame.clone(), text.clone()));
+                            last = Some((frame, text.clone(), 1));
                             text
                         }
                     };
-                    if let Some(outbox) = peer.queue(&frame, text) {
+                    if let Some(outbox) = peer.queue(text) {
                         self.unflushed.push(outbox);
                     }
                 }
             }
+        }
+        if let Some((done, _, recipients)) = last {
+            self.metrics.frames_out(&done, recipients);
         }
     }
 
