@@ -1,21 +1,34 @@
-//! Churn: workers that each repeat connect → createSession → leaveSession → close as fast as
+//! Churn: C slots that each repeat connect → createSession → leaveSession → close as fast as
 //! the server answers; the result is completed cycles per second.
+//!
+//! A cycle is a new TCP connection, the WebSocket upgrade (HTTP 101), createSession answered by
+//! `sessionJoin` with error 0, leaveSession answered by `sessionLeave` with error 0, then our
+//! close frame and the server's, and the server's FIN: the server closes the TCP connection
+//! first (as RFC 6455 asks), so the client's ports do not pile up in TIME_WAIT. Any other end
+//! of a cycle, or none within 10 s, counts as an error (the slot then rests 10 ms and starts a
+//! new cycle; nothing is retried). A cycle counts, with its latency, when it ends inside the
+//! measured window.
+//!
+//! The generator shares the machine with the server, so its clients are lean, as in the
+//! fan-out: `--threads` OS threads, each running its share of the slots from one epoll loop
+//! with the hand-made WebSocket client of `ws.rs`. `churn/cycle.rs` is a cycle's protocol (no
+//! sockets in it), `churn/worker.rs` a thread's loop; this file reads the CPU clocks around
+//! the measured window and merges the threads' counts.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncReadExt;
-use tokio_tungstenite::tungstenite::Message;
+use crate::common::{self, Percentiles, ResultLine, Target, Watched};
+use crate::ws;
 
-use crate::common::{self, Percentiles, ResultLine, Target, Watched, Ws};
+mod cycle;
+mod worker;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ChurnArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Cycles in flight at once (one worker each).
+    /// Cycles in flight at once.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
     /// Seconds measured (after the warmup).
@@ -26,75 +39,96 @@ pub struct ChurnArgs {
     pub warmup: f64,
 }
 
+/// Where to connect and when, the same for every worker thread.
+struct Plan {
+    addr: SocketAddr,
+    /// `host:port` and path of the URL, for the upgrade request.
+    host: String,
+    path: String,
+    start: Instant,
+    /// Cycles ending from here on, and before `end`, are counted and timed.
+    measure_from: Instant,
+    /// No cycle starts from here on; those in flight are finished (or time out).
+    end: Instant,
+}
+
+/// What one worker thread returns at the end.
 #[derive(Default)]
 struct WorkerReport {
     /// Cycles that ended inside the measurement window, and how long each took (µs).
     cycle_us: Vec<u32>,
+    /// Cycles that failed, at any time, and the first reason.
     errors: u64,
+    first_error: Option<String>,
 }
 
-pub async fn run(args: ChurnArgs) -> Result<(), String> {
+/// Runs the scenario on `threads` worker threads (the coordinator is this thread).
+pub fn run(args: ChurnArgs, threads: usize) -> Result<(), String> {
+    let (host, path) = ws::split_url(&args.target.url)?;
+    let addr = host
+        .to_socket_addrs()
+        .map_err(|e| format!("{host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}: no address"))?;
+    let slots = args.concurrency.max(1);
+    let threads = threads.clamp(1, slots);
     let watched = Watched::new(args.target.server_pid);
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(args.warmup);
-    let end = measure_from + Duration::from_secs_f64(args.duration);
-    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
-    let total = Arc::new(AtomicU64::new(0));
-    let mut workers = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
-        let url = args.target.url.clone();
-        let first_error = first_error.clone();
-        let total = total.clone();
-        workers.push(tokio::spawn(async move {
-            let mut report = WorkerReport::default();
-            while Instant::now() < end {
-                let began = Instant::now();
-                match tokio::time::timeout(Duration::from_secs(10), cycle(&url)).await {
-                    Ok(Ok(())) => {
-                        total.fetch_add(1, Ordering::Relaxed);
-                        let ended = Instant::now();
-                        if ended >= measure_from && ended < end {
-                            report.cycle_us.push((ended - began).as_micros() as u32);
-                        }
-                    }
-                    failure => {
-                        report.errors += 1;
-                        let e = match failure {
-                            Ok(Err(e)) => e,
-                            _ => "cycle timed out".into(),
-                        };
-                        first_error.lock().unwrap().get_or_insert(e);
-                        // Do not spin on a server that refuses.
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-            report
-        }));
-    }
+    let plan = Plan {
+        addr,
+        host: host.to_string(),
+        path: path.to_string(),
+        start,
+        measure_from,
+        end: measure_from + Duration::from_secs_f64(args.duration),
+    };
 
-    tokio::time::sleep_until(measure_from.into()).await;
-    let (server0, gen0, t0) = (watched.cpu(), common::own_cpu(), Instant::now());
-    tokio::time::sleep_until(end.into()).await;
-    let (server1, gen1, t1) = (watched.cpu(), common::own_cpu(), Instant::now());
-    let window_s = (t1 - t0).as_secs_f64();
+    let (reports, window_s, gen_cpu, server_cpu) = std::thread::scope(|scope| {
+        let plan = &plan;
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                // Slots spread evenly: thread t runs those whose index maps to it.
+                let share = (t + 1) * slots / threads - t * slots / threads;
+                std::thread::Builder::new()
+                    .name(format!("churn-{t}"))
+                    .spawn_scoped(scope, move || worker::run(plan, t, share))
+                    .expect("a worker thread")
+            })
+            .collect();
+        sleep_until(plan.measure_from);
+        let (server0, gen0, t0) = (watched.cpu(), common::own_cpu(), Instant::now());
+        sleep_until(plan.end);
+        let (server1, gen1, t1) = (watched.cpu(), common::own_cpu(), Instant::now());
+        let server_cpu = match (server0, server1) {
+            (Some(a), Some(b)) => b - a,
+            _ => f64::NAN,
+        };
+        let reports: Vec<WorkerReport> = workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| WorkerReport {
+                    errors: 1,
+                    first_error: Some("a worker thread panicked".into()),
+                    ..WorkerReport::default()
+                })
+            })
+            .collect();
+        (reports, (t1 - t0).as_secs_f64(), gen1 - gen0, server_cpu)
+    });
 
     let mut cycle_us = Vec::new();
     let mut errors = 0;
-    for worker in workers {
-        let mut report = worker.await.map_err(|e| e.to_string())?;
+    let mut first_error = None;
+    for mut report in reports {
         cycle_us.append(&mut report.cycle_us);
         errors += report.errors;
+        first_error = first_error.or(report.first_error);
     }
-    if let Some(e) = first_error.lock().unwrap().as_ref() {
+    if let Some(e) = first_error {
         eprintln!("churn: {errors} cycles failed; first: {e}");
     }
     let cycles = Percentiles::new(cycle_us);
-    let server_cpu = match (server0, server1) {
-        (Some(a), Some(b)) => b - a,
-        _ => f64::NAN,
-    };
-    let gen_cpu = gen1 - gen0;
     let mut line = ResultLine::new("churn", &args.target.server);
     line.put("concurrency", args.concurrency)
         .put("cycles", cycles.count())
@@ -113,57 +147,6 @@ pub async fn run(args: ChurnArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// One connect → createSession → leaveSession → close cycle.
-async fn cycle(url: &str) -> Result<(), String> {
-    let mut ws = common::connect(url, Duration::from_secs(10))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    send(
-        &mut ws,
-        r#"{"command":"createSession","session":{},"player":{}}"#,
-    )
-    .await?;
-    expect(&mut ws, "sessionJoin").await?;
-    send(&mut ws, r#"{"command":"leaveSession"}"#).await?;
-    expect(&mut ws, "sessionLeave").await?;
-    // The close handshake, then the server's FIN: the server closes the TCP connection first
-    // (as RFC 6455 asks), so the client's ports do not pile up in TIME_WAIT.
-    ws.close(None).await.map_err(|e| format!("close: {e}"))?;
-    while let Some(Ok(_)) = ws.next().await {}
-    let mut tcp = ws.into_inner();
-    let mut buf = [0u8; 256];
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while let Ok(n) = tcp.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await;
-    Ok(())
-}
-
-async fn send(ws: &mut Ws, text: &'static str) -> Result<(), String> {
-    ws.send(Message::text(text))
-        .await
-        .map_err(|e| format!("send: {e}"))
-}
-
-/// Reads until a `command` reply with error 0.
-async fn expect(ws: &mut Ws, command: &str) -> Result<(), String> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => {
-                if common::command_of(&text) == command {
-                    return match common::int_field(&text, "\"error\":") {
-                        Some(0) => Ok(()),
-                        _ => Err(format!("{command} failed: {}", text.as_str())),
-                    };
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(format!("receive: {e}")),
-            None => return Err(format!("closed while waiting for {command}")),
-        }
-    }
+fn sleep_until(t: Instant) {
+    std::thread::sleep(t.saturating_duration_since(Instant::now()));
 }

@@ -1,5 +1,5 @@
-//! A thin wrapper over Linux epoll, for the fan-out's worker threads: one epoll per thread,
-//! level-triggered, the token of each socket being its index in the thread's player table.
+//! A thin wrapper over Linux epoll, for the fan-out's and the churn's worker threads: one epoll
+//! per thread, level-triggered, the token of each socket being its index in the thread's table.
 //!
 //! Why not mio: a worker wakes up for its next scheduled send, and mio (like tokio's timer)
 //! rounds every timeout up to a whole millisecond. `epoll_pwait2` takes a timespec, so a send
@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-pub use libc::{EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT};
+pub use libc::{EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP};
 
 pub struct Epoll {
     fd: OwnedFd,

@@ -24,8 +24,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "sessionserver-bench", version, about)]
 struct Cli {
-    /// Worker threads of the generator (default: one per CPU): `fanout`'s epoll threads, the
-    /// tokio runtime's workers for `idle` and `churn`.
+    /// Worker threads of the generator (default: one per CPU): the epoll threads of `fanout`
+    /// and `churn`, the tokio runtime's workers for `idle`.
     #[arg(long, global = true)]
     threads: Option<usize>,
     #[command(subcommand)]
@@ -48,13 +48,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.scenario {
         Scenario::Floor(args) => floor::run(args),
-        // Its own threads, each an epoll loop over a share of the players: no async runtime.
-        Scenario::Fanout(args) => {
-            let threads = cli
-                .threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            fanout::run(args, threads.max(1))
-        }
+        // Their own threads, each an epoll loop over a share of the clients: no async runtime.
+        Scenario::Fanout(args) => fanout::run(args, epoll_threads(cli.threads)),
+        Scenario::Churn(args) => churn::run(args, epoll_threads(cli.threads)),
         scenario => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             builder.enable_all();
@@ -65,8 +61,7 @@ fn main() {
             runtime.block_on(async move {
                 match scenario {
                     Scenario::Idle(args) => idle::run(args).await,
-                    Scenario::Churn(args) => churn::run(args).await,
-                    Scenario::Floor(_) | Scenario::Fanout(_) => {
+                    Scenario::Floor(_) | Scenario::Fanout(_) | Scenario::Churn(_) => {
                         unreachable!("run above, outside tokio")
                     }
                 }
@@ -77,4 +72,11 @@ fn main() {
         eprintln!("sessionserver-bench: {e}");
         std::process::exit(1);
     }
+}
+
+/// `--threads`, or one per CPU.
+fn epoll_threads(threads: Option<usize>) -> usize {
+    threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
 }
