@@ -13,6 +13,7 @@
 use std::io::{self, Cursor};
 use std::task::{Context, Poll};
 
+use tokio::io::Interest;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
@@ -68,17 +69,34 @@ impl Source for OwnedReadHalf {
     }
 
     fn try_read_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        if !buf.is_empty() {
-            buf.reserve(READ_CHUNK);
-            return self.try_read_buf(buf);
+        let stream: &TcpStream = self.as_ref();
+        let mut got = 0;
+        let read = stream.try_io(Interest::READABLE, || {
+            let asked = if buf.is_empty() {
+                // Into the stack first: the socket may have nothing after all, and an idle
+                // connection then keeps no buffer; the heap gets what was read, not a chunk.
+                let mut chunk = [0u8; READ_CHUNK];
+                got = stream.try_read(&mut chunk)?;
+                buf.extend_from_slice(&chunk[..got]);
+                READ_CHUNK
+            } else {
+                buf.reserve(READ_CHUNK);
+                let asked = buf.capacity() - buf.len();
+                got = stream.try_read_buf(buf)?;
+                asked
+            };
+            // A short read emptied the socket: tell tokio now (it then waits for the next
+            // readiness event) rather than learn it from one more system call.
+            if got > 0 && got < asked {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(got)
+            }
+        });
+        match read {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+            other => other,
         }
-        // Into the stack first: the socket may have nothing after all (tokio reports a socket
-        // readable until a read finds it empty), and an idle connection then keeps no buffer;
-        // the heap buffer gets what was read, not a chunk's worth.
-        let mut chunk = [0u8; READ_CHUNK];
-        let n = self.try_read(&mut chunk)?;
-        buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
     }
 }
 
