@@ -27,8 +27,6 @@ use crate::socket::{self, close_frame, Full, Outbox};
 pub(crate) struct Peer {
     pub(crate) player: PlayerId,
     outbox: Arc<Outbox>,
-    /// Notified when the outbox overflowed: the connection is then closed.
-    overflow: Arc<Notify>,
     metrics: Arc<Metrics>,
 }
 
@@ -42,7 +40,7 @@ impl Peer {
     pub(crate) fn send(&self, frame: &Frame) {
         self.metrics.frame_out(frame);
         if self.outbox.send(ws_frame_of(frame)).is_err() {
-            self.overflow.notify_one();
+            self.outbox.overflowed.notify_one();
         }
     }
 
@@ -54,7 +52,7 @@ impl Peer {
             Ok(true) => Some(self.outbox.clone()),
             Ok(false) => None,
             Err(Full) => {
-                self.overflow.notify_one();
+                self.outbox.overflowed.notify_one();
                 None
             }
         }
@@ -130,13 +128,11 @@ pub(crate) async fn run<H: Send>(
     };
     tracing::info!(%player, %addr, "connected");
     shared.metrics.connection_opened();
-    let overflow = Arc::new(Notify::new());
     let server = shared.clone();
     let mut reader = Reader {
         peer: Peer {
             player,
             outbox: outbox.clone(),
-            overflow: overflow.clone(),
             metrics: shared.metrics.clone(),
         },
         place: Place::Lobby,
@@ -146,7 +142,7 @@ pub(crate) async fn run<H: Send>(
     };
     let end = tokio::select! {
         end = reader.read_loop(&mut frames) => end,
-        () = overflow.notified() => Some(CloseReason::SendQueueFull),
+        () = outbox.overflowed.notified() => Some(CloseReason::SendQueueFull),
         () = server.stopping.wait() => Some(CloseReason::Shutdown),
     };
     // The rest runs once per connection: boxed, so that its futures take no room in the

@@ -48,6 +48,9 @@ pub(crate) struct Outbox {
     limit: usize,
     /// Notified each time the outbox empties (for the end of a connection).
     drained: Notify,
+    /// Notified when a frame did not fit: the client is not reading, and its connection is
+    /// closed (here rather than in an allocation of its own: memory per idle player).
+    pub(crate) overflowed: Notify,
 }
 
 impl Outbox {
@@ -57,6 +60,7 @@ impl Outbox {
             state: Mutex::new(State::default()),
             limit: limit.max(1),
             drained: Notify::new(),
+            overflowed: Notify::new(),
         })
     }
 
