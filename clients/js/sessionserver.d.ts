@@ -42,7 +42,7 @@ export class SessionError extends Error {
 export class ConnectionClosedError extends Error {
   constructor(closeCode: number, reason?: string);
   readonly name: 'ConnectionClosedError';
-  /** The WebSocket close code (1000, 1001, 1006, 1007, 1008, 1009, 4000, 4001, …). */
+  /** The WebSocket close code (1000, 1001, 1002, 1006, 1007, 1008, 1009, 4000, 4001, …). */
   readonly code: number;
   readonly reason?: string;
   readonly meaning: string;

@@ -38,6 +38,7 @@ export const CLOSE_MEANINGS = Object.freeze({
   1000: 'closed normally',
   1001: 'the server is shutting down',
   1006: 'the connection was lost',
+  1002: 'a frame the WebSocket protocol does not allow from a client',
   1007: 'a text frame that is not valid UTF-8',
   1008: 'the client kept sending commands over its rate limit',
   1009: 'a message larger than the maximum',
