@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,6 @@ use sessionserver_core::{
     command, lobby, Admission, CloseReason, Command, Connection, ConnectionConfig, ErrorCode,
     Frame, JoinTarget, Limits, LobbyAction, Membership, PlayerId, Rejection, TimerAction,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{oneshot, Notify};
 
