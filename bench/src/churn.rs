@@ -97,13 +97,9 @@ pub fn run(args: ChurnArgs, threads: usize) -> Result<(), String> {
             })
             .collect();
         sleep_until(plan.measure_from);
-        let (server0, gen0, t0) = (watched.cpu(), common::own_cpu(), Instant::now());
+        let start = common::Snapshot::take(&watched);
         sleep_until(plan.end);
-        let (server1, gen1, t1) = (watched.cpu(), common::own_cpu(), Instant::now());
-        let server_cpu = match (server0, server1) {
-            (Some(a), Some(b)) => b - a,
-            _ => f64::NAN,
-        };
+        let used = start.until(&common::Snapshot::take(&watched));
         let reports: Vec<WorkerReport> = workers
             .into_iter()
             .map(|w| {
@@ -114,7 +110,7 @@ pub fn run(args: ChurnArgs, threads: usize) -> Result<(), String> {
                 })
             })
             .collect();
-        (reports, (t1 - t0).as_secs_f64(), gen1 - gen0, server_cpu)
+        (reports, used.seconds, used.gen_cpu, used.server_cpu)
     });
 
     let mut cycle_us = Vec::new();

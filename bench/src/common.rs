@@ -81,6 +81,48 @@ impl Watched {
     }
 }
 
+/// `after - before`, or NaN when either is unknown (a figure the run could not read).
+pub fn delta(before: Option<f64>, after: Option<f64>) -> f64 {
+    match (before, after) {
+        (Some(a), Some(b)) => b - a,
+        _ => f64::NAN,
+    }
+}
+
+/// The clocks at one moment: the server's and the generator's CPU seconds, and the time.
+pub struct Snapshot {
+    server_cpu: Option<f64>,
+    gen_cpu: f64,
+    at: std::time::Instant,
+}
+
+/// What was used between two snapshots.
+pub struct CpuUse {
+    pub seconds: f64,
+    /// NaN when the server's CPU could not be read (no `--server-pid`).
+    pub server_cpu: f64,
+    pub gen_cpu: f64,
+}
+
+impl Snapshot {
+    pub fn take(watched: &Watched) -> Self {
+        Snapshot {
+            server_cpu: watched.cpu(),
+            gen_cpu: own_cpu(),
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// The use from this snapshot to `later`.
+    pub fn until(&self, later: &Snapshot) -> CpuUse {
+        CpuUse {
+            seconds: (later.at - self.at).as_secs_f64(),
+            server_cpu: delta(self.server_cpu, later.server_cpu),
+            gen_cpu: later.gen_cpu - self.gen_cpu,
+        }
+    }
+}
+
 /// This process's CPU seconds (the generator's own use).
 pub fn own_cpu() -> f64 {
     cpu_seconds("self").unwrap_or(f64::NAN)

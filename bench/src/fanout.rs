@@ -330,9 +330,9 @@ fn coordinate(args: &FanoutArgs, shared: &Shared, watched: &Watched) -> Result<W
     });
 
     sleep_until(measure_from);
-    let (server0, gen0, t0) = (watched.cpu(), common::own_cpu(), Instant::now());
+    let start = common::Snapshot::take(watched);
     sleep_until(send_end);
-    let (server1, gen1, t1) = (watched.cpu(), common::own_cpu(), Instant::now());
+    let used = start.until(&common::Snapshot::take(watched));
 
     // Drain: wait for every thread to stop sending, then for every delivery still on its way.
     let drain_deadline = Instant::now() + Duration::from_secs_f64(args.drain_timeout);
@@ -351,12 +351,9 @@ fn coordinate(args: &FanoutArgs, shared: &Shared, watched: &Watched) -> Result<W
         std::thread::sleep(Duration::from_millis(5));
     }
     Ok(Window {
-        seconds: (t1 - t0).as_secs_f64(),
-        server_cpu: match (server0, server1) {
-            (Some(a), Some(b)) => b - a,
-            _ => f64::NAN,
-        },
-        gen_cpu: gen1 - gen0,
+        seconds: used.seconds,
+        server_cpu: used.server_cpu,
+        gen_cpu: used.gen_cpu,
         setup_s,
     })
 }

@@ -67,18 +67,10 @@ pub async fn run(args: IdleArgs) -> Result<(), String> {
     let gen_rss_after = common::status_kib("self", "VmRSS");
     let connected = held.len();
 
-    let delta_kib = match (rss_before, rss_after) {
-        (Some(a), Some(b)) => b as f64 - a as f64,
-        _ => f64::NAN,
-    };
-    let gen_delta_kib = match (gen_rss_before, gen_rss_after) {
-        (Some(a), Some(b)) => b as f64 - a as f64,
-        _ => f64::NAN,
-    };
-    let server_cpu = match (cpu_before, cpu_after) {
-        (Some(a), Some(b)) => b - a,
-        _ => f64::NAN,
-    };
+    let kib = |v: Option<u64>| v.map(|v| v as f64);
+    let delta_kib = common::delta(kib(rss_before), kib(rss_after));
+    let gen_delta_kib = common::delta(kib(gen_rss_before), kib(gen_rss_after));
+    let server_cpu = common::delta(cpu_before, cpu_after);
     let mut line = ResultLine::new("idle", &args.target.server);
     line.put("players", args.players)
         .put("connected", connected)
