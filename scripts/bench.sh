@@ -116,6 +116,11 @@ start_server() {
     native)
       (RUST_LOG=warn exec "$native_bin" --port "$port" --bind 127.0.0.1 >/dev/null 2>&1) &
       ;;
+    reference)
+      # The bare single-threaded tokio-tungstenite fan-out server (bench/src/bare_server.rs),
+      # the reference point the CPU target was set against; it speaks only the fan-out.
+      (exec "$bench_bin" bare-server --port "$port" >/dev/null 2>&1) &
+      ;;
     original)
       # Its console output (a line per message) goes to /dev/null, as a quiet deployment would.
       (cd "$orig_dir" && exec node server.mjs "$port" >/dev/null 2>&1) &
@@ -156,6 +161,15 @@ echo "#meta mode=$mode runs=$runs started=$(date -u '+%Y-%m-%dT%H:%MZ') load_bef
 for run in $(seq "$runs"); do
   step "run $run of $runs: loopback write floor (1,000 sockets, 50,000 writes/s of 120 bytes)"
   bench floor --sockets 1000 --rate 50000 --size 120 --duration "$floor_duration" >/dev/null
+
+  if [[ " $servers " == *" native "* ]]; then
+    step "run $run: reference (bare tokio-tungstenite fan-out server): fan-out at 50,000 deliveries/s"
+    start_server reference
+    bench fanout --url "$url" --server reference --server-pid "$server_pid" \
+      --scenario fanout50k --sessions 100 --players 10 --rate 5 \
+      --duration "$fan_duration" --warmup "$fan_warmup" >/dev/null
+    stop_server
+  fi
 
   for server in $servers; do
     step "run $run: $server: fan-out at 50,000 deliveries/s (100 sessions x 10 players x 5/s)"
@@ -241,6 +255,7 @@ p50_o=$(median fanout50k $o p50_us); p50_n=$(median fanout50k $n p50_us)
 p99_o=$(median fanout50k $o p99_us); p99_n=$(median fanout50k $n p99_us)
 gen_o=$(median fanout50k $o gen_cpu_us_per_delivery); gen_n=$(median fanout50k $n gen_cpu_us_per_delivery)
 lost_o=$(median fanout50k $o lost); lost_n=$(median fanout50k $n lost)
+cpu_r=$(median fanout50k reference cpu_us_per_delivery)
 mem_o=$(median idle $o bytes_per_player); mem_n=$(median idle $n bytes_per_player)
 churn_o=$(median churn $o cycles_per_s); churn_n=$(median churn $n cycles_per_s)
 big_o=$(median bigsession $o p99_us); big_n=$(median bigsession $n p99_us)
@@ -259,6 +274,7 @@ bigl_o=$(median bigsession $o lost); bigl_n=$(median bigsession $n lost)
   row "highest sustained fan-out, deliveries/s (0 lost, p99 < 50 ms)" "$(fmt "$max_o" 1 0)" "$(fmt "$max_n" 1 0)" "$(ratio "$max_n" "$max_o")" ">= 5x original" "$(verdict "$max_n >= 5 * $max_o")"
   row "server CPU per delivery at 50,000/s, us" "$(fmt "$cpu_o" 1 2)" "$(fmt "$cpu_n" 1 2)" "$(ratio "$cpu_o" "$cpu_n")" "<= 1.2 x floor = $(fmt "$floor" 0.8333333 2) us" "$(verdict "$cpu_n <= 1.2 * $floor")"
   row "loopback write floor (120 B, 1,000 sockets, 50,000/s), us" "" "$(fmt "$floor" 1 2)" "" "(measured in this run)" ""
+  row "bare tokio-tungstenite server, same load: CPU/delivery, us" "" "$(fmt "$cpu_r" 1 2)" "$(ratio "$cpu_r" "$cpu_n")" "(reference, this run)" ""
   row "p50 latency at 50,000/s, ms" "$(fmt "$p50_o" 1000 3)" "$(fmt "$p50_n" 1000 3)" "$(ratio "$p50_o" "$p50_n")" "" ""
   row "p99 latency at 50,000/s, ms" "$(fmt "$p99_o" 1000 3)" "$(fmt "$p99_n" 1000 3)" "$(ratio "$p99_o" "$p99_n")" "<= 0.5 ms" "$(verdict "$p99_n <= 500")"
   row "updates lost at 50,000/s" "$(fmt "$lost_o" 1 0)" "$(fmt "$lost_n" 1 0)" "" "0" "$(verdict "$lost_n == 0")"
@@ -269,7 +285,7 @@ bigl_o=$(median bigsession $o lost); bigl_n=$(median bigsession $n lost)
   row "generator CPU per delivery at 50,000/s, us (information)" "$(fmt "$gen_o" 1 2)" "$(fmt "$gen_n" 1 2)" "" "" ""
   echo
   for s in original native; do
-    echo "runs: $s: fanout50k $(count fanout50k "$s"), bigsession $(count bigsession "$s"), idle $(count idle "$s"), churn $(count churn "$s"), max $(count max "$s"); floor $(count floor loopback)"
+    echo "runs: $s: fanout50k $(count fanout50k "$s"), bigsession $(count bigsession "$s"), idle $(count idle "$s"), churn $(count churn "$s"), max $(count max "$s"); floor $(count floor loopback), reference $(count fanout50k reference)"
     grep "^RESULT scenario=maxfail server=$s " "$results" | sed 's/^RESULT scenario=maxfail/  first failing max level:/' || true
   done
 } | tee "${results%.txt}-table.md"

@@ -5,12 +5,15 @@
 //!   per-sender order, latency percentiles, deliveries/s, server CPU per delivery;
 //! - `idle`: N players held open; the server's memory per player;
 //! - `churn`: connect → createSession → leaveSession → close cycles per second;
-//! - `floor`: the CPU cost of one small write to a loopback TCP socket (no server involved).
+//! - `floor`: the CPU cost of one small write to a loopback TCP socket (no server involved);
+//! - `bare-server`: not a scenario but a reference server for `fanout`, the bare
+//!   single-threaded tokio-tungstenite fan-out the performance targets were set against.
 //!
 //! Every run also prints the generator's own CPU use, so a reader can tell when the generator,
 //! not the server, was the limit. `scripts/bench.sh` runs them all against the native server
 //! and the original npm package and prints the comparison; see BENCHMARKS.md.
 
+mod bare_server;
 mod churn;
 mod common;
 mod epoll;
@@ -42,12 +45,15 @@ enum Scenario {
     Churn(churn::ChurnArgs),
     /// CPU per write to a loopback TCP socket: the floor for a delivery.
     Floor(floor::FloorArgs),
+    /// A bare single-threaded tokio-tungstenite fan-out server (the reference point).
+    BareServer(bare_server::BareServerArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.scenario {
         Scenario::Floor(args) => floor::run(args),
+        Scenario::BareServer(args) => bare_server::run(args),
         // Their own threads, each an epoll loop over a share of the clients: no async runtime.
         Scenario::Fanout(args) => fanout::run(args, epoll_threads(cli.threads)),
         Scenario::Churn(args) => churn::run(args, epoll_threads(cli.threads)),
@@ -61,7 +67,10 @@ fn main() {
             runtime.block_on(async move {
                 match scenario {
                     Scenario::Idle(args) => idle::run(args).await,
-                    Scenario::Floor(_) | Scenario::Fanout(_) | Scenario::Churn(_) => {
+                    Scenario::Floor(_)
+                    | Scenario::Fanout(_)
+                    | Scenario::Churn(_)
+                    | Scenario::BareServer(_) => {
                         unreachable!("run above, outside tokio")
                     }
                 }

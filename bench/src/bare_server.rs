@@ -1,0 +1,149 @@
+//! The reference point the performance issue names: a bare, single-threaded tokio-tungstenite
+//! fan-out server, written the way its examples write one. It speaks only what the `fanout`
+//! scenario sends (createSession, joinSession, updatePlayer) and checks nothing: no limits,
+//! no heartbeats, no leave handling beyond dropping a closed player. Its CPU per delivery,
+//! measured by the same `fanout` run, says what any server built on these crates pays at a
+//! given load on this machine, next to the loopback floor and the real server.
+//!
+//! Run: `sessionserver-bench bare-server --port 7200`, then `fanout --url ws://127.0.0.1:7200/`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BareServerArgs {
+    /// TCP port on 127.0.0.1.
+    #[arg(long, default_value_t = 7200)]
+    pub port: u16,
+}
+
+/// One session: its members' ids and outgoing queues.
+type Members = Vec<(i64, mpsc::UnboundedSender<Message>)>;
+
+#[derive(Default)]
+struct State {
+    sessions: HashMap<i64, Members>,
+    next_session: i64,
+    next_player: i64,
+}
+
+pub fn run(args: BareServerArgs) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let listener = TcpListener::bind(("127.0.0.1", args.port))
+            .await
+            .map_err(|e| format!("bind: {e}"))?;
+        let state = Rc::new(RefCell::new(State::default()));
+        loop {
+            let (stream, _) = listener
+                .accept()
+                .await
+                .map_err(|e| format!("accept: {e}"))?;
+            tokio::task::spawn_local(serve(stream, state.clone()));
+        }
+    })
+}
+
+/// The `player` object of an updatePlayer frame, as sent: the fan-out's frames end with it.
+fn player_of(text: &str) -> &str {
+    const KEY: &str = "\"player\":";
+    match text.find(KEY) {
+        Some(at) => {
+            let rest = text[at + KEY.len()..].trim_end();
+            rest.strip_suffix('}').unwrap_or(rest)
+        }
+        None => "{}",
+    }
+}
+
+async fn serve(stream: TcpStream, state: Rc<RefCell<State>>) {
+    let _ = stream.set_nodelay(true);
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    let (mut sink, mut source) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    // The writer: one `send` (a write and a flush) per frame, as the crate's examples do.
+    tokio::task::spawn_local(async move {
+        while let Some(message) = rx.recv().await {
+            if sink.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut joined: Option<(i64, i64)> = None;
+    while let Some(Ok(message)) = source.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let text = text.as_str();
+        let mut state = state.borrow_mut();
+        match (common::command_of(text), joined) {
+            ("createSession", None) | ("joinSession", None) => {
+                let session = if common::command_of(text) == "createSession" {
+                    state.next_session += 1;
+                    state.next_session
+                } else {
+                    common::int_field(text, "\"sessionID\":").unwrap_or(-1)
+                };
+                state.next_player += 1;
+                let player = state.next_player;
+                let members = state.sessions.entry(session).or_default();
+                let _ = tx.send(Message::text(format!(
+                    r#"{{"command":"sessionJoin","error":0,"sessionID":{session},"playerID":{player},"session":{{}},"player":{{}}}}"#
+                )));
+                let joins = Message::text(format!(
+                    r#"{{"command":"playerJoin","playerID":{player},"player":{{}}}}"#
+                ));
+                for (id, member) in members.iter() {
+                    let _ = member.send(joins.clone());
+                    let _ = tx.send(Message::text(format!(
+                        r#"{{"command":"playerJoin","playerID":{id},"player":{{}}}}"#
+                    )));
+                }
+                members.push((player, tx.clone()));
+                joined = Some((session, player));
+            }
+            ("updatePlayer", Some((session, player))) => {
+                // Encoded once, cloned (a reference count) per member.
+                let update = Message::text(format!(
+                    r#"{{"command":"playerUpdate","error":0,"playerID":{player},"player":{}}}"#,
+                    player_of(text)
+                ));
+                for (_, member) in state.sessions.get(&session).into_iter().flatten() {
+                    let _ = member.send(update.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((session, player)) = joined {
+        if let Some(members) = state.borrow_mut().sessions.get_mut(&session) {
+            members.retain(|(id, _)| *id != player);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_the_player_object_of_an_update() {
+        let frame = r#"{"command":"updatePlayer","player":{"seq":4,"t":17}}"#;
+        assert_eq!(player_of(frame), r#"{"seq":4,"t":17}"#);
+        assert_eq!(player_of(r#"{"command":"updatePlayer"}"#), "{}");
+    }
+}
