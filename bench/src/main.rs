@@ -7,7 +7,9 @@
 //! - `churn`: connect → createSession → leaveSession → close cycles per second;
 //! - `floor`: the CPU cost of one small write to a loopback TCP socket (no server involved);
 //! - `bare-server`: not a scenario but a reference server for `fanout`, the bare
-//!   single-threaded tokio-tungstenite fan-out the performance targets were set against.
+//!   single-threaded tokio-tungstenite fan-out the performance targets were set against;
+//! - `relay-server`: the other reference, the least an event-driven fan-out server does per
+//!   update (one epoll thread, one `recv` per update, one `send` per delivery).
 //!
 //! Every run also prints the generator's own CPU use, so a reader can tell when the generator,
 //! not the server, was the limit. `scripts/bench.sh` runs them all against the native server
@@ -20,6 +22,7 @@ mod epoll;
 mod fanout;
 mod floor;
 mod idle;
+mod relay_server;
 mod ws;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +50,8 @@ enum Scenario {
     Floor(floor::FloorArgs),
     /// A bare single-threaded tokio-tungstenite fan-out server (the reference point).
     BareServer(bare_server::BareServerArgs),
+    /// The least an event-driven fan-out server can do per update (the second reference).
+    RelayServer(relay_server::RelayServerArgs),
 }
 
 fn main() {
@@ -54,6 +59,7 @@ fn main() {
     let result = match cli.scenario {
         Scenario::Floor(args) => floor::run(args),
         Scenario::BareServer(args) => bare_server::run(args),
+        Scenario::RelayServer(args) => relay_server::run(args),
         // Their own threads, each an epoll loop over a share of the clients: no async runtime.
         Scenario::Fanout(args) => fanout::run(args, epoll_threads(cli.threads)),
         Scenario::Churn(args) => churn::run(args, epoll_threads(cli.threads)),
@@ -70,7 +76,8 @@ fn main() {
                     Scenario::Floor(_)
                     | Scenario::Fanout(_)
                     | Scenario::Churn(_)
-                    | Scenario::BareServer(_) => {
+                    | Scenario::BareServer(_)
+                    | Scenario::RelayServer(_) => {
                         unreachable!("run above, outside tokio")
                     }
                 }

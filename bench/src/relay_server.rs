@@ -1,0 +1,426 @@
+//! The least an event-driven fan-out server can do per update, as a reference point: one
+//! thread, one level-triggered epoll, one `recv` per readable socket, the broadcast frame
+//! built once in a reused buffer and one `send` per member, no async runtime, no allocation
+//! per update, no JSON parsing (the fields are found by substring, as the generator finds
+//! them). It speaks only what the `fanout` scenario sends (createSession, joinSession,
+//! updatePlayer; pings are answered) and checks nothing a real server must: no limits, no
+//! fragmented messages, no heartbeats. A member whose socket is full gets the rest later.
+//!
+//! What it measures: the CPU per delivery that the kernel work around each update (the
+//! wake-up, the `recv`, waking the readers) costs at a given load on this machine, beyond the
+//! loopback floor's plain writes. The real server cannot go below it without batching updates.
+//!
+//! Run: `sessionserver-bench relay-server --port 7200`, then `fanout --url ws://127.0.0.1:7200/`.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use crate::common;
+use crate::epoll::{Epoll, Event, EPOLLIN, EPOLLOUT};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RelayServerArgs {
+    /// TCP port on 127.0.0.1.
+    #[arg(long, default_value_t = 7200)]
+    pub port: u16,
+}
+
+const LISTENER: u64 = u64::MAX;
+
+struct Conn {
+    stream: TcpStream,
+    /// Bytes read and not yet taken as a request or frames.
+    input: Vec<u8>,
+    /// Bytes the socket did not take yet.
+    output: Vec<u8>,
+    upgraded: bool,
+    /// (session, player) once joined.
+    joined: Option<(i64, i64)>,
+}
+
+struct Relay {
+    epoll: Epoll,
+    conns: Vec<Option<Conn>>,
+    sessions: HashMap<i64, Vec<usize>>,
+    next_session: i64,
+    next_player: i64,
+    /// The frame being sent, reused.
+    frame: Vec<u8>,
+    read_buf: Vec<u8>,
+}
+
+pub fn run(args: RelayServerArgs) -> Result<(), String> {
+    let listener = TcpListener::bind(("127.0.0.1", args.port)).map_err(|e| format!("bind: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut relay = Relay {
+        epoll: Epoll::new(256).map_err(|e| e.to_string())?,
+        conns: Vec::new(),
+        sessions: HashMap::new(),
+        next_session: 0,
+        next_player: 0,
+        frame: Vec::with_capacity(4096),
+        read_buf: vec![0; 64 * 1024],
+    };
+    relay
+        .epoll
+        .add(listener.as_raw_fd(), EPOLLIN, LISTENER)
+        .map_err(|e| e.to_string())?;
+    let mut events: Vec<Event> = Vec::new();
+    loop {
+        relay
+            .epoll
+            .wait(&mut events, Duration::from_secs(3600))
+            .map_err(|e| e.to_string())?;
+        for event in &events {
+            if event.token == LISTENER {
+                while let Ok((stream, _)) = listener.accept() {
+                    relay.accept(stream);
+                }
+            } else {
+                let idx = event.token as usize;
+                if event.events & EPOLLOUT as u32 != 0 {
+                    relay.flush(idx);
+                }
+                if event.events & !(EPOLLOUT as u32) != 0 {
+                    relay.readable(idx);
+                }
+            }
+        }
+    }
+}
+
+/// A server frame (unmasked, FIN) of `payload` appended to `out`.
+fn put_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    out.push(0x80 | opcode);
+    match payload.len() {
+        n if n < 126 => out.push(n as u8),
+        n if n <= 0xFFFF => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+}
+
+/// The first whole masked client frame in `buf`, unmasked in place: (opcode, payload range,
+/// bytes taken). `None` until one is whole.
+fn client_frame(buf: &mut [u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
+    let [b0, b1, ..] = *buf else { return None };
+    let (len, mut at) = match b1 & 0x7F {
+        126 => (
+            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
+        short => (short as usize, 2),
+    };
+    let mask: [u8; 4] = buf.get(at..at + 4)?.try_into().ok()?;
+    at += 4;
+    let payload = buf.get_mut(at..at + len)?;
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= mask[i % 4];
+    }
+    Some((b0 & 0x0F, at..at + len, at + len))
+}
+
+/// The `player` object of an updatePlayer frame, as sent: the fan-out's frames end with it.
+fn player_of(text: &[u8]) -> &[u8] {
+    const KEY: &[u8] = b"\"player\":";
+    match memchr::memmem::find(text, KEY) {
+        Some(at) => {
+            let rest = text[at + KEY.len()..].trim_ascii_end();
+            rest.strip_suffix(b"}").unwrap_or(rest)
+        }
+        None => b"{}",
+    }
+}
+
+impl Relay {
+    fn accept(&mut self, stream: TcpStream) {
+        if stream.set_nonblocking(true).is_err() || stream.set_nodelay(true).is_err() {
+            return;
+        }
+        let idx = match self.conns.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        if self
+            .epoll
+            .add(stream.as_raw_fd(), EPOLLIN, idx as u64)
+            .is_ok()
+        {
+            self.conns[idx] = Some(Conn {
+                stream,
+                input: Vec::new(),
+                output: Vec::new(),
+                upgraded: false,
+                joined: None,
+            });
+        }
+    }
+
+    fn close(&mut self, idx: usize) {
+        if let Some(conn) = self.conns[idx].take() {
+            if let Some((session, _)) = conn.joined {
+                if let Some(members) = self.sessions.get_mut(&session) {
+                    members.retain(|m| *m != idx);
+                }
+            }
+        }
+    }
+
+    /// One `recv`; level-triggered epoll reports the socket again if more is waiting.
+    fn readable(&mut self, idx: usize) {
+        let Some(conn) = self.conns[idx].as_mut() else {
+            return;
+        };
+        let got = match conn.stream.read(&mut self.read_buf) {
+            Ok(0) => return self.close(idx),
+            Ok(got) => got,
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                return;
+            }
+            Err(_) => return self.close(idx),
+        };
+        let mut input = std::mem::take(&mut conn.input);
+        input.extend_from_slice(&self.read_buf[..got]);
+        let upgraded = conn.upgraded;
+        let taken = if upgraded {
+            self.frames(idx, &mut input)
+        } else {
+            self.upgrade(idx, &input)
+        };
+        input.drain(..taken.min(input.len()));
+        if let Some(conn) = self.conns[idx].as_mut() {
+            conn.input = input;
+        }
+    }
+
+    /// Answers the HTTP upgrade once the request is whole; the bytes it took.
+    fn upgrade(&mut self, idx: usize, input: &[u8]) -> usize {
+        let Some(end) = memchr::memmem::find(input, b"\r\n\r\n") else {
+            return 0;
+        };
+        let request = String::from_utf8_lossy(&input[..end]);
+        let key = request.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim().to_string())
+        });
+        let Some(key) = key else {
+            self.close(idx);
+            return input.len();
+        };
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            derive_accept_key(key.as_bytes())
+        );
+        if let Some(conn) = self.conns[idx].as_mut() {
+            conn.upgraded = true;
+        }
+        self.send(idx, response.as_bytes());
+        end + 4
+    }
+
+    /// Handles every whole frame in `input`; the bytes they took.
+    fn frames(&mut self, idx: usize, input: &mut [u8]) -> usize {
+        let mut taken = 0;
+        while let Some((opcode, payload, len)) = client_frame(&mut input[taken..]) {
+            let payload = taken + payload.start..taken + payload.end;
+            taken += len;
+            match opcode {
+                0x1 => self.command(idx, &input[payload]),
+                0x8 => {
+                    self.close(idx);
+                    return input.len();
+                }
+                0x9 => {
+                    let mut pong = Vec::new();
+                    put_frame(&mut pong, 0xA, &input[payload]);
+                    self.send(idx, &pong);
+                }
+                _ => {}
+            }
+        }
+        taken
+    }
+
+    fn command(&mut self, idx: usize, text: &[u8]) {
+        let text = std::str::from_utf8(text).unwrap_or("");
+        let Some(joined) = self.conns[idx].as_ref().map(|c| c.joined) else {
+            return;
+        };
+        match (common::command_of(text), joined) {
+            (command @ ("createSession" | "joinSession"), None) => {
+                let session = if command == "createSession" {
+                    self.next_session += 1;
+                    self.next_session
+                } else {
+                    common::int_field(text, "\"sessionID\":").unwrap_or(-1)
+                };
+                self.next_player += 1;
+                let player = self.next_player;
+                let reply = format!(
+                    r#"{{"command":"sessionJoin","error":0,"sessionID":{session},"playerID":{player},"session":{{}},"player":{{}}}}"#
+                );
+                self.send_text(idx, reply.as_bytes());
+                let members = self.sessions.entry(session).or_default().clone();
+                let joins =
+                    format!(r#"{{"command":"playerJoin","playerID":{player},"player":{{}}}}"#);
+                for member in members {
+                    self.send_text(member, joins.as_bytes());
+                    let Some(id) = self.conns[member].as_ref().and_then(|c| c.joined) else {
+                        continue;
+                    };
+                    let theirs = format!(
+                        r#"{{"command":"playerJoin","playerID":{},"player":{{}}}}"#,
+                        id.1
+                    );
+                    self.send_text(idx, theirs.as_bytes());
+                }
+                self.sessions.entry(session).or_default().push(idx);
+                if let Some(conn) = self.conns[idx].as_mut() {
+                    conn.joined = Some((session, player));
+                }
+            }
+            ("updatePlayer", Some((session, player))) => {
+                // Built once, in the reused buffer, and written to each member.
+                let mut frame = std::mem::take(&mut self.frame);
+                frame.clear();
+                frame.resize(MAX_HEADER, 0);
+                let _ = write!(
+                    frame,
+                    r#"{{"command":"playerUpdate","error":0,"playerID":{player},"player":"#
+                );
+                frame.extend_from_slice(player_of(text.as_bytes()));
+                frame.push(b'}');
+                let start = header_before(&mut frame);
+                let members = self.sessions.remove(&session).unwrap_or_default();
+                for &member in &members {
+                    self.send(member, &frame[start..]);
+                }
+                self.sessions.insert(session, members);
+                self.frame = frame;
+            }
+            _ => {}
+        }
+    }
+
+    fn send_text(&mut self, idx: usize, text: &[u8]) {
+        let mut frame = Vec::with_capacity(text.len() + 10);
+        put_frame(&mut frame, 0x1, text);
+        self.send(idx, &frame);
+    }
+
+    /// One `send`; what the socket does not take waits for EPOLLOUT.
+    fn send(&mut self, idx: usize, bytes: &[u8]) {
+        let Some(conn) = self.conns[idx].as_mut() else {
+            return;
+        };
+        if !conn.output.is_empty() {
+            conn.output.extend_from_slice(bytes);
+            return;
+        }
+        let written = match conn.stream.write(bytes) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => 0,
+            Err(_) => return self.close(idx),
+        };
+        if written < bytes.len() {
+            conn.output.extend_from_slice(&bytes[written..]);
+            let _ = self
+                .epoll
+                .modify(conn.stream.as_raw_fd(), EPOLLIN | EPOLLOUT, idx as u64);
+        }
+    }
+
+    fn flush(&mut self, idx: usize) {
+        let Some(conn) = self.conns[idx].as_mut() else {
+            return;
+        };
+        match conn.stream.write(&conn.output) {
+            Ok(n) => {
+                conn.output.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return self.close(idx),
+        }
+        if conn.output.is_empty() {
+            let _ = self
+                .epoll
+                .modify(conn.stream.as_raw_fd(), EPOLLIN, idx as u64);
+        }
+    }
+}
+
+/// Room left at the front of a broadcast frame for its header (the longest is 10 bytes).
+const MAX_HEADER: usize = 10;
+
+/// Writes the text frame header for the body at `frame[MAX_HEADER..]` into the room left
+/// before it; where the frame starts.
+fn header_before(frame: &mut [u8]) -> usize {
+    let len = frame.len() - MAX_HEADER;
+    let (size, header_len): ([u8; 9], usize) = match len {
+        n if n < 126 => ([n as u8, 0, 0, 0, 0, 0, 0, 0, 0], 1),
+        n if n <= 0xFFFF => {
+            let b = (n as u16).to_be_bytes();
+            ([126, b[0], b[1], 0, 0, 0, 0, 0, 0], 3)
+        }
+        n => {
+            let b = (n as u64).to_be_bytes();
+            ([127, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]], 9)
+        }
+    };
+    let start = MAX_HEADER - 1 - header_len;
+    frame[start] = 0x81;
+    frame[start + 1..MAX_HEADER].copy_from_slice(&size[..header_len]);
+    start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_built_in_place_matches_one_built_in_order() {
+        for body_len in [0usize, 125, 126, 0xFFFF, 0x10000] {
+            let body = vec![b'a'; body_len];
+            let mut in_place = vec![0; MAX_HEADER];
+            in_place.extend_from_slice(&body);
+            let start = header_before(&mut in_place);
+            let mut in_order = Vec::new();
+            put_frame(&mut in_order, 0x1, &body);
+            assert_eq!(&in_place[start..], &in_order[..], "body of {body_len}");
+        }
+    }
+
+    #[test]
+    fn unmasks_a_client_frame_once_whole() {
+        let mask = [1, 2, 3, 4];
+        let text = b"{\"command\":\"updatePlayer\",\"player\":{\"seq\":1}}";
+        let mut wire = vec![0x81, 0x80 | text.len() as u8];
+        wire.extend_from_slice(&mask);
+        wire.extend(text.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        assert!(client_frame(&mut wire.clone()[..wire.len() - 1]).is_none());
+        let (opcode, payload, taken) = client_frame(&mut wire).unwrap();
+        assert_eq!((opcode, taken), (0x1, wire.len()));
+        assert_eq!(&wire[payload], text);
+        assert_eq!(player_of(text), b"{\"seq\":1}");
+    }
+}
