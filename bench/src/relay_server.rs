@@ -311,10 +311,12 @@ impl Relay {
                 frame.extend_from_slice(player_of(text.as_bytes()));
                 frame.push(b'}');
                 let start = header_before(&mut frame);
-                let members = self.sessions.remove(&session).unwrap_or_default();
+                let mut members = self.sessions.remove(&session).unwrap_or_default();
                 for &member in &members {
                     self.send(member, &frame[start..]);
                 }
+                // A member whose write failed was closed meanwhile: its slot may be reused.
+                members.retain(|&member| self.conns[member].is_some());
                 self.sessions.insert(session, members);
                 self.frame = frame;
             }
