@@ -3,7 +3,7 @@
 # against the native server and against the original npm package sessionserver@0.2.5, several
 # times each, and prints a table of medians side by side. See BENCHMARKS.md.
 #
-#   scripts/bench.sh              full run (about 30 minutes on 2 cores)
+#   scripts/bench.sh              full run (about 15 minutes on 2 cores)
 #   scripts/bench.sh --quick      seconds per scenario, small sizes (about 6 minutes)
 #   scripts/bench.sh --runs 5     more runs per figure (default: 3 full, 1 quick)
 #   scripts/bench.sh --only native   one server only (native or original; the two reference
