@@ -163,6 +163,15 @@ bench() {
 # The value of key $1 in a RESULT line on stdin.
 field() { grep -o " $1=[^ ]*" | head -1 | cut -d= -f2; }
 
+# The 50,000 deliveries/s fan-out against a fresh server $1 (also the reference servers).
+fanout50k() {
+  start_server "$1"
+  bench fanout --url "$url" --server "$1" --server-pid "$server_pid" \
+    --scenario fanout50k --sessions 100 --players 10 --rate 5 \
+    --duration "$fan_duration" --warmup "$fan_warmup" >/dev/null
+  stop_server
+}
+
 echo "#meta mode=$mode runs=$runs started=$(date -u '+%Y-%m-%dT%H:%MZ') load_before=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" >> "$results"
 for run in $(seq "$runs"); do
   step "run $run of $runs: loopback write floor (1,000 sockets, 50,000 writes/s of 120 bytes)"
@@ -173,21 +182,13 @@ for run in $(seq "$runs"); do
     # costs (relay), and what the design the CPU target was set against costs (reference).
     for ref in relay reference; do
       step "run $run: $ref server: fan-out at 50,000 deliveries/s (for comparison)"
-      start_server "$ref"
-      bench fanout --url "$url" --server "$ref" --server-pid "$server_pid" \
-        --scenario fanout50k --sessions 100 --players 10 --rate 5 \
-        --duration "$fan_duration" --warmup "$fan_warmup" >/dev/null
-      stop_server
+      fanout50k "$ref"
     done
   fi
 
   for server in $servers; do
     step "run $run: $server: fan-out at 50,000 deliveries/s (100 sessions x 10 players x 5/s)"
-    start_server "$server"
-    bench fanout --url "$url" --server "$server" --server-pid "$server_pid" \
-      --scenario fanout50k --sessions 100 --players 10 --rate 5 \
-      --duration "$fan_duration" --warmup "$fan_warmup" >/dev/null
-    stop_server
+    fanout50k "$server"
 
     step "run $run: $server: one session of $big_players players, 10 updates/s in total"
     start_server "$server"

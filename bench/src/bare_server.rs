@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common;
+use crate::{common, reference};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BareServerArgs {
@@ -56,18 +56,6 @@ pub fn run(args: BareServerArgs) -> Result<(), String> {
     })
 }
 
-/// The `player` object of an updatePlayer frame, as sent: the fan-out's frames end with it.
-fn player_of(text: &str) -> &str {
-    const KEY: &str = "\"player\":";
-    match text.find(KEY) {
-        Some(at) => {
-            let rest = text[at + KEY.len()..].trim_end();
-            rest.strip_suffix('}').unwrap_or(rest)
-        }
-        None => "{}",
-    }
-}
-
 async fn serve(stream: TcpStream, state: Rc<RefCell<State>>) {
     let _ = stream.set_nodelay(true);
     let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
@@ -101,27 +89,20 @@ async fn serve(stream: TcpStream, state: Rc<RefCell<State>>) {
                 state.next_player += 1;
                 let player = state.next_player;
                 let members = state.sessions.entry(session).or_default();
-                let _ = tx.send(Message::text(format!(
-                    r#"{{"command":"sessionJoin","error":0,"sessionID":{session},"playerID":{player},"session":{{}},"player":{{}}}}"#
-                )));
-                let joins = Message::text(format!(
-                    r#"{{"command":"playerJoin","playerID":{player},"player":{{}}}}"#
-                ));
+                let _ = tx.send(Message::text(reference::session_join(session, player)));
+                let joins = Message::text(reference::player_join(player));
                 for (id, member) in members.iter() {
                     let _ = member.send(joins.clone());
-                    let _ = tx.send(Message::text(format!(
-                        r#"{{"command":"playerJoin","playerID":{id},"player":{{}}}}"#
-                    )));
+                    let _ = tx.send(Message::text(reference::player_join(*id)));
                 }
                 members.push((player, tx.clone()));
                 joined = Some((session, player));
             }
             ("updatePlayer", Some((session, player))) => {
                 // Encoded once, cloned (a reference count) per member.
-                let update = Message::text(format!(
-                    r#"{{"command":"playerUpdate","error":0,"playerID":{player},"player":{}}}"#,
-                    player_of(text)
-                ));
+                let mut update = String::new();
+                reference::player_update(&mut update, player, text);
+                let update = Message::text(update);
                 for (_, member) in state.sessions.get(&session).into_iter().flatten() {
                     let _ = member.send(update.clone());
                 }
@@ -133,17 +114,5 @@ async fn serve(stream: TcpStream, state: Rc<RefCell<State>>) {
         if let Some(members) = state.borrow_mut().sessions.get_mut(&session) {
             members.retain(|(id, _)| *id != player);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn takes_the_player_object_of_an_update() {
-        let frame = r#"{"command":"updatePlayer","player":{"seq":4,"t":17}}"#;
-        assert_eq!(player_of(frame), r#"{"seq":4,"t":17}"#);
-        assert_eq!(player_of(r#"{"command":"updatePlayer"}"#), "{}");
     }
 }

@@ -22,6 +22,7 @@ mod epoll;
 mod fanout;
 mod floor;
 mod idle;
+mod reference;
 mod relay_server;
 mod ws;
 

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::common;
 use crate::epoll::{Epoll, Event, EPOLLIN, EPOLLOUT};
+use crate::{common, reference, ws};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RelayServerArgs {
@@ -49,7 +49,8 @@ struct Relay {
     sessions: HashMap<i64, Vec<usize>>,
     next_session: i64,
     next_player: i64,
-    /// The frame being sent, reused.
+    /// The broadcast being sent, its text and its frame, reused.
+    body: String,
     frame: Vec<u8>,
     read_buf: Vec<u8>,
 }
@@ -63,6 +64,7 @@ pub fn run(args: RelayServerArgs) -> Result<(), String> {
         sessions: HashMap::new(),
         next_session: 0,
         next_player: 0,
+        body: String::with_capacity(4096),
         frame: Vec::with_capacity(4096),
         read_buf: vec![0; 64 * 1024],
     };
@@ -94,23 +96,6 @@ pub fn run(args: RelayServerArgs) -> Result<(), String> {
     }
 }
 
-/// A server frame (unmasked, FIN) of `payload` appended to `out`.
-fn put_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
-    out.push(0x80 | opcode);
-    match payload.len() {
-        n if n < 126 => out.push(n as u8),
-        n if n <= 0xFFFF => {
-            out.push(126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(payload);
-}
-
 /// The first whole masked client frame in `buf`, unmasked in place: (opcode, payload range,
 /// bytes taken). `None` until one is whole.
 fn client_frame(buf: &mut [u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
@@ -133,18 +118,6 @@ fn client_frame(buf: &mut [u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
         *b ^= mask[i % 4];
     }
     Some((b0 & 0x0F, at..at + len, at + len))
-}
-
-/// The `player` object of an updatePlayer frame, as sent: the fan-out's frames end with it.
-fn player_of(text: &[u8]) -> &[u8] {
-    const KEY: &[u8] = b"\"player\":";
-    match memchr::memmem::find(text, KEY) {
-        Some(at) => {
-            let rest = text[at + KEY.len()..].trim_ascii_end();
-            rest.strip_suffix(b"}").unwrap_or(rest)
-        }
-        None => b"{}",
-    }
 }
 
 impl Relay {
@@ -245,14 +218,14 @@ impl Relay {
             let payload = taken + payload.start..taken + payload.end;
             taken += len;
             match opcode {
-                0x1 => self.command(idx, &input[payload]),
-                0x8 => {
+                ws::OP_TEXT => self.command(idx, &input[payload]),
+                ws::OP_CLOSE => {
                     self.close(idx);
                     return input.len();
                 }
-                0x9 => {
+                ws::OP_PING => {
                     let mut pong = Vec::new();
-                    put_frame(&mut pong, 0xA, &input[payload]);
+                    ws::put_server_frame(&mut pong, ws::OP_PONG, &input[payload]);
                     self.send(idx, &pong);
                 }
                 _ => {}
@@ -276,23 +249,15 @@ impl Relay {
                 };
                 self.next_player += 1;
                 let player = self.next_player;
-                let reply = format!(
-                    r#"{{"command":"sessionJoin","error":0,"sessionID":{session},"playerID":{player},"session":{{}},"player":{{}}}}"#
-                );
-                self.send_text(idx, reply.as_bytes());
+                self.send_text(idx, reference::session_join(session, player).as_bytes());
                 let members = self.sessions.entry(session).or_default().clone();
-                let joins =
-                    format!(r#"{{"command":"playerJoin","playerID":{player},"player":{{}}}}"#);
+                let joins = reference::player_join(player);
                 for member in members {
                     self.send_text(member, joins.as_bytes());
                     let Some(id) = self.conns[member].as_ref().and_then(|c| c.joined) else {
                         continue;
                     };
-                    let theirs = format!(
-                        r#"{{"command":"playerJoin","playerID":{},"player":{{}}}}"#,
-                        id.1
-                    );
-                    self.send_text(idx, theirs.as_bytes());
+                    self.send_text(idx, reference::player_join(id.1).as_bytes());
                 }
                 self.sessions.entry(session).or_default().push(idx);
                 if let Some(conn) = self.conns[idx].as_mut() {
@@ -301,19 +266,14 @@ impl Relay {
             }
             ("updatePlayer", Some((session, player))) => {
                 // Built once, in the reused buffer, and written to each member.
+                // Built once, in reused buffers, and written to each member.
                 let mut frame = std::mem::take(&mut self.frame);
+                reference::player_update(&mut self.body, player, text);
                 frame.clear();
-                frame.resize(MAX_HEADER, 0);
-                let _ = write!(
-                    frame,
-                    r#"{{"command":"playerUpdate","error":0,"playerID":{player},"player":"#
-                );
-                frame.extend_from_slice(player_of(text.as_bytes()));
-                frame.push(b'}');
-                let start = header_before(&mut frame);
+                ws::put_server_frame(&mut frame, ws::OP_TEXT, self.body.as_bytes());
                 let mut members = self.sessions.remove(&session).unwrap_or_default();
                 for &member in &members {
-                    self.send(member, &frame[start..]);
+                    self.send(member, &frame);
                 }
                 // A member whose write failed was closed meanwhile: its slot may be reused.
                 members.retain(|&member| self.conns[member].is_some());
@@ -326,7 +286,7 @@ impl Relay {
 
     fn send_text(&mut self, idx: usize, text: &[u8]) {
         let mut frame = Vec::with_capacity(text.len() + 10);
-        put_frame(&mut frame, 0x1, text);
+        ws::put_server_frame(&mut frame, ws::OP_TEXT, text);
         self.send(idx, &frame);
     }
 
@@ -371,46 +331,9 @@ impl Relay {
     }
 }
 
-/// Room left at the front of a broadcast frame for its header (the longest is 10 bytes).
-const MAX_HEADER: usize = 10;
-
-/// Writes the text frame header for the body at `frame[MAX_HEADER..]` into the room left
-/// before it; where the frame starts.
-fn header_before(frame: &mut [u8]) -> usize {
-    let len = frame.len() - MAX_HEADER;
-    let (size, header_len): ([u8; 9], usize) = match len {
-        n if n < 126 => ([n as u8, 0, 0, 0, 0, 0, 0, 0, 0], 1),
-        n if n <= 0xFFFF => {
-            let b = (n as u16).to_be_bytes();
-            ([126, b[0], b[1], 0, 0, 0, 0, 0, 0], 3)
-        }
-        n => {
-            let b = (n as u64).to_be_bytes();
-            ([127, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]], 9)
-        }
-    };
-    let start = MAX_HEADER - 1 - header_len;
-    frame[start] = 0x81;
-    frame[start + 1..MAX_HEADER].copy_from_slice(&size[..header_len]);
-    start
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_frame_built_in_place_matches_one_built_in_order() {
-        for body_len in [0usize, 125, 126, 0xFFFF, 0x10000] {
-            let body = vec![b'a'; body_len];
-            let mut in_place = vec![0; MAX_HEADER];
-            in_place.extend_from_slice(&body);
-            let start = header_before(&mut in_place);
-            let mut in_order = Vec::new();
-            put_frame(&mut in_order, 0x1, &body);
-            assert_eq!(&in_place[start..], &in_order[..], "body of {body_len}");
-        }
-    }
 
     #[test]
     fn unmasks_a_client_frame_once_whole() {
@@ -423,6 +346,5 @@ mod tests {
         let (opcode, payload, taken) = client_frame(&mut wire).unwrap();
         assert_eq!((opcode, taken), (0x1, wire.len()));
         assert_eq!(&wire[payload], text);
-        assert_eq!(player_of(text), b"{\"seq\":1}");
     }
 }

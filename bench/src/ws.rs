@@ -90,6 +90,23 @@ pub fn put_client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8
     out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
 }
 
+/// Appends an unmasked server frame (FIN set) to `out`: what the reference servers send.
+pub fn put_server_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    out.push(0x80 | opcode);
+    match payload.len() {
+        len @ 0..=125 => out.push(len as u8),
+        len @ 126..=0xFFFF => {
+            out.push(126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+}
+
 /// A cheap xorshift64 source for mask keys and handshake keys.
 pub struct Xorshift(u64);
 
@@ -184,19 +201,8 @@ mod tests {
 
     /// An unmasked frame as the server sends it.
     fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0x80 | opcode];
-        match payload.len() {
-            len @ 0..=125 => f.push(len as u8),
-            len @ 126..=0xFFFF => {
-                f.push(126);
-                f.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            len => {
-                f.push(127);
-                f.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(payload);
+        let mut f = Vec::new();
+        put_server_frame(&mut f, opcode, payload);
         f
     }
 
