@@ -1,6 +1,6 @@
 //! One task per session: the only owner of its `Session`, reached over a channel.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use bytes::Bytes;
 use sessionserver_core::{
@@ -84,7 +84,7 @@ pub(crate) fn spawn(
     let metrics = creator.metrics().clone();
     metrics.session_created();
     metrics.players_in_sessions(1);
-    let mut peers = HashMap::new();
+    let mut peers = HashMap::default();
     peers.insert(creator.player, creator);
     let task = SessionTask {
         session,

@@ -28,7 +28,7 @@ pub(crate) struct Full;
 #[derive(Default)]
 struct State {
     /// Whole frames waiting, in order; the first may be partly written.
-    pending: VecDeque<Bytes>,
+    pending: Pending,
     /// Bytes of the first pending frame already written.
     written: usize,
     /// A writer task is running (it ends when `pending` is empty).
@@ -176,8 +176,7 @@ impl Outbox {
             state.failed = true;
         }
         if state.pending.is_empty() || state.failed {
-            release(&mut state.pending);
-            self.drained.notify_waiters();
+            self.emptied(state);
         } else {
             state.writer = true;
             tokio::spawn(self.clone().write_pending());
@@ -187,36 +186,43 @@ impl Outbox {
     /// The writer task: writes what is pending whenever the socket can take it, then ends.
     async fn write_pending(self: Arc<Self>) {
         loop {
-            if self.socket.writable().await.is_err() {
-                self.lock().failed = true;
-                break;
-            }
+            let ready = self.socket.writable().await;
             let mut state = self.lock();
-            if self.write_some(&mut state).is_err() {
+            if ready.is_err() || self.write_some(&mut state).is_err() {
                 state.failed = true;
             }
             if state.pending.is_empty() || state.failed {
                 state.writer = false;
-                release(&mut state.pending);
-                break;
+                self.emptied(&state);
+                return;
             }
         }
-        self.drained.notify_waiters();
+    }
+
+    /// Everything queued is written, or nothing more can be: wakes a closing connection's
+    /// wait for that. Only a connection whose close frame is queued waits
+    /// ([`Outbox::drained`]), so the wake (a lock inside `Notify`) is skipped at other times.
+    fn emptied(&self, state: &State) {
+        if state.closed || state.failed {
+            self.drained.notify_waiters();
+        }
     }
 
     /// Writes pending frames (several per system call) until done or the socket is full.
     fn write_some(&self, state: &mut State) -> io::Result<()> {
-        while !state.pending.is_empty() {
-            let written = state.written;
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let mut count = 0;
-            for (slot, frame) in slices.iter_mut().zip(&state.pending) {
-                *slot = IoSlice::new(if count == 0 { &frame[written..] } else { frame });
-                count += 1;
-            }
-            let result = if count == 1 {
-                self.socket.try_write(&slices[0])
+        while let Some(first) = &state.pending.first {
+            let first = &first[state.written..];
+            let result = if state.pending.rest.is_empty() {
+                // The common case (a frame on its way to an idle client): one plain write.
+                self.socket.try_write(first)
             } else {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                slices[0] = IoSlice::new(first);
+                let mut count = 1;
+                for (slot, frame) in slices[1..].iter_mut().zip(&state.pending.rest) {
+                    *slot = IoSlice::new(frame);
+                    count += 1;
+                }
                 self.socket.try_write_vectored(&slices[..count])
             };
             let mut n = match result {
@@ -224,27 +230,54 @@ impl Outbox {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             };
-            while n > 0 {
-                let left = state.pending[0].len() - state.written;
-                if n >= left {
-                    n -= left;
-                    state.pending.pop_front();
-                    state.written = 0;
-                } else {
+            while let Some(first) = &state.pending.first {
+                let left = first.len() - state.written;
+                if n < left {
                     state.written += n;
-                    n = 0;
+                    break;
                 }
+                n -= left;
+                state.pending.pop_front();
+                state.written = 0;
             }
         }
         Ok(())
     }
 }
 
-/// An idle connection holds no buffer: with many thousands of players connected, the few
-/// hundred bytes of an empty queue's allocation add up.
-fn release(pending: &mut VecDeque<Bytes>) {
-    if pending.is_empty() && pending.capacity() > 0 {
-        *pending = VecDeque::new();
+/// The frames of one outbox, in order. The first is held apart from the rest: most of the
+/// time it is the only one, and then sending it allocates nothing. The rest live in a queue
+/// that is freed whenever it empties, so an idle connection holds no buffer (with many
+/// thousands of players connected, an empty queue's allocation adds up).
+#[derive(Default)]
+struct Pending {
+    /// `None` only when `rest` is empty too.
+    first: Option<Bytes>,
+    rest: VecDeque<Bytes>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn push_back(&mut self, frame: Bytes) {
+        if self.first.is_none() {
+            self.first = Some(frame);
+        } else {
+            self.rest.push_back(frame);
+        }
+    }
+
+    fn pop_front(&mut self) {
+        self.first = self.rest.pop_front();
+        if self.rest.is_empty() && self.rest.capacity() > 0 {
+            self.rest = VecDeque::new();
+        }
     }
 }
 
