@@ -145,7 +145,8 @@ impl Outbox {
         }
     }
 
-    /// Resolves once everything queued has been written (or writing failed).
+    /// Resolves once everything queued has been written (or writing failed). For a closing
+    /// connection: only after [`Outbox::close`] is the wait woken when the outbox empties.
     pub(crate) async fn drained(&self) {
         loop {
             let notified = self.drained.notified();
@@ -361,6 +362,34 @@ mod tests {
         }
         assert!(accepted > 4);
         assert_eq!(outbox.lock().pending.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn frames_written_in_parts_arrive_whole_and_in_order() {
+        let (outbox, mut client) = outbox_and_client(1024).await;
+        // Large frames with distinct contents, more than the kernel's buffers take at once:
+        // the first waiting frame is written in parts, the rest by the writer task.
+        let frames: Vec<Bytes> = (0..64u8).map(|i| frame(2, &vec![i; 60_000])).collect();
+        for f in &frames {
+            if matches!(outbox.queue(f.clone()), Ok(true)) {
+                outbox.flush();
+            }
+        }
+        let expected = frames.concat();
+        let mut got = vec![0; expected.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert!(got == expected, "the bytes differ from the frames in order");
+        // The close frame goes last, and a closing connection's wait for it ends.
+        outbox.close(frame(8, &[]));
+        let mut close = [0; 2];
+        client.read_exact(&mut close).await.unwrap();
+        assert_eq!(close, [0x88, 0]);
+        let drained = tokio::time::timeout(std::time::Duration::from_secs(10), outbox.drained());
+        assert!(
+            drained.await.is_ok(),
+            "the wait for the outbox to empty never ended"
+        );
+        assert!(outbox.lock().pending.is_empty());
     }
 
     #[test]
