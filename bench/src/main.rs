@@ -9,7 +9,9 @@
 //! - `bare-server`: not a scenario but a reference server for `fanout`, the bare
 //!   single-threaded tokio-tungstenite fan-out the performance targets were set against;
 //! - `relay-server`: the other reference, the least an event-driven fan-out server does per
-//!   update (one epoll thread, one `recv` per update, one `send` per delivery).
+//!   update (one epoll thread, one `recv` per update, one `send` per delivery);
+//! - `tokio-relay-server`: the relay's work on a tokio current-thread runtime (a task per
+//!   connection, `try_write` per member): what tokio itself adds per update.
 //!
 //! Every run also prints the generator's own CPU use, so a reader can tell when the generator,
 //! not the server, was the limit. `scripts/bench.sh` runs them all against the native server
@@ -24,6 +26,7 @@ mod floor;
 mod idle;
 mod reference;
 mod relay_server;
+mod tokio_relay;
 mod ws;
 
 use clap::{Parser, Subcommand};
@@ -53,6 +56,8 @@ enum Scenario {
     BareServer(bare_server::BareServerArgs),
     /// The least an event-driven fan-out server can do per update (the second reference).
     RelayServer(relay_server::RelayServerArgs),
+    /// The relay's work on tokio (a third reference: what the runtime adds).
+    TokioRelayServer(tokio_relay::TokioRelayArgs),
 }
 
 fn main() {
@@ -61,6 +66,7 @@ fn main() {
         Scenario::Floor(args) => floor::run(args),
         Scenario::BareServer(args) => bare_server::run(args),
         Scenario::RelayServer(args) => relay_server::run(args),
+        Scenario::TokioRelayServer(args) => tokio_relay::run(args),
         // Their own threads, each an epoll loop over a share of the clients: no async runtime.
         Scenario::Fanout(args) => fanout::run(args, epoll_threads(cli.threads)),
         Scenario::Churn(args) => churn::run(args, epoll_threads(cli.threads)),
@@ -78,6 +84,7 @@ fn main() {
                     | Scenario::Fanout(_)
                     | Scenario::Churn(_)
                     | Scenario::BareServer(_)
+                    | Scenario::TokioRelayServer(_)
                     | Scenario::RelayServer(_) => {
                         unreachable!("run above, outside tokio")
                     }

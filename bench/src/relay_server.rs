@@ -98,7 +98,7 @@ pub fn run(args: RelayServerArgs) -> Result<(), String> {
 
 /// The first whole masked client frame in `buf`, unmasked in place: (opcode, payload range,
 /// bytes taken). `None` until one is whole.
-fn client_frame(buf: &mut [u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
+pub(crate) fn client_frame(buf: &mut [u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
     let [b0, b1, ..] = *buf else { return None };
     let (len, mut at) = match b1 & 0x7F {
         126 => (
@@ -118,6 +118,40 @@ fn client_frame(buf: &mut [u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
         *b ^= mask[i % 4];
     }
     Some((b0 & 0x0F, at..at + len, at + len))
+}
+
+/// What a client's first bytes are, read as a WebSocket upgrade request.
+pub(crate) enum Handshake {
+    /// The request is not whole yet.
+    Incomplete,
+    /// No `Sec-WebSocket-Key`.
+    Invalid,
+    /// The response to send, and the bytes the request took.
+    Accept { response: String, taken: usize },
+}
+
+pub(crate) fn handshake(input: &[u8]) -> Handshake {
+    let Some(end) = memchr::memmem::find(input, b"\r\n\r\n") else {
+        return Handshake::Incomplete;
+    };
+    let request = String::from_utf8_lossy(&input[..end]);
+    let key = request.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("sec-websocket-key")
+            .then(|| value.trim().to_string())
+    });
+    let Some(key) = key else {
+        return Handshake::Invalid;
+    };
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        derive_accept_key(key.as_bytes())
+    );
+    Handshake::Accept {
+        response,
+        taken: end + 4,
+    }
 }
 
 impl Relay {
@@ -186,29 +220,20 @@ impl Relay {
 
     /// Answers the HTTP upgrade once the request is whole; the bytes it took.
     fn upgrade(&mut self, idx: usize, input: &[u8]) -> usize {
-        let Some(end) = memchr::memmem::find(input, b"\r\n\r\n") else {
-            return 0;
-        };
-        let request = String::from_utf8_lossy(&input[..end]);
-        let key = request.lines().find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("sec-websocket-key")
-                .then(|| value.trim().to_string())
-        });
-        let Some(key) = key else {
-            self.close(idx);
-            return input.len();
-        };
-        let response = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-            derive_accept_key(key.as_bytes())
-        );
-        if let Some(conn) = self.conns[idx].as_mut() {
-            conn.upgraded = true;
+        match handshake(input) {
+            Handshake::Incomplete => 0,
+            Handshake::Invalid => {
+                self.close(idx);
+                input.len()
+            }
+            Handshake::Accept { response, taken } => {
+                if let Some(conn) = self.conns[idx].as_mut() {
+                    conn.upgraded = true;
+                }
+                self.send(idx, response.as_bytes());
+                taken
+            }
         }
-        self.send(idx, response.as_bytes());
-        end + 4
     }
 
     /// Handles every whole frame in `input`; the bytes they took.
@@ -265,7 +290,6 @@ impl Relay {
                 }
             }
             ("updatePlayer", Some((session, player))) => {
-                // Built once, in the reused buffer, and written to each member.
                 // Built once, in reused buffers, and written to each member.
                 let mut frame = std::mem::take(&mut self.frame);
                 reference::player_update(&mut self.body, player, text);
