@@ -186,12 +186,6 @@ impl Session {
         self.outputs.pop_front()
     }
 
-    /// How many outputs [`Session::poll_output`] has left: a host can choose how to write a
-    /// broadcast by its size.
-    pub fn pending_outputs(&self) -> usize {
-        self.outputs.len()
-    }
-
     /// Adds `player`: it gets `sessionJoin` and a `playerJoin` for each member in join order;
     /// every member gets a `playerJoin` of it. Returns whether it is now a member: a full
     /// session sends it error 16 instead. A player already in the session is left alone.

@@ -44,14 +44,6 @@ impl Peer {
         }
     }
 
-    /// Writes a frame at once (after what this player's outbox holds), with its WebSocket
-    /// frame already built (once per broadcast; the session counts it in the metrics).
-    pub(crate) fn write_now(&self, ws_frame: &Bytes) {
-        if self.outbox.write_now(ws_frame).is_err() {
-            self.outbox.overflowed.notify_one();
-        }
-    }
-
     /// Queues a frame for the session's next flush, with its WebSocket frame already built
     /// (once per broadcast; the session counts it in the metrics). Returns the outbox when the
     /// caller must flush it.

@@ -92,7 +92,6 @@ pub(crate) fn spawn(
         registry: registry.clone(),
         metrics,
         unflushed: Vec::new(),
-        last_of_batch: false,
     };
     tokio::spawn(task.run(rx));
     Some(handle)
@@ -106,28 +105,22 @@ struct SessionTask {
     metrics: Arc<Metrics>,
     /// Outboxes holding frames not yet written, in the order they got their first.
     unflushed: Vec<Arc<Outbox>>,
-    /// The command being handled is the last of its batch: its frames are written at once
-    /// rather than queued for the flush (one lock and no queue per delivery, the common case
-    /// at rest).
-    last_of_batch: bool,
 }
 
 impl SessionTask {
     async fn run(mut self, mut inbox: mpsc::Receiver<SessionMsg>) {
         self.deliver();
         self.flush();
-        while let Some(mut msg) = inbox.recv().await {
+        while let Some(msg) = inbox.recv().await {
             // Commands that arrived together are handled together, and their frames written
-            // with the last one's: under load each member then gets several frames per system
-            // call.
-            for handled in 1..=BATCH {
-                self.last_of_batch = handled == BATCH || inbox.is_empty();
-                self.handle(msg);
-                if self.last_of_batch || self.session.is_empty() {
+            // after: under load each member then gets several frames per system call.
+            self.handle(msg);
+            for _ in 1..BATCH {
+                if self.session.is_empty() {
                     break;
                 }
                 match inbox.try_recv() {
-                    Ok(next) => msg = next,
+                    Ok(msg) => self.handle(msg),
                     Err(_) => break,
                 }
             }
@@ -193,13 +186,10 @@ impl SessionTask {
         }
     }
 
-    /// Sends every frame the session produced to its recipient: written at once, or queued
-    /// in its outbox for [`SessionTask::flush`]. Never waits: a connection that cannot take
-    /// more is disconnected by its own task (see `Peer::queue`).
+    /// Queues every frame the session produced in its recipient's outbox, to be written by
+    /// [`SessionTask::flush`]. Never waits: a connection that cannot take more is disconnected
+    /// by its own task (see `Peer::queue`).
     fn deliver(&mut self) {
-        // At the end of a batch a small fan-out is written at once; a large one is queued, and
-        // `flush` splits its writes over several tasks.
-        let write_now = self.last_of_batch && self.session.pending_outputs() <= WRITES_PER_TASK;
         // A broadcast comes out as one output per member, all sharing one buffer: build its
         // WebSocket frame once.
         // `last`: the frame being broadcast, its WebSocket frame, and its recipients so far.
@@ -210,22 +200,23 @@ impl SessionTask {
                     let Some(peer) = self.peers.get(&to) else {
                         continue;
                     };
-                    let shared = |(broadcast, ..): &(Frame, Bytes, u64)| {
-                        broadcast.bytes().as_ptr() == frame.bytes().as_ptr()
-                    };
-                    if !last.as_ref().is_none_or(shared) {
-                        if let Some((done, _, recipients)) = last.take() {
-                            self.metrics.frames_out(&done, recipients);
+                    let text = match &mut last {
+                        Some((shared, text, recipients))
+                            if shared.bytes().as_ptr() == frame.bytes().as_ptr() =>
+                        {
+                            *recipients += 1;
+                            text.clone()
                         }
-                    }
-                    let (_, text, recipients) = last.get_or_insert_with(|| {
-                        let text = ws_frame_of(&frame);
-                        (frame, text, 0)
-                    });
-                    *recipients += 1;
-                    if write_now {
-                        peer.write_now(text);
-                    } else if let Some(outbox) = peer.queue(text.clone()) {
+                        _ => {
+                            if let Some((done, _, recipients)) = last.take() {
+                                self.metrics.frames_out(&done, recipients);
+                            }
+                            let text = ws_frame_of(&frame);
+                            last = Some((frame, text.clone(), 1));
+                            text
+                        }
+                    };
+                    if let Some(outbox) = peer.queue(text) {
                         self.unflushed.push(outbox);
                     }
                 }

@@ -108,43 +108,6 @@ impl Outbox {
         Ok(true)
     }
 
-    /// Writes a frame at once, after any frames waiting for this outbox's flush (which go
-    /// with it). When nothing waits, the shared frame is written as it is: no copy, no queue,
-    /// one lock. What the socket cannot take now goes to a writer task.
-    pub(crate) fn write_now(self: &Arc<Self>, frame: &Bytes) -> Result<(), Full> {
-        let mut state = self.lock();
-        if state.closed || state.failed {
-            return Ok(());
-        }
-        if state.pending.is_empty() && !state.writer {
-            let written = match self.socket.try_write(frame) {
-                Ok(n) if n == frame.len() => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(_) => {
-                    state.failed = true;
-                    return Ok(());
-                }
-            };
-            state.pending.push_back(frame.clone());
-            state.written = written;
-            state.writer = true;
-            tokio::spawn(self.clone().write_pending());
-            return Ok(());
-        }
-        if state.pending.len() >= self.limit {
-            return Err(Full);
-        }
-        state.pending.push_back(frame.clone());
-        if !state.writer {
-            // Frames this session queued earlier in its batch: all of them go now, in order;
-            // the session's flush later finds nothing left.
-            state.scheduled = false;
-            self.write_or_hand_over(&mut state);
-        }
-        Ok(())
-    }
-
     /// Writes what [`Outbox::queue`] left, as far as the socket takes it now; the rest goes to
     /// a writer task.
     pub(crate) fn flush(self: &Arc<Self>) {
