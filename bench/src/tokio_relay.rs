@@ -177,7 +177,9 @@ fn send(conn: &Rc<Conn>, bytes: &[u8]) {
         Err(_) => return,
     };
     if written < bytes.len() {
-        conn.output.borrow_mut().extend_from_slice(&bytes[written..]);
+        conn.output
+            .borrow_mut()
+            .extend_from_slice(&bytes[written..]);
         conn.writer.set(true);
         tokio::task::spawn_local(write_later(conn.clone()));
     }
