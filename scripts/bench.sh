@@ -6,7 +6,7 @@
 #   scripts/bench.sh              full run (about 15 minutes on 2 cores)
 #   scripts/bench.sh --quick      seconds per scenario, small sizes (about 6 minutes)
 #   scripts/bench.sh --runs 5     more runs per figure (default: 3 full, 1 quick)
-#   scripts/bench.sh --only native   one server only (native or original; the two reference
+#   scripts/bench.sh --only native   one server only (native or original; the three reference
 #                                    servers run with native)
 #   scripts/bench.sh --table target/bench/results-....txt   only print the table of a past run
 #
@@ -127,6 +127,11 @@ start_server() {
       # one epoll thread, one recv per update, one send per delivery; only the fan-out too.
       (exec "$bench_bin" relay-server --port "$port" >/dev/null 2>&1) &
       ;;
+    tokio-relay)
+      # The relay's work on a tokio current-thread runtime (bench/src/tokio_relay.rs): what
+      # the runtime itself adds per update; only the fan-out too.
+      (exec "$bench_bin" tokio-relay-server --port "$port" >/dev/null 2>&1) &
+      ;;
     original)
       # Its console output (a line per message) goes to /dev/null, as a quiet deployment would.
       (cd "$orig_dir" && exec node server.mjs "$port" >/dev/null 2>&1) &
@@ -178,9 +183,10 @@ for run in $(seq "$runs"); do
   bench floor --sockets 1000 --rate 50000 --size 120 --duration "$floor_duration" >/dev/null
 
   if [[ " $servers " == *" native "* ]]; then
-    # The two reference servers at the same load: what the kernel work around each update
-    # costs (relay), and what the design the CPU target was set against costs (reference).
-    for ref in relay reference; do
+    # The reference servers at the same load: what the kernel work around each update costs
+    # (relay), what tokio adds to it (tokio-relay), and what the design the CPU target was
+    # set against costs (reference).
+    for ref in relay tokio-relay reference; do
       step "run $run: $ref server: fan-out at 50,000 deliveries/s (for comparison)"
       fanout50k "$ref"
     done
@@ -268,6 +274,14 @@ gen_o=$(median fanout50k $o gen_cpu_us_per_delivery); gen_n=$(median fanout50k $
 lost_o=$(median fanout50k $o lost); lost_n=$(median fanout50k $n lost)
 cpu_r=$(median fanout50k reference cpu_us_per_delivery)
 cpu_y=$(median fanout50k relay cpu_us_per_delivery)
+cpu_t=$(median fanout50k tokio-relay cpu_us_per_delivery)
+# The native server's CPU per delivery over the floor of the same run, run by run (the
+# machine's noise moves both together), and their median.
+per_run=$(awk '/^RESULT scenario=floor server=loopback /{ match($0, / floor_us_per_write=[^ ]*/); f[++nf] = substr($0, RSTART + 20, RLENGTH - 20) }
+  /^RESULT scenario=fanout50k server=native /{ match($0, / cpu_us_per_delivery=[^ ]*/); c[++nc] = substr($0, RSTART + 21, RLENGTH - 21) }
+  END { for (i = 1; i <= nc && i <= nf; i++) printf "%s%.2f", (i > 1 ? " " : ""), c[i] / f[i] }' "$results")
+per_run_median=$(tr ' ' '\n' <<<"$per_run" | { grep . || true; } | sort -g |
+  awk '{ v[NR] = $1 } END { if (NR == 0) { print "NA"; exit } if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 mem_o=$(median idle $o bytes_per_player); mem_n=$(median idle $n bytes_per_player)
 churn_o=$(median churn $o cycles_per_s); churn_n=$(median churn $n cycles_per_s)
 big_o=$(median bigsession $o p99_us); big_n=$(median bigsession $n p99_us)
@@ -287,7 +301,9 @@ bigl_o=$(median bigsession $o lost); bigl_n=$(median bigsession $n lost)
   row "server CPU per delivery at 50,000/s, us" "$(fmt "$cpu_o" 1 2)" "$(fmt "$cpu_n" 1 2)" "$(ratio "$cpu_o" "$cpu_n")" "<= 1.2 x floor = $(fmt "$floor" 0.8333333 2) us" "$(verdict "$cpu_n <= 1.2 * $floor")"
   row "loopback write floor (120 B, 1,000 sockets, 50,000/s), us" "" "$(fmt "$floor" 1 2)" "" "(measured in this run)" ""
   row "  minimal epoll relay, same load: CPU per delivery, us" "" "$(fmt "$cpu_y" 1 2)" "$(ratio "$cpu_y" "$cpu_n")" "(reference, this run)" ""
+  row "  the relay's work on tokio, same load: CPU/delivery, us" "" "$(fmt "$cpu_t" 1 2)" "$(ratio "$cpu_t" "$cpu_n")" "(reference, this run)" ""
   row "  bare tokio-tungstenite server, same load: CPU/delivery, us" "" "$(fmt "$cpu_r" 1 2)" "$(ratio "$cpu_r" "$cpu_n")" "(reference, this run)" ""
+  row "  native / floor of the same run, per run: ${per_run:-NA}" "" "$(fmt "$per_run_median" 1 2)" "" "<= 1.2 (median)" "$(verdict "$per_run_median <= 1.2")"
   row "p50 latency at 50,000/s, ms" "$(fmt "$p50_o" 1000 3)" "$(fmt "$p50_n" 1000 3)" "$(ratio "$p50_o" "$p50_n")" "" ""
   row "p99 latency at 50,000/s, ms" "$(fmt "$p99_o" 1000 3)" "$(fmt "$p99_n" 1000 3)" "$(ratio "$p99_o" "$p99_n")" "<= 0.5 ms" "$(verdict "$p99_n <= 500")"
   row "updates lost at 50,000/s" "$(fmt "$lost_o" 1 0)" "$(fmt "$lost_n" 1 0)" "" "0" "$(verdict "$lost_n == 0")"
@@ -298,7 +314,7 @@ bigl_o=$(median bigsession $o lost); bigl_n=$(median bigsession $n lost)
   row "generator CPU per delivery at 50,000/s, us (information)" "$(fmt "$gen_o" 1 2)" "$(fmt "$gen_n" 1 2)" "" "" ""
   echo
   for s in original native; do
-    echo "runs: $s: fanout50k $(count fanout50k "$s"), bigsession $(count bigsession "$s"), idle $(count idle "$s"), churn $(count churn "$s"), max $(count max "$s"); floor $(count floor loopback), relay $(count fanout50k relay), reference $(count fanout50k reference)"
+    echo "runs: $s: fanout50k $(count fanout50k "$s"), bigsession $(count bigsession "$s"), idle $(count idle "$s"), churn $(count churn "$s"), max $(count max "$s"); floor $(count floor loopback), relay $(count fanout50k relay), tokio-relay $(count fanout50k tokio-relay), reference $(count fanout50k reference)"
     grep "^RESULT scenario=maxfail server=$s " "$results" | sed 's/^RESULT scenario=maxfail/  first failing max level:/' || true
   done
 } | tee "${results%.txt}-table.md"
