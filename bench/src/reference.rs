@@ -1,4 +1,4 @@
-//! What the two reference servers (`bare_server`, `relay_server`) say: the few frames of the
+//! What the reference servers (`bare_server`, `relay_server`, `tokio_relay`) say: the few frames of the
 //! protocol that the `fanout` scenario needs, written the same way by both so that they differ
 //! only in how they move bytes.
 
