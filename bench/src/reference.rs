@@ -1,6 +1,6 @@
-//! What the reference servers (`bare_server`, `relay_server`, `tokio_relay`) say: the few frames of the
-//! protocol that the `fanout` scenario needs, written the same way by both so that they differ
-//! only in how they move bytes.
+//! What the reference servers (`bare_server`, `relay_server`, `tokio_relay`) say: the few
+//! frames of the protocol that the `fanout` scenario needs, written the same way by all of them
+//! so that they differ only in how they move bytes.
 
 use std::fmt::Write as _;
 
