@@ -213,14 +213,15 @@ impl Outbox {
     fn write_some(&self, state: &mut State) -> io::Result<()> {
         while let Some(first) = &state.pending.first {
             let first = &first[state.written..];
-            let result = if state.pending.rest.is_empty() {
+            let result = if state.pending.rest.is_none() {
                 // The common case (a frame on its way to an idle client): one plain write.
                 self.socket.try_write(first)
             } else {
                 let mut slices = [IoSlice::new(&[]); MAX_SLICES];
                 slices[0] = IoSlice::new(first);
                 let mut count = 1;
-                for (slot, frame) in slices[1..].iter_mut().zip(&state.pending.rest) {
+                let rest = state.pending.rest.iter().flat_map(|rest| rest.iter());
+                for (slot, frame) in slices[1..].iter_mut().zip(rest) {
                     *slot = IoSlice::new(frame);
                     count += 1;
                 }
@@ -248,13 +249,14 @@ impl Outbox {
 
 /// The frames of one outbox, in order. The first is held apart from the rest: most of the
 /// time it is the only one, and then sending it allocates nothing. The rest live in a queue
-/// that is freed whenever it empties, so an idle connection holds no buffer (with many
-/// thousands of players connected, an empty queue's allocation adds up).
+/// that exists only while it holds frames, so an idle connection holds no buffer (with many
+/// thousands of players connected, every word of an idle connection adds up).
 #[derive(Default)]
 struct Pending {
-    /// `None` only when `rest` is empty too.
+    /// `None` only when `rest` is too.
     first: Option<Bytes>,
-    rest: VecDeque<Bytes>,
+    /// `Some` only while it holds frames.
+    rest: Option<Box<VecDeque<Bytes>>>,
 }
 
 impl Pending {
@@ -263,21 +265,21 @@ impl Pending {
     }
 
     fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.rest.len()
+        usize::from(self.first.is_some()) + self.rest.as_ref().map_or(0, |rest| rest.len())
     }
 
     fn push_back(&mut self, frame: Bytes) {
         if self.first.is_none() {
             self.first = Some(frame);
         } else {
-            self.rest.push_back(frame);
+            self.rest.get_or_insert_default().push_back(frame);
         }
     }
 
     fn pop_front(&mut self) {
-        self.first = self.rest.pop_front();
-        if self.rest.is_empty() && self.rest.capacity() > 0 {
-            self.rest = VecDeque::new();
+        self.first = self.rest.as_mut().and_then(|rest| rest.pop_front());
+        if self.rest.as_ref().is_some_and(|rest| rest.is_empty()) {
+            self.rest = None;
         }
     }
 }
