@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -31,33 +31,15 @@ type Members = Vec<(i64, mpsc::UnboundedSender<Message>)>;
 #[derive(Default)]
 struct State {
     sessions: HashMap<i64, Members>,
-    next_session: i64,
-    next_player: i64,
+    ids: reference::Ids,
 }
 
 pub fn run(args: BareServerArgs) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
-        let listener = TcpListener::bind(("127.0.0.1", args.port))
-            .await
-            .map_err(|e| format!("bind: {e}"))?;
-        let state = Rc::new(RefCell::new(State::default()));
-        loop {
-            let (stream, _) = listener
-                .accept()
-                .await
-                .map_err(|e| format!("accept: {e}"))?;
-            tokio::task::spawn_local(serve(stream, state.clone()));
-        }
-    })
+    let state = Rc::new(RefCell::new(State::default()));
+    reference::serve_on_one_thread(args.port, move |stream| serve(stream, state.clone()))
 }
 
 async fn serve(stream: TcpStream, state: Rc<RefCell<State>>) {
-    let _ = stream.set_nodelay(true);
     let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
         return;
     };
@@ -79,15 +61,8 @@ async fn serve(stream: TcpStream, state: Rc<RefCell<State>>) {
         let text = text.as_str();
         let mut state = state.borrow_mut();
         match (common::command_of(text), joined) {
-            ("createSession", None) | ("joinSession", None) => {
-                let session = if common::command_of(text) == "createSession" {
-                    state.next_session += 1;
-                    state.next_session
-                } else {
-                    common::int_field(text, "\"sessionID\":").unwrap_or(-1)
-                };
-                state.next_player += 1;
-                let player = state.next_player;
+            (command @ ("createSession" | "joinSession"), None) => {
+                let (session, player) = state.ids.join(command, text);
                 let members = state.sessions.entry(session).or_default();
                 let _ = tx.send(Message::text(reference::session_join(session, player)));
                 let joins = Message::text(reference::player_join(player));

@@ -47,8 +47,7 @@ struct Relay {
     epoll: Epoll,
     conns: Vec<Option<Conn>>,
     sessions: HashMap<i64, Vec<usize>>,
-    next_session: i64,
-    next_player: i64,
+    ids: reference::Ids,
     /// The broadcast being sent, its text and its frame, reused.
     body: String,
     frame: Vec<u8>,
@@ -62,8 +61,7 @@ pub fn run(args: RelayServerArgs) -> Result<(), String> {
         epoll: Epoll::new(256).map_err(|e| e.to_string())?,
         conns: Vec::new(),
         sessions: HashMap::new(),
-        next_session: 0,
-        next_player: 0,
+        ids: reference::Ids::default(),
         body: String::with_capacity(4096),
         frame: Vec::with_capacity(4096),
         read_buf: vec![0; 64 * 1024],
@@ -266,14 +264,7 @@ impl Relay {
         };
         match (common::command_of(text), joined) {
             (command @ ("createSession" | "joinSession"), None) => {
-                let session = if command == "createSession" {
-                    self.next_session += 1;
-                    self.next_session
-                } else {
-                    common::int_field(text, "\"sessionID\":").unwrap_or(-1)
-                };
-                self.next_player += 1;
-                let player = self.next_player;
+                let (session, player) = self.ids.join(command, text);
                 self.send_text(idx, reference::session_join(session, player).as_bytes());
                 let members = self.sessions.entry(session).or_default().clone();
                 let joins = reference::player_join(player);

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::rc::Rc;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::relay_server::{client_frame, handshake, Handshake};
 use crate::{common, reference, ws};
@@ -38,37 +38,21 @@ struct Conn {
 #[derive(Default)]
 struct State {
     sessions: HashMap<i64, Vec<(i64, Rc<Conn>)>>,
-    next_session: i64,
-    next_player: i64,
+    ids: reference::Ids,
     /// The broadcast being sent, its text and its frame, reused.
     body: String,
     frame: Vec<u8>,
 }
 
 pub fn run(args: TokioRelayArgs) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
-        let listener = TcpListener::bind(("127.0.0.1", args.port))
-            .await
-            .map_err(|e| format!("bind: {e}"))?;
-        let state = Rc::new(RefCell::new(State::default()));
-        loop {
-            let (stream, _) = listener
-                .accept()
-                .await
-                .map_err(|e| format!("accept: {e}"))?;
-            let _ = stream.set_nodelay(true);
-            let conn = Rc::new(Conn {
-                stream,
-                output: RefCell::new(Vec::new()),
-                writer: Cell::new(false),
-            });
-            tokio::task::spawn_local(serve(conn, state.clone()));
-        }
+    let state = Rc::new(RefCell::new(State::default()));
+    reference::serve_on_one_thread(args.port, move |stream| {
+        let conn = Rc::new(Conn {
+            stream,
+            output: RefCell::new(Vec::new()),
+            writer: Cell::new(false),
+        });
+        serve(conn, state.clone())
     })
 }
 
@@ -129,14 +113,7 @@ async fn serve(conn: Rc<Conn>, state: Rc<RefCell<State>>) {
 fn command(conn: &Rc<Conn>, state: &mut State, joined: &mut Option<(i64, i64)>, text: &str) {
     match (common::command_of(text), *joined) {
         (command @ ("createSession" | "joinSession"), None) => {
-            let session = if command == "createSession" {
-                state.next_session += 1;
-                state.next_session
-            } else {
-                common::int_field(text, "\"sessionID\":").unwrap_or(-1)
-            };
-            state.next_player += 1;
-            let player = state.next_player;
+            let (session, player) = state.ids.join(command, text);
             send_text(conn, &reference::session_join(session, player));
             let members = state.sessions.entry(session).or_default();
             let joins = reference::player_join(player);
