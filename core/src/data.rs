@@ -9,6 +9,38 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+/// Which names a session's data fields have on the wire.
+///
+/// The original server's code reads and writes `session` / `player`; its README says
+/// `sessionData` / `playerData`. Both are accepted on input; a session answers in the
+/// spelling its creator used, to every member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Spelling {
+    /// `session` and `player`, as the original server's code (the default).
+    #[default]
+    Short,
+    /// `sessionData` and `playerData`, as the original server's README.
+    Long,
+}
+
+impl Spelling {
+    /// The name of the sessionData field.
+    pub const fn session_field(self) -> &'static str {
+        match self {
+            Spelling::Short => "session",
+            Spelling::Long => "sessionData",
+        }
+    }
+
+    /// The name of the playerData field.
+    pub const fn player_field(self) -> &'static str {
+        match self {
+            Spelling::Short => "player",
+            Spelling::Long => "playerData",
+        }
+    }
+}
+
 /// A JSON object, as the text a client sent.
 #[derive(Clone, PartialEq, Eq)]
 pub struct JsonObject {

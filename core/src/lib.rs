@@ -4,44 +4,82 @@
 //! feed this crate what arrives; it answers with frames to send. IDs come from the host.
 //!
 //! Where things live:
-//! - [`ids`]: `PlayerId`, `SessionId` and the counter the native host draws them from.
-//! - [`limits`]: [`Limits`], what clients may ask of a server, with defaults.
-//! - [`connection`]: [`Connection`], per-connection timers (heartbeat) and rate limit, and
-//!   [`CloseReason`], every close code the server sends.
+//! - [`player`]: [`Player`], the state machine of one connection (one player): lobby or
+//!   session, where each command goes, the lobby's answers, the heartbeat and rate limit.
+//! - [`session`]: [`Session`], the state machine of one session and its members.
+//! - [`messages`]: what the two machines say to each other ([`ToSession`], [`ToPlayer`]),
+//!   carried by the host.
+//! - [`server`]: [`Server`], both composed in one thread the way the hosts compose them
+//!   across tasks and Durable Objects: the reference host the tests and the fuzzer drive, and
+//!   usable by single-threaded embedders.
+//! - [`connection_guard`]: [`ConnectionGuard`], the heartbeat and rate limit a player runs.
+//! - [`close`]: [`CloseReason`], every close code the server sends.
 //! - [`error`]: [`ErrorCode`], every error code the server sends, with its number.
 //! - [`command`]: parsing one client frame into a [`Command`] (or a [`Rejection`]).
-//! - [`data`]: JSON objects passed through verbatim, and their key structure ([`Shape`]).
+//! - [`data`]: JSON objects passed through verbatim, their key structure ([`Shape`]), and
+//!   the [`Spelling`] of the data fields.
 //! - [`reply`]: encoding server frames (each encoded once, shared by all recipients).
-//! - [`session`]: [`Session`], the state machine of one session and its members.
-//! - [`lobby`]: what a connection that is in no session gets for each command.
+//! - [`lobby`]: the frames a player in no session is answered with.
 //! - [`directory`]: sessions by ID, and which one is the latest (`joinSession -1`).
-//! - [`server`]: [`Server`], all of the above composed in one thread: the reference host used by
-//!   tests and fuzzing, and usable by single-threaded embedders.
+//! - [`ids`]: `PlayerId`, `SessionId` and the counter the native host draws them from.
+//! - [`limits`]: [`Limits`], what clients may ask of a server, with defaults.
+//!
+//! # Run loop
+//! A host owns the sockets, the clock and the IDs, and runs each machine where it keeps it:
+//!
+//! ```text
+//! connection opened:  player = Player::new(id, limits, config, now)
+//! client frame:       player.handle_text(now, text)       (pings, pongs: handle_activity)
+//! timer:              player.handle_timeout(now); re-arm at player.poll_timeout()
+//! then, always:       while let Some(out) = player.poll_output() {
+//!                       Send(frame)        -> write it to the socket
+//!                       Create(request)    -> allocate an ID, Session::create(id, request)
+//!                                             (or player.handle_create_refused())
+//!                       Join { target, .. } -> find the session, deliver the input to it
+//!                                             (or player.handle_no_such_session())
+//!                       ToSession(input)   -> deliver it to that session
+//!                                             (gone? player.handle_session_gone(id))
+//!                       Ping / Close(reason) -> on the socket
+//!                     }
+//!                     stop reading client frames while player.is_waiting()
+//! connection gone:    player.handle_closed(), then drain once more (its disconnect)
+//!
+//! session input:      session.handle(input); then drain session.poll_output():
+//!                       Send / Broadcast   -> frames to members' sockets (a broadcast once)
+//!                       ToPlayer { to, event } -> player `to`: handle_from_session(event)
+//!                       Changed(_)         -> storage, where the host keeps one
+//!                       Ended              -> forget the session
+//! ```
 //!
 //! The protocol itself is documented in PROTOCOL.md at the repository root.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod close;
 pub mod command;
-pub mod connection;
+pub mod connection_guard;
 pub mod data;
 pub mod directory;
 pub mod error;
 pub mod ids;
 pub mod limits;
 pub mod lobby;
+pub mod messages;
+pub mod player;
 pub mod reply;
 pub mod server;
 pub mod session;
 
-pub use command::{parse, Command, JoinTarget, Rejection, SessionFormat, Spelling};
-pub use connection::{Admission, CloseReason, Connection, ConnectionConfig, TimerAction};
-pub use data::{JsonObject, PlayerFormat, Shape};
+pub use close::CloseReason;
+pub use command::{parse, Command, JoinTarget, Rejection, SessionFormat};
+pub use connection_guard::{Admission, ConnectionConfig, ConnectionGuard, TimerAction};
+pub use data::{JsonObject, PlayerFormat, Shape, Spelling};
 pub use directory::Directory;
 pub use error::ErrorCode;
 pub use ids::{IdCounter, PlayerId, SessionId};
 pub use limits::Limits;
-pub use lobby::LobbyAction;
+pub use messages::{CreateRequest, ToPlayer, ToSession};
+pub use player::{Player, PlayerOutput};
 pub use reply::{Frame, ReplyCommand};
 pub use server::Server;
-pub use session::{Membership, Output, Session};
+pub use session::{Change, Output, Session};

@@ -8,8 +8,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::command::Spelling;
-use crate::data::JsonObject;
+use crate::data::{JsonObject, Spelling};
 use crate::error::ErrorCode;
 use crate::ids::{PlayerId, SessionId};
 

@@ -1,28 +1,52 @@
-//! [`Server`]: every piece of the core composed in one thread.
+//! [`Server`]: the player and session machines composed in one thread, the way the hosts
+//! compose them across tasks and Durable Objects.
 //!
-//! It is the reference host: the core's tests and fuzzing drive it, and a single-threaded game
-//! can embed it directly. The native and edge hosts compose the same pieces across tasks and
-//! Durable Objects instead.
+//! It is the reference host: the core's tests, the model test and the fuzzer drive it, and a
+//! single-threaded game can embed it. Like a real host it carries [`ToSession`] inputs and
+//! [`ToPlayer`] events through a queue instead of calling across at once, so that what
+//! happens between two machines (a session ending while a join is on its way, a connection
+//! closing while its leave is) can be driven step by step: the `feed_*` methods queue, and
+//! [`Server::step`] delivers one message; the `handle_*` methods also deliver everything.
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::command::{self, Rejection};
+use crate::close::CloseReason;
+use crate::connection_guard::ConnectionConfig;
 use crate::directory::Directory;
 use crate::ids::{IdCounter, PlayerId, SessionId};
 use crate::limits::Limits;
-use crate::lobby::{self, LobbyAction};
-use crate::session::{Membership, Output, Session};
+use crate::messages::{ToPlayer, ToSession};
+use crate::player::{Player, PlayerOutput};
+use crate::session::{Output, Session};
+
+/// A message between two machines, on its way.
+#[derive(Debug)]
+enum Flight {
+    ToSession(SessionId, ToSession),
+    ToPlayer(PlayerId, ToPlayer),
+}
+
+#[derive(Debug)]
+struct Connected {
+    player: Player,
+    /// The session this player's [`PlayerOutput::ToSession`] inputs go to: the one it last
+    /// created or was sent to join (what a native connection holds as its session handle).
+    target: Option<SessionId>,
+}
 
 /// Every player and session of one server, driven from one thread.
 #[derive(Debug, Default)]
 pub struct Server {
-    /// Each connected player and the session it is in.
-    players: HashMap<PlayerId, Option<SessionId>>,
+    players: HashMap<PlayerId, Connected>,
     sessions: Directory<Session>,
     player_ids: IdCounter,
     session_ids: IdCounter,
     limits: Limits,
+    config: ConnectionConfig,
+    now_ms: u64,
+    in_flight: VecDeque<Flight>,
     outputs: VecDeque<Output>,
+    closes: VecDeque<(PlayerId, CloseReason)>,
 }
 
 impl Server {
@@ -39,43 +63,146 @@ impl Server {
         }
     }
 
+    /// A server with these limits and these connection timers and rate limits.
+    pub fn with_config(limits: Limits, config: ConnectionConfig) -> Self {
+        Server {
+            limits,
+            config,
+            ..Self::default()
+        }
+    }
+
     /// A connection opened: it becomes a player with a new ID (`None` once IDs run out).
     pub fn connect(&mut self) -> Option<PlayerId> {
         let id = PlayerId(self.player_ids.next_id()?);
-        self.players.insert(id, None);
+        let player = Player::new(id, self.limits, self.config, self.now_ms);
+        self.players.insert(
+            id,
+            Connected {
+                player,
+                target: None,
+            },
+        );
         Some(id)
     }
 
-    /// A text frame from `player`.
+    /// A text frame from `player`, and everything it causes.
     pub fn handle_text(&mut self, player: PlayerId, frame: &str) {
-        self.handle(player, command::parse(frame, &self.limits));
+        self.feed_text(player, frame);
+        self.settle();
     }
 
     /// A binary frame from `player`: it is told that only text frames are understood.
     pub fn handle_binary(&mut self, player: PlayerId) {
-        self.handle(player, Err(Rejection::binary_frame()));
+        if let Some(c) = self.players.get_mut(&player) {
+            c.player.handle_binary(self.now_ms);
+        }
+        self.drain_player(player);
+        self.settle();
     }
 
     /// `player`'s connection closed: it leaves its session.
     pub fn disconnect(&mut self, player: PlayerId) {
-        let Some(Some(session_id)) = self.players.remove(&player) else {
-            return;
-        };
-        if let Some(session) = self.sessions.get_mut(session_id) {
-            session.remove(player);
-        }
-        self.after(session_id);
+        self.feed_close(player);
+        self.settle();
     }
 
-    /// The next frame to send, until `None`.
+    /// Time has come to `now_ms` (milliseconds from any origin, never going back): every
+    /// player's heartbeat runs.
+    pub fn advance_time(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let due: Vec<PlayerId> = self
+            .players
+            .iter()
+            .filter(|(_, c)| c.player.poll_timeout() <= self.now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(c) = self.players.get_mut(&id) {
+                c.player.handle_timeout(self.now_ms);
+            }
+            self.drain_player(id);
+        }
+        self.settle();
+    }
+
+    /// A text frame from `player`; what it sends to a session stays on its way until
+    /// [`Server::step`] or [`Server::settle`].
+    pub fn feed_text(&mut self, player: PlayerId, frame: &str) {
+        if let Some(c) = self.players.get_mut(&player) {
+            c.player.handle_text(self.now_ms, frame);
+        }
+        self.drain_player(player);
+    }
+
+    /// `player`'s connection closed; its disconnect stays on its way until [`Server::step`] or
+    /// [`Server::settle`].
+    pub fn feed_close(&mut self, player: PlayerId) {
+        if let Some(c) = self.players.get_mut(&player) {
+            c.player.handle_closed();
+        }
+        self.drain_player(player);
+        self.players.remove(&player);
+    }
+
+    /// Delivers the oldest message on its way between two machines. Returns whether there
+    /// was one.
+    pub fn step(&mut self) -> bool {
+        let Some(flight) = self.in_flight.pop_front() else {
+            return false;
+        };
+        match flight {
+            Flight::ToSession(id, input) => {
+                let from = input.player();
+                match self.sessions.get_mut(id) {
+                    Some(session) => {
+                        session.handle(input);
+                        self.drain_session(id);
+                    }
+                    None => {
+                        if let Some(c) = self.players.get_mut(&from) {
+                            c.player.handle_session_gone(id);
+                            self.drain_player(from);
+                        }
+                    }
+                }
+            }
+            Flight::ToPlayer(to, event) => {
+                if let Some(c) = self.players.get_mut(&to) {
+                    c.player.handle_from_session(event);
+                    self.drain_player(to);
+                }
+            }
+        }
+        true
+    }
+
+    /// Delivers every message on its way, and what they cause, until none is left.
+    pub fn settle(&mut self) {
+        while self.step() {}
+    }
+
+    /// Whether any message is on its way between two machines.
+    pub fn is_settled(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// The next frame to send ([`Output::Send`] only: broadcasts come out once per
+    /// recipient), until `None`.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
 
+    /// The next connection the server closed, with the reason, until `None`.
+    #[must_use]
+    pub fn poll_close(&mut self) -> Option<(PlayerId, CloseReason)> {
+        self.closes.pop_front()
+    }
+
     /// The session `player` is in.
     pub fn session_of(&self, player: PlayerId) -> Option<SessionId> {
-        self.players.get(&player).copied().flatten()
+        self.players.get(&player).and_then(|c| c.player.session())
     }
 
     /// The session with this ID.
@@ -90,102 +217,159 @@ impl Server {
 
     /// Every connected player and the session it is in.
     pub fn players(&self) -> impl Iterator<Item = (PlayerId, Option<SessionId>)> + '_ {
-        self.players.iter().map(|(p, s)| (*p, *s))
+        self.players.iter().map(|(p, c)| (*p, c.player.session()))
     }
 
-    /// Checks the invariants that must hold between any two inputs, for tests and fuzzing:
-    /// a player is in at most one session, and that session lists it; a session exists
-    /// exactly while it has members; every member's playerData has its session's structure.
+    /// Checks the invariants that hold between any two inputs or steps, for tests and
+    /// fuzzing: a session exists exactly while it has members; a player is a member of at
+    /// most one session; every member is a live player attached to that session, or a gone
+    /// one whose disconnect is on its way there; every member's playerData has its session's
+    /// structure. Once settled, also: no player waits, and each session's members are exactly
+    /// the live players in it.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let mut members_seen = 0;
+        let mut membership: HashMap<PlayerId, SessionId> = HashMap::new();
         for (id, session) in self.sessions.iter() {
             if session.is_empty() {
                 return Err(format!("session {id} exists with no members"));
             }
             let format = crate::data::PlayerFormat::new(session.default_player_data().clone());
             for (player, data) in session.members() {
-                members_seen += 1;
-                if self.session_of(player) != Some(id) {
-                    return Err(format!(
-                        "member {player} of session {id} is recorded elsewhere"
-                    ));
+                if let Some(other) = membership.insert(player, id) {
+                    return Err(format!("player {player} is in sessions {other} and {id}"));
                 }
                 if !format.accepts(data) {
                     return Err(format!(
                         "member {player} of session {id} has data {data:?} of another structure"
                     ));
                 }
+                match self.players.get(&player) {
+                    Some(c) if c.player.is_attached() && c.target == Some(id) => {}
+                    Some(c) => {
+                        return Err(format!(
+                            "member {player} of session {id} is not attached to it: {:?}",
+                            c.player
+                        ))
+                    }
+                    None if self.disconnect_on_its_way(player, id) => {}
+                    None => {
+                        return Err(format!(
+                            "member {player} of session {id} is gone and will never leave"
+                        ))
+                    }
+                }
             }
         }
-        let placed = self.players.values().filter(|s| s.is_some()).count();
-        if placed != members_seen {
-            return Err(format!(
-                "{placed} players are in sessions, sessions list {members_seen} members"
-            ));
+        if !self.is_settled() {
+            return Ok(());
+        }
+        for (id, c) in &self.players {
+            if c.player.is_waiting() {
+                return Err(format!("player {id} waits with nothing on its way"));
+            }
+            if let Some(session) = c.player.session() {
+                if membership.get(id) != Some(&session) {
+                    return Err(format!(
+                        "player {id} thinks it is in session {session}, which does not list it"
+                    ));
+                }
+            } else if let Some(session) = membership.get(id) {
+                return Err(format!(
+                    "player {id} is listed by session {session} but thinks it is in none"
+                ));
+            }
         }
         Ok(())
     }
 
-    fn handle(&mut self, player: PlayerId, command: Result<command::Command, Rejection>) {
-        let Some(&place) = self.players.get(&player) else {
-            return;
-        };
-        match place {
-            Some(session_id) => {
-                let Some(session) = self.sessions.get_mut(session_id) else {
-                    return;
-                };
-                if session.handle_command(player, command) == Membership::Left {
-                    self.players.insert(player, None);
-                }
-                self.after(session_id);
-            }
-            None => match lobby::handle(command, &self.limits) {
-                LobbyAction::Reply(frame) => {
-                    self.outputs.push_back(Output::Send { to: player, frame })
-                }
-                LobbyAction::Create(format) => {
+    fn disconnect_on_its_way(&self, player: PlayerId, session: SessionId) -> bool {
+        self.in_flight.iter().any(|f| {
+            matches!(f, Flight::ToSession(id, ToSession::Disconnect { player: p })
+                if *id == session && *p == player)
+        })
+    }
+
+    /// Carries out what `id`'s player machine asks for.
+    fn drain_player(&mut self, id: PlayerId) {
+        loop {
+            let Some(c) = self.players.get_mut(&id) else {
+                return;
+            };
+            let Some(output) = c.player.poll_output() else {
+                return;
+            };
+            match output {
+                PlayerOutput::Send(frame) => self.outputs.push_back(Output::Send { to: id, frame }),
+                PlayerOutput::Ping => {}
+                PlayerOutput::Create(request) => {
                     let room = self.sessions.len() < self.limits.max_sessions;
-                    let id = match room.then(|| self.session_ids.next_id()).flatten() {
-                        Some(id) => SessionId(id),
-                        None => {
-                            let frame = lobby::create_refused(&self.limits);
-                            self.outputs.push_back(Output::Send { to: player, frame });
-                            return;
+                    match room.then(|| self.session_ids.next_id()).flatten() {
+                        Some(n) => {
+                            let session_id = SessionId(n);
+                            c.target = Some(session_id);
+                            let session = Session::create(session_id, request, self.limits);
+                            self.sessions.insert(session_id, session);
+                            self.drain_session(session_id);
                         }
-                    };
-                    let session = Session::new(id, format, player, self.limits);
-                    self.sessions.insert(id, session);
-                    self.players.insert(player, Some(id));
-                    self.after(id);
-                }
-                LobbyAction::Join(target) => match self.sessions.resolve(target) {
-                    Ok(id) => {
-                        let joined = self.sessions.get_mut(id).is_some_and(|s| s.join(player));
-                        if joined {
-                            self.players.insert(player, Some(id));
-                        }
-                        self.after(id);
+                        None => c.player.handle_create_refused(),
                     }
-                    Err(code) => self.outputs.push_back(Output::Send {
-                        to: player,
-                        frame: lobby::join_failed(code),
-                    }),
+                }
+                PlayerOutput::Join { target, input, .. } => match self.sessions.resolve(target) {
+                    Ok(session_id) => {
+                        c.target = Some(session_id);
+                        self.in_flight
+                            .push_back(Flight::ToSession(session_id, input));
+                    }
+                    Err(_) => c.player.handle_no_such_session(),
                 },
-            },
+                PlayerOutput::ToSession(input) => {
+                    if let Some(session_id) = c.target {
+                        self.in_flight
+                            .push_back(Flight::ToSession(session_id, input));
+                    }
+                }
+                PlayerOutput::Close(reason) => {
+                    self.closes.push_back((id, reason));
+                    c.player.handle_closed();
+                    // Its disconnect, if any, is the next output; then it is gone.
+                    self.drain_player(id);
+                    self.players.remove(&id);
+                    return;
+                }
+            }
         }
     }
 
-    /// Moves a session's outputs into ours and destroys it if it is empty.
-    fn after(&mut self, id: SessionId) {
+    /// Carries out what session `id` produced, and forgets it once it ended.
+    fn drain_session(&mut self, id: SessionId) {
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
         while let Some(output) = session.poll_output() {
-            self.outputs.push_back(output);
-        }
-        if session.is_empty() {
-            self.sessions.remove(id);
+            match output {
+                Output::Send { to, frame } => {
+                    if self.players.contains_key(&to) {
+                        self.outputs.push_back(Output::Send { to, frame });
+                    }
+                }
+                Output::Broadcast { frame, except } => {
+                    for to in session.member_ids() {
+                        if Some(to) != except && self.players.contains_key(&to) {
+                            self.outputs.push_back(Output::Send {
+                                to,
+                                frame: frame.clone(),
+                            });
+                        }
+                    }
+                }
+                Output::ToPlayer { to, event } => {
+                    self.in_flight.push_back(Flight::ToPlayer(to, event));
+                }
+                Output::Changed(_) => {}
+                Output::Ended => {
+                    self.sessions.remove(id);
+                    return;
+                }
+            }
         }
     }
 }

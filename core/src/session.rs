@@ -1,40 +1,70 @@
 //! [`Session`]: the state machine of one session, the single owner of its state.
 //!
-//! A host feeds it the commands of its members and drains [`Output`]s: frames to send, each
-//! broadcast encoded once. The native host runs one per tokio task, the edge host one per
-//! Durable Object.
+//! A host feeds it what its players' machines send ([`ToSession`], through
+//! [`Session::handle`]) and drains [`Output`]s: frames to send (a broadcast is one output,
+//! encoded once), events for the players' machines ([`ToPlayer`]), what changed (for hosts
+//! that store sessions), and the end. The native host runs one per tokio task, the edge host
+//! one per Durable Object.
 
 use std::collections::VecDeque;
 
-use crate::command::{Command, Rejection, SessionFormat, Spelling};
-use crate::data::{JsonObject, PlayerFormat};
+use crate::command::{Command, Rejection, SessionFormat};
+use crate::data::{JsonObject, PlayerFormat, Spelling};
 use crate::error::ErrorCode;
 use crate::ids::{PlayerId, SessionId};
 use crate::limits::Limits;
 use crate::lobby;
+use crate::messages::{CreateRequest, ToPlayer, ToSession};
 use crate::reply::{self, Frame, ReplyCommand};
 
-/// Something the host must do.
+/// Something the host must do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Send `frame` to player `to`.
     Send {
         /// The recipient.
         to: PlayerId,
-        /// The frame; broadcasts share one allocation.
+        /// The frame.
         frame: Frame,
     },
+    /// Send `frame` to every member the session has now (as listed by
+    /// [`Session::member_ids`] when this output is drained), except `except`. Encoded once:
+    /// build the transport's frame once and share it.
+    Broadcast {
+        /// The frame.
+        frame: Frame,
+        /// The member that does not get it (a joiner, who gets its own welcome instead).
+        except: Option<PlayerId>,
+    },
+    /// Deliver `event` to player `to`'s machine ([`crate::Player::handle_from_session`]),
+    /// after every frame output before it.
+    ToPlayer {
+        /// The player.
+        to: PlayerId,
+        /// The event.
+        event: ToPlayer,
+    },
+    /// What changed, for hosts that keep sessions in storage.
+    Changed(Change),
+    /// The last member is gone: the session is over. The host forgets it; inputs that still
+    /// reach it are answered by the host as for a session that does not exist
+    /// ([`crate::Player::handle_session_gone`]).
+    Ended,
 }
 
-/// Where a player stands after a command.
+/// A change of a session's stored state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Membership {
-    /// Still a member.
-    Member,
-    /// Just left (leaveSession); its next commands go to the lobby.
-    Left,
-    /// Was not a member: the host sent a command to the wrong session, nothing happened.
-    NotMember,
+pub enum Change {
+    /// The session was created (everything is new).
+    Created,
+    /// A member joined (its data is the default).
+    MemberAdded(PlayerId),
+    /// A member left or was removed.
+    MemberRemoved(PlayerId),
+    /// sessionData and the default playerData changed, and every member's data was reset.
+    Format,
+    /// One member's playerData changed.
+    PlayerData(PlayerId),
 }
 
 #[derive(Clone, Debug)]
@@ -56,12 +86,16 @@ pub struct Session {
     data_bytes: usize,
     limits: Limits,
     outputs: VecDeque<Output>,
+    /// [`Output::Ended`] was emitted: the session takes no more inputs.
+    ended: bool,
 }
 
 impl Session {
-    /// Creates session `id` in `format` with `creator` as its first member, who is sent
-    /// `sessionJoin`. The format's size was checked by the lobby.
-    pub fn new(id: SessionId, format: SessionFormat, creator: PlayerId, limits: Limits) -> Self {
+    /// Creates session `id` for a player's [`CreateRequest`]: its creator is the first member
+    /// and is sent `sessionJoin` (and [`ToPlayer::Joined`]). The format's size was checked by
+    /// the creator's machine.
+    pub fn create(id: SessionId, request: CreateRequest, limits: Limits) -> Self {
+        let CreateRequest { player, format } = request;
         let mut session = Session {
             id,
             spelling: format.spelling,
@@ -71,8 +105,10 @@ impl Session {
             members: Vec::new(),
             limits,
             outputs: VecDeque::new(),
+            ended: false,
         };
-        session.join(creator);
+        session.outputs.push_back(Output::Changed(Change::Created));
+        session.join(player);
         session
     }
 
@@ -96,6 +132,7 @@ impl Session {
             members: Vec::new(),
             limits,
             outputs: VecDeque::new(),
+            ended: false,
         };
         for (id, data) in members {
             if !session.contains(id) {
@@ -132,6 +169,16 @@ impl Session {
         self.members
             .iter()
             .map(move |m| (m.id, m.data.as_ref().unwrap_or(default)))
+    }
+
+    /// The members' IDs in the order they joined: the recipients of an [`Output::Broadcast`].
+    pub fn member_ids(&self) -> impl ExactSizeIterator<Item = PlayerId> + '_ {
+        self.members.iter().map(|m| m.id)
+    }
+
+    /// How many members the session has.
+    pub fn len(&self) -> usize {
+        self.members.len()
     }
 
     /// `player`'s own playerData, or `None` if it has the default (or is no member); what a
@@ -186,12 +233,30 @@ impl Session {
         self.outputs.pop_front()
     }
 
+    /// An input from a player's machine. After [`Output::Ended`] inputs are ignored (the host
+    /// no longer delivers them).
+    pub fn handle(&mut self, input: ToSession) {
+        if self.ended {
+            return;
+        }
+        match input {
+            ToSession::Join { player } => self.join(player),
+            ToSession::Command { player, command } => self.handle_command(player, command),
+            ToSession::Disconnect { player } => self.remove(player),
+        }
+        if self.members.is_empty() {
+            self.ended = true;
+            self.outputs.push_back(Output::Ended);
+        }
+    }
+
     /// Adds `player`: it gets `sessionJoin` and a `playerJoin` for each member in join order;
-    /// every member gets a `playerJoin` of it. Returns whether it is now a member: a full
-    /// session sends it error 16 instead. A player already in the session is left alone.
-    pub fn join(&mut self, player: PlayerId) -> bool {
+    /// every member gets a `playerJoin` of it. A full session sends it error 16 instead. A
+    /// player already in the session is only told it is a member.
+    fn join(&mut self, player: PlayerId) {
         if self.contains(player) {
-            return true;
+            self.tell(player, ToPlayer::Joined { session: self.id });
+            return;
         }
         if self.members.len() >= self.limits.max_players_per_session {
             let message = format!(
@@ -204,7 +269,8 @@ impl Session {
                 Some(&message),
             );
             self.send(player, frame);
-            return false;
+            self.tell(player, ToPlayer::JoinRefused);
+            return;
         }
         let default = self.player_format.default_data();
         let welcome =
@@ -221,22 +287,24 @@ impl Session {
         }
         let announcement =
             reply::player_data(ReplyCommand::PlayerJoin, self.spelling, player, default);
-        self.broadcast(announcement);
         self.members.push(Member {
             id: player,
             data: None,
         });
-        true
+        self.outputs.push_back(Output::Broadcast {
+            frame: announcement,
+            except: Some(player),
+        });
+        self.outputs
+            .push_back(Output::Changed(Change::MemberAdded(player)));
+        self.tell(player, ToPlayer::Joined { session: self.id });
     }
 
-    /// A command from member `player` (or the reason its frame was rejected).
-    pub fn handle_command(
-        &mut self,
-        player: PlayerId,
-        command: Result<Command, Rejection>,
-    ) -> Membership {
+    /// A command from member `player` (or the reason its frame was rejected). From a player
+    /// that is no member nothing happens (a host delivered it to the wrong session).
+    fn handle_command(&mut self, player: PlayerId, command: Result<Command, Rejection>) {
         let Some(index) = self.position(player) else {
-            return Membership::NotMember;
+            return;
         };
         match command {
             Err(rejection) => self.send(player, rejection.frame()),
@@ -262,26 +330,25 @@ impl Session {
                 self.remove_member(index);
                 self.send(player, reply::session_leave());
                 self.broadcast(reply::player_leave(player));
-                return Membership::Left;
+                self.tell(player, ToPlayer::Left);
             }
         }
-        Membership::Member
     }
 
-    /// `player`'s connection is gone: the others get `playerLeave`. Returns whether it was a
-    /// member.
-    pub fn remove(&mut self, player: PlayerId) -> bool {
+    /// `player`'s connection is gone: the others get `playerLeave`.
+    fn remove(&mut self, player: PlayerId) {
         let Some(index) = self.position(player) else {
-            return false;
+            return;
         };
         self.remove_member(index);
         self.broadcast(reply::player_leave(player));
-        true
     }
 
     fn remove_member(&mut self, index: usize) {
         let member = self.members.remove(index);
         self.data_bytes -= member.data.map_or(0, |d| d.as_str().len());
+        self.outputs
+            .push_back(Output::Changed(Change::MemberRemoved(member.id)));
     }
 
     fn update_session(&mut self, player: PlayerId, format: SessionFormat) {
@@ -302,6 +369,7 @@ impl Session {
             &self.session_data,
             self.player_format.default_data(),
         );
+        self.outputs.push_back(Output::Changed(Change::Format));
         self.broadcast(frame);
     }
 
@@ -329,6 +397,8 @@ impl Session {
         self.data_bytes = bytes;
         let frame = reply::player_data(ReplyCommand::PlayerUpdate, self.spelling, player, &data);
         self.members[index].data = Some(data);
+        self.outputs
+            .push_back(Output::Changed(Change::PlayerData(player)));
         self.broadcast(frame);
     }
 
@@ -340,13 +410,15 @@ impl Session {
         self.outputs.push_back(Output::Send { to, frame });
     }
 
-    /// Queues `frame` for every member; the frame's bytes are shared, not copied.
+    fn tell(&mut self, to: PlayerId, event: ToPlayer) {
+        self.outputs.push_back(Output::ToPlayer { to, event });
+    }
+
+    /// Queues `frame` for every member; its bytes are shared, not copied.
     fn broadcast(&mut self, frame: Frame) {
-        for member in &self.members {
-            self.outputs.push_back(Output::Send {
-                to: member.id,
-                frame: frame.clone(),
-            });
-        }
+        self.outputs.push_back(Output::Broadcast {
+            frame,
+            except: None,
+        });
     }
 }

@@ -1,82 +1,12 @@
-//! [`Connection`]: per-connection rules that need time: the heartbeat that finds dead peers,
-//! and the rate limit on commands. Time is passed in as milliseconds from any origin the host
-//! chooses (it only has to be monotonic), so both hosts run the same timers.
+//! [`ConnectionGuard`]: the per-connection rules that need time: the heartbeat that finds dead
+//! peers, and the rate limit on commands. Time is passed in as milliseconds from any origin the
+//! host chooses (it only has to be monotonic), so both hosts run the same timers. The
+//! [`crate::Player`] machine owns one.
 
+use crate::close::CloseReason;
 use crate::command::Rejection;
 use crate::error::ErrorCode;
 use crate::reply::ReplyCommand;
-
-/// Why the server closes a connection, with the WebSocket close code it sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CloseReason {
-    /// 1001: the server is shutting down.
-    Shutdown,
-    /// 1002: a frame the WebSocket protocol does not allow from a client (unmasked, reserved
-    /// bits or opcode, a broken fragment sequence, a fragmented or long control frame).
-    ProtocolError,
-    /// 1007: a text frame that is not UTF-8.
-    InvalidUtf8,
-    /// 1008: the client kept sending commands faster than its rate limit.
-    RateLimit,
-    /// 1009: a message larger than the maximum.
-    TooBig,
-    /// 4000: nothing heard from the client (not even a pong) within the heartbeat timeout.
-    HeartbeatTimeout,
-    /// 4001: the client stopped reading and its send queue filled up.
-    SendQueueFull,
-}
-
-impl CloseReason {
-    /// Every close reason, in a fixed order (for metrics tables).
-    pub const ALL: [CloseReason; 7] = [
-        CloseReason::Shutdown,
-        CloseReason::ProtocolError,
-        CloseReason::InvalidUtf8,
-        CloseReason::RateLimit,
-        CloseReason::TooBig,
-        CloseReason::HeartbeatTimeout,
-        CloseReason::SendQueueFull,
-    ];
-
-    /// A short name, for metrics labels.
-    pub const fn name(self) -> &'static str {
-        match self {
-            CloseReason::Shutdown => "shutdown",
-            CloseReason::ProtocolError => "protocol_error",
-            CloseReason::InvalidUtf8 => "invalid_utf8",
-            CloseReason::RateLimit => "rate_limit",
-            CloseReason::TooBig => "too_big",
-            CloseReason::HeartbeatTimeout => "heartbeat_timeout",
-            CloseReason::SendQueueFull => "send_queue_full",
-        }
-    }
-
-    /// The close code.
-    pub const fn code(self) -> u16 {
-        match self {
-            CloseReason::Shutdown => 1001,
-            CloseReason::ProtocolError => 1002,
-            CloseReason::InvalidUtf8 => 1007,
-            CloseReason::RateLimit => 1008,
-            CloseReason::TooBig => 1009,
-            CloseReason::HeartbeatTimeout => 4000,
-            CloseReason::SendQueueFull => 4001,
-        }
-    }
-
-    /// The close reason text.
-    pub const fn text(self) -> &'static str {
-        match self {
-            CloseReason::Shutdown => "server shutting down",
-            CloseReason::ProtocolError => "protocol error",
-            CloseReason::InvalidUtf8 => "text frame is not UTF-8",
-            CloseReason::RateLimit => "too many commands",
-            CloseReason::TooBig => "message too big",
-            CloseReason::HeartbeatTimeout => "heartbeat timeout",
-            CloseReason::SendQueueFull => "send queue full: the client is not reading",
-        }
-    }
-}
 
 /// Settings of a connection's heartbeat and rate limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +93,7 @@ impl Bucket {
 
 /// One connection's heartbeat and rate limit.
 #[derive(Clone, Debug)]
-pub struct Connection {
+pub struct ConnectionGuard {
     config: ConnectionConfig,
     last_heard_ms: u64,
     pinged: bool,
@@ -171,10 +101,10 @@ pub struct Connection {
     refusals: Bucket,
 }
 
-impl Connection {
+impl ConnectionGuard {
     /// A connection that opened at `now_ms`.
     pub fn new(config: ConnectionConfig, now_ms: u64) -> Self {
-        Connection {
+        ConnectionGuard {
             config,
             last_heard_ms: now_ms,
             pinged: false,
@@ -206,7 +136,7 @@ impl Connection {
         Admission::Refuse(Rejection::new(reply, ErrorCode::RateLimited, message))
     }
 
-    /// When [`Connection::handle_timeout`] must next be called.
+    /// When [`ConnectionGuard::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> u64 {
         let dead_at = self.last_heard_ms.saturating_add(self.config.timeout_ms);
         if self.pinged {
@@ -259,7 +189,7 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn silence_brings_one_ping_then_the_close() {
-        let mut c = Connection::new(config(), 1000);
+        let mut c = ConnectionGuard::new(config(), 1000);
         assert_eq!(c.poll_timeout(), 1100);
         assert_eq!(c.handle_timeout(1099), None);
         assert_eq!(c.handle_timeout(1100), Some(TimerAction::Ping));
@@ -273,7 +203,7 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn a_pong_resets_the_heartbeat() {
-        let mut c = Connection::new(config(), 0);
+        let mut c = ConnectionGuard::new(config(), 0);
         assert_eq!(c.handle_timeout(100), Some(TimerAction::Ping));
         c.handle_activity(150);
         assert_eq!(c.poll_timeout(), 250);
@@ -286,7 +216,7 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn bursts_pass_floods_are_refused_then_closed() {
-        let mut c = Connection::new(config(), 0);
+        let mut c = ConnectionGuard::new(config(), 0);
         for _ in 0..5 {
             assert_eq!(c.admit(0, ReplyCommand::PlayerUpdate), Admission::Accept);
         }
@@ -307,7 +237,7 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn the_sustained_rate_is_allowed_forever() {
-        let mut c = Connection::new(config(), 0);
+        let mut c = ConnectionGuard::new(config(), 0);
         for i in 0..1000u64 {
             assert_eq!(
                 c.admit(i * 100, ReplyCommand::Error),

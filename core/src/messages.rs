@@ -1,0 +1,85 @@
+//! What a [`crate::Player`] machine and a [`crate::Session`] machine say to each other.
+//!
+//! A host carries these between the two (over a channel, a socket, a Durable Object request)
+//! and decides nothing by them: the player machine says which session input to deliver, the
+//! session machine says which player event to deliver back, and each side acts on what it
+//! receives. The variants are public so that a host that crosses a process boundary can map
+//! them onto its transport (the edge host: a join is a request for a socket, a command is a
+//! text message on it, a disconnect is its close), not so that it can interpret them.
+
+use crate::command::{Command, Rejection, SessionFormat};
+use crate::ids::{PlayerId, SessionId};
+
+/// An input for a session, from one of its players (or would-be players).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToSession {
+    /// The player asks to join. The session answers [`ToPlayer::Joined`] or
+    /// [`ToPlayer::JoinRefused`].
+    Join {
+        /// Who joins.
+        player: PlayerId,
+    },
+    /// A member's command, or the rejection of its frame (to be answered in order with the
+    /// session's other replies). A `leaveSession` is answered [`ToPlayer::Left`].
+    Command {
+        /// The member.
+        player: PlayerId,
+        /// What it sent.
+        command: Result<Command, Rejection>,
+    },
+    /// The player's connection is gone without a leave: it stops being a member. Nothing is
+    /// answered (no one is listening).
+    Disconnect {
+        /// Who is gone.
+        player: PlayerId,
+    },
+}
+
+impl ToSession {
+    /// The player the input comes from.
+    pub fn player(&self) -> PlayerId {
+        match self {
+            ToSession::Join { player }
+            | ToSession::Command { player, .. }
+            | ToSession::Disconnect { player } => *player,
+        }
+    }
+
+    /// Whether the sender's machine waits for a [`ToPlayer`] answer before it takes its next
+    /// command (a join or a leave). Hosts that carry answers over a one-shot channel open one
+    /// for these.
+    pub fn expects_answer(&self) -> bool {
+        matches!(
+            self,
+            ToSession::Join { .. }
+                | ToSession::Command {
+                    command: Ok(Command::LeaveSession),
+                    ..
+                }
+        )
+    }
+}
+
+/// What a player asks for to create a session: the host allocates its ID and creates it with
+/// [`crate::Session::create`], or tells the player [`crate::Player::handle_create_refused`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateRequest {
+    /// The creator, the session's first member.
+    pub player: PlayerId,
+    /// Its sessionData, default playerData and spelling (the size already checked).
+    pub format: SessionFormat,
+}
+
+/// An event for a player machine, from its session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToPlayer {
+    /// The player is a member of `session` (its `sessionJoin` was sent before this).
+    Joined {
+        /// The session.
+        session: SessionId,
+    },
+    /// The session is full: the player stays in the lobby (its error 16 was sent before this).
+    JoinRefused,
+    /// The player left after its `leaveSession` (its `sessionLeave` was sent before this).
+    Left,
+}
