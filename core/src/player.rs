@@ -262,7 +262,9 @@ impl Player {
     pub fn handle_closed(&mut self) {
         if self.is_attached() {
             self.outputs
-                .push_back(PlayerOutput::ToSession(ToSession::Disconnect { player: self.id }));
+                .push_back(PlayerOutput::ToSession(ToSession::Disconnect {
+                    player: self.id,
+                }));
         }
         self.state = State::Closed;
         self.held.clear();
@@ -303,7 +305,10 @@ impl Player {
                     self.state = State::Leaving(session);
                 }
                 self.outputs
-                    .push_back(PlayerOutput::ToSession(ToSession::Command { player, command }));
+                    .push_back(PlayerOutput::ToSession(ToSession::Command {
+                        player,
+                        command,
+                    }));
             }
             State::Lobby => self.lobby(command),
             State::Creating | State::Joining(_) | State::Leaving(_) | State::Closed => {
@@ -338,9 +343,11 @@ impl Player {
                 });
                 return;
             }
-            Ok(command @ (Command::UpdateSession(_)
-            | Command::UpdatePlayer(_)
-            | Command::LeaveSession)) => lobby::not_in_session(command.reply()),
+            Ok(
+                command @ (Command::UpdateSession(_)
+                | Command::UpdatePlayer(_)
+                | Command::LeaveSession),
+            ) => lobby::not_in_session(command.reply()),
         };
         self.send(frame);
     }

@@ -44,6 +44,7 @@ mod frame_reader;
 mod http;
 mod memory;
 mod metrics;
+mod peer;
 mod registry;
 mod server;
 mod session_task;

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use sessionserver_core::{Directory, ErrorCode, IdCounter, JoinTarget, PlayerId, SessionId};
+use sessionserver_core::{Directory, IdCounter, JoinTarget, PlayerId, SessionId};
 
 use crate::session_task::SessionHandle;
 
@@ -53,18 +53,15 @@ impl Registry {
         Some(id)
     }
 
-    /// The session a joinSession asks for.
-    pub(crate) fn resolve(&self, target: JoinTarget) -> Result<SessionHandle, ErrorCode> {
+    /// The session a joinSession asks for, if there is one.
+    pub(crate) fn resolve(&self, target: JoinTarget) -> Option<(SessionId, SessionHandle)> {
         let inner = self.lock();
-        let id = inner.sessions.resolve(target)?;
-        inner
-            .sessions
-            .get(id)
-            .cloned()
-            .ok_or(ErrorCode::SessionNotFound)
+        let id = inner.sessions.resolve(target).ok()?;
+        inner.sessions.get(id).map(|handle| (id, handle.clone()))
     }
 
-    /// Forgets a session whose last member left.
+    /// Forgets a session whose last member left (or whose task failed). Nothing happens if it
+    /// is already forgotten.
     pub(crate) fn remove_session(&self, id: SessionId) {
         self.lock().sessions.remove(id);
     }

@@ -1,18 +1,21 @@
-//! One task per session: the only owner of its `Session`, reached over a channel.
+//! One task per session: the only owner of its `Session`, reached over a channel. It feeds the
+//! session what the players' machines send and applies the session's outputs: frames to the
+//! members' outboxes, each broadcast's WebSocket frame built once, and the session's answers
+//! to the players waiting for one.
 
 use foldhash::HashMap;
 
 use bytes::Bytes;
 use sessionserver_core::{
-    Command, Frame, Limits, Membership, Output, PlayerId, Rejection, Session, SessionFormat,
+    Change, CreateRequest, Limits, Output, PlayerId, Session, SessionId, ToPlayer, ToSession,
 };
 use std::sync::Arc;
 
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connection::{ws_frame_of, Peer};
 use crate::metrics::Metrics;
+use crate::peer::{ws_frame_of, Peer};
 use crate::registry::Registry;
 use crate::socket::Outbox;
 
@@ -28,21 +31,15 @@ const WRITES_PER_TASK: usize = 100;
 /// client flooding commands is slowed down (its reader waits) rather than queued without end.
 const INBOX: usize = 256;
 
-/// What connections ask of a session.
+/// What reaches a session task.
 pub(crate) enum SessionMsg {
-    /// Add this player. The ack says whether it joined (`false`: the session had just ended).
-    Join {
-        peer: Peer,
-        ack: oneshot::Sender<bool>,
+    /// An input from a player's machine. `peer` comes with a join (the way to the joiner's
+    /// connection); `answer` with an input that expects one ([`ToSession::expects_answer`]).
+    Player {
+        input: ToSession,
+        peer: Option<Peer>,
+        answer: Option<oneshot::Sender<ToPlayer>>,
     },
-    /// A member's command. The ack, when asked for, says where the player stands after it.
-    Command {
-        player: PlayerId,
-        command: Result<Command, Rejection>,
-        ack: Option<oneshot::Sender<Membership>>,
-    },
-    /// A member's connection is gone.
-    Disconnect { player: PlayerId },
     /// Describe the session as JSON, for operators (`GET /sessions`).
     Describe { reply: oneshot::Sender<String> },
 }
@@ -58,65 +55,112 @@ pub(crate) struct SessionHandle {
 pub(crate) struct SessionGone;
 
 impl SessionHandle {
+    /// A handle and the receiving end of its inbox (for a session task, or a test that plays
+    /// one).
+    pub(crate) fn channel() -> (SessionHandle, mpsc::Receiver<SessionMsg>) {
+        let (tx, rx) = mpsc::channel(INBOX);
+        (SessionHandle { tx }, rx)
+    }
+
     pub(crate) async fn send(&self, msg: SessionMsg) -> Result<(), SessionGone> {
         self.tx.send(msg).await.map_err(|_| SessionGone)
+    }
+
+    /// Waits for room in the session's inbox; the message is given to the permit after.
+    pub(crate) async fn reserve(&self) -> Result<mpsc::Permit<'_, SessionMsg>, SessionGone> {
+        self.tx.reserve().await.map_err(|_| SessionGone)
     }
 
     /// Sends without waiting, when the session's inbox has room.
     pub(crate) fn try_send(&self, msg: SessionMsg) -> Result<(), TrySendError<SessionMsg>> {
         self.tx.try_send(msg)
     }
+
+    /// Sends from where nothing can wait (a `Drop`): at once if the inbox has room, else from
+    /// a task of its own. Only a gone session loses it, and then nothing needed it.
+    pub(crate) fn send_eventually(&self, msg: SessionMsg) {
+        if let Err(TrySendError::Full(msg)) = self.tx.try_send(msg) {
+            let tx = self.tx.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = tx.send(msg).await;
+                });
+            }
+        }
+    }
 }
 
-/// Creates a session with `creator` as its first member and starts its task; `None` when the
-/// server holds its maximum of sessions.
+/// Creates the session a player asked for, with the player as its first member, and starts
+/// its task. Returns its ID, the way to it, and the creator's answer (already delivered
+/// frames go first); `None` when the server holds its maximum of sessions or has no ID left.
 pub(crate) fn spawn(
     registry: &Registry,
-    format: SessionFormat,
+    request: CreateRequest,
     creator: Peer,
     limits: Limits,
-) -> Option<SessionHandle> {
-    let (tx, rx) = mpsc::channel(INBOX);
-    let handle = SessionHandle { tx };
+) -> Option<(SessionId, SessionHandle, Option<ToPlayer>)> {
+    let (handle, rx) = SessionHandle::channel();
     let id = registry.create_session(handle.clone(), limits.max_sessions)?;
-    let session = Session::new(id, format, creator.player, limits);
-    tracing::info!(session = %id, creator = %creator.player, "session created");
+    let player = request.player;
+    let session = Session::create(id, request, limits);
+    tracing::info!(session = %id, creator = %player, "session created");
     let metrics = creator.metrics().clone();
     metrics.session_created();
-    metrics.players_in_sessions(1);
     let mut peers = HashMap::default();
-    peers.insert(creator.player, creator);
-    let task = SessionTask {
+    peers.insert(player, creator);
+    let mut task = SessionTask {
         session,
         peers,
         registry: registry.clone(),
         metrics,
         unflushed: Vec::new(),
+        ended: false,
     };
+    let answer = task.deliver(player);
+    task.flush();
     tokio::spawn(task.run(rx));
-    Some(handle)
+    Some((id, handle, answer))
 }
 
 struct SessionTask {
     session: Session,
-    /// Each member's way to its connection.
+    /// Each member's way to its connection (and a joiner's, while its join is handled).
     peers: HashMap<PlayerId, Peer>,
     registry: Registry,
     metrics: Arc<Metrics>,
     /// Outboxes holding frames not yet written, in the order they got their first.
     unflushed: Vec<Arc<Outbox>>,
+    /// The session said [`Output::Ended`].
+    ended: bool,
+}
+
+impl Drop for SessionTask {
+    /// Runs however the task ends, a panic included: no connection can find the session any
+    /// more, and if it failed, its members are closed with 1011 instead of waiting in a
+    /// session that no longer answers.
+    fn drop(&mut self) {
+        let id = self.session.id();
+        self.registry.remove_session(id);
+        if !self.ended {
+            tracing::error!(session = %id, members = self.peers.len(), "session task failed");
+            for peer in self.peers.values() {
+                peer.end(sessionserver_core::CloseReason::SessionLost);
+            }
+        }
+    }
 }
 
 impl SessionTask {
     async fn run(mut self, mut inbox: mpsc::Receiver<SessionMsg>) {
-        self.deliver();
-        self.flush();
-        while let Some(msg) = inbox.recv().await {
+        while !self.ended {
+            let Some(msg) = inbox.recv().await else {
+                break;
+            };
             // Commands that arrived together are handled together, and their frames written
             // after: under load each member then gets several frames per system call.
             self.handle(msg);
             for _ in 1..BATCH {
-                if self.session.is_empty() {
+                if self.ended {
                     break;
                 }
                 match inbox.try_recv() {
@@ -125,60 +169,35 @@ impl SessionTask {
                 }
             }
             self.flush();
-            if self.session.is_empty() {
-                break;
-            }
         }
         let id = self.session.id();
-        // Once out of the registry no connection can find this session; joins already on
-        // their way are turned away below, and those players are told "no such session".
+        // Once out of the registry no connection can find this session; inputs already on
+        // their way are dropped below with their answer channels, which tells each waiting
+        // player that the session is gone.
         self.registry.remove_session(id);
         inbox.close();
-        // Dropping each waiting join's ack tells its connection the session is gone.
         while inbox.recv().await.is_some() {}
         tracing::info!(session = %id, "session destroyed");
     }
 
     fn handle(&mut self, msg: SessionMsg) {
         match msg {
-            SessionMsg::Join { peer, ack } => {
-                let player = peer.player;
-                self.peers.insert(player, peer);
-                let joined = self.session.join(player);
-                self.deliver();
-                // The connection acts on the ack at once: what it was promised goes first.
-                self.flush();
-                if joined {
-                    self.metrics.players_in_sessions(1);
-                } else {
-                    self.peers.remove(&player);
-                }
-                let _ = ack.send(joined);
-            }
-            SessionMsg::Command {
-                player,
-                command,
-                ack,
+            SessionMsg::Player {
+                input,
+                peer,
+                answer,
             } => {
-                let membership = self.session.handle_command(player, command);
-                self.deliver();
-                if ack.is_some() {
+                let from = input.player();
+                if let Some(peer) = peer {
+                    self.peers.insert(from, peer);
+                }
+                self.session.handle(input);
+                let event = self.deliver(from);
+                if let (Some(answer), Some(event)) = (answer, event) {
+                    // The player acts on the answer at once: what it was promised goes first.
                     self.flush();
+                    let _ = answer.send(event);
                 }
-                if membership == Membership::Left {
-                    self.peers.remove(&player);
-                    self.metrics.players_in_sessions(-1);
-                }
-                if let Some(ack) = ack {
-                    let _ = ack.send(membership);
-                }
-            }
-            SessionMsg::Disconnect { player } => {
-                if self.session.remove(player) {
-                    self.metrics.players_in_sessions(-1);
-                }
-                self.peers.remove(&player);
-                self.deliver();
             }
             SessionMsg::Describe { reply } => {
                 let _ = reply.send(self.session.describe());
@@ -186,45 +205,62 @@ impl SessionTask {
         }
     }
 
-    /// Queues every frame the session produced in its recipient's outbox, to be written by
-    /// [`SessionTask::flush`]. Never waits: a connection that cannot take more is disconnected
-    /// by its own task (see `Peer::queue`).
-    fn deliver(&mut self) {
-        // A broadcast comes out as one output per member, all sharing one buffer: build its
-        // WebSocket frame once.
-        // `last`: the frame being broadcast, its WebSocket frame, and its recipients so far.
-        let mut last: Option<(Frame, Bytes, u64)> = None;
+    /// Queues every frame the session produced in its recipients' outboxes, to be written by
+    /// [`SessionTask::flush`], and returns the session's answer to `from`, if any. Never
+    /// waits: a connection that cannot take more is disconnected by its own task (see
+    /// `Peer::queue`).
+    fn deliver(&mut self, from: PlayerId) -> Option<ToPlayer> {
+        let mut answer = None;
+        // Peers are let go once every frame for them is queued (a leaver's sessionLeave
+        // comes after the change that removed it).
+        let mut gone: Option<PlayerId> = None;
         while let Some(output) = self.session.poll_output() {
             match output {
                 Output::Send { to, frame } => {
-                    let Some(peer) = self.peers.get(&to) else {
-                        continue;
-                    };
-                    let text = match &mut last {
-                        Some((shared, text, recipients))
-                            if shared.bytes().as_ptr() == frame.bytes().as_ptr() =>
-                        {
-                            *recipients += 1;
-                            text.clone()
+                    if let Some(peer) = self.peers.get(&to) {
+                        self.metrics.frames_out(&frame, 1);
+                        if let Some(outbox) = peer.queue(ws_frame_of(&frame)) {
+                            self.unflushed.push(outbox);
                         }
-                        _ => {
-                            if let Some((done, _, recipients)) = last.take() {
-                                self.metrics.frames_out(&done, recipients);
-                            }
-                            let text = ws_frame_of(&frame);
-                            last = Some((frame, text.clone(), 1));
-                            text
-                        }
-                    };
-                    if let Some(outbox) = peer.queue(text) {
-                        self.unflushed.push(outbox);
                     }
                 }
+                Output::Broadcast { frame, except } => {
+                    let ws_frame: Bytes = ws_frame_of(&frame);
+                    let mut recipients = 0;
+                    for to in self.session.member_ids() {
+                        if Some(to) == except {
+                            continue;
+                        }
+                        if let Some(peer) = self.peers.get(&to) {
+                            recipients += 1;
+                            if let Some(outbox) = peer.queue(ws_frame.clone()) {
+                                self.unflushed.push(outbox);
+                            }
+                        }
+                    }
+                    self.metrics.frames_out(&frame, recipients);
+                }
+                Output::ToPlayer { to, event } => {
+                    if event == ToPlayer::JoinRefused {
+                        gone = Some(to);
+                    }
+                    if to == from {
+                        answer = Some(event);
+                    }
+                }
+                Output::Changed(Change::MemberAdded(_)) => self.metrics.players_in_sessions(1),
+                Output::Changed(Change::MemberRemoved(player)) => {
+                    self.metrics.players_in_sessions(-1);
+                    gone = Some(player);
+                }
+                Output::Changed(_) => {}
+                Output::Ended => self.ended = true,
             }
         }
-        if let Some((done, _, recipients)) = last {
-            self.metrics.frames_out(&done, recipients);
+        if let Some(player) = gone {
+            self.peers.remove(&player);
         }
+        answer
     }
 
     /// Writes what the last commands queued. A large session's writes are split over several

@@ -39,6 +39,8 @@ struct State {
     closed: bool,
     /// A write failed: the connection is gone, nothing more goes out.
     failed: bool,
+    /// Why the connection must end, once [`Outbox::end`] was called.
+    end: Option<CloseReason>,
 }
 
 pub(crate) struct Outbox {
@@ -48,9 +50,10 @@ pub(crate) struct Outbox {
     limit: usize,
     /// Notified each time the outbox empties (for the end of a connection).
     drained: Notify,
-    /// Notified when a frame did not fit: the client is not reading, and its connection is
-    /// closed (here rather than in an allocation of its own: memory per idle player).
-    pub(crate) overflowed: Notify,
+    /// Notified when the connection must end for a reason found outside its task: a frame did
+    /// not fit (the client is not reading), or its session was lost. Here rather than in an
+    /// allocation of its own: memory per idle player.
+    ended: Notify,
 }
 
 impl Outbox {
@@ -60,8 +63,28 @@ impl Outbox {
             state: Mutex::new(State::default()),
             limit: limit.max(1),
             drained: Notify::new(),
-            overflowed: Notify::new(),
+            ended: Notify::new(),
         })
+    }
+
+    /// Asks the connection's task to close with `reason` (the first reason given wins).
+    pub(crate) fn end(&self, reason: CloseReason) {
+        let mut state = self.lock();
+        if state.end.is_none() {
+            state.end = Some(reason);
+            // A permit is stored if the task is not waiting yet: the request is not lost.
+            self.ended.notify_one();
+        }
+    }
+
+    /// Resolves with the reason once [`Outbox::end`] was called.
+    pub(crate) async fn ended(&self) -> CloseReason {
+        loop {
+            if let Some(reason) = self.lock().end {
+                return reason;
+            }
+            self.ended.notified().await;
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

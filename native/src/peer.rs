@@ -1,0 +1,59 @@
+//! [`Peer`]: the way to one player's connection, held by its own task and by its session's.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sessionserver_core::{CloseReason, Frame};
+
+use crate::metrics::Metrics;
+use crate::socket::{self, Full, Outbox};
+
+/// The way to one player's connection: its outbox, and the server's metrics.
+#[derive(Clone)]
+pub(crate) struct Peer {
+    pub(crate) outbox: Arc<Outbox>,
+    metrics: Arc<Metrics>,
+}
+
+impl Peer {
+    pub(crate) fn new(outbox: Arc<Outbox>, metrics: Arc<Metrics>) -> Self {
+        Peer { outbox, metrics }
+    }
+
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Sends a frame without waiting. A full outbox means the client stopped reading; it is
+    /// disconnected rather than slowing down its session or growing the server's memory.
+    pub(crate) fn send(&self, frame: &Frame) {
+        self.metrics.frame_out(frame);
+        if self.outbox.send(ws_frame_of(frame)).is_err() {
+            self.outbox.end(CloseReason::SendQueueFull);
+        }
+    }
+
+    /// Queues a frame for the session's next flush, with its WebSocket frame already built
+    /// (once per broadcast; the session counts it in the metrics). Returns the outbox when the
+    /// caller must flush it.
+    pub(crate) fn queue(&self, ws_frame: Bytes) -> Option<Arc<Outbox>> {
+        match self.outbox.queue(ws_frame) {
+            Ok(true) => Some(self.outbox.clone()),
+            Ok(false) => None,
+            Err(Full) => {
+                self.outbox.end(CloseReason::SendQueueFull);
+                None
+            }
+        }
+    }
+
+    /// Asks the connection's task to close with `reason`.
+    pub(crate) fn end(&self, reason: CloseReason) {
+        self.outbox.end(reason);
+    }
+}
+
+/// A core frame as a WebSocket text frame, ready to write.
+pub(crate) fn ws_frame_of(frame: &Frame) -> Bytes {
+    socket::frame(1, frame.bytes())
+}
