@@ -10,8 +10,11 @@ pub struct Config {
     pub bind: IpAddr,
     /// Port to listen on (default 7000, like the original; 0 picks a free one).
     pub port: u16,
-    /// Open WebSocket connections the server accepts at once; further upgrade requests get
-    /// HTTP 503.
+    /// Open TCP connections the server holds at once, counted from the moment they are
+    /// accepted: plain HTTP ones and those still before their WebSocket upgrade count as well
+    /// as WebSocket connections (each is a file descriptor). A connection accepted beyond it
+    /// is answered HTTP 503 and closed. At most [`Config::MAX_CONNECTIONS`]; `start` uses
+    /// that when given more.
     pub max_connections: usize,
     /// Frames that may wait to be written to one connection. A client that stops reading and
     /// lets this many pile up is disconnected (close code 4001) instead of making the server
@@ -21,15 +24,52 @@ pub struct Config {
     /// connection with code 1009.
     pub max_message_size: usize,
     /// Limits the session logic enforces (nesting depth, players per session, session data,
-    /// sessions per server).
+    /// sessions per server). `max_depth` is at most [`Config::MAX_DEPTH`]; `start` uses that
+    /// when given more.
     pub limits: Limits,
     /// Heartbeat and rate limit of each connection.
     pub connection: ConnectionConfig,
     /// How long shutdown waits for connections to close before giving up on them.
     pub shutdown_grace: Duration,
     /// Token that unlocks `GET /sessions` and `/monitor` (they show every player's data).
-    /// Without one they are served only when `bind` is a loopback address.
+    /// Without one they are served only when `bind` is a loopback address, and then only to
+    /// requests from a loopback address that name a loopback host and carry no proxy header.
     pub admin_token: Option<String>,
+    /// Time a client has to send a complete HTTP request head (the WebSocket handshake
+    /// included), from the moment its connection is accepted or its previous response is
+    /// ready; the connection is closed when it runs out (default 10 s).
+    pub header_timeout: Duration,
+    /// HTTP keep-alive: after a response, the connection is closed unless the next request's
+    /// head has arrived within this long (default 5 s). Since `header_timeout` also runs from
+    /// the previous response, a longer keep-alive than `header_timeout` has no effect.
+    /// Zero is taken as 1 ms.
+    pub keep_alive: Duration,
+    /// Origins (`scheme://host[:port]`, as browsers send them in `Origin`) whose pages may
+    /// open a WebSocket. `None` (the default): any origin, and requests without one. With a
+    /// list, an upgrade whose `Origin` is present and not in it gets HTTP 403; requests
+    /// without `Origin` (native apps, the original clients) are still served.
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl Config {
+    /// The largest `max_connections`: a process can never hold more file descriptors than
+    /// this (Linux's `fs.nr_open` ceiling is just below 2^31), and it is below tokio's
+    /// semaphore maximum.
+    pub const MAX_CONNECTIONS: usize = {
+        let fds = i32::MAX as usize;
+        let permits = tokio::sync::Semaphore::MAX_PERMITS;
+        if fds < permits {
+            fds
+        } else {
+            permits
+        }
+    };
+
+    /// The largest `limits.max_depth`. The core's key-structure check recurses once per
+    /// nested object; at this depth it stays well within a 2 MiB thread stack (tokio's
+    /// default) even in a debug build (`native/tests/http_bounds.rs` checks it; a debug build
+    /// overflowed such a stack somewhere between 1,024 and 2,048 levels).
+    pub const MAX_DEPTH: usize = 512;
 }
 
 impl Default for Config {
@@ -44,6 +84,9 @@ impl Default for Config {
             connection: ConnectionConfig::default(),
             shutdown_grace: Duration::from_secs(5),
             admin_token: None,
+            header_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(5),
+            allowed_origins: None,
         }
     }
 }

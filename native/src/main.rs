@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use sessionserver::Config;
@@ -29,8 +30,10 @@ struct Args {
     /// Address to listen on; 127.0.0.1 keeps the server private to this machine.
     #[arg(long, env = "BIND", default_value = "0.0.0.0")]
     bind: IpAddr,
-    /// Open WebSocket connections accepted at once; more get HTTP 503.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 100_000)]
+    /// Open connections held at once, counted from their accept: WebSocket ones and plain HTTP
+    /// ones (before an upgrade too). More are answered HTTP 503 and closed.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 100_000,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=Config::MAX_CONNECTIONS as u64))]
     max_connections: usize,
     /// Frames that may wait for one client; a client that falls this far behind is
     /// disconnected (close code 4001).
@@ -39,8 +42,9 @@ struct Args {
     /// Largest message a client may send, in bytes; larger ones close the connection (1009).
     #[arg(long, env = "MAX_MESSAGE_SIZE", default_value_t = 64 * 1024)]
     max_message_size: usize,
-    /// Deepest nesting of objects and arrays in a frame (error 15 beyond).
-    #[arg(long, env = "MAX_DEPTH", default_value_t = Limits::default().max_depth)]
+    /// Deepest nesting of objects and arrays in a frame (error 15 beyond); at most 512.
+    #[arg(long, env = "MAX_DEPTH", default_value_t = Limits::default().max_depth,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=Config::MAX_DEPTH as u64))]
     max_depth: usize,
     /// Players one session may hold (error 16 beyond).
     #[arg(long, env = "MAX_PLAYERS_PER_SESSION", default_value_t = Limits::default().max_players_per_session)]
@@ -73,6 +77,21 @@ struct Args {
     /// are served only when --bind is a loopback address.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Milliseconds a client has to send a complete HTTP request head (the WebSocket handshake
+    /// included), from its connection's accept or its previous response; then it is closed.
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    header_timeout_ms: u64,
+    /// Milliseconds an HTTP connection may stay open after a response without the next
+    /// request's head arriving (keep-alive); no longer than --header-timeout-ms in effect.
+    #[arg(long, env = "KEEP_ALIVE_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    keep_alive_ms: u64,
+    /// Comma-separated origins (https://game.example) whose pages may open a WebSocket; an
+    /// upgrade with another Origin gets HTTP 403, one without Origin (native apps) is served.
+    /// `*`: any origin.
+    #[arg(long, env = "ALLOWED_ORIGINS", default_value = "*")]
+    allowed_origins: String,
 }
 
 impl Args {
@@ -98,6 +117,9 @@ impl Args {
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
             admin_token: self.admin_token.clone(),
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            keep_alive: Duration::from_millis(self.keep_alive_ms),
+            allowed_origins: origins(&self.allowed_origins),
         }
     }
 
@@ -141,6 +163,17 @@ impl Args {
         }
         Args::try_parse_from(argv).map_err(|e| format!("{}: {e}", path.display()))
     }
+}
+
+/// `--allowed-origins`: `None` for any (`*`, or a list with `*` in it), else the origins as
+/// browsers send them (no trailing slash).
+fn origins(list: &str) -> Option<Vec<String>> {
+    let origins: Vec<String> = list
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    (!origins.iter().any(|o| o == "*")).then_some(origins)
 }
 
 #[tokio::main]

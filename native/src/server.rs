@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -50,8 +50,20 @@ impl RunningServer {
     }
 }
 
+/// Connections answered 503 at once (see `http::refuse`); beyond these they are just closed.
+const REFUSING_AT_ONCE: usize = 64;
+
 /// Binds the listening socket and starts serving on the current tokio runtime.
+///
+/// It first raises the process's soft limit of open files to its hard limit (each connection
+/// is a file descriptor), and logs a warning when `max_connections` cannot fit in it.
 pub async fn start(config: Config) -> io::Result<RunningServer> {
+    let max_connections = config.max_connections.clamp(1, Config::MAX_CONNECTIONS);
+    raise_fd_limit(max_connections);
+    let limits = sessionserver_core::Limits {
+        max_depth: config.limits.max_depth.min(Config::MAX_DEPTH),
+        ..config.limits
+    };
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     let local_addr = listener.local_addr()?;
     let registry = Registry::default();
@@ -62,15 +74,19 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         shared: Arc::new(Shared {
             registry: registry.clone(),
             send_queue: config.send_queue.max(1),
-            limits: config.limits,
+            limits,
             connection: config.connection,
             epoch: std::time::Instant::now(),
             metrics: Default::default(),
             stopping: Default::default(),
         }),
-        connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections)),
+        connections: Arc::new(Semaphore::new(max_connections)),
+        refusing: Arc::new(Semaphore::new(REFUSING_AT_ONCE)),
         occupancy: occupancy.clone(),
         admin: crate::admin::Admin::new(config.admin_token.clone(), config.bind),
+        header_timeout: config.header_timeout,
+        keep_alive: config.keep_alive.max(Duration::from_millis(1)),
+        allowed_origins: config.allowed_origins.clone(),
         max_message_size: config.max_message_size,
         shutdown,
         alive,
@@ -98,7 +114,14 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
                     backoff = Duration::from_millis(1);
-                    tokio::spawn(serve_http(stream, addr, ctx.clone()));
+                    // Every connection takes its permit here, before its first byte: those
+                    // still before (or without) an upgrade count against the cap too.
+                    match ctx.connections.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            tokio::spawn(serve_http(stream, addr, ctx.clone(), permit));
+                        }
+                        Err(_) => http::refuse(stream, &ctx),
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait instead of spinning.
@@ -120,13 +143,25 @@ async fn accept_loop(
     }
 }
 
-async fn serve_http(stream: TcpStream, addr: SocketAddr, ctx: Arc<Context>) {
+async fn serve_http(
+    stream: TcpStream,
+    addr: SocketAddr,
+    ctx: Arc<Context>,
+    permit: OwnedSemaphorePermit,
+) {
     let _ = stream.set_nodelay(true);
     let alive = ctx.alive.clone();
     let mut shutdown = ctx.shutdown.clone();
+    let state = Arc::new(http::ConnState::new(permit));
     let service_ctx = ctx.clone();
-    let service = service_fn(move |req| http::route(req, addr, service_ctx.clone()));
+    let service_state = state.clone();
+    let service =
+        service_fn(move |req| http::serve(req, addr, service_ctx.clone(), service_state.clone()));
+    // The timer makes hyper's header-read timeout work: it runs from the connection's start
+    // and again from each response until the next request head is complete.
     let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(ctx.header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::select! {
@@ -135,9 +170,38 @@ async fn serve_http(stream: TcpStream, addr: SocketAddr, ctx: Arc<Context>) {
                 tracing::debug!(%addr, error = %e, "http connection failed");
             }
         }
+        () = state.idle_too_long() => {
+            tracing::debug!(%addr, "http connection closed: keep-alive timeout");
+        }
         () = stopped(&mut shutdown) => {}
     }
     drop(alive);
+}
+
+/// Raises the soft limit of open files to the hard limit, and warns when `max_connections`
+/// (plus a margin for the listener, the runtime and 503 answers) cannot fit in it: accepts
+/// would then fail (and be retried) before the cap is reached.
+fn raise_fd_limit(max_connections: usize) {
+    // The listener, stdio, the runtime's own descriptors, and connections being refused.
+    const MARGIN: u64 = 64 + REFUSING_AT_ONCE as u64;
+    let soft = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => soft,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the limit of open files");
+            return;
+        }
+    };
+    let needed = (max_connections as u64).saturating_add(MARGIN);
+    if soft < needed {
+        tracing::warn!(
+            max_connections,
+            open_files_limit = soft,
+            "--max-connections does not fit in the limit of open files: accepts will fail at \
+             about {} connections; raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower \
+             --max-connections",
+            soft.saturating_sub(MARGIN)
+        );
+    }
 }
 
 /// Resolves once shutdown has begun (or the server is gone).

@@ -142,7 +142,7 @@ async fn plain_http_answers_healthz_and_404_elsewhere() {
 
 async fn http_get(server: &sessionserver::RunningServer, path_and_headers: &str) -> String {
     let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
-    let request = format!("GET {path_and_headers}\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path_and_headers}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     tcp.read_to_string(&mut response).await.unwrap();
