@@ -13,7 +13,10 @@ spelling_tests!(
 async fn a_burst_across_create_and_leave_is_answered_in_order(sp: Spelling) {
     let t = Target::start().await;
     let mut a = t.connect("a").await;
-    let (first, second) = ((json!({"s": 0}), json!({"v": 0})), (json!({"s": 1}), json!({"w": 0})));
+    let (first, second) = (
+        (json!({"s": 0}), json!({"v": 0})),
+        (json!({"s": 1}), json!({"w": 0})),
+    );
     for frame in [
         cmd::create(sp, &first.0, &first.1),
         cmd::update_player(sp, &json!({"v": 1})),
@@ -28,7 +31,10 @@ async fn a_burst_across_create_and_leave_is_answered_in_order(sp: Spelling) {
         a.send_json(&frame).await;
     }
     let join = a.expect("sessionJoin").await;
-    let (session, player) = (join["sessionID"].as_u64().unwrap(), join["playerID"].as_u64().unwrap());
+    let (session, player) = (
+        join["sessionID"].as_u64().unwrap(),
+        join["playerID"].as_u64().unwrap(),
+    );
     a.expect_frame(&frames::player_update(sp, player, &json!({"v": 1})))
         .await;
     // A frame that is no command, answered by the session's host in its place among the
@@ -38,8 +44,16 @@ async fn a_burst_across_create_and_leave_is_answered_in_order(sp: Spelling) {
     // In the lobby again: error 2.
     a.expect_error("playerUpdate", 2).await;
     let join = a.expect("sessionJoin").await;
-    assert_ne!(join["sessionID"].as_u64(), Some(session), "a new session: {join}");
-    assert_eq!(join["playerID"].as_u64(), Some(player), "the same player: {join}");
+    assert_ne!(
+        join["sessionID"].as_u64(),
+        Some(session),
+        "a new session: {join}"
+    );
+    assert_eq!(
+        join["playerID"].as_u64(),
+        Some(player),
+        "the same player: {join}"
+    );
     a.expect_frame(&frames::player_update(sp, player, &json!({"w": 3})))
         .await;
     a.expect_frame(&frames::session_leave()).await;
