@@ -1,18 +1,52 @@
 //! The session server on Cloudflare Workers: the same protocol and the same core as the native
-//! host, with one Durable Object per session. Everything here is glue between the platform's
-//! sockets and storage and the core's inputs and outputs.
+//! host, with one Durable Object per session. The hosts only move bytes: each client socket is
+//! one core `Player` machine, each session object one core `Session` machine, and everything
+//! here feeds them what arrives and applies what they output on the platform's sockets and
+//! storage.
 //!
 //! # Where things live
 //! - [`relay`]: the Worker. Each client WebSocket is one player (a random ID drawn when it
-//!   opens). In the lobby the Worker answers with `core::lobby`; in a session it relays frames
-//!   between the client's socket and a socket of its own to the session's object.
+//!   opens), run by `core::Player`; the relay maps its outputs onto the platform (a table in
+//!   the module's docs) and relays frames between the client's socket and a socket of its own
+//!   to the object of the player's session.
 //! - [`session`]: `SessionObject`, one Durable Object per session, named by the session ID.
-//!   It owns the core `Session`, keeps it in SQLite storage ([`store`]) and holds one
-//!   hibernatable socket per member.
+//!   It runs `core::Session`, keeps it in SQLite storage ([`store`], written from the session's
+//!   `Changed` outputs through [`persist`]) and holds one hibernatable socket per member.
 //! - [`registry`]: `RegistryObject`, one object listing the live sessions in order of creation,
 //!   for `joinSession -1`.
-//! - [`link`]: what the three say to each other (requests, status and close codes) and the
-//!   limits.
+//! - [`link`]: how the three reach each other (requests, status and close codes) and the
+//!   limits; [`wire`]: the core's messages between a player and its session as WebSocket
+//!   messages on the relay's socket.
+//!
+//! [`wire`] and [`persist`] touch no platform API and are compiled (and tested) on every
+//! target; everything else is wasm32 only.
+//!
+//! # What stays in the worker, and why not in core
+//! Every protocol rule (lobby or session, routing, replies and error codes, the `-1` retry,
+//! the rate limit, the order of replies, what a session stores) is the core's. What remains
+//! here is what only the platform can do or know:
+//! - **Sockets and their mapping.** Accepting sockets, the relay's second socket to a session
+//!   object, hibernatable sockets and their attachments, and the encoding of the core's
+//!   messages onto them ([`wire`]: a join is a request for a socket, a command a text message,
+//!   a disconnect its close, `Left` a close code). The core has no sockets.
+//! - **Where a session is.** A session is a Durable Object named by its ID; finding it is a
+//!   request to that object, `-1` a request to the registry object, and "the session has
+//!   ended" is that object's 404. The core's `Directory` is in-process; here the directory is
+//!   spread over objects and the relay only learns of it by asking.
+//! - **Random IDs.** Session and player IDs are drawn with `crypto.getRandomValues` (nothing
+//!   global can be counted at the edge): a drawn session ID that is taken is drawn again, and
+//!   the core hears `handle_create_refused` only after [`relay`]'s 8 draws all collided; two
+//!   player IDs meeting in one session (the session would take the join for its member's) is
+//!   a platform failure, closed with 1013. The core never draws IDs.
+//! - **Storage.** Which SQL rows a `Change` writes ([`persist`], [`store`]), reading them back
+//!   after a wake, removing members whose sockets vanished while the object was down, the
+//!   registry's alarm when a session ends. The core keeps no storage.
+//! - **Transport limits and failures.** The 64 KiB frame limit (checked before a frame is
+//!   copied into wasm, as the native host's frame reader checks it before buffering), and what
+//!   a failed platform call becomes: close 1011 (an object unreachable or failing), logged.
+//! - **No heartbeat.** A Worker can neither send WebSocket pings nor see pongs, so the relay
+//!   never calls `Player::handle_timeout` (which would close a healthy idle client after 30 s
+//!   of silence); dead peers go when the platform closes their connection.
 //!
 //! # Why the Worker relays
 //! The protocol moves one connection between sessions (`createSession`, `joinSession`,
@@ -39,37 +73,46 @@
 //! global is counted on any path. A session ID is checked against the storage of the object
 //! named by it: a live or ended session there means it is taken, and the relay draws another.
 //! An ended session keeps one row so that its ID is never handed out again. Player IDs are
-//! only ever seen by members of one session, and a session refuses a join by a player ID it
-//! already has (the relay then closes with 1013, p ≈ members / 2^53 per join).
+//! only ever seen by members of one session, and a session object refuses a join by a player ID
+//! its session already has (the relay then closes with 1013, p ≈ members / 2^53 per join).
 //!
 //! # Hibernation
 //! The session (format, spelling, sessionData, members in join order, their playerData) is in
-//! the object's SQLite storage, written in the event that changes it; each socket's attachment
+//! the object's SQLite storage, written in the event that changes it, from what the session
+//! says changed; each socket's attachment
 //! holds its player ID. After a wake the first event reads both back; the members' sockets
 //! never closed.
 //!
 //! # Limits and failures
 //! The core's limits and rate limit apply as on the native host ([`link::limits`]); the relay
-//! refuses frames over 64 KiB (1009). What the platform cannot do is the heartbeat: a Worker can
-//! neither send WebSocket pings nor see pongs, so dead peers go when the platform closes their
-//! connection. worker/README.md lists every limit and every difference between the hosts.
+//! refuses frames over 64 KiB (1009). worker/README.md lists every limit and every difference
+//! between the hosts.
 //!
 //! Every object handler (fetch, message, close, error, alarm, connect) returns `Ok`: an error
 //! becomes an HTTP status for the relay, or a close of the socket it concerns, and is logged.
 //! A closed or failed socket is a player leaving. Every command gets its reply, or the
 //! connection is closed with a code that says why.
-#![cfg(target_arch = "wasm32")]
 
+#[cfg(target_arch = "wasm32")]
 mod link;
+pub mod persist;
+#[cfg(target_arch = "wasm32")]
 pub mod registry;
+#[cfg(target_arch = "wasm32")]
 mod relay;
+#[cfg(target_arch = "wasm32")]
 pub mod session;
+#[cfg(target_arch = "wasm32")]
 mod store;
-
-use worker::{event, Context, Env, Request, Response, Result};
+pub mod wire;
 
 /// The Worker's entry point: every request to the deployment.
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+#[cfg(target_arch = "wasm32")]
+#[worker::event(fetch)]
+async fn fetch(
+    req: worker::Request,
+    env: worker::Env,
+    _ctx: worker::Context,
+) -> worker::Result<worker::Response> {
     relay::fetch(req, env).await
 }

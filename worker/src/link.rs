@@ -1,12 +1,6 @@
 //! The contract between the relay (the Worker) and the two Durable Object classes: how a relay
-//! opens a socket to a session, what the answers mean, and the limits all three enforce.
-//!
-//! On the relay's socket to a session object, a text message is a client frame, for the
-//! session to parse and answer. A binary message is a reply the relay made itself (a binary
-//! frame's error 14, a rate limit's error 18), which the object sends back as text so that it
-//! reaches the client in order with the session's replies; an empty one comes back as an empty
-//! text message, the relay's marker that every earlier frame has been answered. Every other
-//! message from the object is a frame for the client.
+//! opens a socket to a session, what the answers mean, and the limits all three apply. What
+//! travels on that socket is in [`crate::wire`].
 
 use sessionserver_core::ids::MAX_ID;
 use sessionserver_core::{ConnectionConfig, Limits};
@@ -45,9 +39,11 @@ pub fn connection_config() -> ConnectionConfig {
 
 /// How the session object answers a relay's request for a socket (HTTP status codes).
 pub mod status {
-    /// The socket is open; for a join, the player is a member and its frames are on the way.
+    /// The socket is open. For a join this is `ToPlayer::Joined`: the player is a member and
+    /// its frames are on the way. For a create, the create is to be sent on it.
     pub const OPEN: u16 = 101;
-    /// Join refused by the session (it is full): the body is the reply frame for the client.
+    /// Join refused by the session (`ToPlayer::JoinRefused`, e.g. it is full): the body holds
+    /// the frames for the client ([`crate::wire::encode_frames`]).
     pub const ANSWERED: u16 = 200;
     /// No session has this ID (never had, or has ended).
     pub const NOT_FOUND: u16 = 404;
@@ -58,8 +54,8 @@ pub mod status {
 /// WebSocket close codes of the edge host, besides the core's [`sessionserver_core::CloseReason`]
 /// (1008 rate limit, 1009 message too big), which the relay sends as the native host does.
 pub mod close {
-    /// Object to relay: the player left (its `sessionLeave` was the last frame). Only on the
-    /// relay's socket, never to a client.
+    /// Object to relay: the player left (`ToPlayer::Left`; its `sessionLeave` was the last
+    /// frame). Only on the relay's socket, never to a client.
     pub const LEFT: u16 = 4100;
     /// Object to relay: the session ID is taken (a create raced another); draw a new one. Only
     /// on the relay's socket, never to a client.
@@ -71,14 +67,15 @@ pub mod close {
     /// To a client or relay: something on the platform failed (a session object could not be
     /// reached or lost the socket); the player is out of its session.
     pub const INTERNAL: u16 = 1011;
-    /// To a client: try again on a new connection (an ID collision, which is p ≈ 2^-40).
+    /// To a client: try again on a new connection (two random player IDs met in one session,
+    /// p ≈ members / 2^53 per join).
     pub const TRY_AGAIN: u16 = 1013;
 }
 
 /// What a relay asks of a session object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// Open a socket on which the next frame is the `createSession`.
+    /// Open a socket on which the next message is the `createSession`.
     Create,
     /// Add the player and open its socket.
     Join,

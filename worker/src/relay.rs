@@ -1,20 +1,44 @@
-//! The Worker: one client connection is one player, and the Worker is its relay.
+//! The Worker: one client connection is one player, run by the core's [`Player`] machine, and
+//! the Worker is its relay.
 //!
-//! In the lobby the relay answers with `core::lobby` itself. `createSession` and `joinSession`
-//! open a socket from the relay to the session's object (one subrequest); from then on every
-//! client frame goes to the object as it is and every frame from the object goes to the client.
-//! `leaveSession` is forwarded and the relay reads nothing more from the client until the
-//! object has sent `sessionLeave` and closed that socket ([`close::LEFT`]): replies stay in the
-//! order of the commands, as on the native host.
+//! The relay feeds the player what the client sends and what the session's object answers,
+//! and maps each [`PlayerOutput`] onto the platform:
+//!
+//! | output | on the platform |
+//! | --- | --- |
+//! | `Send(frame)` | the client's socket |
+//! | `Create(request)` | a random ID, a socket to that session's object ([`Op::Create`]), the create sent on it ([`wire::encode_command`]) |
+//! | `Join { target, skip, .. }` | for `-1` the registry's latest session (`gone=skip`), then a socket to the object ([`Op::Join`]) |
+//! | `ToSession(Command)` | a text message on that socket; a rejection's reply frame as a binary one ([`crate::wire`]) |
+//! | `ToSession(Disconnect)` | that socket closed (also one still being opened) |
+//! | `Close(reason)` | the client's socket closed with the reason's code, after the session has answered everything sent to it |
+//! | `Ping` | never asked for: the relay never calls `handle_timeout` (a Worker cannot send pings) |
+//!
+//! and the answers back: a join's 101 is `Joined`, its [`status::ANSWERED`] the refusal's
+//! frames and `JoinRefused`, [`status::NOT_FOUND`] `handle_session_gone` (a `-1` whose session
+//! the registry named has just ended) or `handle_no_such_session`; the creator's
+//! [`wire::JOINED`] is `Joined`; a close [`close::LEFT`] is `Left`, any other close of the
+//! session's socket `handle_session_gone`.
+//!
+//! The relay keeps reading the client while the player waits for a session's answer
+//! ([`Player::is_waiting`]): the player holds those commands, in order and bounded, and takes
+//! them once the answer has come, so replies keep the order of the commands. Every frame the
+//! session sends for a player comes on one socket, in order, and everything the player sends
+//! itself (lobby answers, the refusals of a held command) follows the answer it waited for.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
 use futures_channel::mpsc::{unbounded, UnboundedReceiver};
-use futures_util::future::{select, Either};
-use futures_util::StreamExt;
+use futures_util::future::poll_fn;
+use futures_util::{FutureExt, StreamExt};
 use sessionserver_core::ids::MAX_ID;
 use sessionserver_core::{
-    command, lobby, Admission, CloseReason, Command, Connection, ErrorCode, JoinTarget,
-    LobbyAction, PlayerId, Rejection,
+    Command, JoinTarget, Player, PlayerId, PlayerOutput, SessionId, ToPlayer, ToSession,
 };
+use worker::js_sys::JsString;
+use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::{
     console_error, Env, Headers, Request, Response, Result, WebSocket, WebSocketPair,
@@ -22,6 +46,7 @@ use worker::{
 };
 
 use crate::link::{self, close, status, Op, MAX_FRAME};
+use crate::wire;
 
 /// Session IDs drawn for one `createSession` before giving up. A draw collides with a used ID
 /// with probability (sessions ever created) / 2^53, so a second draw is already rare.
@@ -43,15 +68,16 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
             ),
         };
     }
-    let player = PlayerId(link::random_id()?);
+    let id = PlayerId(link::random_id()?);
     let pair = WebSocketPair::new()?;
     let relay = Relay {
-        from_client: pump(pair.server.clone()),
+        from_client: pump(pair.server.clone(), Side::Client),
         client: pair.server,
-        player,
-        guard: Connection::new(link::connection_config(), now_ms()),
+        player: Player::new(id, link::limits(), link::connection_config(), now_ms()),
         env,
         link: None,
+        pending: None,
+        done: false,
     };
     spawn_local(relay.run());
     Response::from_websocket(pair.client)
@@ -76,134 +102,263 @@ fn now_ms() -> u64 {
 /// Something that arrived on a socket.
 enum Inbound {
     Text(String),
-    /// A binary message; its bytes do not matter (the protocol is text only).
-    Binary,
+    /// A binary message: its bytes from a session's object, none from the client (the
+    /// protocol is text only, so they are not copied).
+    Binary(Vec<u8>),
+    /// A client text frame larger than [`MAX_FRAME`], not copied.
+    TooBig,
     /// The socket closed (with this code) or failed (1006).
     Closed(u16),
 }
 
-/// Something that arrived on either of a relay's sockets.
+/// Which end of the relay a socket is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Session,
+}
+
+/// Something that arrived on one of a relay's sockets, or the answer to its create or join.
 enum Event {
     Client(Inbound),
     Session(Inbound),
+    Answer(Answer),
 }
 
-/// Why a connection ends.
-enum End {
-    /// The client closed (with this code), or its connection failed (1006).
-    ClientClosed(u16),
-    /// A rule of the core: 1009 for a frame larger than [`MAX_FRAME`], 1008 for a client that
-    /// kept sending past its rate limit.
-    Closed(CloseReason),
-    /// The session's object closed the relay's socket or could not be reached.
-    SessionLost,
-    /// A draw of IDs collided beyond retrying, or a platform limit per connection was hit.
-    TryAgain(&'static str),
-    /// A platform call failed.
-    Failed(worker::Error),
-}
-
-impl From<worker::Error> for End {
-    fn from(e: worker::Error) -> Self {
-        End::Failed(e)
-    }
-}
-
-/// The relay's socket to the session object of the player's session.
+/// The relay's socket to the object of the player's session.
 struct Link {
     ws: WebSocket,
     rx: UnboundedReceiver<Inbound>,
+    session: SessionId,
 }
 
 impl Link {
-    fn new(ws: WebSocket) -> Link {
+    fn new(ws: WebSocket, session: SessionId) -> Link {
         Link {
-            rx: pump(ws.clone()),
+            rx: pump(ws.clone(), Side::Session),
             ws,
+            session,
         }
     }
 }
 
 impl Drop for Link {
-    /// Closing the relay's socket makes the object remove the player (`playerLeave` to the
-    /// others); after a leave it completes the close the object started.
+    /// Closing the relay's socket is the player's disconnect (`playerLeave` to the others);
+    /// after a leave it completes the close the object started.
     fn drop(&mut self) {
         let _ = self.ws.close(Some(close::NORMAL), Some("player gone"));
     }
 }
 
-/// A session object's answer to [`Relay::open`].
-enum Opened {
-    Link(Link),
-    NotFound,
-    Conflict,
-    /// No socket: this frame is the answer (a full session's error 16).
-    Answered(String),
+/// How a create or join on its way came out.
+enum Answer {
+    /// The player is a member: the link to its session, and the frames that came on it before
+    /// the answer.
+    Joined { link: Link, frames: Vec<String> },
+    /// The session refused the join: these frames for the client first.
+    Refused(Vec<String>),
+    /// The session the directory named has ended since.
+    Gone(SessionId),
+    /// No session has the ID, or no session exists for `-1`.
+    NoSuchSession,
+    /// No free session ID was found.
+    CreateRefused,
+    /// A collision of random IDs the platform cannot resolve: the client should reconnect.
+    TryAgain(&'static str),
+    /// A platform call failed.
+    Failed(worker::Error),
 }
+
+impl From<worker::Error> for Answer {
+    fn from(e: worker::Error) -> Self {
+        Answer::Failed(e)
+    }
+}
+
+type Pending = Pin<Box<dyn Future<Output = Answer>>>;
 
 /// One client connection: one player.
 struct Relay {
     env: Env,
-    player: PlayerId,
+    player: Player,
     client: WebSocket,
     from_client: UnboundedReceiver<Inbound>,
-    /// The core's rate limit for this connection.
-    guard: Connection,
-    /// The player's session, if it is in one.
+    /// The socket to the player's session, while it is in one (or leaving it).
     link: Option<Link>,
+    /// A create or join on its way.
+    pending: Option<Pending>,
+    /// The client's socket is closed (by either side): nothing more to do.
+    done: bool,
 }
 
 impl Relay {
     async fn run(mut self) {
-        let end = loop {
-            let step = match self.next().await {
-                Event::Client(Inbound::Text(text)) if text.len() > MAX_FRAME => {
-                    Err(End::Closed(CloseReason::TooBig))
-                }
-                Event::Client(Inbound::Text(text)) => {
-                    let parsed = command::parse(&text, &link::limits());
-                    self.admit(Some(&text), parsed).await
-                }
-                Event::Client(Inbound::Binary) => {
-                    self.admit(None, Err(Rejection::binary_frame())).await
-                }
-                Event::Client(Inbound::Closed(code)) => Err(End::ClientClosed(code)),
-                Event::Session(Inbound::Text(frame)) => {
-                    self.send(&frame);
-                    Ok(())
-                }
-                Event::Session(Inbound::Binary) => Ok(()),
-                Event::Session(Inbound::Closed(_)) => Err(End::SessionLost),
-            };
-            if let Err(end) = step {
-                break end;
+        while !self.done {
+            match self.next().await {
+                Event::Client(inbound) => self.on_client(inbound).await,
+                Event::Session(inbound) => self.on_session(inbound),
+                Event::Answer(answer) => self.answer(answer).await,
             }
-        };
-        if let End::Closed(_) = end {
-            // Like the native host, the client gets the replies to everything it sent before
-            // the close.
-            self.drain().await;
+            self.apply().await;
         }
-        // Leaves the session, if any.
-        self.link = None;
-        let (code, reason) = match &end {
-            // Nothing to answer on a lost connection (closing it would only raise an error).
-            End::ClientClosed(close::LOST) => return,
-            // Completes the client's close handshake.
-            End::ClientClosed(_) => (close::NORMAL, "bye"),
-            End::Closed(reason) => (reason.code(), reason.text()),
-            End::SessionLost => (close::INTERNAL, "session unavailable"),
-            End::TryAgain(reason) => (close::TRY_AGAIN, *reason),
-            End::Failed(e) => {
-                console_error!("player {}: {e}", self.player);
-                (close::INTERNAL, "internal error")
-            }
-        };
-        let _ = self.client.close(Some(code), Some(reason));
     }
 
-    /// Relays the session's frames until it has answered every frame forwarded so far: an empty
-    /// binary message makes the object send back an empty text message, after all of them.
+    /// The next event: an answer, a frame from the session, a frame from the client.
+    async fn next(&mut self) -> Event {
+        poll_fn(|cx| {
+            if let Some(pending) = &mut self.pending {
+                if let Poll::Ready(answer) = pending.poll_unpin(cx) {
+                    self.pending = None;
+                    return Poll::Ready(Event::Answer(answer));
+                }
+            }
+            if let Some(link) = &mut self.link {
+                if let Poll::Ready(inbound) = link.rx.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::Session(inbound.unwrap_or(GONE)));
+                }
+            }
+            self.from_client
+                .poll_next_unpin(cx)
+                .map(|inbound| Event::Client(inbound.unwrap_or(GONE)))
+        })
+        .await
+    }
+
+    async fn on_client(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Text(text) => {
+                self.player.handle_text(now_ms(), &text);
+            }
+            Inbound::Binary(_) => self.player.handle_binary(now_ms()),
+            // A transport limit, as in the native host's frame reader.
+            Inbound::TooBig => {
+                let reason = sessionserver_core::CloseReason::TooBig;
+                self.close_client(reason.code(), reason.text()).await;
+            }
+            Inbound::Closed(code) => {
+                self.done = true;
+                // Completes the client's close handshake; nothing to answer on a lost
+                // connection (closing it would only raise an error).
+                if code != close::LOST {
+                    let _ = self.client.close(Some(close::NORMAL), Some("bye"));
+                }
+                self.player.handle_closed();
+            }
+        }
+    }
+
+    fn on_session(&mut self, inbound: Inbound) {
+        let Some(session) = self.link.as_ref().map(|link| link.session) else {
+            return;
+        };
+        match inbound {
+            Inbound::Text(frame) => self.send(&frame),
+            Inbound::Binary(event) if event == wire::JOINED => {
+                self.player
+                    .handle_from_session(ToPlayer::Joined { session });
+            }
+            Inbound::Binary(_) | Inbound::TooBig => {}
+            Inbound::Closed(close::LEFT) => {
+                self.link = None;
+                self.player.handle_from_session(ToPlayer::Left);
+            }
+            Inbound::Closed(_) => {
+                self.link = None;
+                self.player.handle_session_gone(session);
+            }
+        }
+    }
+
+    async fn answer(&mut self, answer: Answer) {
+        match answer {
+            Answer::Joined { link, frames } => {
+                for frame in &frames {
+                    self.send(frame);
+                }
+                let session = link.session;
+                self.link = Some(link);
+                self.player
+                    .handle_from_session(ToPlayer::Joined { session });
+            }
+            Answer::Refused(frames) => {
+                for frame in &frames {
+                    self.send(frame);
+                }
+                self.player.handle_from_session(ToPlayer::JoinRefused);
+            }
+            Answer::Gone(session) => self.player.handle_session_gone(session),
+            Answer::NoSuchSession => self.player.handle_no_such_session(),
+            Answer::CreateRefused => self.player.handle_create_refused(),
+            Answer::TryAgain(reason) => self.close_client(close::TRY_AGAIN, reason).await,
+            Answer::Failed(e) => {
+                console_error!("player {}: {e}", self.player.id());
+                self.close_client(close::INTERNAL, "internal error").await;
+            }
+        }
+    }
+
+    /// Carries out everything the player asks for, until it asks nothing more.
+    async fn apply(&mut self) {
+        while let Some(output) = self.player.poll_output() {
+            match output {
+                PlayerOutput::Send(frame) => self.send(frame.as_str()),
+                // handle_timeout is never called: no heartbeat on this host.
+                PlayerOutput::Ping => {}
+                PlayerOutput::Create(request) => {
+                    let create = wire::encode_command(&Command::CreateSession(request.format));
+                    let task = create_session(self.env.clone(), request.player, create);
+                    self.pending = Some(Box::pin(task));
+                }
+                PlayerOutput::Join {
+                    target,
+                    skip,
+                    input,
+                } => {
+                    let task = join_session(self.env.clone(), input.player(), target, skip);
+                    self.pending = Some(Box::pin(task));
+                }
+                PlayerOutput::ToSession(ToSession::Command { command, .. }) => {
+                    let Some(link) = &self.link else {
+                        console_error!("player {}: a command with no session", self.player.id());
+                        continue;
+                    };
+                    let sent = match command {
+                        Ok(command) => link.ws.send_with_str(wire::encode_command(&command)),
+                        Err(rejection) => link.ws.send_with_bytes(rejection.frame().bytes()),
+                    };
+                    if sent.is_err() {
+                        let session = link.session;
+                        self.link = None;
+                        self.player.handle_session_gone(session);
+                    }
+                }
+                PlayerOutput::ToSession(ToSession::Disconnect { .. }) => {
+                    // A socket still being opened is closed once it is.
+                    if let Some(pending) = self.pending.take() {
+                        drop(pending.await);
+                    }
+                    self.link = None;
+                }
+                // Only ever inside `PlayerOutput::Join`.
+                PlayerOutput::ToSession(ToSession::Join { .. }) => {}
+                PlayerOutput::Close(reason) => {
+                    self.close_client(reason.code(), reason.text()).await
+                }
+            }
+        }
+    }
+
+    /// Closes the client's socket, after every frame for it the session still has to send,
+    /// and tells the player (whose disconnect is then applied).
+    async fn close_client(&mut self, code: u16, reason: &str) {
+        self.drain().await;
+        let _ = self.client.close(Some(code), Some(reason));
+        self.done = true;
+        self.player.handle_closed();
+    }
+
+    /// Relays the session's frames until it has answered every message sent to it so far: an
+    /// empty binary message makes the object send back an empty text message, after them.
     async fn drain(&mut self) {
         let Relay { link, client, .. } = self;
         let Some(link) = link else {
@@ -220,217 +375,164 @@ impl Relay {
         }
     }
 
-    /// The next event: from the client, or from the session while the player is in one.
-    async fn next(&mut self) -> Event {
-        let from_client = self.from_client.next();
-        let gone = Inbound::Closed(close::LOST);
-        match &mut self.link {
-            None => Event::Client(from_client.await.unwrap_or(gone)),
-            Some(link) => match select(from_client, link.rx.next()).await {
-                Either::Left((inbound, _)) => Event::Client(inbound.unwrap_or(gone)),
-                Either::Right((inbound, _)) => Event::Session(inbound.unwrap_or(gone)),
-            },
-        }
-    }
-
     fn send(&self, frame: &str) {
         // A failing client socket reports its close as an event; nothing to do here.
         let _ = self.client.send_with_str(frame);
     }
+}
 
-    /// One client frame (`text` is `None` for a binary frame), parsed; the rate limit first.
-    async fn admit(
-        &mut self,
-        text: Option<&str>,
-        parsed: std::result::Result<Command, Rejection>,
-    ) -> std::result::Result<(), End> {
-        match self.guard.admit(now_ms(), Rejection::reply_for(&parsed)) {
-            Admission::Accept => self.command(text, parsed).await,
-            Admission::Refuse(rejection) => self.command(None, Err(rejection)).await,
-            Admission::Close(reason) => Err(End::Closed(reason)),
-        }
-    }
+/// What a socket reports when it ends without a close event.
+const GONE: Inbound = Inbound::Closed(close::LOST);
 
-    /// One client command, or the rejection to answer instead. `text` is the frame to forward
-    /// to the session; without it, the rejection is the answer.
-    async fn command(
-        &mut self,
-        text: Option<&str>,
-        parsed: std::result::Result<Command, Rejection>,
-    ) -> std::result::Result<(), End> {
-        if let Some(link) = &self.link {
-            match (text, &parsed) {
-                // The session parses and answers it.
-                (Some(text), _) => link.ws.send_with_str(text)?,
-                // Answered here, but through the object so that it keeps its place in line.
-                (None, Err(rejection)) => link.ws.send_with_bytes(rejection.frame().bytes())?,
-                (None, Ok(_)) => {}
-            }
-            if text.is_some() && matches!(parsed, Ok(Command::LeaveSession)) {
-                self.await_leave().await?;
-            }
-            return Ok(());
-        }
-        match lobby::handle(parsed, &link::limits()) {
-            LobbyAction::Reply(frame) => self.send(frame.as_str()),
-            LobbyAction::Create(_) => self.create(text.unwrap_or_default()).await?,
-            LobbyAction::Join(target) => self.join(target).await?,
-        }
-        Ok(())
-    }
-
-    /// Relays the session's frames up to and including `sessionLeave`; then the player is in
-    /// the lobby.
-    async fn await_leave(&mut self) -> std::result::Result<(), End> {
-        loop {
-            let Some(link) = self.link.as_mut() else {
-                return Ok(());
-            };
-            match link.rx.next().await {
-                Some(Inbound::Text(frame)) => self.send(&frame),
-                Some(Inbound::Binary) => {}
-                Some(Inbound::Closed(close::LEFT)) => {
-                    self.link = None;
-                    return Ok(());
-                }
-                Some(Inbound::Closed(_)) | None => return Err(End::SessionLost),
-            }
-        }
-    }
-
-    /// `createSession` in the lobby: a new session under a random ID.
-    async fn create(&mut self, frame: &str) -> std::result::Result<(), End> {
-        for _ in 0..CREATE_ATTEMPTS {
-            let id = link::random_id()?;
-            let Opened::Link(mut link) = self.open(Op::Create, id).await? else {
-                continue; // the ID is taken
-            };
-            link.ws.send_with_str(frame)?;
-            // The object answers with sessionJoin, or closes with TAKEN if another create for
-            // the same ID came first. Client frames wait meanwhile: none may reach the session
-            // before the create.
-            loop {
-                match link.rx.next().await {
-                    Some(Inbound::Text(join)) => {
-                        self.send(&join);
-                        self.link = Some(link);
-                        return Ok(());
-                    }
-                    Some(Inbound::Binary) => {}
-                    Some(Inbound::Closed(close::TAKEN)) => break,
-                    Some(Inbound::Closed(_)) | None => return Err(End::SessionLost),
-                }
-            }
-        }
-        Err(End::TryAgain("no free session ID found"))
-    }
-
-    /// `joinSession` in the lobby.
-    async fn join(&mut self, target: JoinTarget) -> std::result::Result<(), End> {
-        let mut gone = None;
-        loop {
-            let id = match target {
-                JoinTarget::Id(id) if id > MAX_ID => {
-                    self.send(lobby::join_failed(ErrorCode::SessionNotFound).as_str());
-                    return Ok(());
-                }
-                JoinTarget::Id(id) => id,
-                JoinTarget::Latest => match self.latest(gone).await? {
-                    Some(id) => id,
-                    None => {
-                        self.send(lobby::join_failed(ErrorCode::NoSessionExists).as_str());
-                        return Ok(());
-                    }
-                },
-            };
-            match self.open(Op::Join, id).await? {
-                // The session's frames (sessionJoin, playerJoin…) arrive on the link.
-                Opened::Link(link) => {
-                    self.link = Some(link);
-                    return Ok(());
-                }
-                // The latest session has just ended: ask again, saying so.
-                Opened::NotFound if target == JoinTarget::Latest => gone = Some(id),
-                Opened::NotFound => {
-                    self.send(lobby::join_failed(ErrorCode::SessionNotFound).as_str());
-                    return Ok(());
-                }
-                Opened::Answered(reply) => {
-                    self.send(&reply);
-                    return Ok(());
-                }
-                // Two random player IDs met in one session (p ≈ members / 2^53).
-                Opened::Conflict => return Err(End::TryAgain("player ID collision")),
-            }
-        }
-    }
-
-    /// The latest live session, from the registry; `gone` is one it named before that has
-    /// ended since.
-    async fn latest(&self, gone: Option<u64>) -> std::result::Result<Option<u64>, End> {
-        let url = match gone {
-            Some(id) => format!("https://registry/latest?gone={id}"),
-            None => "https://registry/latest".to_owned(),
+/// Creates a session under a random ID: opens a socket to the object of that ID and sends
+/// the create on it. An ID that is taken (in the object's storage, or by a create that came
+/// first) is drawn again.
+async fn create_session(env: Env, player: PlayerId, create: String) -> Answer {
+    for _ in 0..CREATE_ATTEMPTS {
+        let id = match link::random_id() {
+            Ok(id) => SessionId(id),
+            Err(e) => return e.into(),
         };
-        let mut response = link::registry_stub(&self.env)?.fetch_with_str(&url).await?;
-        match response.status_code() {
-            200 => {
-                let text = response.text().await?;
-                Ok(text.trim().parse().ok())
+        let mut link = match open(&env, Op::Create, id, player).await {
+            Ok(Opened::Link(link)) => link,
+            Ok(_) => continue,
+            Err(e) => return e.into(),
+        };
+        if let Err(e) = link.ws.send_with_str(&create) {
+            return e.into();
+        }
+        let mut frames = Vec::new();
+        loop {
+            match link.rx.next().await {
+                Some(Inbound::Text(frame)) => frames.push(frame),
+                Some(Inbound::Binary(event)) if event == wire::JOINED => {
+                    return Answer::Joined { link, frames };
+                }
+                Some(Inbound::Binary(_) | Inbound::TooBig) => {}
+                Some(Inbound::Closed(close::TAKEN)) => break,
+                Some(Inbound::Closed(code)) => {
+                    return Answer::Failed(worker::Error::RustError(format!(
+                        "session {id} closed the create with {code}"
+                    )))
+                }
+                None => {
+                    return Answer::Failed(worker::Error::RustError(format!(
+                        "session {id} lost the create"
+                    )))
+                }
             }
-            404 => Ok(None),
-            code => Err(End::Failed(worker::Error::RustError(format!(
-                "registry answered {code}"
-            )))),
         }
     }
+    Answer::CreateRefused
+}
 
-    /// Asks session `id`'s object for a socket.
-    async fn open(&self, op: Op, id: u64) -> std::result::Result<Opened, End> {
-        let stub = link::session_stub(&self.env, id)?;
-        let mut response = stub.fetch_with_request(op.request(self.player.0)?).await?;
-        match response.status_code() {
-            status::OPEN => match response.websocket() {
-                Some(ws) => Ok(Opened::Link(Link::new(ws))),
-                None => Err(End::SessionLost),
-            },
-            status::ANSWERED => Ok(Opened::Answered(response.text().await?)),
-            status::NOT_FOUND => Ok(Opened::NotFound),
-            status::CONFLICT => Ok(Opened::Conflict),
-            code => Err(End::Failed(worker::Error::RustError(format!(
-                "session {id} answered {code}"
-            )))),
-        }
+/// Joins the session `target` names; for `-1` the registry's latest other than `skip`.
+async fn join_session(
+    env: Env,
+    player: PlayerId,
+    target: JoinTarget,
+    skip: Option<SessionId>,
+) -> Answer {
+    let (id, named) = match target {
+        // No object can be named by it: IDs are below 2^53.
+        JoinTarget::Id(id) if id > MAX_ID => return Answer::NoSuchSession,
+        JoinTarget::Id(id) => (SessionId(id), false),
+        JoinTarget::Latest => match latest(&env, skip).await {
+            Ok(Some(id)) => (SessionId(id), true),
+            Ok(None) => return Answer::NoSuchSession,
+            Err(e) => return e.into(),
+        },
+    };
+    match open(&env, Op::Join, id, player).await {
+        // The session's frames (sessionJoin, playerJoin…) come on the link.
+        Ok(Opened::Link(link)) => Answer::Joined {
+            link,
+            frames: Vec::new(),
+        },
+        Ok(Opened::Answered(body)) => match wire::decode_frames(&body) {
+            Some(frames) => Answer::Refused(frames.into_iter().map(str::to_owned).collect()),
+            None => Answer::Failed(worker::Error::RustError(format!(
+                "session {id} answered a join with {body:?}"
+            ))),
+        },
+        Ok(Opened::NotFound) if named => Answer::Gone(id),
+        Ok(Opened::NotFound) => Answer::NoSuchSession,
+        // Two random player IDs met in one session (p ≈ members / 2^53).
+        Ok(Opened::Conflict) => Answer::TryAgain("player ID collision"),
+        Err(e) => e.into(),
+    }
+}
+
+/// The latest live session, from the registry; `gone` is one it named before that has ended
+/// since.
+async fn latest(env: &Env, gone: Option<SessionId>) -> Result<Option<u64>> {
+    let url = match gone {
+        Some(id) => format!("https://registry/latest?gone={id}"),
+        None => "https://registry/latest".to_owned(),
+    };
+    let mut response = link::registry_stub(env)?.fetch_with_str(&url).await?;
+    match response.status_code() {
+        200 => Ok(response.text().await?.trim().parse().ok()),
+        404 => Ok(None),
+        code => Err(worker::Error::RustError(format!(
+            "registry answered {code}"
+        ))),
+    }
+}
+
+/// A session object's answer to [`open`].
+enum Opened {
+    Link(Link),
+    NotFound,
+    Conflict,
+    /// No socket: the body holds the frames for the client ([`wire::encode_frames`]).
+    Answered(String),
+}
+
+/// Asks session `id`'s object for a socket.
+async fn open(env: &Env, op: Op, id: SessionId, player: PlayerId) -> Result<Opened> {
+    let stub = link::session_stub(env, id.0)?;
+    let mut response = stub.fetch_with_request(op.request(player.0)?).await?;
+    match response.status_code() {
+        status::OPEN => match response.websocket() {
+            Some(ws) => Ok(Opened::Link(Link::new(ws, id))),
+            None => Err(worker::Error::RustError(format!(
+                "session {id} answered 101 without a socket"
+            ))),
+        },
+        status::ANSWERED => Ok(Opened::Answered(response.text().await?)),
+        status::NOT_FOUND => Ok(Opened::NotFound),
+        status::CONFLICT => Ok(Opened::Conflict),
+        code => Err(worker::Error::RustError(format!(
+            "session {id} answered {code}"
+        ))),
     }
 }
 
 /// Accepts a socket and hands what arrives on it to a channel, so that one task can wait on the
-/// client and the session at once. The task ends with the socket or when the receiver is
-/// dropped.
-fn pump(ws: WebSocket) -> UnboundedReceiver<Inbound> {
+/// client, the session and a create or join at once. The task ends with the socket or when the
+/// receiver is dropped.
+fn pump(ws: WebSocket, side: Side) -> UnboundedReceiver<Inbound> {
     let (tx, rx) = unbounded();
     // Accepted now, so that it can be sent on at once. Its listeners are added by the task
     // below in a microtask of this same turn, before any message event can be dispatched.
     if ws.accept().is_err() {
-        let _ = tx.unbounded_send(Inbound::Closed(close::LOST));
+        let _ = tx.unbounded_send(GONE);
         return rx;
     }
     spawn_local(async move {
         let mut events = match ws.events() {
             Ok(events) => events,
             Err(_) => {
-                let _ = tx.unbounded_send(Inbound::Closed(close::LOST));
+                let _ = tx.unbounded_send(GONE);
                 return;
             }
         };
         while let Some(event) = events.next().await {
             let inbound = match event {
-                Ok(WebsocketEvent::Message(message)) => match message.text() {
-                    Some(text) => Inbound::Text(text),
-                    None => Inbound::Binary,
-                },
+                Ok(WebsocketEvent::Message(message)) => read(&message, side),
                 Ok(WebsocketEvent::Close(event)) => Inbound::Closed(event.code()),
-                Err(_) => Inbound::Closed(close::LOST),
+                Err(_) => GONE,
             };
             let closed = matches!(inbound, Inbound::Closed(_));
             if tx.unbounded_send(inbound).is_err() || closed {
@@ -439,4 +541,25 @@ fn pump(ws: WebSocket) -> UnboundedReceiver<Inbound> {
         }
     });
     rx
+}
+
+/// One message, copied into wasm only if it is needed and small enough.
+fn read(message: &worker::MessageEvent, side: Side) -> Inbound {
+    let data = AsRef::<worker::web_sys::MessageEvent>::as_ref(message).data();
+    let Some(text) = data.dyn_ref::<JsString>() else {
+        return match side {
+            Side::Client => Inbound::Binary(Vec::new()),
+            Side::Session => Inbound::Binary(message.bytes().unwrap_or_default()),
+        };
+    };
+    // UTF-16 code units: a UTF-8 byte or more each, so more of them than MAX_FRAME is too big
+    // whatever they are; the bytes are counted once copied.
+    if side == Side::Client && text.length() as usize > MAX_FRAME {
+        return Inbound::TooBig;
+    }
+    let text = String::from(text);
+    if side == Side::Client && text.len() > MAX_FRAME {
+        return Inbound::TooBig;
+    }
+    Inbound::Text(text)
 }

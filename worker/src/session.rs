@@ -1,5 +1,8 @@
-//! [`SessionObject`]: the Durable Object of one session, named by its ID. Routing and glue:
-//! relay sockets in, the core's [`Session`] in the middle, SQLite ([`crate::store`]) underneath.
+//! [`SessionObject`]: the Durable Object of one session, named by its ID. It feeds the core's
+//! [`Session`] what its relays send ([`ToSession`]) and applies what the session outputs:
+//! frames to the members' sockets, events for the players' machines onto the relays' links
+//! ([`crate::wire`]), and what changed to SQLite ([`crate::store`], through
+//! [`crate::persist::store`]).
 //!
 //! Each member is one socket from its relay, accepted with the Hibernation API, with the
 //! member's player ID in the socket's attachment. Memory is only a cache: after every start or
@@ -11,7 +14,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use sessionserver_core::{
-    command, Command, Frame, Membership, Output, PlayerId, Rejection, Session, SessionId,
+    command, Command, CreateRequest, Frame, Output, PlayerId, Session, SessionId, ToPlayer,
+    ToSession,
 };
 use worker::{
     console_error, console_log, durable_object, DurableObject, Env, Request, Response, Result,
@@ -19,7 +23,9 @@ use worker::{
 };
 
 use crate::link::{self, close, status, Op};
+use crate::persist;
 use crate::store::{Store, Stored};
+use crate::wire;
 
 /// A socket's attachment: the state of one socket that must survive hibernation.
 #[derive(Serialize, Deserialize)]
@@ -46,19 +52,36 @@ struct Live {
     forget: bool,
 }
 
+/// What a drain leaves for its handler: what was meant for players with no socket here (a
+/// joiner, whose socket is only accepted once the session has answered its join).
+#[derive(Default)]
+struct Unsent {
+    frames: Vec<(PlayerId, Frame)>,
+    events: Vec<(PlayerId, ToPlayer)>,
+}
+
+impl Unsent {
+    fn frames_for(&self, player: PlayerId) -> impl Iterator<Item = &str> {
+        self.frames
+            .iter()
+            .filter(move |(to, _)| *to == player)
+            .map(|(_, frame)| frame.as_str())
+    }
+
+    fn event_for(&self, player: PlayerId) -> Option<ToPlayer> {
+        self.events
+            .iter()
+            .find(|(to, _)| *to == player)
+            .map(|(_, event)| *event)
+    }
+}
+
 /// What a handler still has to do after its synchronous part (which holds the `RefCell`).
 #[must_use]
 enum Then {
     Nothing,
-    /// The session was just created: register it, then send its `sessionJoin`.
+    /// The session was just created: register it, then drain its outputs (its `sessionJoin`).
     Register(SessionId),
-}
-
-/// Which stored rows a command can change.
-enum Change {
-    None,
-    Format,
-    Player,
 }
 
 impl DurableObject for SessionObject {
@@ -95,15 +118,15 @@ impl DurableObject for SessionObject {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let command = match message {
-            WebSocketIncomingMessage::String(text) => command::parse(&text, &link::limits()),
+        let text = match message {
+            WebSocketIncomingMessage::String(text) => text,
             WebSocketIncomingMessage::Binary(reply) => {
-                // A reply the relay made (or its empty marker): back in order (see `link`).
+                // A reply the relay made (or its empty marker): back in order (see `wire`).
                 let _ = ws.send_with_str(String::from_utf8_lossy(&reply));
                 return Ok(());
             }
         };
-        let then = self.command(&ws, command).unwrap_or_else(|e| {
+        let then = self.message(&ws, &text).unwrap_or_else(|e| {
             console_error!("session {}: command failed: {e}", self.name());
             retire(&ws, close::INTERNAL, "session failed");
             Then::Nothing
@@ -171,24 +194,11 @@ impl SessionObject {
 
     fn load(&self) -> Result<Live> {
         let store = Store::open(&self.state);
-        let mut stored = store.load()?;
+        let stored = store.load()?;
         let mut sockets = HashMap::new();
         for ws in self.state.get_websockets() {
             if let Some(player) = player_of(&ws) {
                 sockets.insert(player, ws);
-            }
-        }
-        // A member whose socket is gone while the object was not running (a restart rather
-        // than hibernation) has left: the others are told now.
-        if let Stored::Live(session) = &mut stored {
-            let orphans: Vec<PlayerId> = session
-                .members()
-                .map(|(p, _)| p)
-                .filter(|p| !sockets.contains_key(p))
-                .collect();
-            for player in orphans {
-                session.remove(player);
-                store.remove_member(player)?;
             }
         }
         let mut live = Live {
@@ -197,7 +207,18 @@ impl SessionObject {
             sockets,
             forget: false,
         };
-        live.after_change()?;
+        // A member whose socket is gone while the object was not running (a restart rather
+        // than hibernation) has disconnected: the session hears it now.
+        if let Stored::Live(session) = &mut live.stored {
+            let orphans: Vec<PlayerId> = session
+                .member_ids()
+                .filter(|p| !live.sockets.contains_key(p))
+                .collect();
+            for player in orphans {
+                session.handle(ToSession::Disconnect { player });
+            }
+        }
+        live.drain()?;
         Ok(live)
     }
 
@@ -208,34 +229,45 @@ impl SessionObject {
         match (op, &mut live.stored) {
             (Op::Join, Stored::Live(session)) => {
                 if session.contains(player) {
+                    // Two random player IDs met (p ≈ members / 2^53): the session would take
+                    // the join for the member's.
                     return Response::error("player ID already in the session", status::CONFLICT);
                 }
-                if !session.join(player) {
-                    // Full: the core queued error 16 for the player, who has no socket here.
-                    let reply = live.deliver().into_iter().find(|(to, _)| *to == player);
-                    let body = reply.map(|(_, frame)| frame.as_str().to_owned());
-                    return Ok(
-                        Response::ok(body.unwrap_or_default())?.with_status(status::ANSWERED)
-                    );
+                session.handle(ToSession::Join { player });
+                let unsent = live.drain()?;
+                match unsent.event_for(player) {
+                    Some(ToPlayer::Joined { .. }) => {}
+                    Some(ToPlayer::JoinRefused) => {
+                        let body = wire::encode_frames(unsent.frames_for(player));
+                        return Ok(Response::ok(body)?.with_status(status::ANSWERED));
+                    }
+                    other => {
+                        return Err(worker::Error::RustError(format!(
+                            "the session answered a join with {other:?}"
+                        )))
+                    }
                 }
                 let pair = match self.accept(player) {
                     Ok(pair) => pair,
                     Err(e) => {
-                        // The others have not been told yet: the join and this leave go out
-                        // together.
-                        session.remove(player);
-                        live.deliver();
+                        // The player never gets its socket: it is gone for the session.
+                        if let Stored::Live(session) = &mut live.stored {
+                            session.handle(ToSession::Disconnect { player });
+                        }
+                        live.drain()?;
                         return Err(e);
                     }
                 };
-                live.store.add_member(player)?;
+                // Sent before the 101 is returned: they wait on the socket for the relay.
+                for frame in unsent.frames_for(player) {
+                    let _ = pair.server.send_with_str(frame);
+                }
                 live.sockets.insert(player, pair.server);
-                live.deliver();
                 Response::from_websocket(pair.client)
             }
             (Op::Join, _) => Response::error("no such session", status::NOT_FOUND),
             (Op::Create, Stored::Vacant) => {
-                // The session is created when the createSession frame arrives on this socket.
+                // The session is created when the create arrives on this socket.
                 let pair = self.accept(player)?;
                 Response::from_websocket(pair.client)
             }
@@ -257,52 +289,36 @@ impl SessionObject {
         Ok(pair)
     }
 
-    /// A frame from a relay socket.
-    fn command(&self, ws: &WebSocket, command: Result<Command, Rejection>) -> Result<Then> {
+    /// A text message from a relay socket: a command of its player (see `wire`).
+    fn message(&self, ws: &WebSocket, text: &str) -> Result<Then> {
         let Some(player) = player_of(ws) else {
             return Ok(Then::Nothing);
         };
+        let command = command::parse(text, &link::limits());
         let mut live = self.live()?;
         let live = &mut *live;
-        let session = match &mut live.stored {
-            Stored::Live(session) if live.sockets.contains_key(&player) => session,
-            Stored::Vacant => return self.create(live, ws, player, command),
+        match &mut live.stored {
+            Stored::Live(session) if live.sockets.contains_key(&player) => {
+                session.handle(ToSession::Command { player, command });
+                live.drain()?;
+                Ok(Then::Nothing)
+            }
+            Stored::Vacant => self.create(live, ws, player, command),
             _ => {
                 // Not a member: a socket opened to create, and another create came first.
                 retire(ws, close::TAKEN, "session ID taken");
-                return Ok(Then::Nothing);
+                Ok(Then::Nothing)
             }
-        };
-        let change = match &command {
-            Ok(Command::UpdateSession(_)) => Change::Format,
-            Ok(Command::UpdatePlayer(_)) => Change::Player,
-            _ => Change::None,
-        };
-        let membership = session.handle_command(player, command);
-        match (membership, change) {
-            (Membership::Left, _) => live.store.remove_member(player)?,
-            (_, Change::Format) => live.store.save_format(session)?,
-            (_, Change::Player) => live
-                .store
-                .save_player(player, session.stored_player_data(player))?,
-            (_, Change::None) => {}
         }
-        live.deliver();
-        if membership == Membership::Left {
-            live.sockets.remove(&player);
-            retire(ws, close::LEFT, "left the session");
-        }
-        live.after_change()?;
-        Ok(Then::Nothing)
     }
 
-    /// The first frame on a socket opened with [`Op::Create`].
+    /// The first message on a socket opened with [`Op::Create`]: the player's `createSession`.
     fn create(
         &self,
         live: &mut Live,
         ws: &WebSocket,
         player: PlayerId,
-        command: Result<Command, Rejection>,
+        command: std::result::Result<Command, sessionserver_core::Rejection>,
     ) -> Result<Then> {
         let Ok(Command::CreateSession(format)) = command else {
             retire(ws, close::INTERNAL, "expected createSession");
@@ -312,16 +328,16 @@ impl SessionObject {
             .name()
             .parse()
             .map_err(|_| worker::Error::RustError("object name is no session ID".into()))?;
-        let session = Session::new(SessionId(id), format, player, link::limits());
-        live.store.create(&session)?;
+        let request = CreateRequest { player, format };
+        let session = Session::create(SessionId(id), request, link::limits());
         live.sockets.insert(player, ws.clone());
         live.stored = Stored::Live(session);
-        // The sessionJoin waits until the registry knows the session (see `finish`), so that
-        // a `joinSession -1` after it finds this session.
+        // Its outputs (the rows, the sessionJoin) wait until the registry knows the session
+        // (see `finish`), so that a `joinSession -1` after the sessionJoin finds it.
         Ok(Then::Register(SessionId(id)))
     }
 
-    /// A relay socket closed or failed: its player has left.
+    /// A relay socket closed or failed: its player is gone.
     async fn socket_gone(&self, ws: &WebSocket) {
         let then = self.disconnect(ws).unwrap_or_else(|e| {
             console_error!("session {}: disconnect failed: {e}", self.name());
@@ -335,15 +351,11 @@ impl SessionObject {
             return Ok(Then::Nothing);
         };
         let mut live = self.live()?;
-        let live = &mut *live;
         live.sockets.remove(&player);
         if let Stored::Live(session) = &mut live.stored {
-            if session.remove(player) {
-                live.store.remove_member(player)?;
-            }
+            session.handle(ToSession::Disconnect { player });
         }
-        live.deliver();
-        live.after_change()?;
+        live.drain()?;
         Ok(Then::Nothing)
     }
 
@@ -354,6 +366,14 @@ impl SessionObject {
         if let Then::Register(id) = then {
             if let Err(e) = self.register(id).await {
                 console_error!("session {}: {e}", self.name());
+            }
+            // The outputs go out either way: without the registry the session still works,
+            // only `joinSession -1` cannot find it.
+            if let Err(e) = self.live().and_then(|mut live| live.drain().map(drop)) {
+                console_error!(
+                    "session {}: storing the new session failed: {e}",
+                    self.name()
+                );
             }
         }
         let forget = match self.live.borrow_mut().as_mut() {
@@ -369,53 +389,84 @@ impl SessionObject {
 
     async fn register(&self, id: SessionId) -> Result<()> {
         let url = format!("https://registry/add?id={id}");
-        let registered = match link::registry_stub(&self.env) {
-            Ok(stub) => stub.fetch_with_str(&url).await.map(|r| r.status_code()),
-            Err(e) => Err(e),
-        };
-        // The sessionJoin goes out either way: without the registry the session still works,
-        // only `joinSession -1` cannot find it.
-        if let Ok(mut live) = self.live() {
-            live.deliver();
-        }
-        match registered {
-            Ok(200) => Ok(()),
-            Ok(code) => Err(worker::Error::RustError(format!(
+        let code = link::registry_stub(&self.env)?
+            .fetch_with_str(&url)
+            .await?
+            .status_code();
+        match code {
+            200 => Ok(()),
+            code => Err(worker::Error::RustError(format!(
                 "registry answered {code} to add {id}"
             ))),
-            Err(e) => Err(e),
         }
     }
 }
 
 impl Live {
-    /// Sends every frame the session has queued to its recipient's socket, and returns those
-    /// whose recipient has no socket here. A socket that cannot take a frame is failing; its
-    /// close event removes the player.
-    fn deliver(&mut self) -> Vec<(PlayerId, Frame)> {
-        let mut undelivered = Vec::new();
-        let Stored::Live(session) = &mut self.stored else {
-            return undelivered;
+    /// Applies everything the session has output, in order: frames to the recipients' sockets
+    /// (a broadcast to the members listed now), events onto the relays' links, changes to
+    /// storage, and the end. Returns what was meant for players with no socket here.
+    ///
+    /// A socket that cannot take a frame is failing; its close event removes the player. A
+    /// failed write is reported once everything else is applied.
+    fn drain(&mut self) -> Result<Unsent> {
+        let mut unsent = Unsent::default();
+        let Live {
+            store,
+            stored,
+            sockets,
+            forget,
+        } = self;
+        let Stored::Live(session) = stored else {
+            return Ok(unsent);
         };
-        while let Some(Output::Send { to, frame }) = session.poll_output() {
-            match self.sockets.get(&to) {
-                Some(ws) => {
-                    let _ = ws.send_with_str(frame.as_str());
+        let mut failed = None;
+        let mut ended = false;
+        while let Some(output) = session.poll_output() {
+            match output {
+                Output::Send { to, frame } => match sockets.get(&to) {
+                    Some(ws) => {
+                        let _ = ws.send_with_str(frame.as_str());
+                    }
+                    None => unsent.frames.push((to, frame)),
+                },
+                Output::Broadcast { frame, except } => {
+                    for to in session.member_ids().filter(|&p| Some(p) != except) {
+                        if let Some(ws) = sockets.get(&to) {
+                            let _ = ws.send_with_str(frame.as_str());
+                        }
+                    }
                 }
-                None => undelivered.push((to, frame)),
+                Output::ToPlayer { to, event } => match (event, sockets.get(&to)) {
+                    (ToPlayer::Joined { .. }, Some(ws)) => {
+                        let _ = ws.send_with_bytes(wire::JOINED);
+                    }
+                    (ToPlayer::Left, Some(ws)) => {
+                        retire(ws, close::LEFT, "left the session");
+                        sockets.remove(&to);
+                    }
+                    _ => unsent.events.push((to, event)),
+                },
+                Output::Changed(change) => {
+                    if let Err(e) = persist::store(change, session, store) {
+                        failed.get_or_insert(e);
+                    }
+                }
+                Output::Ended => ended = true,
             }
         }
-        undelivered
-    }
-
-    /// Ends the session if its last member is gone.
-    fn after_change(&mut self) -> Result<()> {
-        if matches!(&self.stored, Stored::Live(session) if session.is_empty()) {
-            self.store.end()?;
-            self.stored = Stored::Ended;
-            self.forget = true;
+        if ended {
+            if let Err(e) = store.end() {
+                failed.get_or_insert(e);
+            }
+            *stored = Stored::Ended;
+            sockets.clear();
+            *forget = true;
         }
-        Ok(())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(unsent),
+        }
     }
 }
 

@@ -5,13 +5,15 @@
 //! out again. Table `member` has one row per member, in join order (rowid), with its playerData,
 //! NULL while that is the session's default.
 //!
-//! Every change the core makes is written in the event that made it. The platform holds the
-//! frames an event sends until its writes are durable, so no member ever sees a state that a
-//! restart could take back.
+//! Every change the core reports (`Output::Changed`) is written in the event that made it,
+//! through [`crate::persist::store`]. The platform holds the frames an event sends until its
+//! writes are durable, so no member ever sees a state that a restart could take back.
 
 use serde::Deserialize;
 use sessionserver_core::{JsonObject, PlayerId, Session, SessionId, Spelling};
 use worker::{Error, Result, SqlStorage, SqlStorageValue, State};
+
+use crate::persist::Rows;
 
 const SCHEMA: &str = "\
 CREATE TABLE session (
@@ -137,8 +139,22 @@ impl Store {
         )))
     }
 
-    /// Stores a newly created session and its members.
-    pub fn create(&self, session: &Session) -> Result<()> {
+    /// The last member is gone: only the fact that this ID was used stays.
+    pub fn end(&self) -> Result<()> {
+        self.sql.exec("DELETE FROM member", None)?;
+        self.sql.exec(
+            "UPDATE session SET ended = 1, session_data = NULL, player_default = NULL \
+             WHERE k = 0",
+            None,
+        )?;
+        Ok(())
+    }
+}
+
+impl Rows for Store {
+    type Error = Error;
+
+    fn create(&mut self, session: &Session) -> Result<()> {
         self.sql.exec(SCHEMA, None)?;
         let spelling = match session.spelling() {
             Spelling::Short => "short",
@@ -154,42 +170,27 @@ impl Store {
                 text(session.default_player_data()),
             ],
         )?;
-        for (player, _) in session.members() {
-            self.add_member(player)?;
-        }
         Ok(())
     }
 
-    /// A player joined (with the default playerData).
-    pub fn add_member(&self, player: PlayerId) -> Result<()> {
+    fn add_member(&mut self, player: PlayerId, data: Option<&JsonObject>) -> Result<()> {
         self.sql.exec(
-            "INSERT INTO member (player, data) VALUES (?, NULL)",
-            vec![int(player.0)],
-        )?;
-        Ok(())
-    }
-
-    /// A player left or its socket closed.
-    pub fn remove_member(&self, player: PlayerId) -> Result<()> {
-        self.sql
-            .exec("DELETE FROM member WHERE player = ?", vec![int(player.0)])?;
-        Ok(())
-    }
-
-    /// A member's playerData after `updatePlayer` (`None`: the default).
-    pub fn save_player(&self, player: PlayerId, data: Option<&JsonObject>) -> Result<()> {
-        self.sql.exec(
-            "UPDATE member SET data = ? WHERE player = ?",
+            "INSERT OR IGNORE INTO member (player, data) VALUES (?, ?)",
             vec![
-                data.map(text).unwrap_or(SqlStorageValue::Null),
                 int(player.0),
+                data.map(text).unwrap_or(SqlStorageValue::Null),
             ],
         )?;
         Ok(())
     }
 
-    /// The session's format after `updateSession`: every member is back to the default.
-    pub fn save_format(&self, session: &Session) -> Result<()> {
+    fn remove_member(&mut self, player: PlayerId) -> Result<()> {
+        self.sql
+            .exec("DELETE FROM member WHERE player = ?", vec![int(player.0)])?;
+        Ok(())
+    }
+
+    fn save_format(&mut self, session: &Session) -> Result<()> {
         self.sql.exec(
             "UPDATE session SET session_data = ?, player_default = ? WHERE k = 0",
             vec![
@@ -201,13 +202,13 @@ impl Store {
         Ok(())
     }
 
-    /// The last member is gone: only the fact that this ID was used stays.
-    pub fn end(&self) -> Result<()> {
-        self.sql.exec("DELETE FROM member", None)?;
+    fn save_player(&mut self, player: PlayerId, data: Option<&JsonObject>) -> Result<()> {
         self.sql.exec(
-            "UPDATE session SET ended = 1, session_data = NULL, player_default = NULL \
-             WHERE k = 0",
-            None,
+            "UPDATE member SET data = ? WHERE player = ?",
+            vec![
+                data.map(text).unwrap_or(SqlStorageValue::Null),
+                int(player.0),
+            ],
         )?;
         Ok(())
     }

@@ -1,0 +1,245 @@
+//! Which stored rows each of the session's [`Change`]s writes. The session object applies every
+//! `Output::Changed` it drains through [`store`], onto its SQLite tables ([`crate::store`]);
+//! the session says what changed, so nothing here guesses it from the command that was sent
+//! (a refused `updateSession` changes nothing, and writes nothing). Compiled on every target,
+//! so that `cargo test` checks natively that the rows always describe the live session.
+
+use sessionserver_core::{Change, JsonObject, PlayerId, Session};
+
+/// The rows of one stored session.
+pub trait Rows {
+    /// What a failed write reports.
+    type Error;
+    /// A new session: its ID, spelling, sessionData and default playerData, and no members.
+    fn create(&mut self, session: &Session) -> Result<(), Self::Error>;
+    /// A member, after the others, unless it is stored already.
+    fn add_member(
+        &mut self,
+        player: PlayerId,
+        data: Option<&JsonObject>,
+    ) -> Result<(), Self::Error>;
+    /// A member is gone.
+    fn remove_member(&mut self, player: PlayerId) -> Result<(), Self::Error>;
+    /// New sessionData and default playerData, and every member back to the default.
+    fn save_format(&mut self, session: &Session) -> Result<(), Self::Error>;
+    /// One member's playerData (`None`: the default).
+    fn save_player(
+        &mut self,
+        player: PlayerId,
+        data: Option<&JsonObject>,
+    ) -> Result<(), Self::Error>;
+}
+
+/// Writes what `change` changed, reading it from `session` (its state once the input that
+/// made the change has been handled; each change only names the rows to write).
+pub fn store<R: Rows>(change: Change, session: &Session, rows: &mut R) -> Result<(), R::Error> {
+    match change {
+        Change::Created => {
+            rows.create(session)?;
+            for (player, _) in session.members() {
+                rows.add_member(player, session.stored_player_data(player))?;
+            }
+            Ok(())
+        }
+        Change::MemberAdded(player) => rows.add_member(player, session.stored_player_data(player)),
+        Change::MemberRemoved(player) => rows.remove_member(player),
+        Change::Format => rows.save_format(session),
+        Change::PlayerData(player) => rows.save_player(player, session.stored_player_data(player)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessionserver_core::{
+        parse, CreateRequest, Limits, Output, SessionId, Spelling, ToSession,
+    };
+
+    /// The rows in memory, as the SQL tables hold them.
+    #[derive(Default)]
+    struct Memory {
+        session: Option<(SessionId, Spelling, JsonObject, JsonObject)>,
+        members: Vec<(PlayerId, Option<JsonObject>)>,
+    }
+
+    impl Rows for Memory {
+        type Error = String;
+        fn create(&mut self, s: &Session) -> Result<(), String> {
+            let row = (
+                s.id(),
+                s.spelling(),
+                s.session_data().clone(),
+                s.default_player_data().clone(),
+            );
+            match self.session.replace(row) {
+                None => Ok(()),
+                Some(_) => Err("created twice".into()),
+            }
+        }
+        fn add_member(&mut self, p: PlayerId, data: Option<&JsonObject>) -> Result<(), String> {
+            if !self.members.iter().any(|(q, _)| *q == p) {
+                self.members.push((p, data.cloned()));
+            }
+            Ok(())
+        }
+        fn remove_member(&mut self, p: PlayerId) -> Result<(), String> {
+            self.members.retain(|(q, _)| *q != p);
+            Ok(())
+        }
+        fn save_format(&mut self, s: &Session) -> Result<(), String> {
+            let row = self.session.as_mut().ok_or("no session")?;
+            row.2 = s.session_data().clone();
+            row.3 = s.default_player_data().clone();
+            for (_, data) in &mut self.members {
+                *data = None;
+            }
+            Ok(())
+        }
+        fn save_player(&mut self, p: PlayerId, data: Option<&JsonObject>) -> Result<(), String> {
+            let member = self.members.iter_mut().find(|(q, _)| *q == p);
+            member.ok_or("no such member")?.1 = data.cloned();
+            Ok(())
+        }
+    }
+
+    impl Memory {
+        /// The session these rows give back after a wake from hibernation.
+        fn restore(&self, limits: Limits) -> Session {
+            let (id, spelling, data, default) = self.session.clone().expect("created");
+            Session::restore(id, spelling, data, default, self.members.clone(), limits)
+        }
+    }
+
+    /// Small enough that a 64 KiB frame can hit error 19 (as it cannot at the defaults).
+    const LIMITS: Limits = Limits {
+        max_depth: 64,
+        max_players_per_session: 3,
+        max_session_data_bytes: 60,
+        max_sessions: 10,
+    };
+
+    /// Drains the session as the object does (storage from `Changed` only) and checks that
+    /// the rows give back the same session. Returns the frames sent, as text.
+    fn settle(session: &mut Session, rows: &mut Memory) -> Vec<String> {
+        let mut frames = Vec::new();
+        let mut ended = false;
+        while let Some(output) = session.poll_output() {
+            match output {
+                Output::Send { frame, .. } | Output::Broadcast { frame, .. } => {
+                    frames.push(frame.as_str().to_owned())
+                }
+                Output::Changed(change) => store(change, session, rows).unwrap(),
+                Output::ToPlayer { .. } => {}
+                Output::Ended => ended = true,
+            }
+        }
+        if !ended {
+            assert_eq!(
+                rows.restore(LIMITS).describe(),
+                session.describe(),
+                "the rows no longer describe the session (after {frames:?})"
+            );
+        }
+        frames
+    }
+
+    fn command(player: u64, frame: &str) -> ToSession {
+        ToSession::Command {
+            player: PlayerId(player),
+            command: parse(frame, &LIMITS),
+        }
+    }
+
+    #[test]
+    fn the_rows_follow_the_session_and_a_refused_command_writes_nothing() {
+        let mut rows = Memory::default();
+        let Ok(sessionserver_core::Command::CreateSession(format)) = parse(
+            r#"{"command":"createSession","sessionData":{"s":1},"playerData":{"x":0}}"#,
+            &LIMITS,
+        ) else {
+            panic!("createSession parses");
+        };
+        let request = CreateRequest {
+            player: PlayerId(1),
+            format,
+        };
+        let mut session = Session::create(SessionId(7), request, LIMITS);
+        settle(&mut session, &mut rows);
+        for input in [
+            ToSession::Join {
+                player: PlayerId(2),
+            },
+            ToSession::Join {
+                player: PlayerId(3),
+            },
+            command(1, r#"{"command":"updatePlayer","playerData":{"x":5}}"#),
+            command(3, r#"{"command":"updatePlayer","playerData":{"x":6}}"#),
+        ] {
+            session.handle(input);
+            settle(&mut session, &mut rows);
+        }
+        // A full session refuses a fourth player: nothing is stored.
+        session.handle(ToSession::Join {
+            player: PlayerId(4),
+        });
+        let frames = settle(&mut session, &mut rows);
+        assert!(frames[0].contains(r#""error":16"#), "{frames:?}");
+
+        // Error 19: the new format would pass the data limit. The session keeps its format
+        // and every member its playerData, in memory and in the rows (the bug this module
+        // fixes: the object stored a format for every updateSession and reset every member).
+        let big = format!(
+            r#"{{"command":"updateSession","sessionData":{{"s":"{}"}},"playerData":{{"x":0}}}}"#,
+            "z".repeat(60)
+        );
+        session.handle(command(2, &big));
+        let frames = settle(&mut session, &mut rows);
+        assert!(frames[0].contains(r#""error":19"#), "{frames:?}");
+        assert_eq!(
+            rows.members[0].1.as_ref().map(JsonObject::as_str),
+            Some(r#"{"x":5}"#)
+        );
+
+        // Error 4 (the playerData's structure differs) and 19 (too large) for updatePlayer.
+        session.handle(command(
+            1,
+            r#"{"command":"updatePlayer","playerData":{"y":5}}"#,
+        ));
+        assert!(settle(&mut session, &mut rows)[0].contains(r#""error":4"#));
+        let big = format!(
+            r#"{{"command":"updatePlayer","playerData":{{"x":"{}"}}}}"#,
+            "z".repeat(40)
+        );
+        session.handle(command(1, &big));
+        assert!(settle(&mut session, &mut rows)[0].contains(r#""error":19"#));
+
+        // An accepted updateSession resets every member's data, in the rows too.
+        session.handle(command(
+            3,
+            r#"{"command":"updateSession","sessionData":{"t":2},"playerData":{"q":1}}"#,
+        ));
+        settle(&mut session, &mut rows);
+        assert!(rows.members.iter().all(|(_, data)| data.is_none()));
+        assert_eq!(rows.session.as_ref().unwrap().3.as_str(), r#"{"q":1}"#);
+
+        // Leaving, a disconnect, a rejected frame, and the end.
+        for input in [
+            command(2, r#"{"command":"leaveSession"}"#),
+            command(1, r#"{"command":"joinSession","sessionID":7}"#),
+            command(1, "not json"),
+            command(1, r#"{"command":"updatePlayer","playerData":{"q":9}}"#),
+            ToSession::Disconnect {
+                player: PlayerId(3),
+            },
+        ] {
+            session.handle(input);
+            settle(&mut session, &mut rows);
+        }
+        assert_eq!(rows.members.len(), 1);
+        session.handle(ToSession::Disconnect {
+            player: PlayerId(1),
+        });
+        settle(&mut session, &mut rows);
+        assert!(session.is_empty() && rows.members.is_empty());
+    }
+}

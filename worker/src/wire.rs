@@ -1,0 +1,155 @@
+//! What travels on a relay's socket to a session object, and in the answer to a join: the
+//! core's [`ToSession`](sessionserver_core::ToSession) inputs and
+//! [`ToPlayer`](sessionserver_core::ToPlayer) events mapped onto WebSocket messages. Nothing
+//! here decides anything; it only encodes and decodes. Compiled on every target, so that
+//! `cargo test` checks the encodings natively.
+//!
+//! Relay to object:
+//! - a text message is a member's command ([`encode_command`]); the object parses it back with
+//!   `core::parse`, which gives the same [`Command`] (the data objects are spliced in as the
+//!   client wrote them, the fields in the spelling the command was read in);
+//! - a binary message is the reply frame of a rejected frame (error 14 for a binary frame, 18
+//!   for the rate limit, 9-15 for a frame that is no command), which the object sends back as
+//!   text so that it reaches the client in order with the session's replies; an empty one
+//!   comes back as an empty text message, the relay's marker that every earlier message has
+//!   been answered;
+//! - closing it is the player's disconnect.
+//!
+//! Object to relay:
+//! - a text message is a frame for the client;
+//! - the binary message [`JOINED`] is `ToPlayer::Joined` for the creator of a session (a joiner
+//!   learns it from the 101 answer to its join);
+//! - a close with `link::close::LEFT` is `ToPlayer::Left`, after the player's `sessionLeave`;
+//! - the answer `link::status::ANSWERED` to a join is `ToPlayer::JoinRefused`; its body holds
+//!   the frames for the refused player ([`encode_frames`]).
+
+use sessionserver_core::{Command, JoinTarget, SessionFormat};
+
+/// Object to relay: the player is a member of the session it created (`ToPlayer::Joined`),
+/// after its `sessionJoin`.
+pub const JOINED: &[u8] = b"joined";
+
+/// A command as a client frame that `core::parse` reads back as the same command.
+pub fn encode_command(command: &Command) -> String {
+    let name = command.name();
+    match command {
+        Command::CreateSession(format) | Command::UpdateSession(format) => {
+            let SessionFormat {
+                session_data,
+                player_format,
+                spelling,
+            } = format;
+            format!(
+                r#"{{"command":"{name}","{}":{},"{}":{}}}"#,
+                spelling.session_field(),
+                session_data.as_str(),
+                spelling.player_field(),
+                player_format.default_data().as_str()
+            )
+        }
+        Command::JoinSession(JoinTarget::Latest) => {
+            format!(r#"{{"command":"{name}","sessionID":-1}}"#)
+        }
+        Command::JoinSession(JoinTarget::Id(id)) => {
+            format!(r#"{{"command":"{name}","sessionID":{id}}}"#)
+        }
+        Command::UpdatePlayer(data) => {
+            format!(r#"{{"command":"{name}","player":{}}}"#, data.as_str())
+        }
+        Command::LeaveSession => format!(r#"{{"command":"{name}"}}"#),
+    }
+}
+
+/// Frames in one text: each as its length in bytes, a colon, and the frame.
+pub fn encode_frames<'a>(frames: impl IntoIterator<Item = &'a str>) -> String {
+    let mut body = String::new();
+    for frame in frames {
+        body.push_str(&frame.len().to_string());
+        body.push(':');
+        body.push_str(frame);
+    }
+    body
+}
+
+/// The frames of a text made by [`encode_frames`]; `None` if it is not one.
+pub fn decode_frames(mut body: &str) -> Option<Vec<&str>> {
+    let mut frames = Vec::new();
+    while !body.is_empty() {
+        let (len, rest) = body.split_once(':')?;
+        let len: usize = len.parse().ok()?;
+        if len > rest.len() || !rest.is_char_boundary(len) {
+            return None;
+        }
+        let (frame, rest) = rest.split_at(len);
+        frames.push(frame);
+        body = rest;
+    }
+    Some(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessionserver_core::{parse, Limits};
+
+    /// Every kind of command, in both spellings and mixed ones, with data that must pass
+    /// verbatim (key order, number spelling, unicode and escapes, whitespace).
+    const FRAMES: &[&str] = &[
+        r#"{"command":"createSession"}"#,
+        r#"{"command":"createSession","sessionData":{"b":1,"a":[1.000000000001]},"playerData":{"x":0}}"#,
+        r#"{"command":"createSession","session":{"n":12345678901234567890},"player":{"é":"\u00e9\n"}}"#,
+        r#"{"command":"createSession","sessionData":{},"player":{"k":{ "deep" : [ {} ] }}}"#,
+        r#"{"command":"createSession","playerData":{"only":"player"}}"#,
+        r#"{"player":{"z":1},"command":"updateSession","extra":[1,2],"session":{"y":2}}"#,
+        r#"{"command":"updateSession","playerData":{}}"#,
+        r#"{"command":"updatePlayer","playerData":{"x":-0.0e+5}}"#,
+        r#"{"command":"updatePlayer","player":{"x":"}\"{"}}"#,
+        r#"{"command":"joinSession","sessionID":-1}"#,
+        r#"{"command":"joinSession","sessionID":9007199254740991}"#,
+        r#"{"command":"joinSession","sessionID":9007199254740992}"#,
+        r#"{"command":"joinSession","sessionID":-7}"#,
+        r#"{"command":"leaveSession","sessionID":3}"#,
+    ];
+
+    #[test]
+    fn every_command_reads_back_as_itself() {
+        let limits = Limits::default();
+        for frame in FRAMES {
+            let command = parse(frame, &limits).unwrap_or_else(|r| panic!("{frame}: {r:?}"));
+            let encoded = encode_command(&command);
+            assert_eq!(
+                parse(&encoded, &limits),
+                Ok(command),
+                "{frame} as {encoded}"
+            );
+        }
+    }
+
+    #[test]
+    fn encoding_keeps_the_data_as_written() {
+        let command = parse(FRAMES[2], &Limits::default()).unwrap();
+        assert_eq!(
+            encode_command(&command),
+            r#"{"command":"createSession","session":{"n":12345678901234567890},"player":{"é":"\u00e9\n"}}"#
+        );
+    }
+
+    #[test]
+    fn frames_survive_the_body() {
+        let frames = [
+            r#"{"command":"sessionJoin","error":16,"message":"full: 3:4"}"#,
+            "",
+            "é:ü",
+        ];
+        let body = encode_frames(frames);
+        assert_eq!(decode_frames(&body), Some(frames.to_vec()));
+        assert_eq!(decode_frames(""), Some(vec![]));
+    }
+
+    #[test]
+    fn a_broken_body_is_no_frames() {
+        for body in ["5:abc", "x:abc", "abc", "1:é", "1:ab:"] {
+            assert_eq!(decode_frames(body), None, "{body}");
+        }
+    }
+}
