@@ -43,6 +43,9 @@ mkdir -p "$cache"
 ) 9>"$cache/autobahn.lock"
 [ -z "${AUTOBAHN_INSTALL_ONLY:-}" ] || exit 0
 
+# The classifier's own tests first (Python 3, a fraction of a second).
+python3 -m unittest tests/autobahn/test_classify.py 2>&1 | tail -n 1
+
 out="$PWD/target/autobahn"
 rm -rf "$out/report"
 mkdir -p "$out/report"
