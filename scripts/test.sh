@@ -29,12 +29,20 @@ cargo test -p sessionserver-core --target wasm32-unknown-unknown
 step "JavaScript client and the demo in headless Chromium"
 scripts/js-test.sh
 
-step "fuzzing the core: a short run (cargo-fuzz, nightly)"
+step "fuzzing the core and the frame reader: short runs (cargo-fuzz, nightly)"
 if rustup run nightly rustc --version >/dev/null 2>&1; then
   command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2
   (cd fuzz && cargo +nightly fuzz run protocol -- -max_total_time="${FUZZ_SECONDS:-30}")
+  (cd fuzz && cargo +nightly fuzz run frame_reader -- -max_total_time="${FUZZ_FRAME_SECONDS:-15}")
 else
   echo "no nightly toolchain on this machine (it cannot be downloaded here): fuzzing skipped"
+fi
+
+step "Autobahn|Testsuite against the native server (pyenv's Python 2.7; else skipped)"
+if [ -x "$(pyenv root 2>/dev/null)/versions/2.7.18/bin/python" ]; then
+  scripts/autobahn.sh
+else
+  echo "no pyenv Python 2.7.18 on this machine: Autobahn|Testsuite skipped"
 fi
 
 step "edge host: the black-box suite against the worker run locally (wrangler dev)"

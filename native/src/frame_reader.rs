@@ -7,8 +7,15 @@
 //! is let go as soon as they are consumed. Frame headers are parsed by tungstenite's
 //! `FrameHeader`; the rules kept here are RFC 6455's for a server: every client frame masked,
 //! no reserved bits or opcodes, control frames short and whole, fragments reassembled in order
-//! with control frames allowed between them, text checked for UTF-8 once whole, and a size
-//! limit on messages that holds before any of a large one is buffered.
+//! with control frames allowed between them, text checked for UTF-8 once whole, close frames
+//! checked (a code that may be sent, a UTF-8 reason), and a size limit on messages that holds
+//! before any of a large one is buffered.
+//!
+//! Every length is the peer's word: it is compared, never added to anything, before it is
+//! trusted (tungstenite's `IncompleteMessage::extend` does the same), and a 64-bit length with
+//! its top bit set is a protocol error (RFC 6455 5.2). Whatever the bytes, the reader returns
+//! an item or an error and never panics; `fuzz/fuzz_targets/frame_reader.rs` drives it on
+//! arbitrary bytes cut into arbitrary reads through `fuzzing::read_frames`.
 
 use std::io::{self, Cursor};
 use std::task::{Context, Poll};
@@ -25,6 +32,10 @@ const READ_CHUNK: usize = 2048;
 /// Longest payload of a control frame (RFC 6455 5.5).
 const MAX_CONTROL: u64 = 125;
 
+/// Longest payload a frame can declare: the most significant bit of a 64-bit length must be 0
+/// (RFC 6455 5.2).
+const MAX_LENGTH: u64 = i64::MAX as u64;
+
 /// One message or control frame from the client. Borrows the reader until the next call.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Incoming<'a> {
@@ -33,7 +44,8 @@ pub(crate) enum Incoming<'a> {
     Binary(usize),
     Ping(&'a [u8]),
     Pong,
-    /// The client's close frame, with its status code if it gave one.
+    /// The client's close frame, with its status code if it gave one (always one that
+    /// [`close_code_may_be_sent`]; its reason, if any, was UTF-8).
     Close(Option<u16>),
 }
 
@@ -44,11 +56,12 @@ pub(crate) enum ReadError {
     Gone,
     /// A message over the size limit.
     TooBig,
-    /// A text message that is not UTF-8.
+    /// A text message, or the reason in a close frame, that is not UTF-8.
     InvalidUtf8,
     /// A frame RFC 6455 does not allow from a client (unmasked, reserved bits or opcode, a
-    /// fragmented or long control frame, a continuation of nothing, an unfinished message
-    /// interrupted by a new one).
+    /// 64-bit length with its top bit set, a fragmented or long control frame, a continuation
+    /// of nothing, an unfinished message interrupted by a new one, a close frame of one byte or
+    /// with a code that may not be sent).
     Protocol,
 }
 
@@ -132,6 +145,10 @@ impl<S: Source> FrameReader<S> {
             if let Some(found) = self.complete_frame()? {
                 return self.item(found);
             }
+            // Nothing borrows the frames taken so far (their payloads were copied into
+            // `partial`): they go before more is read, so that the buffer holds at most one
+            // unfinished frame however many fragments a message has.
+            self.forget_consumed();
             std::future::poll_fn(|cx| self.source.poll_readable(cx))
                 .await
                 .map_err(|_| ReadError::Gone)?;
@@ -146,16 +163,21 @@ impl<S: Source> FrameReader<S> {
 
     /// Forgets what the previous item borrowed.
     fn release_last(&mut self) {
+        self.forget_consumed();
+        if self.partial_done {
+            self.partial = None;
+            self.partial_done = false;
+        }
+    }
+
+    /// Drops the consumed bytes at the front of the buffer, and the buffer itself if empty.
+    fn forget_consumed(&mut self) {
         if self.consumed > 0 {
             self.buffered.drain(..self.consumed);
             self.consumed = 0;
         }
         if self.buffered.is_empty() && self.buffered.capacity() > 0 {
             self.buffered = Vec::new();
-        }
-        if self.partial_done {
-            self.partial = None;
-            self.partial_done = false;
         }
     }
 
@@ -175,17 +197,31 @@ impl<S: Source> FrameReader<S> {
             if header.rsv1 || header.rsv2 || header.rsv3 {
                 return Err(ReadError::Protocol);
             }
+            if length > MAX_LENGTH {
+                return Err(ReadError::Protocol);
+            }
             let control = matches!(header.opcode, OpCode::Control(_));
             if control && (!header.is_final || length > MAX_CONTROL) {
                 return Err(ReadError::Protocol);
             }
-            let so_far = self.partial.as_ref().map_or(0, |(_, p)| p.len());
-            if !control && so_far as u64 + length > self.max_message as u64 {
-                // Refused before it is read, however large it says it is.
-                return Err(ReadError::TooBig);
+            if !control {
+                // Refused before it is read, however large it says it is, and whatever came
+                // between the fragments (control frames do not count towards the message).
+                // Careful about integer overflow: the peer's length is compared with what
+                // remains, never added to what came before.
+                let so_far = self.partial.as_ref().map_or(0, |(_, p)| p.len() as u64);
+                let max = self.max_message as u64;
+                if so_far > max || length > max - so_far {
+                    return Err(ReadError::TooBig);
+                }
             }
             let start = self.consumed + cursor.position() as usize;
-            let end = start + length as usize;
+            // Cannot fail: the length is at most the message limit (a usize) or 125, and the
+            // buffer is far from the end of memory. Checked all the same, as a peer's word.
+            let end = usize::try_from(length)
+                .ok()
+                .and_then(|length| start.checked_add(length))
+                .ok_or(ReadError::TooBig)?;
             if self.buffered.len() < end {
                 return Ok(None);
             }
@@ -231,11 +267,9 @@ impl<S: Source> FrameReader<S> {
             (OpCode::Data(data), _) => (data == Data::Text, payload),
             (OpCode::Control(Control::Ping), _) => return Ok(Incoming::Ping(payload)),
             (OpCode::Control(Control::Pong), _) => return Ok(Incoming::Pong),
-            (OpCode::Control(_), _) => {
-                let code =
-                    (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-                return Ok(Incoming::Close(code));
-            }
+            (OpCode::Control(Control::Close), _) => return close(payload),
+            // Refused in `complete_frame`.
+            (OpCode::Control(Control::Reserved(_)), _) => return Err(ReadError::Protocol),
         };
         if !text {
             return Ok(Incoming::Binary(message.len()));
@@ -246,33 +280,142 @@ impl<S: Source> FrameReader<S> {
     }
 }
 
+/// A close frame's payload, checked as RFC 6455 5.5.1 and 7.4 say: nothing, or a code that
+/// may be sent followed by a UTF-8 reason.
+fn close(payload: &[u8]) -> Result<Incoming<'static>, ReadError> {
+    match payload {
+        [] => Ok(Incoming::Close(None)),
+        [_] => Err(ReadError::Protocol),
+        [high, low, reason @ ..] => {
+            let code = u16::from_be_bytes([*high, *low]);
+            if !close_code_may_be_sent(code) {
+                return Err(ReadError::Protocol);
+            }
+            std::str::from_utf8(reason).map_err(|_| ReadError::InvalidUtf8)?;
+            Ok(Incoming::Close(Some(code)))
+        }
+    }
+}
+
+/// Whether a close frame may carry this code (RFC 6455 7.4 and IANA's registry): the codes
+/// defined for the protocol (1000-1003, 1007-1014), and those for libraries, frameworks and
+/// applications (3000-4999). 1004 is reserved; 1005, 1006 and 1015 must never be sent (they
+/// stand for "no code", "no close frame" and "TLS failed"); the rest of 0-2999 is unassigned
+/// and 5000 up is out of range.
+pub(crate) fn close_code_may_be_sent(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
 /// A frame that completed an item.
 struct Found {
     opcode: OpCode,
     payload: std::ops::Range<usize>,
 }
 
+/// Reads handed out one by one, as the socket would; then the end of the stream.
+#[cfg(any(test, fuzzing))]
+struct Script(std::collections::VecDeque<Vec<u8>>);
+
+#[cfg(any(test, fuzzing))]
+impl Source for Script {
+    fn poll_readable(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn try_read_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let Some(read) = self.0.pop_front() else {
+            return Ok(0);
+        };
+        buf.extend_from_slice(&read);
+        Ok(read.len())
+    }
+}
+
+/// The reader on raw bytes, for cargo-fuzz (which builds every crate with `--cfg fuzzing`):
+/// `fuzz/fuzz_targets/frame_reader.rs`.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    use super::{FrameReader, Incoming, ReadError, Script};
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    /// What the reader returned, owned.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Item {
+        /// A text message's bytes (the reader hands out a `&str`: they are UTF-8).
+        Text(Vec<u8>),
+        Binary(usize),
+        Ping(Vec<u8>),
+        Pong,
+        Close(Option<u16>),
+    }
+
+    /// Why the reader stopped (its `ReadError`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum End {
+        Gone,
+        TooBig,
+        InvalidUtf8,
+        Protocol,
+    }
+
+    /// Whether the reader's close frames may carry this code (see `close_code_may_be_sent`).
+    pub fn close_code_may_be_sent(code: u16) -> bool {
+        super::close_code_may_be_sent(code)
+    }
+
+    /// Reads `bytes` as a client's stream: the first `already_read` bytes as if they came with
+    /// the upgrade request, the rest in reads of `read_lengths` bytes (a 0 counts as 1; past
+    /// the last length, the rest in one read). Everything the reader returns until it stops.
+    pub fn read_frames(
+        bytes: &[u8],
+        already_read: usize,
+        read_lengths: &[usize],
+        max_message: usize,
+    ) -> (Vec<Item>, End) {
+        let (first, mut rest) = bytes.split_at(already_read.min(bytes.len()));
+        let mut reads = std::collections::VecDeque::new();
+        let mut lengths = read_lengths.iter();
+        while !rest.is_empty() {
+            let length = lengths
+                .next()
+                .map_or(rest.len(), |&n| n.clamp(1, rest.len()));
+            let (read, after) = rest.split_at(length);
+            reads.push_back(read.to_vec());
+            rest = after;
+        }
+        let mut reader = FrameReader::new(Script(reads), first.to_vec(), max_message);
+        let mut items = Vec::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            let next = std::pin::pin!(reader.next());
+            let Poll::Ready(next) = next.poll(&mut cx) else {
+                unreachable!("a script of reads is always ready");
+            };
+            let item = match next {
+                Ok(Incoming::Text(text)) => Item::Text(text.as_bytes().to_vec()),
+                Ok(Incoming::Binary(len)) => Item::Binary(len),
+                Ok(Incoming::Ping(payload)) => Item::Ping(payload.to_vec()),
+                Ok(Incoming::Pong) => Item::Pong,
+                Ok(Incoming::Close(code)) => Item::Close(code),
+                Err(e) => {
+                    let end = match e {
+                        ReadError::Gone => End::Gone,
+                        ReadError::TooBig => End::TooBig,
+                        ReadError::InvalidUtf8 => End::InvalidUtf8,
+                        ReadError::Protocol => End::Protocol,
+                    };
+                    return (items, end);
+                }
+            };
+            items.push(item);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::VecDeque;
-
-    /// Reads handed out one by one, as the socket would; then the end of the stream.
-    struct Script(VecDeque<Vec<u8>>);
-
-    impl Source for Script {
-        fn poll_readable(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn try_read_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-            let Some(read) = self.0.pop_front() else {
-                return Ok(0);
-            };
-            buf.extend_from_slice(&read);
-            Ok(read.len())
-        }
-    }
 
     /// A client frame: masked, with the length in its shortest form.
     fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -417,6 +560,151 @@ mod tests {
         let exactly = client_frame(true, 1, &[b'x'; 1000]);
         let (items, end) = read_all(reader(vec![exactly]));
         assert_eq!((items.len(), end), (1, ReadError::Gone));
+    }
+
+    /// A frame's header with a 64-bit length the peer chose, masked with zeros, no payload.
+    fn header_with_length(fin: bool, opcode: u8, length: u64) -> Vec<u8> {
+        let mut out = vec![if fin { 0x80 } else { 0 } | opcode, 0x80 | 127];
+        out.extend_from_slice(&length.to_be_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out
+    }
+
+    #[test]
+    fn a_64_bit_length_with_its_top_bit_set_is_a_protocol_error() {
+        for length in [1 << 63, (1 << 63) + 5, u64::MAX] {
+            let (items, end) = read_all(reader(vec![header_with_length(true, 1, length)]));
+            assert_eq!((items.len(), end), (0, ReadError::Protocol), "{length:#x}");
+        }
+        // The largest length it may declare is only too big.
+        let largest = header_with_length(true, 2, (1 << 63) - 1);
+        let (items, end) = read_all(reader(vec![largest]));
+        assert_eq!((items.len(), end), (0, ReadError::TooBig));
+    }
+
+    #[test]
+    fn a_continuation_whose_length_would_wrap_the_sum_is_refused_not_a_panic() {
+        // After 3 bytes, a length of 2^64 - 2 made `so_far + length` wrap to 1: under the
+        // limit, then a slice from `start` to before `start`.
+        for length in [u64::MAX - 1, u64::MAX - 2, u64::MAX] {
+            let mut bytes = client_frame(false, 1, b"abc");
+            bytes.extend(header_with_length(true, 0, length));
+            bytes.extend_from_slice(b"more bytes than the length says are left");
+            let (items, end) = read_all(reader(vec![bytes]));
+            assert_eq!((items.len(), end), (0, ReadError::Protocol), "{length:#x}");
+        }
+    }
+
+    #[test]
+    fn a_wrapping_continuation_after_a_ping_cannot_lift_the_size_limit() {
+        // The ping is returned, so the fragment's bytes are gone from the buffer when the
+        // continuation comes: there, the wrapped end lay far past the buffer, and the reader
+        // kept reading (48 MiB against a 64 KiB limit in the probe).
+        let mut bytes = client_frame(false, 1, b"abc");
+        bytes.extend(client_frame(true, 9, b"ping"));
+        bytes.extend(header_with_length(false, 0, u64::MAX - 1));
+        let mut reads = vec![bytes];
+        reads.extend((0..20).map(|_| vec![b'x'; 1000]));
+        let (items, end) = read_all(reader(reads));
+        assert_eq!(items, ["Ping([112, 105, 110, 103])"]);
+        assert_eq!(end, ReadError::Protocol);
+        // Just under the top bit: too big, with or without control frames before it.
+        for between in [&[][..], &[9, 10, 9][..]] {
+            let mut bytes = client_frame(false, 1, b"abc");
+            for &opcode in between {
+                bytes.extend(client_frame(true, opcode, b""));
+            }
+            bytes.extend(header_with_length(true, 0, (1 << 63) - 3));
+            let (items, end) = read_all(reader(vec![bytes]));
+            assert_eq!((items.len(), end), (between.len(), ReadError::TooBig));
+        }
+    }
+
+    #[test]
+    fn the_size_limit_counts_every_fragment_across_control_frames() {
+        let fragments = |last: usize| {
+            let mut bytes = client_frame(false, 1, &[b'x'; 300]);
+            bytes.extend(client_frame(true, 9, b""));
+            bytes.extend(client_frame(false, 0, &[b'x'; 300]));
+            bytes.extend(client_frame(true, 10, b""));
+            bytes.extend(client_frame(true, 9, &[b'p'; 125]));
+            bytes.extend(client_frame(false, 0, &[b'x'; 300]));
+            bytes.extend(client_frame(true, 0, &vec![b'x'; last]));
+            bytes
+        };
+        let (items, end) = read_all(reader(vec![fragments(100)]));
+        assert_eq!(items.len(), 4);
+        assert_eq!(items[3], format!("Text({:?})", "x".repeat(1000)));
+        assert_eq!(end, ReadError::Gone);
+        let (items, end) = read_all(reader(vec![fragments(101)]));
+        assert_eq!((items.len(), end), (3, ReadError::TooBig));
+    }
+
+    #[test]
+    fn the_buffer_holds_at_most_one_unfinished_frame_between_reads() {
+        // Empty fragments add nothing to the message; their headers must not pile up either.
+        let mut fragments = client_frame(false, 1, b"a");
+        for _ in 0..1000 {
+            fragments.extend(client_frame(false, 0, b""));
+        }
+        let unfinished = client_frame(true, 0, b"bc");
+        fragments.extend_from_slice(&unfinished[..5]);
+        let mut reader = reader(vec![fragments]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // Reads the fragments, then finds the stream ends inside the last one.
+        assert_eq!(runtime.block_on(reader.next()), Err(ReadError::Gone));
+        assert_eq!(reader.buffered, unfinished[..5]);
+        assert_eq!(reader.partial, Some((true, b"a".to_vec())));
+    }
+
+    #[test]
+    fn close_frames_carry_a_code_that_may_be_sent_and_a_utf8_reason() {
+        for code in (1000..=1003)
+            .chain(1007..=1014)
+            .chain([3000, 3999, 4000, 4999])
+        {
+            let mut payload = u16::to_be_bytes(code).to_vec();
+            payload.extend_from_slice("bye \u{e9}".as_bytes());
+            let (items, end) = read_all(reader(vec![client_frame(true, 8, &payload)]));
+            assert_eq!(items, [format!("Close(Some({code}))")], "{code}");
+            assert_eq!(end, ReadError::Gone);
+        }
+        let (items, _) = read_all(reader(vec![client_frame(true, 8, &[0x03, 0xe8])]));
+        assert_eq!(items, ["Close(Some(1000))"]);
+    }
+
+    #[test]
+    fn close_frames_rfc_6455_forbids_are_protocol_errors() {
+        let (items, end) = read_all(reader(vec![client_frame(true, 8, &[0x03])]));
+        assert_eq!((items.len(), end), (0, ReadError::Protocol), "one byte");
+        let forbidden = [
+            0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ];
+        for code in forbidden {
+            let payload = u16::to_be_bytes(code);
+            let (items, end) = read_all(reader(vec![client_frame(true, 8, &payload)]));
+            assert_eq!((items.len(), end), (0, ReadError::Protocol), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_close_reason_that_is_not_utf8_is_invalid_utf8() {
+        for reason in [
+            &[0xce, 0xba, 0xe1, 0xbd][..],
+            &[0xff],
+            &[b'o', b'k', 0xc0, 0x80],
+        ] {
+            let mut payload = vec![0x03, 0xe8];
+            payload.extend_from_slice(reason);
+            let (items, end) = read_all(reader(vec![client_frame(true, 8, &payload)]));
+            assert_eq!(
+                (items.len(), end),
+                (0, ReadError::InvalidUtf8),
+                "{reason:?}"
+            );
+        }
     }
 
     #[test]

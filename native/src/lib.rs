@@ -51,4 +51,6 @@ mod session_task;
 mod socket;
 
 pub use config::Config;
+#[cfg(fuzzing)]
+pub use frame_reader::fuzzing;
 pub use server::{start, RunningServer};
