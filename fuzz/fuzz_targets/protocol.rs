@@ -1,6 +1,9 @@
 //! Arbitrary sequences of connect / frame / close from several connections, fed to the core's
-//! `Server`, with its invariants checked after every step and every output frame checked to be
-//! a JSON object with a `command` and an `error`.
+//! `Server` (the same `Player` and `Session` machines both hosts run), with the messages between
+//! the machines delivered when the fuzzer says (`Step`, `Settle`): so a session can end while a
+//! join is on its way, a connection can close while its leave is. The invariants are checked
+//! after every step (the stronger, settled ones at the end), and every output frame is checked
+//! to be a JSON object with a `command` and an `error`.
 //!
 //! Frames are random text, random bytes, or valid commands built from the fuzzer's data and
 //! then mutated, so that both the parser's edges and deep protocol states are reached.
@@ -72,6 +75,12 @@ enum Op {
     UpdateSession(u8, Data, Data, bool, Mutation),
     UpdatePlayer(u8, Data, bool, Mutation),
     Leave(u8),
+    /// Deliver this many messages between the machines.
+    Step(u8),
+    /// Deliver every message on its way.
+    Settle,
+    /// Let this many milliseconds pass (heartbeats and rate limits).
+    Tick(u16),
 }
 
 fn field(long: bool, short: &'static str, long_name: &'static str) -> &'static str {
@@ -120,10 +129,13 @@ fuzz_target!(|ops: Vec<Op>| {
         ..Limits::default()
     });
     let mut players: Vec<PlayerId> = Vec::new();
+    let mut now: u64 = 0;
     let pick = |players: &[PlayerId], i: u8| -> Option<PlayerId> {
         (!players.is_empty()).then(|| players[usize::from(i) % players.len()])
     };
-    for op in ops.iter().take(200) {
+    let ops: Vec<&Op> = ops.iter().take(200).collect();
+    for (n, op) in ops.iter().enumerate() {
+        let last = n + 1 == ops.len();
         match op {
             Op::Connect => {
                 if players.len() < 8 {
@@ -132,13 +144,13 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Close(i) => {
                 if let Some(p) = pick(&players, *i) {
-                    server.disconnect(p);
+                    server.feed_close(p);
                     players.retain(|q| *q != p);
                 }
             }
             Op::Raw(i, text) => {
                 if let Some(p) = pick(&players, *i) {
-                    server.handle_text(p, text);
+                    server.feed_text(p, text);
                 }
             }
             Op::Binary(i) => {
@@ -149,19 +161,19 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Create(i, s, d, long, m) => {
                 if let Some(p) = pick(&players, *i) {
                     let frame = format_session("createSession", s, d, *long);
-                    server.handle_text(p, &mutate(frame, m));
+                    server.feed_text(p, &mutate(frame, m));
                 }
             }
             Op::Join(i, id, m) => {
                 if let Some(p) = pick(&players, *i) {
                     let frame = format!(r#"{{"command":"joinSession","sessionID":{id}}}"#);
-                    server.handle_text(p, &mutate(frame, m));
+                    server.feed_text(p, &mutate(frame, m));
                 }
             }
             Op::UpdateSession(i, s, d, long, m) => {
                 if let Some(p) = pick(&players, *i) {
                     let frame = format_session("updateSession", s, d, *long);
-                    server.handle_text(p, &mutate(frame, m));
+                    server.feed_text(p, &mutate(frame, m));
                 }
             }
             Op::UpdatePlayer(i, d, long, m) => {
@@ -171,14 +183,30 @@ fuzz_target!(|ops: Vec<Op>| {
                         field(*long, "player", "playerData"),
                         d.json()
                     );
-                    server.handle_text(p, &mutate(frame, m));
+                    server.feed_text(p, &mutate(frame, m));
                 }
             }
             Op::Leave(i) => {
                 if let Some(p) = pick(&players, *i) {
-                    server.handle_text(p, r#"{"command":"leaveSession"}"#);
+                    server.feed_text(p, r#"{"command":"leaveSession"}"#);
                 }
             }
+            Op::Step(count) => {
+                for _ in 0..*count {
+                    server.step();
+                }
+            }
+            Op::Settle => server.settle(),
+            Op::Tick(ms) => {
+                now += u64::from(*ms) * 50;
+                server.advance_time(now);
+            }
+        }
+        if last {
+            server.settle();
+        }
+        while let Some((closed, _reason)) = server.poll_close() {
+            players.retain(|q| *q != closed);
         }
         while let Some(Output::Send { to, frame }) = server.poll_output() {
             assert!(
