@@ -21,18 +21,29 @@
 //!   `/monitor`) or the WebSocket upgrade.
 //! - `assets.rs`: the files served over HTTP (`assets/`, and the JS client from `clients/js`).
 //! - `metrics.rs`: the counters behind `/metrics`; `admin.rs`: who may see `/sessions`.
-//! - `connection.rs`: one WebSocket connection: its task reads commands (one player).
+//! - `connection.rs`: one WebSocket connection: its task runs the core's `Player` machine
+//!   (one player): feeds it the client's frames and the timer, carries out what it asks, and
+//!   its `PlayerConnection`'s `Drop` leaves the session however the task ends.
+//! - `peer.rs`: the way to one connection's outbox, shared by its task and its session's.
 //! - `frame_reader.rs`: reading a client's WebSocket messages, with a buffer only while bytes
 //!   wait in it.
 //! - `socket.rs`: writing to a client: frames built once per broadcast, written straight to
 //!   the socket by the session task after each batch of commands (several frames per write
 //!   under load), queued (bounded) only when the socket is full.
-//! - `session_task.rs`: one task per session, owning its `sessionserver_core::Session`.
+//! - `session_task.rs`: one task per session, owning its `sessionserver_core::Session`: feeds
+//!   it the players' inputs and applies its outputs.
 //! - `registry.rs`: the live sessions by ID and the ID counters; touched on create, join and
 //!   destroy only, never per message.
 //! - `memory.rs`: hands freed memory back to the OS once the last connection has gone.
 //!
-//! The protocol logic is all in `sessionserver-core`; this crate only moves bytes and events.
+//! Every protocol rule (what a command does, which error it gets, what waits for what, the
+//! heartbeat and rate limit, the caps) is in `sessionserver-core`'s `Player` and `Session`.
+//! What stays here is what only a host can do: sockets and the WebSocket framing (RFC 6455,
+//! the close handshake), the clock the core's timers are read against, ID counters and the
+//! registry (the one place that sees every session), the channels that carry the machines'
+//! messages between tasks, writing a broadcast's frame once to many sockets, the bounded
+//! queue per client and what happens when it fills, HTTP (the demo, health, metrics, admin),
+//! options, and shutdown.
 // One exception, in memory.rs: a call to glibc's malloc_trim.
 #![deny(unsafe_code)]
 
