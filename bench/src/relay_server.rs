@@ -13,12 +13,15 @@
 //! Run: `sessionserver-bench relay-server --port 7200`, then `fanout --url ws://127.0.0.1:7200/`.
 
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Cursor, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
 use crate::epoll::{Epoll, Event, EPOLLIN, EPOLLOUT};
 use crate::{common, reference, ws};
@@ -94,28 +97,32 @@ pub fn run(args: RelayServerArgs) -> Result<(), String> {
     }
 }
 
-/// The first whole masked client frame in `buf`, unmasked in place: (opcode, payload range,
-/// bytes taken). `None` until one is whole.
-pub(crate) fn client_frame(buf: &mut [u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
-    let [b0, b1, ..] = *buf else { return None };
-    let (len, mut at) = match b1 & 0x7F {
-        126 => (
-            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
-            4,
-        ),
-        127 => (
-            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
-            10,
-        ),
-        short => (short as usize, 2),
+/// The first whole client frame in `buf`, unmasked in place: (opcode, payload range, bytes
+/// taken); `Ok(None)` until one is whole. The header is tungstenite's to parse; an unknown
+/// opcode, an unmasked frame or one over `ws::MAX_FRAME` is an error (the connection closes).
+pub(crate) fn client_frame(
+    buf: &mut [u8],
+) -> Result<Option<(OpCode, Range<usize>, usize)>, String> {
+    let mut cursor = Cursor::new(&*buf);
+    let Some((header, len)) = FrameHeader::parse(&mut cursor).map_err(|e| e.to_string())? else {
+        return Ok(None);
     };
-    let mask: [u8; 4] = buf.get(at..at + 4)?.try_into().ok()?;
-    at += 4;
-    let payload = buf.get_mut(at..at + len)?;
+    let Some(mask) = header.mask else {
+        return Err("an unmasked client frame".into());
+    };
+    if len > ws::MAX_FRAME as u64 {
+        return Err(format!("a client frame of {len} bytes"));
+    }
+    // At most 14 header bytes and MAX_FRAME payload bytes: no overflow.
+    let at = cursor.position() as usize;
+    let end = at + len as usize;
+    let Some(payload) = buf.get_mut(at..end) else {
+        return Ok(None);
+    };
     for (i, b) in payload.iter_mut().enumerate() {
         *b ^= mask[i % 4];
     }
-    Some((b0 & 0x0F, at..at + len, at + len))
+    Ok(Some((header.opcode, at..end, end)))
 }
 
 /// What a client's first bytes are, read as a WebSocket upgrade request.
@@ -237,7 +244,15 @@ impl Relay {
     /// Handles every whole frame in `input`; the bytes they took.
     fn frames(&mut self, idx: usize, input: &mut [u8]) -> usize {
         let mut taken = 0;
-        while let Some((opcode, payload, len)) = client_frame(&mut input[taken..]) {
+        loop {
+            let (opcode, payload, len) = match client_frame(&mut input[taken..]) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return taken,
+                Err(_) => {
+                    self.close(idx);
+                    return input.len();
+                }
+            };
             let payload = taken + payload.start..taken + payload.end;
             taken += len;
             match opcode {
@@ -254,7 +269,6 @@ impl Relay {
                 _ => {}
             }
         }
-        taken
     }
 
     fn command(&mut self, idx: usize, text: &[u8]) {
@@ -357,9 +371,26 @@ mod tests {
         let mut wire = vec![0x81, 0x80 | text.len() as u8];
         wire.extend_from_slice(&mask);
         wire.extend(text.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        assert!(client_frame(&mut wire.clone()[..wire.len() - 1]).is_none());
-        let (opcode, payload, taken) = client_frame(&mut wire).unwrap();
-        assert_eq!((opcode, taken), (0x1, wire.len()));
+        assert_eq!(client_frame(&mut wire.clone()[..wire.len() - 1]), Ok(None));
+        let (opcode, payload, taken) = client_frame(&mut wire).unwrap().unwrap();
+        assert_eq!((opcode, taken), (ws::OP_TEXT, wire.len()));
         assert_eq!(&wire[payload], text);
+    }
+
+    #[test]
+    fn refuses_what_is_no_client_frame() {
+        // Unmasked, an unknown opcode, a 64-bit length beyond the limit.
+        for mut bad in [
+            vec![0x81, 1, b'x'],
+            vec![0x83, 0x80, 1, 2, 3, 4],
+            [
+                &[0x82, 0x80 | 127][..],
+                &u64::MAX.to_be_bytes(),
+                &[1, 2, 3, 4],
+            ]
+            .concat(),
+        ] {
+            assert!(client_frame(&mut bad).is_err(), "{bad:?}");
+        }
     }
 }

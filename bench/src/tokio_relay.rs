@@ -84,7 +84,12 @@ async fn serve(conn: Rc<Conn>, state: Rc<RefCell<State>>) {
             }
         }
         let mut taken = 0;
-        while let Some((opcode, payload, len)) = client_frame(&mut input[taken..]) {
+        loop {
+            let (opcode, payload, len) = match client_frame(&mut input[taken..]) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(_) => break 'read,
+            };
             let payload = taken + payload.start..taken + payload.end;
             taken += len;
             match opcode {

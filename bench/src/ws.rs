@@ -1,10 +1,12 @@
 //! A lean WebSocket client for the fan-out's hot path (RFC 6455, client side only): the HTTP/1.1
 //! upgrade written and checked by hand, server frames parsed in place from the caller's read
-//! buffer, client frames masked into the caller's reused buffer.
+//! buffer, client frames masked into the caller's reused buffer. Frame headers are
+//! tungstenite's (`FrameHeader::parse` and `format`): they work on a slice and a `Vec`, with no
+//! allocation or copy of a payload, so only the rules of this client and the masking are here.
 //!
-//! Why not tungstenite here: the generator shares the machine with the server it measures, so
-//! every microsecond it spends per delivery is taken from the server. This needs no allocation
-//! per frame and never zero-fills a buffer before a read.
+//! Why not tungstenite's WebSocket here: the generator shares the machine with the server it
+//! measures, so every microsecond it spends per delivery is taken from the server. This needs
+//! no allocation per frame and never zero-fills a buffer before a read.
 //!
 //! What it leaves out, because the session server never sends it: fragmented messages
 //! (continuation frames are a protocol error here), extensions, subprotocols. The server's
@@ -12,99 +14,101 @@
 //! wrong upgrade shows up at once as frames that do not parse.
 
 use std::fmt::Write as _;
+use std::io::Cursor;
 
-pub const OP_TEXT: u8 = 0x1;
-pub const OP_BINARY: u8 = 0x2;
-pub const OP_CLOSE: u8 = 0x8;
-pub const OP_PING: u8 = 0x9;
-pub const OP_PONG: u8 = 0xA;
+use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
-/// Larger server frames are treated as a protocol error rather than buffered without limit.
+pub const OP_TEXT: OpCode = OpCode::Data(Data::Text);
+pub const OP_BINARY: OpCode = OpCode::Data(Data::Binary);
+pub const OP_CLOSE: OpCode = OpCode::Control(Control::Close);
+pub const OP_PING: OpCode = OpCode::Control(Control::Ping);
+pub const OP_PONG: OpCode = OpCode::Control(Control::Pong);
+
+/// Larger frames are treated as a protocol error rather than buffered without limit.
 pub const MAX_FRAME: usize = 16 << 20;
 
 /// One server frame, its payload borrowed from the read buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Frame<'a> {
-    pub opcode: u8,
+    pub opcode: OpCode,
     pub payload: &'a [u8],
 }
 
 /// The first complete server frame at the start of `buf` and the bytes it takes, `Ok(None)`
 /// when `buf` holds only part of one (read more and call again with the same start).
 pub fn parse_server_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, String> {
-    let [b0, b1, ..] = *buf else {
-        return Ok(None);
+    let mut cursor = Cursor::new(buf);
+    let (header, len) = match FrameHeader::parse(&mut cursor) {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => return Ok(None),
+        Err(Error::Protocol(ProtocolError::InvalidOpcode(other))) => {
+            return Err(format!("unknown opcode {other:#x}"))
+        }
+        Err(e) => return Err(format!("a server frame: {e}")),
     };
-    let fin = b0 & 0x80 != 0;
-    let opcode = b0 & 0x0F;
-    if b0 & 0x70 != 0 {
-        return Err(format!("reserved bits set in a server frame ({b0:#04x})"));
+    if header.rsv1 || header.rsv2 || header.rsv3 {
+        return Err(format!(
+            "reserved bits set in a server frame ({:#04x})",
+            buf[0]
+        ));
     }
-    if b1 & 0x80 != 0 {
+    if header.mask.is_some() {
         return Err("a masked server frame".into());
     }
-    let (len, header) = match b1 & 0x7F {
-        126 => match buf.get(2..4) {
-            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
-            None => return Ok(None),
-        },
-        127 => match buf.get(2..10) {
-            Some(b) => (u64::from_be_bytes(b.try_into().expect("8 bytes")), 10),
-            None => return Ok(None),
-        },
-        short => (u64::from(short), 2),
-    };
-    match opcode {
-        OP_TEXT | OP_BINARY if fin => {}
-        OP_CLOSE | OP_PING | OP_PONG if fin && len <= 125 => {}
-        0x0 | OP_TEXT | OP_BINARY => return Err("a fragmented server message".into()),
-        OP_CLOSE | OP_PING | OP_PONG => return Err("a fragmented or long control frame".into()),
-        other => return Err(format!("unknown opcode {other:#x}")),
+    match header.opcode {
+        OP_TEXT | OP_BINARY if header.is_final => {}
+        OP_CLOSE | OP_PING | OP_PONG if header.is_final && len <= 125 => {}
+        // A continuation (the parser refuses reserved opcodes).
+        OpCode::Data(_) => return Err("a fragmented server message".into()),
+        OpCode::Control(_) => return Err("a fragmented or long control frame".into()),
     }
     if len > MAX_FRAME as u64 {
         return Err(format!("a server frame of {len} bytes"));
     }
-    let end = header + len as usize;
-    match buf.get(header..end) {
-        Some(payload) => Ok(Some((Frame { opcode, payload }, end))),
+    // At most 14 header bytes and MAX_FRAME payload bytes: no overflow.
+    let start = cursor.position() as usize;
+    let end = start + len as usize;
+    match buf.get(start..end) {
+        Some(payload) => Ok(Some((
+            Frame {
+                opcode: header.opcode,
+                payload,
+            },
+            end,
+        ))),
         None => Ok(None),
     }
 }
 
 /// Appends a masked client frame (FIN set) to `out`. Clients must mask every frame (RFC 6455
 /// 5.3); the key needs no cryptographic quality for a load generator.
-pub fn put_client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
-    out.push(0x80 | opcode);
-    match payload.len() {
-        len @ 0..=125 => out.push(0x80 | len as u8),
-        len @ 126..=0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
+pub fn put_client_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8], mask: [u8; 4]) {
+    put_header(out, opcode, Some(mask), payload.len());
+    // Masked while copied: one pass over the payload (tungstenite masks in place, after).
     out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
 }
 
 /// Appends an unmasked server frame (FIN set) to `out`: what the reference servers send.
-pub fn put_server_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
-    out.push(0x80 | opcode);
-    match payload.len() {
-        len @ 0..=125 => out.push(len as u8),
-        len @ 126..=0xFFFF => {
-            out.push(126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
+pub fn put_server_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    put_header(out, opcode, None, payload.len());
     out.extend_from_slice(payload);
+}
+
+/// The header of a whole (FIN set) frame without extensions.
+fn put_header(out: &mut Vec<u8>, opcode: OpCode, mask: Option<[u8; 4]>, len: usize) {
+    let header = FrameHeader {
+        is_final: true,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode,
+        mask,
+    };
+    header
+        .format(len as u64, out)
+        .expect("writing to a Vec cannot fail");
 }
 
 /// A cheap xorshift64 source for mask keys and handshake keys.
@@ -200,14 +204,14 @@ mod tests {
     use super::*;
 
     /// An unmasked frame as the server sends it.
-    fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    fn server_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
         let mut f = Vec::new();
         put_server_frame(&mut f, opcode, payload);
         f
     }
 
     /// Every frame in `buf` and the bytes left over.
-    fn parse_all(buf: &[u8]) -> (Vec<(u8, Vec<u8>)>, usize) {
+    fn parse_all(buf: &[u8]) -> (Vec<(OpCode, Vec<u8>)>, usize) {
         let mut pos = 0;
         let mut frames = Vec::new();
         while let Some((frame, used)) = parse_server_frame(&buf[pos..]).unwrap() {

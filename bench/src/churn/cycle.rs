@@ -135,6 +135,11 @@ impl Cycle {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
+    use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+
     use super::*;
 
     const UPGRADE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
@@ -142,30 +147,31 @@ mod tests {
     const JOIN: &str = r#"{"command":"sessionJoin","error":0,"sessionID":3,"playerID":9,"session":{},"player":{}}"#;
     const LEFT: &str = r#"{"command":"sessionLeave","error":0}"#;
 
-    fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-        assert!(payload.len() <= 125);
-        [&[0x80 | opcode, payload.len() as u8][..], payload].concat()
+    fn frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        ws::put_server_frame(&mut f, opcode, payload);
+        f
     }
 
     /// A client frame's opcode and unmasked payload.
-    type Sent = (u8, Vec<u8>);
+    type Sent = (OpCode, Vec<u8>);
 
-    /// The client frames in `out`, unmasked.
-    fn client_frames(mut out: &[u8]) -> Vec<Sent> {
+    /// The client frames in `out`, read by tungstenite's parser and unmasked.
+    fn client_frames(out: &[u8]) -> Vec<Sent> {
         let mut frames = Vec::new();
-        while !out.is_empty() {
-            assert_eq!(out[0] & 0x80, 0x80, "FIN");
-            assert_eq!(out[1] & 0x80, 0x80, "masked");
-            let len = usize::from(out[1] & 0x7F);
-            assert!(len <= 125);
-            let mask = &out[2..6];
-            let payload = out[6..6 + len]
+        let mut cursor = Cursor::new(out);
+        while (cursor.position() as usize) < out.len() {
+            let (header, len) = FrameHeader::parse(&mut cursor).unwrap().expect("whole");
+            assert!(header.is_final, "FIN");
+            let mask = header.mask.expect("masked");
+            let at = cursor.position() as usize;
+            let payload = out[at..at + len as usize]
                 .iter()
                 .enumerate()
                 .map(|(i, b)| b ^ mask[i % 4])
                 .collect();
-            frames.push((out[0] & 0x0F, payload));
-            out = &out[6 + len..];
+            frames.push((header.opcode, payload));
+            cursor.set_position(at as u64 + len);
         }
         frames
     }
@@ -262,7 +268,7 @@ mod tests {
         let (cycle, sent, result) = feed(&stream, &[]);
         assert_eq!(result, Ok(()));
         assert_eq!(cycle.phase, Phase::Closed);
-        let opcodes: Vec<u8> = sent.iter().map(|f| f.0).collect();
+        let opcodes: Vec<OpCode> = sent.iter().map(|f| f.0).collect();
         assert_eq!(
             opcodes,
             [ws::OP_TEXT, ws::OP_PONG, ws::OP_TEXT, ws::OP_CLOSE]

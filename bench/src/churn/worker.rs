@@ -8,14 +8,16 @@
 //! write per command, no allocation but the upgrade request, and no timers: the thread's few
 //! slots are scanned for their deadlines once per loop turn.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
+
+use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::cycle::{Cycle, Phase};
 use super::{Plan, WorkerReport};
-use crate::epoll::{self, Epoll, Event};
+use crate::epoll::{self, Epoll, Event, ReadEnd};
 use crate::ws::{self, Xorshift};
 
 /// A cycle not done by then is a failure (the whole cycle, connect included).
@@ -220,48 +222,27 @@ impl Worker<'_> {
         Ok(Next::Wait)
     }
 
-    /// Reads what the socket has, after the incomplete rest kept from before, feeds it to the
+    /// Reads what the socket has (after the incomplete rest kept from before), feeds it to the
     /// cycle and sends what the cycle answers.
     fn on_readable(&mut self, idx: usize, stream: &TcpStream, events: u32) -> Result<Next, String> {
         let slot = &mut self.slots[idx];
-        let buf = &mut self.read_buf;
-        let mut filled = slot.partial.len();
-        if buf.len() < filled + READ_SIZE {
-            buf.resize(filled + READ_SIZE, 0);
-        }
-        buf[..filled].copy_from_slice(&slot.partial);
-        slot.partial.clear();
-        let mut ended = false;
-        loop {
-            let room = buf.len() - filled;
-            match (&mut &*stream).read(&mut buf[filled..]) {
-                Ok(0) => ended = true,
-                Ok(n) => {
-                    filled += n;
-                    if n == room {
-                        // Maybe more: make room and read again.
-                        buf.resize(filled + READ_SIZE, 0);
-                        continue;
-                    }
-                    // All that was there is read. With EPOLLRDHUP the server's FIN had come
-                    // before the wait returned, so this is the end: no read needed to see it.
-                    ended = events & epoll::EPOLLRDHUP as u32 != 0;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // A reset after our close ends the cycle like a FIN; before it, a failure.
-                Err(_) if slot.cycle.closing() => ended = true,
-                Err(e) => return Err(format!("receive: {e}")),
-            }
-            break;
-        }
-
         self.out.clear();
         let closed_before = slot.cycle.phase == Phase::Closed;
-        let used = slot
-            .cycle
-            .on_bytes(&buf[..filled], &mut self.out, &mut self.rng)?;
-        slot.partial.extend_from_slice(&buf[used..filled]);
+        let end = epoll::read_ready(
+            stream,
+            events,
+            &mut self.read_buf,
+            &mut slot.partial,
+            READ_SIZE,
+            |bytes| slot.cycle.on_bytes(bytes, &mut self.out, &mut self.rng),
+        )?;
+        let ended = match end {
+            ReadEnd::Drained => false,
+            ReadEnd::Fin => true,
+            // A reset after our close ends the cycle like a FIN; before it, a failure.
+            ReadEnd::Failed(_) if slot.cycle.closing() => true,
+            ReadEnd::Failed(e) => return Err(format!("receive: {e}")),
+        };
         if !closed_before && slot.cycle.phase == Phase::Closed {
             slot.fin_by = Some(Instant::now() + FIN_WAIT);
         }
@@ -325,62 +306,15 @@ fn write_whole(mut stream: &TcpStream, bytes: &[u8]) -> io::Result<()> {
 
 /// A TCP connection being opened, non-blocking, with TCP_NODELAY (as a game client wants).
 /// std only connects blocking, and a blocking connect would stall every slot of the thread
-/// whenever a SYN is lost (the retry is a second later).
+/// whenever a SYN is lost (the retry is a second later). socket2 opens the socket non-blocking
+/// in the `socket` call itself (no `fcntl` per cycle) and connects it without waiting.
 fn connect_nonblocking(addr: &SocketAddr) -> io::Result<TcpStream> {
-    let family = match addr {
-        SocketAddr::V4(_) => libc::AF_INET,
-        SocketAddr::V6(_) => libc::AF_INET6,
-    };
-    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: no pointers; the result is checked before use.
-    let fd = unsafe { libc::socket(family, kind, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+    let socket = Socket::new(Domain::for_address(*addr), Type::STREAM.nonblocking(), None)?;
+    socket.set_tcp_nodelay(true)?;
+    match socket.connect(&SockAddr::from(*addr)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
     }
-    // SAFETY: a fresh descriptor that nothing else owns; the stream closes it.
-    let stream = unsafe { TcpStream::from_raw_fd(fd) };
-    stream.set_nodelay(true)?;
-    // SAFETY: each address lives across its call, with its true size.
-    let result = unsafe {
-        match addr {
-            SocketAddr::V4(a) => {
-                let sa = libc::sockaddr_in {
-                    sin_family: libc::AF_INET as libc::sa_family_t,
-                    sin_port: a.port().to_be(),
-                    sin_addr: libc::in_addr {
-                        s_addr: u32::from_ne_bytes(a.ip().octets()),
-                    },
-                    sin_zero: [0; 8],
-                };
-                libc::connect(
-                    fd,
-                    (&sa as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of_val(&sa) as libc::socklen_t,
-                )
-            }
-            SocketAddr::V6(a) => {
-                let sa = libc::sockaddr_in6 {
-                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                    sin6_port: a.port().to_be(),
-                    sin6_flowinfo: a.flowinfo(),
-                    sin6_addr: libc::in6_addr {
-                        s6_addr: a.ip().octets(),
-                    },
-                    sin6_scope_id: a.scope_id(),
-                };
-                libc::connect(
-                    fd,
-                    (&sa as *const libc::sockaddr_in6).cast(),
-                    std::mem::size_of_val(&sa) as libc::socklen_t,
-                )
-            }
-        }
-    };
-    if result < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(e);
-        }
-    }
-    Ok(stream)
+    Ok(socket.into())
 }

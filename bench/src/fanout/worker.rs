@@ -14,16 +14,19 @@
 //! a session start only once its creator (maybe on another thread) has its ID.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
+
 use super::{Plan, Progress, Report, Shared, WorkerReport, LATE};
 use crate::common::{self, Field};
-use crate::epoll::{self, Epoll, Event};
+use crate::epoll::{self, Epoll, Event, ReadEnd};
 use crate::ws::{self, Xorshift};
 
 /// One player to drive: its session, whether it creates it, its schedule position.
@@ -48,7 +51,8 @@ enum State {
 struct Player {
     spec: PlayerSpec,
     state: State,
-    stream: Option<TcpStream>,
+    /// Counted: the read loop holds it while the frames it read are handled.
+    stream: Option<Rc<TcpStream>>,
     /// It holds one of the `--connect-concurrency` slots (from connecting until joined).
     holds_slot: bool,
     /// Received bytes of a frame not complete yet (usually empty).
@@ -204,7 +208,7 @@ impl Worker<'_> {
                 }
                 let readable = (epoll::EPOLLIN | epoll::EPOLLHUP | epoll::EPOLLERR) as u32;
                 if events & readable != 0 {
-                    self.on_readable(idx);
+                    self.on_readable(idx, events);
                 }
             }
         }
@@ -240,7 +244,7 @@ impl Worker<'_> {
         // A fresh socket's send buffer takes a ~200-byte request whole.
         (&stream).write_all(request.as_bytes())?;
         let p = &mut self.players[idx];
-        p.stream = Some(stream);
+        p.stream = Some(Rc::new(stream));
         p.state = State::Upgrading;
         Ok(())
     }
@@ -323,18 +327,18 @@ impl Worker<'_> {
     }
 
     /// One masked frame, written at once; what the socket does not take waits for EPOLLOUT.
-    fn send_frame(&mut self, idx: usize, opcode: u8, payload: &[u8]) -> Result<(), String> {
+    fn send_frame(&mut self, idx: usize, opcode: OpCode, payload: &[u8]) -> Result<(), String> {
         self.frame.clear();
         ws::put_client_frame(&mut self.frame, opcode, payload, self.rng.mask());
         let p = &mut self.players[idx];
-        let Some(stream) = &mut p.stream else {
+        let Some(stream) = &p.stream else {
             return Ok(());
         };
         if !p.unsent.is_empty() {
             p.unsent.extend_from_slice(&self.frame);
             return Ok(());
         }
-        let written = match stream.write(&self.frame) {
+        let written = match (&**stream).write(&self.frame) {
             Ok(n) => n,
             Err(e)
                 if matches!(
@@ -358,11 +362,11 @@ impl Worker<'_> {
 
     fn flush_unsent(&mut self, idx: usize) -> Result<(), String> {
         let p = &mut self.players[idx];
-        let Some(stream) = &mut p.stream else {
+        let Some(stream) = &p.stream else {
             return Ok(());
         };
         while !p.unsent.is_empty() {
-            match stream.write(&p.unsent) {
+            match (&**stream).write(&p.unsent) {
                 Ok(n) => {
                     p.unsent.drain(..n);
                 }
@@ -376,55 +380,34 @@ impl Worker<'_> {
             .map_err(|e| format!("epoll: {e}"))
     }
 
-    fn on_readable(&mut self, idx: usize) {
-        // The buffer is taken out while frames borrowed from it are handled with `&mut self`.
+    fn on_readable(&mut self, idx: usize, events: u32) {
+        // Shared with the frames' handling, which may answer on the same socket.
+        let Some(stream) = self.players[idx].stream.clone() else {
+            return;
+        };
+        // Taken out while frames borrowed from them are handled with `&mut self`.
         let mut buf = std::mem::take(&mut self.read_buf);
-        let result = self.read_and_handle(idx, &mut buf);
+        let mut partial = std::mem::take(&mut self.players[idx].partial);
+        let result = epoll::read_ready(
+            &stream,
+            events,
+            &mut buf,
+            &mut partial,
+            READ_SIZE,
+            |bytes| {
+                // One arrival time per read: every frame in it arrived together.
+                let now_us = self.shared.now_us();
+                self.handle_bytes(idx, bytes, now_us)
+            },
+        );
         self.read_buf = buf;
-        if let Err(e) = result {
-            self.fail(idx, e);
+        self.players[idx].partial = partial;
+        match result {
+            Ok(ReadEnd::Drained) => {}
+            Ok(ReadEnd::Fin) => self.fail(idx, "connection ended".into()),
+            Ok(ReadEnd::Failed(e)) => self.fail(idx, format!("receive: {e}")),
+            Err(e) => self.fail(idx, e),
         }
-    }
-
-    /// Reads what the socket has (after any partial frame kept from before) and handles every
-    /// complete frame; keeps the incomplete rest for next time.
-    fn read_and_handle(&mut self, idx: usize, buf: &mut Vec<u8>) -> Result<(), String> {
-        let p = &mut self.players[idx];
-        let mut filled = p.partial.len();
-        if buf.len() < filled + READ_SIZE {
-            buf.resize(filled + READ_SIZE, 0);
-        }
-        buf[..filled].copy_from_slice(&p.partial);
-        p.partial.clear();
-        loop {
-            let Some(stream) = &mut self.players[idx].stream else {
-                return Ok(());
-            };
-            let room = buf.len() - filled;
-            let n = match stream.read(&mut buf[filled..]) {
-                Ok(0) => return Err("connection ended".into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("receive: {e}")),
-            };
-            filled += n;
-            // One arrival time per read: every frame in it arrived together.
-            let now_us = self.shared.now_us();
-            let used = self.handle_bytes(idx, &buf[..filled], now_us)?;
-            buf.copy_within(used..filled, 0);
-            filled -= used;
-            if n < room {
-                // The socket is drained; level-triggered epoll reports it again when not.
-                break;
-            }
-            if buf.len() - filled < READ_SIZE {
-                // A frame larger than what is left: make room for the rest of it.
-                buf.resize(filled + READ_SIZE, 0);
-            }
-        }
-        self.players[idx].partial.extend_from_slice(&buf[..filled]);
-        Ok(())
     }
 
     /// Handles the complete frames at the start of `bytes` (after the upgrade response, while
