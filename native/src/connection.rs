@@ -41,11 +41,25 @@ pub(crate) struct Shared {
 pub(crate) struct Stopping {
     stopped: AtomicBool,
     notify: Notify,
+    /// Test-only seam: makes every task waiting in [`Stopping::wait`] panic. An open
+    /// connection's task polls its wait for the stop alongside whatever else it awaits (a
+    /// frame, room in its session's inbox, the session's answer), so a panic raised here
+    /// unwinds the task from exactly the await point it is parked at, the way a bug anywhere
+    /// in it would. No other code path changes, and none of it is compiled outside tests.
+    #[cfg(test)]
+    panic: AtomicBool,
 }
 
 impl Stopping {
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Test-only: every connection task of this server panics where it waits.
+    #[cfg(test)]
+    pub(crate) fn panic_waiters(&self) {
+        self.panic.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
     }
 
@@ -57,6 +71,10 @@ impl Stopping {
         notified.as_mut().enable();
         if !self.stopped.load(Ordering::SeqCst) {
             notified.await;
+        }
+        #[cfg(test)]
+        if self.panic.load(Ordering::SeqCst) {
+            panic!("test: the connection task panics where it waits");
         }
     }
 }
@@ -391,3 +409,7 @@ impl<H> PlayerConnection<H> {
         tracing::info!(%player, reason, "disconnected");
     }
 }
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;
