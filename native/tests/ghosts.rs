@@ -222,14 +222,17 @@ async fn stalled_joiner(addr: SocketAddr) -> WebSocketStream<TcpStream> {
 async fn joiners_that_overflow_during_their_join_leave_no_ghost() {
     const HEAVY: usize = 3;
     const JOINERS: usize = 24;
+    const BURST: usize = 16;
     let server = common::start(server_config()).await;
     let addr = server.local_addr();
     let mut observer = Observer::create(&server).await;
 
     // Members with large player data, which read everything (a task each) and flood updates
-    // while the joiners come, each waiting for its own update's echo before the next (so that
-    // the readers are never the ones left behind).
-    let pad = "x".repeat(16 * 1024);
+    // while the joiners come: bursts of BURST, then a wait for their echoes (so that the
+    // readers are never the ones left behind). A burst arrives at the session together and
+    // is handled in one batch, so a joiner whose join is answered early in a batch has its
+    // outbox overflow before its connection has taken the answer.
+    let pad = "x".repeat(32 * 1024);
     let stop = Arc::new(AtomicBool::new(false));
     let mut floods = Vec::new();
     for _ in 0..HEAVY {
@@ -254,17 +257,22 @@ async fn joiners_that_overflow_during_their_join_leave_no_ghost() {
         floods.push(tokio::spawn(async move {
             let mut seq = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let update = format!(
-                    r#"{{"command":"updatePlayer","player":{{"pad":"{pad}","seq":{seq}}}}}"#
-                );
-                sink.send(Message::text(update)).await.unwrap();
-                tokio::time::timeout(PATIENCE, echoes.recv())
-                    .await
-                    .unwrap_or_else(|_| {
-                        panic!("a member's own update {seq} was not echoed within 10 s")
-                    })
-                    .expect("a flooding member's connection ended");
-                seq += 1;
+                for _ in 0..BURST {
+                    let update = format!(
+                        r#"{{"command":"updatePlayer","player":{{"pad":"{pad}","seq":{seq}}}}}"#
+                    );
+                    sink.feed(Message::text(update)).await.unwrap();
+                    seq += 1;
+                }
+                sink.flush().await.unwrap();
+                for _ in 0..BURST {
+                    tokio::time::timeout(PATIENCE, echoes.recv())
+                        .await
+                        .unwrap_or_else(|_| {
+                            panic!("a member's own update was not echoed within 10 s")
+                        })
+                        .expect("a flooding member's connection ended");
+                }
             }
             (sink, reader, seq)
         }));
