@@ -5,7 +5,7 @@
 //! Each test runs the real [`run`] over a real loopback TCP connection. A test that needs to
 //! decide when (or whether) a session answers registers a fake one made with
 //! [`SessionHandle::channel`] and plays it by hand. A panic is raised with the test-only seam
-//! [`Stopping::panic_waiters`](super::Stopping::panic_waiters).
+//! [`Stopping::panic_waiters`](crate::shutdown::Stopping::panic_waiters).
 //!
 //! The tests run on tokio's current-thread runtime: while a test runs, the connection task is
 //! parked at its await point, so an abort or a panic lands exactly there.
@@ -24,7 +24,9 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::{run, Shared};
+use crate::counting::Counted;
 use crate::frame_reader::FrameReader;
+use crate::memory::Occupancy;
 use crate::peer::Peer;
 use crate::registry::Registry;
 use crate::session_task::{SessionHandle, SessionMsg};
@@ -47,11 +49,20 @@ struct Rig {
     shared: Arc<Shared>,
     /// Stands for `--max-connections`: each connection holds one permit.
     permits: Arc<Semaphore>,
+    /// The count of open connections (the gauge).
+    open: Occupancy,
+    /// What the shutdown waits on: each connection holds a sender.
+    alive: mpsc::Sender<()>,
+    _all_done: mpsc::Receiver<()>,
 }
 
 impl Rig {
     fn new() -> Self {
+        let (alive, all_done) = mpsc::channel(1);
         Rig {
+            open: Occupancy::default(),
+            alive,
+            _all_done: all_done,
             shared: Arc::new(Shared {
                 registry: Registry::default(),
                 send_queue: 64,
@@ -78,7 +89,8 @@ impl Rig {
         let outbox = Outbox::new(write, self.shared.send_queue);
         let reader = FrameReader::new(read, Vec::new(), 64 * 1024);
         let permit = self.permits.clone().try_acquire_owned().unwrap();
-        let task = tokio::spawn(run(reader, outbox, addr, self.shared.clone(), permit));
+        let counted = Counted::new(permit, self.open.enter(), self.alive.clone());
+        let task = tokio::spawn(run(reader, outbox, addr, self.shared.clone(), counted));
         (task, client.unwrap())
     }
 
@@ -100,7 +112,7 @@ impl Rig {
 
     /// A line of `/metrics`, as a number.
     fn metric(&self, name: &str) -> i64 {
-        let text = self.shared.metrics.render(0);
+        let text = self.shared.metrics.render(self.open.count(), 0);
         let value = text
             .lines()
             .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
@@ -108,11 +120,17 @@ impl Rig {
         value.parse().unwrap()
     }
 
-    /// No connection is counted any more: the gauge is back to 0, every permit is free, and
-    /// each of the `ended` connections was counted as closed.
+    /// No connection is counted any more: the gauge is back to 0, every permit is free, the
+    /// shutdown would not wait for any, and each of the `ended` connections was counted as
+    /// closed.
     fn assert_released(&self, ended: i64) {
         assert_eq!(self.metric("sessionserver_connections"), 0, "the gauge");
         assert_eq!(self.permits.available_permits(), 4, "the permits");
+        assert_eq!(
+            self.alive.strong_count(),
+            1,
+            "only the rig's sender is left"
+        );
         assert_eq!(
             self.metric("sessionserver_closes_total{reason=\"client\"}"),
             ended,
