@@ -55,19 +55,19 @@ impl Admin {
 
     pub(crate) fn refusal(&self) -> Response<Full<Bytes>> {
         if self.token.is_some() {
-            crate::http::text(
+            crate::response::text(
                 StatusCode::UNAUTHORIZED,
                 "Send the admin token: Authorization: Bearer <token>, or ?token=<token>.\n",
             )
         } else if self.loopback_only {
-            crate::http::text(
+            crate::response::text(
                 StatusCode::FORBIDDEN,
                 "Without --admin-token, admin endpoints are served only to this machine: \
                  from a loopback address, with Host localhost, 127.0.0.1 or [::1], and through \
                  no proxy.\n",
             )
         } else {
-            crate::http::text(
+            crate::response::text(
                 StatusCode::FORBIDDEN,
                 "Admin endpoints are off: set --admin-token, or listen on 127.0.0.1 only.\n",
             )

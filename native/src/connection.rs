@@ -4,7 +4,6 @@
 //! `socket::Outbox`. Whatever the connection holds is let go by [`PlayerConnection`]'s `Drop`,
 //! so a panic or a cancelled task still leaves the session.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,13 +13,15 @@ use sessionserver_core::{
     CloseReason, ConnectionConfig, Limits, Player, PlayerOutput, SessionId, ToPlayer,
 };
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
+use crate::counting::Counted;
 use crate::frame_reader::{FrameReader, Incoming, ReadError};
 use crate::metrics::Metrics;
 use crate::peer::Peer;
 use crate::registry::Registry;
 use crate::session_task::{self, SessionHandle, SessionMsg};
+use crate::shutdown::Stopping;
 use crate::socket::{self, close_frame, Outbox};
 
 /// What every connection of one server shares.
@@ -35,45 +36,19 @@ pub(crate) struct Shared {
     pub(crate) stopping: Stopping,
 }
 
-/// Set once the server stops. Every open connection waits on it: a `Notified` is less than
-/// half the size of a watch receiver's future (memory per idle player).
-#[derive(Default)]
-pub(crate) struct Stopping {
-    stopped: AtomicBool,
-    notify: Notify,
-}
-
-impl Stopping {
-    pub(crate) fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    /// Resolves once the server stops (at once if it has).
-    pub(crate) async fn wait(&self) {
-        let notified = self.notify.notified();
-        tokio::pin!(notified);
-        // Registered before the flag is read, so a stop in between is not missed.
-        notified.as_mut().enable();
-        if !self.stopped.load(Ordering::SeqCst) {
-            notified.await;
-        }
-    }
-}
-
 impl Shared {
     pub(crate) fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
-/// Runs one connection to its end; `held` (what counts the connection) is dropped then.
-pub(crate) async fn run<H: Send>(
+/// Runs one connection to its end; `counted` (what counts the connection) is dropped then.
+pub(crate) async fn run(
     mut frames: FrameReader,
     outbox: Arc<Outbox>,
     addr: SocketAddr,
     shared: Arc<Shared>,
-    held: H,
+    counted: Counted,
 ) {
     let Some(id) = shared.registry.new_player_id() else {
         tracing::error!("player IDs exhausted; refusing connection");
@@ -81,7 +56,7 @@ pub(crate) async fn run<H: Send>(
     };
     tracing::info!(player = %id, %addr, "connected");
     let server = shared.clone();
-    let mut connection = PlayerConnection::new(id, outbox.clone(), shared, held);
+    let mut connection = PlayerConnection::new(id, outbox.clone(), shared, counted);
     let end = tokio::select! {
         end = connection.read_loop(&mut frames) => end,
         reason = outbox.ended() => Some(reason),
@@ -101,7 +76,7 @@ struct Waiting {
 
 /// One connection's player, and everything the connection holds. Its `Drop` lets go of all of
 /// it however the task ends.
-pub(crate) struct PlayerConnection<H> {
+pub(crate) struct PlayerConnection {
     player: Player,
     peer: Peer,
     /// The session the player's inputs go to: the one it last created or was sent to join.
@@ -115,11 +90,12 @@ pub(crate) struct PlayerConnection<H> {
     client_close: Option<u16>,
     /// Why the server closed the connection (`None`: the client did, or it failed).
     end: Option<CloseReason>,
-    /// What counts this connection (its permit, the server's liveness count), let go last.
-    _held: H,
+    /// What counts this connection (its permit, the count of open connections behind the
+    /// gauge, the shutdown's wait), let go last, with the other fields.
+    _counted: Counted,
 }
 
-impl<H> Drop for PlayerConnection<H> {
+impl Drop for PlayerConnection {
     /// However the task ends (finished, cancelled at any await, or a panic), the player leaves
     /// its session: the others get `playerLeave` and the seat is free.
     fn drop(&mut self) {
@@ -141,12 +117,12 @@ impl<H> Drop for PlayerConnection<H> {
     }
 }
 
-impl<H> PlayerConnection<H> {
+impl PlayerConnection {
     pub(crate) fn new(
         id: sessionserver_core::PlayerId,
         outbox: Arc<Outbox>,
         shared: Arc<Shared>,
-        held: H,
+        counted: Counted,
     ) -> Self {
         shared.metrics.connection_opened();
         PlayerConnection {
@@ -158,7 +134,7 @@ impl<H> PlayerConnection<H> {
             shared,
             client_close: None,
             end: None,
-            _held: held,
+            _counted: counted,
         }
     }
 
@@ -391,3 +367,7 @@ impl<H> PlayerConnection<H> {
         tracing::info!(%player, reason, "disconnected");
     }
 }
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

@@ -24,7 +24,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::assets;
 use crate::connection::{self, Shared};
+use crate::counting::Counted;
 use crate::frame_reader::FrameReader;
+use crate::response::{asset, text};
 use crate::session_task::SessionMsg;
 use crate::socket::Outbox;
 
@@ -32,7 +34,6 @@ pub(crate) struct Context {
     pub(crate) shared: Arc<Shared>,
     /// Largest message accepted from a client, in bytes.
     pub(crate) max_message_size: usize,
-    pub(crate) shutdown: watch::Receiver<bool>,
     /// Held by every connection task; shutdown waits until all are dropped.
     pub(crate) alive: tokio::sync::mpsc::Sender<()>,
     /// One permit per open TCP connection (plain HTTP, before or after its upgrade).
@@ -189,7 +190,7 @@ async fn route(
             let body = ctx
                 .shared
                 .metrics
-                .render(ctx.shared.registry.session_count());
+                .render(ctx.occupancy.count(), ctx.shared.registry.session_count());
             let mut res = Response::new(Full::new(Bytes::from(body)));
             res.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -206,13 +207,6 @@ async fn route(
         ),
     };
     response
-}
-
-fn asset(content_type: &'static str, body: &'static str) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    res
 }
 
 /// Every session, asked of each session task in turn.
@@ -238,16 +232,6 @@ async fn sessions_json(ctx: &Context) -> Response<Full<Bytes>> {
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
-    );
-    res
-}
-
-pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     res
 }
@@ -330,7 +314,7 @@ fn upgrade(
     let ctx = ctx.clone();
     tokio::spawn(async move {
         // Held for as long as the connection lasts (they count it), then dropped.
-        let held = (ctx.alive.clone(), permit, ctx.occupancy.enter());
+        let counted = Counted::new(permit, ctx.occupancy.enter(), ctx.alive.clone());
         match on_upgrade.await {
             Ok(upgraded) => {
                 // Back to the plain TCP stream (and whatever hyper read past the request), so
@@ -352,7 +336,7 @@ fn upgrade(
                 // A task of its own: this one's state (hyper's upgrade, the context) is then
                 // freed, and an open connection's task holds only the connection.
                 let shared = ctx.shared.clone();
-                tokio::spawn(connection::run(reader, outbox, addr, shared, held));
+                tokio::spawn(connection::run(reader, outbox, addr, shared, counted));
             }
             Err(e) => tracing::debug!(%addr, error = %e, "upgrade failed"),
         }

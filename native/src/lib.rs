@@ -20,7 +20,11 @@
 //! - `http.rs`: one TCP connection: plain HTTP (the demo, `/healthz`, `/metrics`, `/sessions`,
 //!   `/monitor`) or the WebSocket upgrade.
 //! - `assets.rs`: the files served over HTTP (`assets/`, and the JS client from `clients/js`).
+//! - `response.rs`: plain HTTP responses (for http.rs and admin.rs).
 //! - `metrics.rs`: the counters behind `/metrics`; `admin.rs`: who may see `/sessions`.
+//! - `shutdown.rs`: the one signal that stops the accept loop and every connection.
+//! - `counting.rs`: what counts an open WebSocket connection (its permit, the gauge, the
+//!   shutdown's wait), released together by one `Drop`.
 //! - `connection.rs`: one WebSocket connection: its task runs the core's `Player` machine
 //!   (one player): feeds it the client's frames and the timer, carries out what it asks, and
 //!   its `PlayerConnection`'s `Drop` leaves the session however the task ends.
@@ -51,14 +55,17 @@ mod admin;
 mod assets;
 mod config;
 mod connection;
+mod counting;
 mod frame_reader;
 mod http;
 mod memory;
 mod metrics;
 mod peer;
 mod registry;
+mod response;
 mod server;
 mod session_task;
+mod shutdown;
 mod socket;
 
 pub use config::Config;

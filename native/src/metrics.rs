@@ -21,7 +21,6 @@ const CODES: usize = ErrorCode::MAX as usize + 1;
 
 #[derive(Default)]
 pub(crate) struct Metrics {
-    connections_open: AtomicI64,
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
     players_in_sessions: AtomicI64,
@@ -35,8 +34,9 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
+    /// A WebSocket connection began. (The gauge of open ones is not kept here: it is the
+    /// count of [`crate::counting::Counted`] guards, passed to [`Metrics::render`].)
     pub(crate) fn connection_opened(&self) {
-        self.connections_open.fetch_add(1, Relaxed);
         self.connections_total.fetch_add(1, Relaxed);
     }
 
@@ -44,8 +44,8 @@ impl Metrics {
         self.connections_refused.fetch_add(1, Relaxed);
     }
 
+    /// A WebSocket connection ended, for `reason` (`None`: the client closed, or it failed).
     pub(crate) fn connection_closed(&self, reason: Option<CloseReason>) {
-        self.connections_open.fetch_sub(1, Relaxed);
         let index = reason.map_or(0, |r| {
             1 + CloseReason::ALL.iter().position(|x| *x == r).unwrap_or(0)
         });
@@ -81,8 +81,9 @@ impl Metrics {
         self.players_in_sessions.fetch_add(delta, Relaxed);
     }
 
-    /// The Prometheus text exposition.
-    pub(crate) fn render(&self, sessions: usize) -> String {
+    /// The Prometheus text exposition, with the `connections` open and the `sessions` live
+    /// now.
+    pub(crate) fn render(&self, connections: usize, sessions: usize) -> String {
         let mut out = String::with_capacity(4096);
         let mut gauge = |name: &str, help: &str, value: i64| {
             let _ = writeln!(
@@ -93,7 +94,7 @@ impl Metrics {
         gauge(
             "sessionserver_connections",
             "Open WebSocket connections.",
-            self.connections_open.load(Relaxed),
+            connections as i64,
         );
         gauge("sessionserver_sessions", "Live sessions.", sessions as i64);
         gauge(

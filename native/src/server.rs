@@ -9,7 +9,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -20,7 +20,7 @@ use crate::registry::Registry;
 /// A server accepting connections, until [`RunningServer::shutdown`].
 pub struct RunningServer {
     local_addr: SocketAddr,
-    stop: watch::Sender<bool>,
+    shared: Arc<Shared>,
     task: JoinHandle<()>,
     registry: Registry,
     occupancy: crate::memory::Occupancy,
@@ -44,9 +44,16 @@ impl RunningServer {
 
     /// Stops accepting, closes every WebSocket with code 1001 (going away), and returns once
     /// all connections have ended or the configured grace period has passed.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
+    pub async fn shutdown(mut self) {
+        self.shared.stopping.stop();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for RunningServer {
+    /// A server whose handle is dropped stops too (without waiting for its connections).
+    fn drop(&mut self) {
+        self.shared.stopping.stop();
     }
 }
 
@@ -67,19 +74,19 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     let local_addr = listener.local_addr()?;
     let registry = Registry::default();
-    let (stop, shutdown) = watch::channel(false);
     let (alive, all_done) = mpsc::channel(1);
     let occupancy = crate::memory::Occupancy::default();
+    let shared = Arc::new(Shared {
+        registry: registry.clone(),
+        send_queue: config.send_queue.max(1),
+        limits,
+        connection: config.connection,
+        epoch: std::time::Instant::now(),
+        metrics: Default::default(),
+        stopping: Default::default(),
+    });
     let ctx = Arc::new(Context {
-        shared: Arc::new(Shared {
-            registry: registry.clone(),
-            send_queue: config.send_queue.max(1),
-            limits,
-            connection: config.connection,
-            epoch: std::time::Instant::now(),
-            metrics: Default::default(),
-            stopping: Default::default(),
-        }),
+        shared: shared.clone(),
         connections: Arc::new(Semaphore::new(max_connections)),
         refusing: Arc::new(Semaphore::new(REFUSING_AT_ONCE)),
         occupancy: occupancy.clone(),
@@ -88,13 +95,12 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         keep_alive: config.keep_alive.max(Duration::from_millis(1)),
         allowed_origins: config.allowed_origins.clone(),
         max_message_size: config.max_message_size,
-        shutdown,
         alive,
     });
     let task = tokio::spawn(accept_loop(listener, ctx, all_done, config.shutdown_grace));
     Ok(RunningServer {
         local_addr,
-        stop,
+        shared,
         task,
         registry,
         occupancy,
@@ -107,7 +113,6 @@ async fn accept_loop(
     mut all_done: mpsc::Receiver<()>,
     grace: Duration,
 ) {
-    let mut shutdown = ctx.shutdown.clone();
     let mut backoff = Duration::from_millis(1);
     loop {
         tokio::select! {
@@ -130,12 +135,12 @@ async fn accept_loop(
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             },
-            () = stopped(&mut shutdown) => break,
+            () = ctx.shared.stopping.wait() => break,
         }
     }
     drop(listener);
+    // Every connection heard the same signal, and closes.
     tracing::info!("shutting down: closing every connection");
-    ctx.shared.stopping.stop();
     drop(ctx);
     // Every connection task holds a clone of the sender; recv() yields None once all are gone.
     if tokio::time::timeout(grace, all_done.recv()).await.is_err() {
@@ -151,7 +156,6 @@ async fn serve_http(
 ) {
     let _ = stream.set_nodelay(true);
     let alive = ctx.alive.clone();
-    let mut shutdown = ctx.shutdown.clone();
     let state = Arc::new(http::ConnState::new(permit));
     let service_ctx = ctx.clone();
     let service_state = state.clone();
@@ -173,7 +177,7 @@ async fn serve_http(
         () = state.idle_too_long() => {
             tracing::debug!(%addr, "http connection closed: keep-alive timeout");
         }
-        () = stopped(&mut shutdown) => {}
+        () = ctx.shared.stopping.wait() => {}
     }
     drop(alive);
 }
@@ -202,9 +206,4 @@ fn raise_fd_limit(max_connections: usize) {
             soft.saturating_sub(MARGIN)
         );
     }
-}
-
-/// Resolves once shutdown has begun (or the server is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }

@@ -1,34 +1,17 @@
 //! What the native host does beyond the protocol: its library API, shutdown, limits, HTTP.
 
-use std::time::Duration;
+mod common;
 
+use common::{connect, local, Client, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use sessionserver::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-fn local(config: Config) -> Config {
-    Config {
-        bind: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        ..config
-    }
-}
-
-async fn connect(server: &sessionserver::RunningServer) -> Client {
-    let url = format!("ws://{}/", server.local_addr());
-    connect_async(url).await.expect("connect").0
-}
 
 /// The next message that is not a ping or pong, within a bound so a hang fails the test.
 async fn next(client: &mut Client) -> Option<Message> {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), client.next())
+        let msg = tokio::time::timeout(PATIENCE, client.next())
             .await
             .expect("no message within 10 s");
         match msg {
@@ -127,11 +110,11 @@ async fn plain_http_answers_healthz_and_404_elsewhere() {
         .await
         .unwrap();
     for (path, status) in [("/healthz", "200 OK"), ("/nowhere", "404 Not Found")] {
-        let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        tcp.read_to_string(&mut response).await.unwrap();
+        let response = common::http_raw(
+            server.local_addr(),
+            &format!("GET {path} HTTP/1.1\r\nHost: x"),
+        )
+        .await;
         assert!(
             response.starts_with(&format!("HTTP/1.1 {status}")),
             "{path}: {response}"
@@ -140,13 +123,8 @@ async fn plain_http_answers_healthz_and_404_elsewhere() {
     server.shutdown().await;
 }
 
-async fn http_get(server: &sessionserver::RunningServer, path_and_headers: &str) -> String {
-    let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
-    let request = format!("GET {path_and_headers}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).await.unwrap();
-    response
+async fn http_get(server: &sessionserver::RunningServer, path: &str, extra: &str) -> String {
+    common::http_get(server.local_addr(), path, extra).await
 }
 
 #[tokio::test]
@@ -170,7 +148,7 @@ async fn metrics_count_connections_commands_and_replies_by_code() {
     );
     client.send(Message::text("nope")).await.unwrap();
     next_text(&mut client).await;
-    let metrics = http_get(&server, "/metrics HTTP/1.1").await;
+    let metrics = http_get(&server, "/metrics", "").await;
     for line in [
         "sessionserver_connections 1",
         "sessionserver_sessions 1",
@@ -203,7 +181,7 @@ async fn sessions_are_listed_on_loopback_and_need_the_token_when_one_is_set() {
         .await
         .unwrap();
     next_text(&mut client).await;
-    let listing = http_get(&open, "/sessions HTTP/1.1").await;
+    let listing = http_get(&open, "/sessions", "").await;
     assert!(listing.starts_with("HTTP/1.1 200"), "{listing}");
     assert!(
         listing.ends_with(r#"{"sessions":[{"sessionID":0,"spelling":"long","sessionData":{"map":"x"},"defaultPlayerData":{"n":1},"players":[{"playerID":0,"playerData":{"n":1}}]}]}"#),
@@ -217,18 +195,18 @@ async fn sessions_are_listed_on_loopback_and_need_the_token_when_one_is_set() {
     }))
     .await
     .unwrap();
-    for (request, status) in [
-        ("/sessions HTTP/1.1", "401"),
-        ("/sessions?token=wrong HTTP/1.1", "401"),
-        ("/monitor HTTP/1.1", "401"),
-        ("/sessions?token=s3cret HTTP/1.1", "200"),
-        ("/sessions HTTP/1.1\r\nAuthorization: Bearer s3cret", "200"),
-        ("/monitor?token=s3cret HTTP/1.1", "200"),
+    for (path, extra, status) in [
+        ("/sessions", "", "401"),
+        ("/sessions?token=wrong", "", "401"),
+        ("/monitor", "", "401"),
+        ("/sessions?token=s3cret", "", "200"),
+        ("/sessions", "\r\nAuthorization: Bearer s3cret", "200"),
+        ("/monitor?token=s3cret", "", "200"),
     ] {
-        let response = http_get(&locked, request).await;
+        let response = http_get(&locked, path, extra).await;
         assert!(
             response.starts_with(&format!("HTTP/1.1 {status}")),
-            "{request}: {response}"
+            "{path}{extra}: {response}"
         );
     }
     locked.shutdown().await;
@@ -244,7 +222,7 @@ async fn the_demo_and_the_js_client_are_served() {
         ("/demo.js", "text/javascript"),
         ("/sessionserver.js", "text/javascript"),
     ] {
-        let response = http_get(&server, &format!("{path} HTTP/1.1")).await;
+        let response = http_get(&server, path, "").await;
         assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
         assert!(
             response

@@ -6,35 +6,20 @@
 //! Deadlines are set to a few hundred milliseconds and the closes awaited for up to 10 s, so
 //! a slow machine makes these tests slower, never wrong.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{start, Client, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use sessionserver::{Config, RunningServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Upper bound for anything the server should do within its (short) deadlines.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A config on 127.0.0.1 and a free port (as in host.rs).
-fn local(config: Config) -> Config {
-    Config {
-        bind: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        ..config
-    }
-}
-
-async fn start(config: Config) -> RunningServer {
-    sessionserver::start(local(config)).await.unwrap()
-}
 
 /// Reads until the server closes the connection (EOF or a reset); whatever it sends first
 /// (such as a 408) is allowed. Panics if it is still open after [`PATIENCE`].
@@ -55,26 +40,12 @@ async fn closed_by_server(tcp: &mut TcpStream) {
 /// One request written as is (`head` without its final blank line), on a connection of its
 /// own, and the whole response.
 async fn raw(server: &RunningServer, head: &str) -> String {
-    let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
-    tcp.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut response))
-        .await
-        .expect("a response within 10 s")
-        .unwrap();
-    String::from_utf8_lossy(&response).into_owned()
+    common::http_raw(server.local_addr(), head).await
 }
 
 /// `GET path` with Host `127.0.0.1:port` and `extra` header lines.
 async fn get(server: &RunningServer, path: &str, extra: &str) -> String {
-    let host = server.local_addr();
-    raw(
-        server,
-        &format!("GET {path} HTTP/1.1\r\nHost: {host}{extra}"),
-    )
-    .await
+    common::http_get(server.local_addr(), path, extra).await
 }
 
 fn status(response: &str) -> &str {

@@ -3,6 +3,8 @@
 //! it. Counted with a global allocator, so the allocator's caching and fragmentation (which
 //! blur RSS, see the soak) do not hide a leak of a few bytes per connection.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
@@ -105,13 +107,7 @@ async fn round(url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rounds_of_players_leave_no_memory_behind() {
-    let server = sessionserver::start(Config {
-        bind: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        ..Config::default()
-    })
-    .await
-    .unwrap();
+    let server = common::start(Config::default()).await;
     let url = format!("ws://{}/", server.local_addr());
     let mut live = Vec::new();
     for _ in 0..6 {

@@ -2,30 +2,15 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{client_frame, connect, start, write_raw, Client};
 use futures_util::{SinkExt, StreamExt};
-use sessionserver::{Config, RunningServer};
+use sessionserver::Config;
 use sessionserver_core::ConnectionConfig;
-use tokio::net::TcpStream;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn start(config: Config) -> RunningServer {
-    sessionserver::start(Config {
-        bind: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        ..config
-    })
-    .await
-    .unwrap()
-}
-
-async fn connect(server: &RunningServer) -> Client {
-    let url = format!("ws://{}/", server.local_addr());
-    connect_async(url).await.expect("connect").0
-}
 
 /// The next message (pings included), within a bound so a hang fails the test.
 async fn next_any(client: &mut Client) -> Option<Message> {
@@ -234,41 +219,13 @@ async fn connections_beyond_the_maximum_get_503() {
 
 #[tokio::test]
 async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
-    use tokio::io::AsyncWriteExt;
     let server = start(Config::default()).await;
     let mut client = connect(&server).await;
     // A masked text frame (as clients must send) whose payload is not UTF-8, written raw:
     // WebSocket libraries refuse to build one.
-    let payload = [0xffu8, 0xfe, 0x7b];
-    let mask = [1u8, 2, 3, 4];
-    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-    match client.get_mut() {
-        MaybeTlsStream::Plain(tcp) => tcp.write_all(&frame).await.unwrap(),
-        _ => unreachable!("plain ws://"),
-    }
+    write_raw(&mut client, &client_frame(true, 1, &[0xff, 0xfe, 0x7b])).await;
     assert_eq!(close_code(&mut client).await, CloseCode::Invalid);
     server.shutdown().await;
-}
-
-/// Writes raw bytes to the client's socket, under the WebSocket library.
-async fn write_raw(client: &mut Client, bytes: &[u8]) {
-    use tokio::io::AsyncWriteExt;
-    match client.get_mut() {
-        MaybeTlsStream::Plain(tcp) => tcp.write_all(bytes).await.unwrap(),
-        _ => unreachable!("plain ws://"),
-    }
-}
-
-/// A masked client frame, as a browser sends it.
-fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    assert!(payload.len() < 126);
-    let mask = [9u8, 8, 7, 6];
-    let mut frame = vec![u8::from(fin) << 7 | opcode, 0x80 | payload.len() as u8];
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-    frame
 }
 
 #[tokio::test]
