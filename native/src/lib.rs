@@ -31,6 +31,8 @@
 //! - `registry.rs`: the live sessions by ID and the ID counters; touched on create, join and
 //!   destroy only, never per message.
 //! - `memory.rs`: hands freed memory back to the OS once the last connection has gone.
+//! - `budget.rs`: the whole server's memory budget (queued, buffered and session bytes), and
+//!   closing the largest backlogs when it is nearly spent.
 //!
 //! The protocol logic is all in `sessionserver-core`; this crate only moves bytes and events.
 // One exception, in memory.rs: a call to glibc's malloc_trim.
@@ -38,6 +40,7 @@
 
 mod admin;
 mod assets;
+mod budget;
 mod config;
 mod connection;
 mod frame_reader;
@@ -50,5 +53,6 @@ mod server;
 mod session_task;
 mod socket;
 
+pub use budget::default_memory_budget;
 pub use config::Config;
 pub use server::{start, RunningServer};
