@@ -497,19 +497,28 @@ struct Skipper {
     header: Vec<u8>,
     /// Payload bytes of the current frame still to skip.
     skip: u64,
+    /// The current frame is the client's close.
+    closing: bool,
     lost: bool,
 }
 
 impl Skipper {
     const MAX_HEADER: usize = 14;
 
-    /// Takes the next bytes from the client; `true` once its close frame's header is seen.
+    /// Takes the next bytes from the client; `true` once its close frame has been read whole
+    /// (so that the socket is closed with nothing unread).
     fn feed(&mut self, mut bytes: &[u8]) -> bool {
         use std::io::Cursor;
         use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, OpCode};
         use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
-        while !bytes.is_empty() && !self.lost {
+        while !self.lost {
+            if self.closing && self.skip == 0 {
+                return true;
+            }
+            if bytes.is_empty() {
+                break;
+            }
             if self.skip > 0 {
                 let n = usize::try_from(self.skip).map_or(bytes.len(), |s| s.min(bytes.len()));
                 bytes = &bytes[n..];
@@ -521,9 +530,7 @@ impl Skipper {
             let mut cursor = Cursor::new(&self.header[..]);
             match FrameHeader::parse(&mut cursor) {
                 Ok(Some((header, length))) => {
-                    if header.opcode == OpCode::Control(Control::Close) {
-                        return true;
-                    }
+                    self.closing = header.opcode == OpCode::Control(Control::Close);
                     // Bytes gathered past the header are payload, from the end of `take`
                     // (the header was incomplete before them, so fewer than `take`).
                     let past = self.header.len() - cursor.position() as usize;
@@ -574,7 +581,7 @@ mod tests {
         }
         // Without the close frame, nothing is seen.
         let mut skipper = Skipper::default();
-        let without = &bytes[..bytes.len() - 8];
+        let without = &bytes[..bytes.len() - 1];
         assert!(!without.chunks(5).any(|chunk| skipper.feed(chunk)));
         // The payload of a data frame is never taken for a header.
         let mut skipper = Skipper::default();
