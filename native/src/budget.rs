@@ -149,13 +149,12 @@ impl Budget {
     /// Closes the connections with the largest backlogs until the account is below
     /// [`Budget::RELIEVED_PERCENT`] of the budget. Returns how many were closed.
     pub(crate) fn shed(&self) -> usize {
-        let candidates: Vec<Arc<Outbox>> =
-            self.lock().values().filter_map(Weak::upgrade).collect();
+        let candidates: Vec<Arc<Outbox>> = self.lock().values().filter_map(Weak::upgrade).collect();
         let mut sized: Vec<(usize, Arc<Outbox>)> = candidates
             .into_iter()
             .map(|outbox| (outbox.queued_bytes(), outbox))
             .collect();
-        sized.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        sized.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
         let target = self.share(Self::RELIEVED_PERCENT);
         let mut closed = 0;
         for (bytes, outbox) in sized {

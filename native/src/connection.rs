@@ -275,7 +275,11 @@ impl<H> PlayerConnection<H> {
     /// worth (or was).
     fn count_inbound(&mut self, frames: &FrameReader) {
         let held = frames.buffered_len();
-        let held = if held >= INBOUND_COUNTED_FROM { held } else { 0 };
+        let held = if held >= INBOUND_COUNTED_FROM {
+            held
+        } else {
+            0
+        };
         if held != self.inbound {
             self.shared.budget.inbound_moved(self.inbound, held);
             self.inbound = held;

@@ -53,7 +53,10 @@ impl Metrics {
             None => 0,
             Some(Ending::Core(r)) => 1 + CloseReason::ALL.iter().position(|x| *x == r).unwrap_or(0),
             Some(native) => {
-                let at = Ending::NATIVE.iter().position(|x| *x == native).unwrap_or(0);
+                let at = Ending::NATIVE
+                    .iter()
+                    .position(|x| *x == native)
+                    .unwrap_or(0);
                 1 + CloseReason::ALL.len() + at
             }
         };

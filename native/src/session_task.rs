@@ -157,8 +157,8 @@ impl DataBytes {
         match change {
             Change::Created | Change::Format => {
                 self.own.clear();
-                self.total =
-                    session.session_data().as_str().len() + session.default_player_data().as_str().len();
+                self.total = session.session_data().as_str().len()
+                    + session.default_player_data().as_str().len();
             }
             Change::MemberAdded(_) => {}
             Change::MemberRemoved(player) => {

@@ -656,12 +656,14 @@ mod tests {
         for i in 0..100_000u32 {
             outbox.pong(&i.to_be_bytes()).ok();
         }
-        let state = outbox.lock();
+        let (bytes, last) = {
+            let state = outbox.lock();
+            let last = state.pending.rest.as_ref().unwrap().back().unwrap().clone();
+            (state.bytes, last)
+        };
         // One pong waits, carrying the latest ping's payload.
-        assert_eq!(state.bytes, before + 6 + FRAME_COST);
-        let last = state.pending.rest.as_ref().unwrap().back().unwrap().clone();
+        assert_eq!(bytes, before + 6 + FRAME_COST);
         assert_eq!(&last[..], &[0x8a, 4, 0, 1, 0x86, 0x9f]);
-        drop(state);
         // Once the client reads, that pong goes out; a later ping gets a pong of its own.
         let mut got = vec![0u8; sent * big.len() + last.len()];
         client.read_exact(&mut got).await.unwrap();

@@ -304,8 +304,14 @@ async fn session_data_counts_and_near_the_budget_upgrades_get_503() {
     assert_eq!(next_json(&mut host).await["error"], 0);
     let held = metrics(addr).await;
     let session = sample(&held, "sessionserver_memory_held_bytes{kind=\"session\"}").unwrap();
-    assert!((190_000..200_000).contains(&session), "session bytes {session}");
-    assert_eq!(sample(&held, "sessionserver_memory_budget_bytes"), Some(200_000));
+    assert!(
+        (190_000..200_000).contains(&session),
+        "session bytes {session}"
+    );
+    assert_eq!(
+        sample(&held, "sessionserver_memory_budget_bytes"),
+        Some(200_000)
+    );
     // Over 90% of the budget: a new WebSocket is refused with 503.
     match connect_async(format!("ws://{addr}/")).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 503),
@@ -414,7 +420,10 @@ async fn near_the_budget_the_largest_backlogs_are_closed_with_4002() {
     let outbox = sample(&m, "sessionserver_memory_held_bytes{kind=\"outbox\"}").unwrap();
     println!("peak outbox bytes seen {peak_outbox}, now {outbox}, budget {BUDGET}");
     assert!(outbox < BUDGET, "outbox bytes {outbox} after shedding");
-    assert!(peak_outbox < BUDGET + (1 << 20), "peak outbox bytes {peak_outbox}");
+    assert!(
+        peak_outbox < BUDGET + (1 << 20),
+        "peak outbox bytes {peak_outbox}"
+    );
     // The reading sender was not closed.
     send(&mut sender, r#"{"command":"updateSession","session":{}}"#).await;
     loop {
@@ -429,9 +438,15 @@ async fn near_the_budget_the_largest_backlogs_are_closed_with_4002() {
     let mut codes = Vec::new();
     for task in stalled {
         let code = tokio::time::timeout(Duration::from_secs(20), task).await;
-        codes.push(code.expect("every stalled member's connection ended").unwrap());
+        codes.push(
+            code.expect("every stalled member's connection ended")
+                .unwrap(),
+        );
     }
     let shed = codes.iter().filter(|c| **c == Some(4002)).count();
     assert_eq!(shed, left, "the stalled members' close codes: {codes:?}");
-    assert!(codes.iter().all(|c| matches!(c, Some(4002 | 1001))), "{codes:?}");
+    assert!(
+        codes.iter().all(|c| matches!(c, Some(4002 | 1001))),
+        "{codes:?}"
+    );
 }
