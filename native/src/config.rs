@@ -16,10 +16,20 @@ pub struct Config {
     /// is answered HTTP 503 and closed. At most [`Config::MAX_CONNECTIONS`]; `start` uses
     /// that when given more.
     pub max_connections: usize,
-    /// Frames that may wait to be written to one connection. A client that stops reading and
-    /// lets this many pile up is disconnected (close code 4001) instead of making the server
-    /// hold its messages without bound or slowing down its session.
-    pub send_queue: usize,
+    /// Bytes that may wait to be written to one connection (default 4 MiB): frames, pongs and
+    /// pings alike, each counted as its length plus 64 bytes of bookkeeping. A client that
+    /// stops reading and lets this much pile up is disconnected (close code 4001) instead of
+    /// making the server hold its messages without bound or slowing down its session.
+    pub send_queue_bytes: usize,
+    /// The memory budget of the whole server, in bytes: frames queued for clients, partial
+    /// messages read from them and stored session data all count. At 90% of it new
+    /// WebSocket upgrades get HTTP 503 and the connections with the largest backlogs are
+    /// closed (4002). `None` (the default): a quarter of the machine's RAM (or of the
+    /// cgroup's memory limit, when lower), see [`crate::default_memory_budget`].
+    pub memory_budget: Option<usize>,
+    /// Time a client has to finish a fragmented message once it sent its first fragment
+    /// (default 10 s); then it is closed with 1008.
+    pub fragment_timeout: Duration,
     /// Largest WebSocket message accepted from a client, in bytes; larger ones close the
     /// connection with code 1009.
     pub max_message_size: usize,
@@ -78,7 +88,9 @@ impl Default for Config {
             bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 7000,
             max_connections: 100_000,
-            send_queue: 1024,
+            send_queue_bytes: 4 << 20,
+            memory_budget: None,
+            fragment_timeout: Duration::from_secs(10),
             max_message_size: 64 * 1024,
             limits: Limits::default(),
             connection: ConnectionConfig::default(),

@@ -16,18 +16,36 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
 use crate::counting::Counted;
+use crate::budget::Budget;
 use crate::frame_reader::{FrameReader, Incoming, ReadError};
 use crate::metrics::Metrics;
 use crate::peer::Peer;
 use crate::registry::Registry;
 use crate::session_task::{self, SessionHandle, SessionMsg};
 use crate::shutdown::Stopping;
-use crate::socket::{self, close_frame, Outbox};
+use crate::socket::{self, close_frame, Ending, Outbox};
+
+/// After the server's close frame is out, how long it keeps reading (and discarding) what the
+/// client still sends, waiting for the client's close frame or the end of the stream. Closing
+/// a socket with unread bytes makes the kernel answer with a reset, which can destroy the
+/// close frame before the client reads it (the client then sees 1006, not the code).
+const LINGER: Duration = Duration::from_secs(5);
+/// How many bytes that discarding reads at most (a 2 MiB message refused after its first
+/// kilobytes is read to its end).
+const LINGER_BYTES: usize = 8 << 20;
+/// Bytes a frame reader may hold before the memory budget counts them: below it, buffers
+/// are transient (a read's worth) and counting them would cost every frame two atomic adds.
+const INBOUND_COUNTED_FROM: usize = 8 * 1024;
 
 /// What every connection of one server shares.
 pub(crate) struct Shared {
     pub(crate) registry: Registry,
-    pub(crate) send_queue: usize,
+    /// Bytes that may wait for one client (see `socket::Outbox`).
+    pub(crate) send_queue_bytes: usize,
+    /// The whole server's memory account.
+    pub(crate) budget: Arc<Budget>,
+    /// Time a client has to finish a fragmented message it began.
+    pub(crate) fragment_timeout: Duration,
     pub(crate) limits: Limits,
     pub(crate) connection: ConnectionConfig,
     /// The origin of the milliseconds the core's timers count in.
@@ -60,11 +78,11 @@ pub(crate) async fn run(
     let end = tokio::select! {
         end = connection.read_loop(&mut frames) => end,
         reason = outbox.ended() => Some(reason),
-        () = server.stopping.wait() => Some(CloseReason::Shutdown),
+        () = server.stopping.wait() => Some(CloseReason::Shutdown.into()),
     };
     // The rest runs once per connection: boxed, so that its futures take no room in the
     // connection's task while it is open (memory per idle player).
-    Box::pin(connection.finish(end)).await;
+    Box::pin(connection.finish(end, frames)).await;
 }
 
 /// A session input whose sending had to wait: for room in the session's inbox, or for the
@@ -89,10 +107,13 @@ pub(crate) struct PlayerConnection {
     /// The code of the client's close frame, echoed in the reply.
     client_close: Option<u16>,
     /// Why the server closed the connection (`None`: the client did, or it failed).
-    end: Option<CloseReason>,
+    end: Option<Ending>,
+    /// What the frame reader held when the memory budget was last told.
+    inbound: usize,
     /// What counts this connection (its permit, the count of open connections behind the
-    /// gauge, the shutdown's wait), let go last, with the other fields.
-    _counted: Counted,
+    /// gauge, the shutdown's wait), let go last (after lingering, see
+    /// [`PlayerConnection::finish`]).
+    counted: Option<Counted>,
 }
 
 impl Drop for PlayerConnection {
@@ -113,6 +134,7 @@ impl Drop for PlayerConnection {
         if let (Some(msg), Some((_, handle))) = (self.leaving.take(), &self.session) {
             handle.send_eventually(msg);
         }
+        self.shared.budget.inbound_moved(self.inbound, 0);
         self.shared.metrics.connection_closed(self.end);
     }
 }
@@ -134,12 +156,13 @@ impl PlayerConnection {
             shared,
             client_close: None,
             end: None,
-            _counted: counted,
+            inbound: 0,
+            counted: Some(counted),
         }
     }
 
     /// Reads until the client goes; `Some` is the reason the server closes the connection.
-    async fn read_loop(&mut self, frames: &mut FrameReader) -> Option<CloseReason> {
+    async fn read_loop(&mut self, frames: &mut FrameReader) -> Option<Ending> {
         let epoch = self.shared.epoch;
         let deadline = |player: &Player| {
             tokio::time::Instant::from_std(epoch + Duration::from_millis(player.poll_timeout()))
@@ -148,8 +171,11 @@ impl PlayerConnection {
         // silence and the timer is set to the next deadline. Activity only postpones the
         // close, so a close is never early; a ping may go out later than it could have, and the
         // client then still has at least `ping_after` to answer before the timeout.
+        // The same timer also keeps the deadline of a fragmented message (one timer per
+        // connection: memory per idle player).
         let timer = tokio::time::sleep_until(deadline(&self.player));
         tokio::pin!(timer);
+        let mut fragment_by: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 message = frames.next() => {
@@ -164,7 +190,9 @@ impl PlayerConnection {
                             self.player.handle_binary(now);
                         }
                         Ok(Incoming::Ping(payload)) => {
-                            self.peer.outbox.pong(payload);
+                            if self.peer.outbox.pong(payload).is_err() {
+                                return Some(CloseReason::SendQueueFull.into());
+                            }
                             self.player.handle_activity(now);
                         }
                         Ok(Incoming::Pong) => self.player.handle_activity(now),
@@ -173,21 +201,41 @@ impl PlayerConnection {
                             return None;
                         }
                         Err(ReadError::Gone) => return None,
-                        Err(ReadError::TooBig) => return Some(CloseReason::TooBig),
-                        Err(ReadError::InvalidUtf8) => return Some(CloseReason::InvalidUtf8),
-                        Err(ReadError::Protocol) => return Some(CloseReason::ProtocolError),
+                        Err(ReadError::TooBig) => return Some(CloseReason::TooBig.into()),
+                        Err(ReadError::InvalidUtf8) => return Some(CloseReason::InvalidUtf8.into()),
+                        Err(ReadError::Protocol) => return Some(CloseReason::ProtocolError.into()),
+                    }
+                    self.count_inbound(frames);
+                    match (frames.is_mid_message(), fragment_by) {
+                        (true, None) => {
+                            let by = tokio::time::Instant::now() + self.shared.fragment_timeout;
+                            fragment_by = Some(by);
+                            if by < timer.deadline() {
+                                timer.as_mut().reset(by);
+                            }
+                        }
+                        // The timer may fire before the heartbeat needs it: that is harmless.
+                        (false, Some(_)) => fragment_by = None,
+                        _ => {}
                     }
                 }
                 () = &mut timer => {
-                    self.player.handle_timeout(self.shared.now_ms());
-                    timer.as_mut().reset(deadline(&self.player));
+                    let now = tokio::time::Instant::now();
+                    if fragment_by.is_some_and(|by| by <= now) {
+                        return Some(Ending::FragmentTimeout);
+                    }
+                    if deadline(&self.player) <= now {
+                        self.player.handle_timeout(self.shared.now_ms());
+                    }
+                    let next = deadline(&self.player);
+                    timer.as_mut().reset(fragment_by.map_or(next, |by| by.min(next)));
                 }
             }
             // No frame is read while the player waits for its session: replies stay in the
             // order of the commands.
             loop {
                 if let Some(reason) = self.drain() {
-                    return Some(reason);
+                    return Some(reason.into());
                 }
                 if self.waiting.is_none() {
                     break;
@@ -196,6 +244,21 @@ impl PlayerConnection {
                 // task carries room for it while it is open (memory per idle player).
                 Box::pin(self.wait()).await;
             }
+        }
+    }
+
+    /// Tells the memory budget what the frame reader holds, when that is more than a read's
+    /// worth (or was).
+    fn count_inbound(&mut self, frames: &FrameReader) {
+        let held = frames.buffered_len();
+        let held = if held >= INBOUND_COUNTED_FROM {
+            held
+        } else {
+            0
+        };
+        if held != self.inbound {
+            self.shared.budget.inbound_moved(self.inbound, held);
+            self.inbound = held;
         }
     }
 
@@ -330,8 +393,12 @@ impl PlayerConnection {
 
     /// Leaves the session and closes the WebSocket: after every frame already promised to the
     /// client, so none is lost; the client gets a while to take them (a client that stopped
-    /// reading, only a second).
-    async fn finish(mut self, end: Option<CloseReason>) {
+    /// reading, only a second, and what waited for it is dropped). Once the close frame is
+    /// out, the socket's sending side is shut down and, when the server closed the
+    /// connection, what the client still sends is read and discarded until its close frame or
+    /// the end of the stream ([`linger`]), so that the client receives the close frame rather
+    /// than a reset.
+    async fn finish(mut self, end: Option<Ending>, frames: FrameReader) {
         self.end = end;
         self.leaving = self.take_disconnect();
         if let Some((_, handle)) = self.session.clone() {
@@ -343,27 +410,34 @@ impl PlayerConnection {
                 }
             }
         }
-        let (close, grace) = match end {
+        let outbox = self.peer.outbox.clone();
+        let grace = match end {
             // The client closed: complete its close handshake, echoing its code.
             None => {
                 let code = self.client_close.map(u16::to_be_bytes);
-                (
-                    socket::frame(8, code.as_ref().map_or(&[][..], |c| &c[..])),
-                    Duration::from_secs(5),
-                )
+                outbox.close(socket::frame(8, code.as_ref().map_or(&[][..], |c| &c[..])));
+                Duration::from_secs(5)
             }
-            Some(CloseReason::SendQueueFull) => (
-                close_frame(CloseReason::SendQueueFull),
-                Duration::from_secs(1),
-            ),
-            Some(reason) => (close_frame(reason), Duration::from_secs(5)),
+            Some(reason) if reason.drops_backlog() => {
+                outbox.close_now(close_frame(reason));
+                Duration::from_secs(1)
+            }
+            Some(reason) => {
+                outbox.close(close_frame(reason));
+                Duration::from_secs(5)
+            }
         };
-        let outbox = self.peer.outbox.clone();
-        outbox.close(close);
         let player = self.player.id();
+        let held = self.counted.take();
         drop(self);
         let _ = tokio::time::timeout(grace, outbox.drained()).await;
-        let reason = end.map_or("client closed", CloseReason::text);
+        if end.is_some() && outbox.is_shut() {
+            let _ = tokio::time::timeout(LINGER, linger(frames)).await;
+        }
+        // Whatever is still queued (a client that never read its close) is let go now.
+        outbox.abort();
+        drop(held);
+        let reason = end.map_or("client closed", Ending::text);
         tracing::info!(%player, reason, "disconnected");
     }
 }
@@ -371,3 +445,129 @@ impl PlayerConnection {
 #[cfg(test)]
 #[path = "connection_tests.rs"]
 mod tests;
+/// Reads and discards what a client sends after the server's close frame, up to
+/// [`LINGER_BYTES`], until the client's close frame or the end of the stream.
+async fn linger(frames: FrameReader) {
+    use tokio::io::AsyncReadExt;
+
+    let (mut source, rest) = frames.into_parts();
+    let mut skipper = Skipper::default();
+    if skipper.feed(&rest) {
+        return;
+    }
+    drop(rest);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut left = LINGER_BYTES;
+    while left > 0 {
+        let want = chunk.len().min(left);
+        match source.read(&mut chunk[..want]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                left -= n;
+                if skipper.feed(&chunk[..n]) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Follows a client's frames by their headers without keeping their payloads, to see its
+/// close frame. After a header that cannot be parsed it loses track and sees nothing more.
+#[derive(Default)]
+struct Skipper {
+    /// A frame header so far (at most [`Skipper::MAX_HEADER`] bytes).
+    header: Vec<u8>,
+    /// Payload bytes of the current frame still to skip.
+    skip: u64,
+    /// The current frame is the client's close.
+    closing: bool,
+    lost: bool,
+}
+
+impl Skipper {
+    const MAX_HEADER: usize = 14;
+
+    /// Takes the next bytes from the client; `true` once its close frame has been read whole
+    /// (so that the socket is closed with nothing unread).
+    fn feed(&mut self, mut bytes: &[u8]) -> bool {
+        use std::io::Cursor;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+
+        while !self.lost {
+            if self.closing && self.skip == 0 {
+                return true;
+            }
+            if bytes.is_empty() {
+                break;
+            }
+            if self.skip > 0 {
+                let n = usize::try_from(self.skip).map_or(bytes.len(), |s| s.min(bytes.len()));
+                bytes = &bytes[n..];
+                self.skip -= n as u64;
+                continue;
+            }
+            let take = bytes.len().min(Self::MAX_HEADER - self.header.len());
+            self.header.extend_from_slice(&bytes[..take]);
+            let mut cursor = Cursor::new(&self.header[..]);
+            match FrameHeader::parse(&mut cursor) {
+                Ok(Some((header, length))) => {
+                    self.closing = header.opcode == OpCode::Control(Control::Close);
+                    // Bytes gathered past the header are payload, from the end of `take`
+                    // (the header was incomplete before them, so fewer than `take`).
+                    let past = self.header.len() - cursor.position() as usize;
+                    bytes = &bytes[take - past..];
+                    self.header.clear();
+                    self.skip = length;
+                }
+                Ok(None) if self.header.len() < Self::MAX_HEADER => bytes = &bytes[take..],
+                Ok(None) | Err(_) => self.lost = true,
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod skipper_tests {
+    use super::Skipper;
+
+    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&[1, 2, 3, 4]);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn the_skipper_finds_the_close_frame_however_the_bytes_are_cut() {
+        let mut bytes = client_frame(2, &vec![7; 70_000]);
+        bytes.extend(client_frame(1, &[b'x'; 300]));
+        bytes.extend(client_frame(9, b"ping"));
+        bytes.extend(client_frame(8, &[0x03, 0xe8]));
+        for cut in [1, 2, 3, 7, 13, 14, 15, 1000, 70_010] {
+            let mut skipper = Skipper::default();
+            let seen = bytes.chunks(cut).any(|chunk| skipper.feed(chunk));
+            assert!(seen, "cut every {cut} bytes");
+        }
+        // Without the close frame, nothing is seen.
+        let mut skipper = Skipper::default();
+        let without = &bytes[..bytes.len() - 1];
+        assert!(!without.chunks(5).any(|chunk| skipper.feed(chunk)));
+        // The payload of a data frame is never taken for a header.
+        let mut skipper = Skipper::default();
+        assert!(!skipper.feed(&client_frame(2, &client_frame(8, b""))));
+    }
+}

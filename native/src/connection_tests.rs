@@ -65,7 +65,9 @@ impl Rig {
             _all_done: all_done,
             shared: Arc::new(Shared {
                 registry: Registry::default(),
-                send_queue: 64,
+                send_queue_bytes: 1 << 20,
+                budget: crate::budget::Budget::new(1 << 30),
+                fragment_timeout: std::time::Duration::from_secs(10),
                 limits: Limits::default(),
                 connection: ConnectionConfig::default(),
                 epoch: Instant::now(),
@@ -86,7 +88,11 @@ impl Rig {
         );
         let (server, addr): (TcpStream, SocketAddr) = accepted.unwrap();
         let (read, write) = server.into_split();
-        let outbox = Outbox::new(write, self.shared.send_queue);
+        let outbox = Outbox::new(
+            write,
+            self.shared.send_queue_bytes,
+            self.shared.budget.clone(),
+        );
         let reader = FrameReader::new(read, Vec::new(), 64 * 1024);
         let permit = self.permits.clone().try_acquire_owned().unwrap();
         let counted = Counted::new(permit, self.open.enter(), self.alive.clone());

@@ -306,6 +306,26 @@ pub(crate) fn close_code_may_be_sent(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
+// Accessors for the connection (memory budget, fragment deadline, lingering after a close).
+impl<S> FrameReader<S> {
+    /// Bytes this reader holds: its buffer and a fragmented message so far.
+    pub(crate) fn buffered_len(&self) -> usize {
+        self.buffered.capacity() + self.partial.as_ref().map_or(0, |(_, p)| p.capacity())
+    }
+
+    /// A fragmented message has begun and is not finished.
+    pub(crate) fn is_mid_message(&self) -> bool {
+        self.partial.is_some() && !self.partial_done
+    }
+
+    /// The source, and the bytes read but not consumed (from the start of the frame that
+    /// reading stopped at, if it stopped at one).
+    pub(crate) fn into_parts(mut self) -> (S, Vec<u8>) {
+        self.buffered.drain(..self.consumed);
+        (self.source, self.buffered)
+    }
+}
+
 /// A frame that completed an item.
 struct Found {
     opcode: OpCode,

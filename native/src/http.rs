@@ -187,10 +187,11 @@ async fn route(
         "/sessionserver.js" => asset("text/javascript; charset=utf-8", assets::CLIENT_JS),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/metrics" => {
-            let body = ctx
+            let mut body = ctx
                 .shared
                 .metrics
                 .render(ctx.occupancy.count(), ctx.shared.registry.session_count());
+            ctx.shared.budget.render(&mut body);
             let mut res = Response::new(Full::new(Bytes::from(body)));
             res.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -297,6 +298,14 @@ fn upgrade(
             "Pages of this origin may not open a WebSocket here (see --allowed-origins).\n",
         );
     }
+    if ctx.shared.budget.near() {
+        // The memory budget is nearly spent: no new connection until it is not.
+        ctx.shared.budget.refused();
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is at its memory budget; try again later.\n",
+        );
+    }
     // The permit this connection took when it was accepted now stays with the WebSocket.
     // (Only one upgrade can happen on a connection, so it is always there.)
     let Some(permit) = conn
@@ -331,7 +340,8 @@ fn upgrade(
                 let already_read = parts.read_buf.to_vec();
                 let (read, write) = parts.io.into_inner().into_split();
                 drop(parts.read_buf);
-                let outbox = Outbox::new(write, ctx.shared.send_queue);
+                let budget = ctx.shared.budget.clone();
+                let outbox = Outbox::new(write, ctx.shared.send_queue_bytes, budget);
                 let reader = FrameReader::new(read, already_read, ctx.max_message_size);
                 // A task of its own: this one's state (hyper's upgrade, the context) is then
                 // freed, and an open connection's task holds only the connection.

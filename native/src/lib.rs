@@ -39,6 +39,8 @@
 //! - `registry.rs`: the live sessions by ID and the ID counters; touched on create, join and
 //!   destroy only, never per message.
 //! - `memory.rs`: hands freed memory back to the OS once the last connection has gone.
+//! - `budget.rs`: the whole server's memory budget (queued, buffered and session bytes), and
+//!   closing the largest backlogs when it is nearly spent.
 //!
 //! Every protocol rule (what a command does, which error it gets, what waits for what, the
 //! heartbeat and rate limit, the caps) is in `sessionserver-core`'s `Player` and `Session`.
@@ -53,6 +55,7 @@
 
 mod admin;
 mod assets;
+mod budget;
 mod config;
 mod connection;
 mod counting;
@@ -68,6 +71,7 @@ mod session_task;
 mod shutdown;
 mod socket;
 
+pub use budget::default_memory_budget;
 pub use config::Config;
 #[cfg(fuzzing)]
 pub use frame_reader::fuzzing;

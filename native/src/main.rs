@@ -35,10 +35,23 @@ struct Args {
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 100_000,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=Config::MAX_CONNECTIONS as u64))]
     max_connections: usize,
-    /// Frames that may wait for one client; a client that falls this far behind is
-    /// disconnected (close code 4001).
-    #[arg(long, env = "SEND_QUEUE", default_value_t = 1024)]
-    send_queue: usize,
+    /// Bytes that may wait for one client (frames, pongs and pings, each counted with 64 bytes
+    /// of bookkeeping); a client that falls this far behind is disconnected (close code 4001).
+    #[arg(long, env = "SEND_QUEUE_BYTES", default_value_t = 4 << 20,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1024..))]
+    send_queue_bytes: usize,
+    /// Memory budget of the whole server in bytes: queued outgoing frames, partial incoming
+    /// messages and session data. At 90% of it upgrades get HTTP 503 and the connections with
+    /// the largest backlogs are closed (4002). Default: a quarter of RAM (or of the cgroup's
+    /// memory limit).
+    #[arg(long, env = "MEMORY_BUDGET",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1024..))]
+    memory_budget: Option<usize>,
+    /// Milliseconds a client has to finish a fragmented message it began; then it is closed
+    /// (1008).
+    #[arg(long, env = "FRAGMENT_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    fragment_timeout_ms: u64,
     /// Largest message a client may send, in bytes; larger ones close the connection (1009).
     #[arg(long, env = "MAX_MESSAGE_SIZE", default_value_t = 64 * 1024)]
     max_message_size: usize,
@@ -100,7 +113,9 @@ impl Args {
             bind: self.bind,
             port: self.port,
             max_connections: self.max_connections,
-            send_queue: self.send_queue,
+            send_queue_bytes: self.send_queue_bytes,
+            memory_budget: self.memory_budget,
+            fragment_timeout: Duration::from_millis(self.fragment_timeout_ms),
             max_message_size: self.max_message_size,
             limits: Limits {
                 max_depth: self.max_depth,

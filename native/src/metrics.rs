@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use sessionserver_core::{CloseReason, ErrorCode, Frame, ReplyCommand};
 
+use crate::socket::Ending;
+
 /// The client commands, and two rows for frames that are no command.
 const COMMANDS: [&str; 7] = [
     "createSession",
@@ -29,8 +31,9 @@ pub(crate) struct Metrics {
     frames_out: [[AtomicU64; CODES]; ReplyCommand::ALL.len()],
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
-    /// Index 0: the client closed or the connection failed; then `CloseReason::ALL`.
-    closes: [AtomicU64; CloseReason::ALL.len() + 1],
+    /// Index 0: the client closed or the connection failed; then `CloseReason::ALL`, then
+    /// `Ending::NATIVE`.
+    closes: [AtomicU64; CloseReason::ALL.len() + 1 + Ending::NATIVE.len()],
 }
 
 impl Metrics {
@@ -44,11 +47,18 @@ impl Metrics {
         self.connections_refused.fetch_add(1, Relaxed);
     }
 
-    /// A WebSocket connection ended, for `reason` (`None`: the client closed, or it failed).
-    pub(crate) fn connection_closed(&self, reason: Option<CloseReason>) {
-        let index = reason.map_or(0, |r| {
-            1 + CloseReason::ALL.iter().position(|x| *x == r).unwrap_or(0)
-        });
+    pub(crate) fn connection_closed(&self, reason: Option<Ending>) {
+        let index = match reason {
+            None => 0,
+            Some(Ending::Core(r)) => 1 + CloseReason::ALL.iter().position(|x| *x == r).unwrap_or(0),
+            Some(native) => {
+                let at = Ending::NATIVE
+                    .iter()
+                    .position(|x| *x == native)
+                    .unwrap_or(0);
+                1 + CloseReason::ALL.len() + at
+            }
+        };
         self.closes[index].fetch_add(1, Relaxed);
     }
 
@@ -155,7 +165,9 @@ impl Metrics {
             }
         }
         let _ = writeln!(out, "# HELP sessionserver_closes_total Connections ended, by reason (send_queue_full: clients dropped for not reading).\n# TYPE sessionserver_closes_total counter");
-        let reasons = std::iter::once("client").chain(CloseReason::ALL.iter().map(|r| r.name()));
+        let reasons = std::iter::once("client")
+            .chain(CloseReason::ALL.iter().map(|r| r.name()))
+            .chain(Ending::NATIVE.iter().map(|e| e.name()));
         for (reason, count) in reasons.zip(&self.closes) {
             let _ = writeln!(
                 out,

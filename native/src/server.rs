@@ -78,7 +78,13 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
     let occupancy = crate::memory::Occupancy::default();
     let shared = Arc::new(Shared {
         registry: registry.clone(),
-        send_queue: config.send_queue.max(1),
+        send_queue_bytes: config.send_queue_bytes.max(1),
+        budget: crate::budget::Budget::new(
+            config
+                .memory_budget
+                .unwrap_or_else(crate::budget::default_memory_budget),
+        ),
+        fragment_timeout: config.fragment_timeout,
         limits,
         connection: config.connection,
         epoch: std::time::Instant::now(),

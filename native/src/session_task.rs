@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::budget::Budget;
 use crate::metrics::Metrics;
 use crate::peer::{ws_frame_of, Peer};
 use crate::registry::Registry;
@@ -105,6 +106,7 @@ pub(crate) fn spawn(
     let session = Session::create(id, request, limits);
     tracing::info!(session = %id, creator = %player, "session created");
     let metrics = creator.metrics().clone();
+    let budget = creator.outbox.budget().clone();
     metrics.session_created();
     let mut peers = HashMap::default();
     peers.insert(player, creator);
@@ -115,6 +117,8 @@ pub(crate) fn spawn(
         metrics,
         unflushed: Vec::new(),
         ended: false,
+        data: DataBytes::default(),
+        budget,
     };
     let answer = task.deliver(player);
     task.flush();
@@ -132,6 +136,48 @@ struct SessionTask {
     unflushed: Vec<Arc<Outbox>>,
     /// The session said [`Output::Ended`].
     ended: bool,
+    /// The data the session stores, as counted in the memory budget.
+    data: DataBytes,
+    budget: Arc<Budget>,
+}
+
+/// Bytes of JSON a session stores (sessionData, the default playerData and members' own
+/// playerData), followed from its changes.
+#[derive(Default)]
+struct DataBytes {
+    total: usize,
+    /// Members with data of their own, and its size.
+    own: HashMap<PlayerId, usize>,
+}
+
+impl DataBytes {
+    /// Follows `change`; returns the total before it.
+    fn apply(&mut self, change: Change, session: &Session) -> usize {
+        let before = self.total;
+        match change {
+            Change::Created | Change::Format => {
+                self.own.clear();
+                self.total = session.session_data().as_str().len()
+                    + session.default_player_data().as_str().len();
+            }
+            Change::MemberAdded(_) => {}
+            Change::MemberRemoved(player) => {
+                self.total -= self.own.remove(&player).unwrap_or(0);
+            }
+            Change::PlayerData(player) => {
+                let now = session
+                    .stored_player_data(player)
+                    .map_or(0, |data| data.as_str().len());
+                let old = if now > 0 {
+                    self.own.insert(player, now)
+                } else {
+                    self.own.remove(&player)
+                };
+                self.total = self.total - old.unwrap_or(0) + now;
+            }
+        }
+        before
+    }
 }
 
 impl Drop for SessionTask {
@@ -141,6 +187,7 @@ impl Drop for SessionTask {
     fn drop(&mut self) {
         let id = self.session.id();
         self.registry.remove_session(id);
+        self.budget.session_moved(self.data.total, 0);
         if !self.ended {
             tracing::error!(session = %id, members = self.peers.len(), "session task failed");
             for peer in self.peers.values() {
@@ -248,12 +295,18 @@ impl SessionTask {
                         answer = Some(event);
                     }
                 }
-                Output::Changed(Change::MemberAdded(_)) => self.metrics.players_in_sessions(1),
-                Output::Changed(Change::MemberRemoved(player)) => {
-                    self.metrics.players_in_sessions(-1);
-                    gone = Some(player);
+                Output::Changed(change) => {
+                    let before = self.data.apply(change, &self.session);
+                    self.budget.session_moved(before, self.data.total);
+                    match change {
+                        Change::MemberAdded(_) => self.metrics.players_in_sessions(1),
+                        Change::MemberRemoved(player) => {
+                            self.metrics.players_in_sessions(-1);
+                            gone = Some(player);
+                        }
+                        _ => {}
+                    }
                 }
-                Output::Changed(_) => {}
                 Output::Ended => self.ended = true,
             }
         }

@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::net::Shutdown;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -18,12 +19,73 @@ use sessionserver_core::CloseReason;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
+use crate::budget::{Budget, MEMORY_BUDGET_CODE, MEMORY_BUDGET_TEXT};
+
 /// Frames handed to one `writev` (Linux takes up to 1,024; 64 frames already fill a socket's
 /// send buffer at typical sizes).
 const MAX_SLICES: usize = 64;
 
-/// The outbox held as many frames as it may: the client is not reading.
+/// What a queued frame costs besides its bytes: its slot in the queue and its allocation's
+/// bookkeeping. Counted so that many tiny frames cannot hide behind their size.
+pub(crate) const FRAME_COST: usize = 64;
+
+/// The outbox held as many bytes as it may: the client is not reading.
+#[derive(Debug)]
 pub(crate) struct Full;
+
+/// Why the server ends a connection: a reason of the core's, or one the native host adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Core(CloseReason),
+    /// 4002: the server neared its memory budget and this connection held one of the largest
+    /// backlogs.
+    MemoryBudget,
+    /// 1008: a fragmented message was not finished within `--fragment-timeout-ms`.
+    FragmentTimeout,
+}
+
+impl Ending {
+    /// The native endings after the core's, in the order of the metrics table.
+    pub(crate) const NATIVE: [Ending; 2] = [Ending::MemoryBudget, Ending::FragmentTimeout];
+
+    pub(crate) fn code(self) -> u16 {
+        match self {
+            Ending::Core(reason) => reason.code(),
+            Ending::MemoryBudget => MEMORY_BUDGET_CODE,
+            Ending::FragmentTimeout => 1008,
+        }
+    }
+
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            Ending::Core(reason) => reason.text(),
+            Ending::MemoryBudget => MEMORY_BUDGET_TEXT,
+            Ending::FragmentTimeout => "fragmented message not finished in time",
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Ending::Core(reason) => reason.name(),
+            Ending::MemoryBudget => "memory_budget",
+            Ending::FragmentTimeout => "fragment_timeout",
+        }
+    }
+
+    /// The client is not reading: what waits for it is dropped and the close goes next.
+    pub(crate) fn drops_backlog(self) -> bool {
+        matches!(
+            self,
+            Ending::MemoryBudget | Ending::Core(CloseReason::SendQueueFull)
+        )
+    }
+}
+
+impl From<CloseReason> for Ending {
+    fn from(reason: CloseReason) -> Self {
+        Ending::Core(reason)
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -31,6 +93,15 @@ struct State {
     pending: Pending,
     /// Bytes of the first pending frame already written.
     written: usize,
+    /// What the pending frames cost (their lengths plus [`FRAME_COST`] each).
+    bytes: usize,
+    /// Of `bytes`, what the memory budget has been told.
+    accounted: usize,
+    /// Frames taken off the front so far (wrapping): with it, a frame's place is known from
+    /// the count at the time it was queued.
+    popped: u32,
+    /// The pending pong not yet begun, by its number (`popped` + its index when queued).
+    pong: Option<u32>,
     /// A writer task is running (it ends when `pending` is empty).
     writer: bool,
     /// A session queued frames and will call `flush`: nothing else needs to write them.
@@ -39,16 +110,21 @@ struct State {
     closed: bool,
     /// A write failed: the connection is gone, nothing more goes out.
     failed: bool,
+    /// The close frame was written and the socket's sending side shut down.
+    shut: bool,
     /// Why the connection must end, once [`Outbox::end`] was called.
-    end: Option<CloseReason>,
+    end: Option<Ending>,
 }
 
 pub(crate) struct Outbox {
     socket: OwnedWriteHalf,
     state: Mutex<State>,
-    /// Frames that may wait before the client counts as not reading.
+    /// Bytes (as counted in `State::bytes`) that may wait before the client counts as not
+    /// reading.
     limit: usize,
-    /// Notified each time the outbox empties (for the end of a connection).
+    budget: Arc<Budget>,
+    /// Notified each time the outbox empties (for the end of a connection), and when it is
+    /// aborted (for its writer).
     drained: Notify,
     /// Notified when the connection must end for a reason found outside its task: a frame did
     /// not fit (the client is not reading), or its session was lost. Here rather than in an
@@ -57,28 +133,40 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    pub(crate) fn new(socket: OwnedWriteHalf, limit: usize) -> Arc<Self> {
+    pub(crate) fn new(socket: OwnedWriteHalf, limit: usize, budget: Arc<Budget>) -> Arc<Self> {
         Arc::new(Outbox {
             socket,
             state: Mutex::new(State::default()),
             limit: limit.max(1),
+            budget,
             drained: Notify::new(),
             ended: Notify::new(),
         })
     }
 
+    /// The server's memory budget, which this outbox counts in.
+    pub(crate) fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
     /// Asks the connection's task to close with `reason` (the first reason given wins).
-    pub(crate) fn end(&self, reason: CloseReason) {
+    pub(crate) fn end(&self, reason: impl Into<Ending>) {
         let mut state = self.lock();
-        if state.end.is_none() {
-            state.end = Some(reason);
-            // A permit is stored if the task is not waiting yet: the request is not lost.
-            self.ended.notify_one();
+        Self::end_locked(&self.ended, &mut state, reason.into());
+    }
+
+    fn end_locked(ended: &Notify, state: &mut State, reason: Ending) -> bool {
+        if state.end.is_some() {
+            return false;
         }
+        state.end = Some(reason);
+        // A permit is stored if the task is not waiting yet: the request is not lost.
+        ended.notify_one();
+        true
     }
 
     /// Resolves with the reason once [`Outbox::end`] was called.
-    pub(crate) async fn ended(&self) -> CloseReason {
+    pub(crate) async fn ended(&self) -> Ending {
         loop {
             if let Some(reason) = self.lock().end {
                 return reason;
@@ -92,13 +180,34 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// What the pending frames cost, in bytes (see [`FRAME_COST`]).
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Tells the memory budget what this outbox holds now. Only a backlog (a writer task
+    /// waiting for the socket) is counted: frames written at once never touch the shared
+    /// counter.
+    fn account(&self, state: &mut State) {
+        let now = if state.writer { state.bytes } else { 0 };
+        if now != state.accounted {
+            let before = std::mem::replace(&mut state.accounted, now);
+            self.budget.outbox_moved(before, now);
+        }
+    }
+
+    /// Would `frame` take the outbox over its limit? (One frame always fits in an empty one.)
+    fn over_limit(&self, state: &State, frame: &Bytes) -> bool {
+        !state.pending.is_empty() && state.bytes + frame.len() + FRAME_COST > self.limit
+    }
+
     /// Sends a whole frame after everything before it, without waiting.
     pub(crate) fn send(self: &Arc<Self>, frame: Bytes) -> Result<(), Full> {
         let mut state = self.lock();
         if state.closed || state.failed {
             return Ok(());
         }
-        if !state.pending.is_empty() && state.pending.len() >= self.limit {
+        if self.over_limit(&state, &frame) {
             return Err(Full);
         }
         self.push(&mut state, frame);
@@ -113,17 +222,18 @@ impl Outbox {
         if state.closed || state.failed {
             return Ok(false);
         }
-        if state.pending.len() >= self.limit {
+        if self.over_limit(&state, &frame) {
             // Before calling the client slow, let the socket take what it can.
             if !state.writer && self.write_some(&mut state).is_err() {
                 state.failed = true;
                 return Ok(false);
             }
-            if state.pending.len() >= self.limit {
+            if self.over_limit(&state, &frame) {
                 return Err(Full);
             }
         }
-        state.pending.push_back(frame);
+        state.push_back(frame);
+        self.account(&mut state);
         if state.writer || state.scheduled {
             return Ok(false);
         }
@@ -141,31 +251,92 @@ impl Outbox {
         }
     }
 
-    /// Sends bytes whatever the limit: control frames (pings, pongs).
-    fn send_control(self: &Arc<Self>, frame: Bytes) {
+    /// Sends a ping. It counts in the outbox's bytes but is never refused: the heartbeat sends
+    /// at most one per `ping_after`, and a full outbox is the overflow rule's business.
+    pub(crate) fn ping(self: &Arc<Self>) {
         let mut state = self.lock();
         if !state.closed && !state.failed {
-            self.push(&mut state, frame);
+            self.push(&mut state, frame(9, &[]));
         }
     }
 
-    /// Sends a ping, whatever the limit.
-    pub(crate) fn ping(self: &Arc<Self>) {
-        self.send_control(frame(9, &[]));
-    }
-
-    /// Answers a client's ping, whatever the limit.
-    pub(crate) fn pong(self: &Arc<Self>, payload: &[u8]) {
-        self.send_control(frame(10, payload));
+    /// Answers a client's ping. At most one pong waits at a time: while one has not begun to
+    /// go out, a newer ping's pong takes its place (RFC 6455 5.5.3 allows answering only the
+    /// latest ping), so a client that sends pings without reading holds one frame. A pong
+    /// that does not fit in a full outbox ends the connection like any frame (4001).
+    pub(crate) fn pong(self: &Arc<Self>, payload: &[u8]) -> Result<(), Full> {
+        let mut state = self.lock();
+        if state.closed || state.failed {
+            return Ok(());
+        }
+        let pong = frame(10, payload);
+        if let Some(number) = state.pong {
+            let index = number.wrapping_sub(state.popped) as usize;
+            let begun = index == 0 && state.written > 0;
+            if !begun {
+                if let Some(old) = state.pending.get_mut(index) {
+                    let (old_len, new_len) = (old.len(), pong.len());
+                    *old = pong;
+                    state.bytes = state.bytes - old_len + new_len;
+                    return Ok(());
+                }
+            }
+            state.pong = None;
+        }
+        if self.over_limit(&state, &pong) {
+            return Err(Full);
+        }
+        state.pong = Some(state.popped.wrapping_add(state.pending.len() as u32));
+        self.push(&mut state, pong);
+        Ok(())
     }
 
     /// Queues the close frame after everything queued; nothing goes out after it.
     pub(crate) fn close(self: &Arc<Self>, frame: Bytes) {
         let mut state = self.lock();
         if !state.closed && !state.failed {
-            self.push(&mut state, frame);
+            // Marked first: once the close frame is written, the sending side is shut down.
             state.closed = true;
+            self.push(&mut state, frame);
         }
+    }
+
+    /// Drops every pending frame except one already begun (the client would see a broken
+    /// frame), then queues the close frame: for a client that is not reading.
+    pub(crate) fn close_now(self: &Arc<Self>, frame: Bytes) {
+        let mut state = self.lock();
+        state.drop_backlog();
+        self.account(&mut state);
+        drop(state);
+        self.close(frame);
+    }
+
+    /// Closes this connection to keep the server within its memory budget: its backlog is let
+    /// go now, and its task is asked to close with 4002. `false` if it was already ending.
+    pub(crate) fn shed(&self) -> bool {
+        let mut state = self.lock();
+        state.drop_backlog();
+        self.account(&mut state);
+        Self::end_locked(&self.ended, &mut state, Ending::MemoryBudget)
+    }
+
+    /// Gives up on the connection: nothing more is written, everything pending is let go, and
+    /// a writer task waiting for the socket ends.
+    pub(crate) fn abort(&self) {
+        let mut state = self.lock();
+        state.failed = true;
+        state.pending = Pending::default();
+        state.written = 0;
+        state.bytes = 0;
+        state.pong = None;
+        self.account(&mut state);
+        drop(state);
+        self.drained.notify_waiters();
+    }
+
+    /// The close frame was written whole and the socket's sending side shut down.
+    pub(crate) fn is_shut(&self) -> bool {
+        self.lock().shut
     }
 
     /// Resolves once everything queued has been written (or writing failed). For a closing
@@ -185,10 +356,12 @@ impl Outbox {
 
     /// Sends a frame now if nothing waits before it, else after what waits.
     fn push(self: &Arc<Self>, state: &mut State, frame: Bytes) {
-        state.pending.push_back(frame);
+        state.push_back(frame);
         // A running writer, or a batch waiting for its session's flush, takes it along.
         if !(state.writer || state.scheduled) {
             self.write_or_hand_over(state);
+        } else {
+            self.account(state);
         }
     }
 
@@ -203,30 +376,56 @@ impl Outbox {
             self.emptied(state);
         } else {
             state.writer = true;
+            self.budget.backlogged(self);
+            self.account(state);
             tokio::spawn(self.clone().write_pending());
         }
     }
 
     /// The writer task: writes what is pending whenever the socket can take it, then ends.
+    /// [`Outbox::abort`] ends it too.
     async fn write_pending(self: Arc<Self>) {
         loop {
-            let ready = self.socket.writable().await;
+            let aborted = self.drained.notified();
+            tokio::pin!(aborted);
+            // Registered before the state is looked at, so an abort in between is not missed.
+            aborted.as_mut().enable();
+            if self.lock().failed {
+                break;
+            }
+            let ready = tokio::select! {
+                ready = self.socket.writable() => ready,
+                () = aborted => Ok(()),
+            };
             let mut state = self.lock();
+            if state.failed {
+                break;
+            }
             if ready.is_err() || self.write_some(&mut state).is_err() {
                 state.failed = true;
             }
             if state.pending.is_empty() || state.failed {
-                state.writer = false;
-                self.emptied(&state);
-                return;
+                break;
             }
+            self.account(&mut state);
         }
+        let mut state = self.lock();
+        state.writer = false;
+        self.account(&mut state);
+        self.budget.caught_up(&self);
+        self.emptied(&mut state);
     }
 
-    /// Everything queued is written, or nothing more can be: wakes a closing connection's
+    /// Everything queued is written, or nothing more can be: once the close frame is out, the
+    /// sending side is shut down (the client reads the close, then the end of the stream,
+    /// while the server may still read what the client sends); wakes a closing connection's
     /// wait for that. Only a connection whose close frame is queued waits
     /// ([`Outbox::drained`]), so the wake (a lock inside `Notify`) is skipped at other times.
-    fn emptied(&self, state: &State) {
+    fn emptied(&self, state: &mut State) {
+        if state.closed && state.pending.is_empty() && !state.failed && !state.shut {
+            state.shut = true;
+            let _ = socket2::SockRef::from(self.socket.as_ref()).shutdown(Shutdown::Write);
+        }
         if state.closed || state.failed {
             self.drained.notify_waiters();
         }
@@ -262,11 +461,46 @@ impl Outbox {
                     break;
                 }
                 n -= left;
-                state.pending.pop_front();
-                state.written = 0;
+                state.pop_front();
             }
         }
         Ok(())
+    }
+}
+
+impl State {
+    fn push_back(&mut self, frame: Bytes) {
+        self.bytes += frame.len() + FRAME_COST;
+        self.pending.push_back(frame);
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(first) = &self.pending.first {
+            self.bytes -= first.len() + FRAME_COST;
+        }
+        if self.pong == Some(self.popped) {
+            self.pong = None;
+        }
+        self.pending.pop_front();
+        self.popped = self.popped.wrapping_add(1);
+        self.written = 0;
+    }
+
+    /// Lets go of every pending frame but one already begun. (Frame numbers stay right: only
+    /// the pong's is kept, and it is forgotten here.)
+    fn drop_backlog(&mut self) {
+        let keep = if self.written > 0 {
+            self.pending.first.take()
+        } else {
+            None
+        };
+        self.pending = Pending::default();
+        self.bytes = 0;
+        self.pong = None;
+        match keep {
+            Some(first) => self.push_back(first),
+            None => self.written = 0,
+        }
     }
 }
 
@@ -303,6 +537,13 @@ impl Pending {
         }
     }
 
+    fn get_mut(&mut self, index: usize) -> Option<&mut Bytes> {
+        match index {
+            0 => self.first.as_mut(),
+            i => self.rest.as_mut().and_then(|rest| rest.get_mut(i - 1)),
+        }
+    }
+
     fn pop_front(&mut self) {
         self.first = self.rest.as_mut().and_then(|rest| rest.pop_front());
         if self.rest.as_ref().is_some_and(|rest| rest.is_empty()) {
@@ -332,7 +573,7 @@ pub(crate) fn frame(opcode: u8, payload: &[u8]) -> Bytes {
 }
 
 /// The close frame for `reason`.
-pub(crate) fn close_frame(reason: CloseReason) -> Bytes {
+pub(crate) fn close_frame(reason: Ending) -> Bytes {
     let mut payload = reason.code().to_be_bytes().to_vec();
     payload.extend_from_slice(reason.text().as_bytes());
     frame(8, &payload)
@@ -350,12 +591,13 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
         let (_read, write) = accepted.unwrap().0.into_split();
-        (Outbox::new(write, limit), client.unwrap())
+        let budget = Budget::new(1 << 40);
+        (Outbox::new(write, limit, budget), client.unwrap())
     }
 
     #[tokio::test]
     async fn queued_frames_go_out_in_order_at_the_flush() {
-        let (outbox, mut client) = outbox_and_client(8).await;
+        let (outbox, mut client) = outbox_and_client(8192).await;
         // Only the first frame of a batch asks for a flush: one per member per batch.
         assert!(matches!(outbox.queue(frame(1, b"one")), Ok(true)));
         assert!(matches!(outbox.queue(frame(1, b"two")), Ok(false)));
@@ -378,8 +620,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_client_that_does_not_read_fills_the_outbox() {
-        let (outbox, _client) = outbox_and_client(4).await;
+    async fn a_client_that_does_not_read_fills_the_outbox_up_to_its_bytes() {
+        let limit = 4 * 60_100;
+        let (outbox, _client) = outbox_and_client(limit).await;
         let big = frame(2, &vec![0u8; 60_000]);
         // The kernel's buffers take some megabytes; then four frames wait, and the fifth is
         // refused.
@@ -390,12 +633,76 @@ mod tests {
             assert!(accepted < 100_000, "the outbox never filled");
         }
         assert!(accepted > 4);
-        assert_eq!(outbox.lock().pending.len(), 4);
+        let state = outbox.lock();
+        assert_eq!(state.pending.len(), 4);
+        assert_eq!(state.bytes, 4 * (big.len() + FRAME_COST));
+        assert!(state.bytes <= limit);
+        // A backlog is what the memory budget counts.
+        assert!(state.writer);
+        assert_eq!(outbox.budget().outbox_bytes(), state.bytes);
+    }
+
+    #[tokio::test]
+    async fn pings_from_a_client_that_does_not_read_leave_one_pong_waiting() {
+        let (outbox, mut client) = outbox_and_client(64 * 1024).await;
+        // Fill the kernel's buffers so that frames wait.
+        let big = frame(2, &vec![0u8; 60_000]);
+        let mut sent = 0;
+        while outbox.lock().pending.is_empty() {
+            outbox.send(big.clone()).ok().unwrap();
+            sent += 1;
+        }
+        let before = outbox.queued_bytes();
+        for i in 0..100_000u32 {
+            outbox.pong(&i.to_be_bytes()).ok();
+        }
+        let (bytes, last) = {
+            let state = outbox.lock();
+            let last = state.pending.rest.as_ref().unwrap().back().unwrap().clone();
+            (state.bytes, last)
+        };
+        // One pong waits, carrying the latest ping's payload.
+        assert_eq!(bytes, before + 6 + FRAME_COST);
+        assert_eq!(&last[..], &[0x8a, 4, 0, 1, 0x86, 0x9f]);
+        // Once the client reads, that pong goes out; a later ping gets a pong of its own.
+        let mut got = vec![0u8; sent * big.len() + last.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[got.len() - 6..], &last[..]);
+        assert_eq!(outbox.lock().pong, None);
+        outbox.pong(b"again").unwrap();
+        let mut again = [0u8; 7];
+        client.read_exact(&mut again).await.unwrap();
+        assert_eq!(&again, b"\x8a\x05again");
+    }
+
+    #[tokio::test]
+    async fn shedding_lets_go_of_the_backlog_at_once_and_asks_for_4002() {
+        let (outbox, _client) = outbox_and_client(1 << 30).await;
+        let big = frame(2, &vec![0u8; 60_000]);
+        while outbox.queued_bytes() < 1 << 20 {
+            outbox.send(big.clone()).ok();
+        }
+        assert!(outbox.budget().outbox_bytes() >= 1 << 20);
+        assert!(outbox.shed());
+        // What is left is at most the frame that had begun to go out.
+        assert!(outbox.queued_bytes() <= big.len() + FRAME_COST);
+        assert!(outbox.budget().outbox_bytes() <= big.len() + FRAME_COST);
+        assert_eq!(outbox.ended().await, Ending::MemoryBudget);
+        // Aborting lets go of the rest and ends the writer: nothing is counted any more.
+        outbox.abort();
+        assert_eq!(outbox.budget().outbox_bytes(), 0);
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while outbox.lock().writer {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the writer task of an aborted outbox ended");
     }
 
     #[tokio::test]
     async fn frames_written_in_parts_arrive_whole_and_in_order() {
-        let (outbox, mut client) = outbox_and_client(1024).await;
+        let (outbox, mut client) = outbox_and_client(1 << 30).await;
         // Large frames with distinct contents, more than the kernel's buffers take at once:
         // the first waiting frame is written in parts, the rest by the writer task.
         let frames: Vec<Bytes> = (0..64u8).map(|i| frame(2, &vec![i; 60_000])).collect();
@@ -413,6 +720,9 @@ mod tests {
         let mut close = [0; 2];
         client.read_exact(&mut close).await.unwrap();
         assert_eq!(close, [0x88, 0]);
+        // Then the end of the stream: the server's sending side is shut down.
+        assert_eq!(client.read(&mut close).await.unwrap(), 0);
+        assert!(outbox.is_shut());
         let drained = tokio::time::timeout(std::time::Duration::from_secs(10), outbox.drained());
         assert!(
             drained.await.is_ok(),
@@ -430,7 +740,7 @@ mod tests {
         let large = frame(1, &vec![b'x'; 70_000]);
         assert_eq!(&large[..10], &[0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
         assert_eq!(
-            &close_frame(CloseReason::Shutdown)[..4],
+            &close_frame(CloseReason::Shutdown.into())[..4],
             &[0x88, 22, 0x03, 0xe9]
         );
     }

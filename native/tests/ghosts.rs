@@ -27,10 +27,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-/// A small send queue: a client that stops reading overflows it after a few frames.
+/// A small send queue (bytes): a client that stops reading overflows it after a few frames of
+/// 32 KiB.
 fn server_config() -> Config {
     Config {
-        send_queue: 4,
+        send_queue_bytes: 4 * 33 * 1024,
         connection: ConnectionConfig {
             commands_per_second: 100_000,
             command_burst: 100_000,

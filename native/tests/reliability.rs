@@ -92,7 +92,7 @@ async fn a_silent_peer_is_removed_and_an_idle_live_one_is_kept() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_closed_and_the_others_miss_nothing() {
     let server = start(Config {
-        send_queue: 8,
+        send_queue_bytes: 256 * 1024,
         connection: ConnectionConfig {
             commands_per_second: 100_000,
             command_burst: 100_000,
