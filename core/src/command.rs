@@ -71,6 +71,41 @@ impl Command {
             Command::LeaveSession => ReplyCommand::SessionLeave,
         }
     }
+
+    /// The command as a client frame, the inverse of [`parse`]: `parse(&c.encode(), limits)`
+    /// gives `c` back (with limits that allowed `c` in the first place). The data objects are
+    /// spliced in as the client wrote them, the session's fields in the spelling the command
+    /// was read in. (The edge host sends members' commands to their session's object this
+    /// way.)
+    pub fn encode(&self) -> String {
+        let name = self.name();
+        match self {
+            Command::CreateSession(format) | Command::UpdateSession(format) => {
+                let SessionFormat {
+                    session_data,
+                    player_format,
+                    spelling,
+                } = format;
+                format!(
+                    r#"{{"command":"{name}","{}":{},"{}":{}}}"#,
+                    spelling.session_field(),
+                    session_data.as_str(),
+                    spelling.player_field(),
+                    player_format.default_data().as_str()
+                )
+            }
+            Command::JoinSession(JoinTarget::Latest) => {
+                format!(r#"{{"command":"{name}","sessionID":-1}}"#)
+            }
+            Command::JoinSession(JoinTarget::Id(id)) => {
+                format!(r#"{{"command":"{name}","sessionID":{id}}}"#)
+            }
+            Command::UpdatePlayer(data) => {
+                format!(r#"{{"command":"{name}","player":{}}}"#, data.as_str())
+            }
+            Command::LeaveSession => format!(r#"{{"command":"{name}"}}"#),
+        }
+    }
 }
 
 impl SessionFormat {
@@ -468,6 +503,53 @@ mod tests {
         assert!(!exceeds_depth(&deep, 64));
         assert!(exceeds_depth(&format!("[{deep}]"), 64));
         assert!(!exceeds_depth(r#"["[[[[\"[[["]"#, 2));
+    }
+
+    /// Every kind of command, in both spellings and mixed ones, with data that must pass
+    /// verbatim (key order, number spelling, unicode and escapes, whitespace).
+    const FRAMES: &[&str] = &[
+        r#"{"command":"createSession"}"#,
+        r#"{"command":"createSession","sessionData":{"b":1,"a":[1.000000000001]},"playerData":{"x":0}}"#,
+        r#"{"command":"createSession","session":{"n":12345678901234567890},"player":{"é":"\u00e9\n"}}"#,
+        r#"{"command":"createSession","sessionData":{},"player":{"k":{ "deep" : [ {} ] }}}"#,
+        r#"{"command":"createSession","playerData":{"only":"player"}}"#,
+        r#"{"player":{"z":1},"command":"updateSession","extra":[1,2],"session":{"y":2}}"#,
+        r#"{"command":"updateSession","playerData":{}}"#,
+        r#"{"command":"updatePlayer","playerData":{"x":-0.0e+5}}"#,
+        r#"{"command":"updatePlayer","player":{"x":"}\"{"}}"#,
+        r#"{"command":"joinSession","sessionID":-1}"#,
+        r#"{"command":"joinSession","sessionID":9007199254740991}"#,
+        r#"{"command":"joinSession","sessionID":9007199254740992}"#,
+        r#"{"command":"joinSession","sessionID":-7}"#,
+        r#"{"command":"leaveSession","sessionID":3}"#,
+    ];
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn every_command_reads_back_as_itself() {
+        let limits = Limits::default();
+        for frame in FRAMES {
+            let command = parse(frame, &limits).unwrap_or_else(|r| panic!("{frame}: {r:?}"));
+            let encoded = command.encode();
+            assert_eq!(
+                parse(&encoded, &limits),
+                Ok(command),
+                "{frame} as {encoded}"
+            );
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn encoding_keeps_the_data_as_written() {
+        let command = parse(FRAMES[2], &Limits::default()).unwrap();
+        assert_eq!(
+            command.encode(),
+            r#"{"command":"createSession","session":{"n":12345678901234567890},"player":{"é":"\u00e9\n"}}"#
+        );
+        let command = parse(FRAMES[3], &Limits::default()).unwrap();
+        assert_eq!(
+            command.encode(),
+            r#"{"command":"createSession","sessionData":{},"playerData":{"k":{ "deep" : [ {} ] }}}"#
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -34,7 +34,7 @@
 //! then, always:       while let Some(out) = player.poll_output() {
 //!                       Send(frame)        -> write it to the socket
 //!                       Create(request)    -> allocate an ID, Session::create(id, request)
-//!                                             (or player.handle_create_refused())
+//!                                             (or player.handle_create_refused(why))
 //!                       Join { target, .. } -> find the session, deliver the input to it
 //!                                             (or player.handle_no_such_session())
 //!                       ToSession(input)   -> deliver it to that session
@@ -78,7 +78,7 @@ pub use directory::Directory;
 pub use error::ErrorCode;
 pub use ids::{IdCounter, PlayerId, SessionId};
 pub use limits::Limits;
-pub use messages::{CreateRequest, ToPlayer, ToSession};
+pub use messages::{CreateRefusal, CreateRequest, ToPlayer, ToSession};
 pub use player::{Player, PlayerOutput};
 pub use reply::{Frame, ReplyCommand};
 pub use server::Server;

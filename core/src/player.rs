@@ -29,7 +29,7 @@ use crate::error::ErrorCode;
 use crate::ids::{PlayerId, SessionId};
 use crate::limits::Limits;
 use crate::lobby;
-use crate::messages::{CreateRequest, ToPlayer, ToSession};
+use crate::messages::{CreateRefusal, CreateRequest, ToPlayer, ToSession};
 use crate::reply::{Frame, ReplyCommand};
 
 /// Client commands a player holds while it waits for its session (for hosts that cannot stop
@@ -45,7 +45,7 @@ pub enum PlayerOutput {
     Ping,
     /// Create a session: allocate an ID and run [`crate::Session::create`] with this request,
     /// or call [`Player::handle_create_refused`] when the host holds its maximum of sessions
-    /// or has no ID left.
+    /// ([`CreateRefusal::SessionCap`]) or finds no free ID ([`CreateRefusal::NoFreeId`]).
     Create(CreateRequest),
     /// Find the session `target` names (for [`JoinTarget::Latest`]: the latest one, other than
     /// `skip`, which was just found gone) and deliver `input` to it; or call
@@ -219,13 +219,13 @@ impl Player {
         self.release_held();
     }
 
-    /// The host could not create the session (it holds its maximum, or has no ID left):
-    /// error 17.
-    pub fn handle_create_refused(&mut self) {
+    /// The host could not create the session, for the reason `why` (it holds its maximum, or
+    /// found no free ID): error 17, whose message says which.
+    pub fn handle_create_refused(&mut self, why: CreateRefusal) {
         if self.state != State::Creating {
             return;
         }
-        self.send(lobby::create_refused(&self.limits));
+        self.send(lobby::create_refused(&self.limits, why));
         self.state = State::Lobby;
         self.release_held();
     }
@@ -361,6 +361,55 @@ impl Player {
             self.closing = true;
             self.held.clear();
             self.outputs.push_back(PlayerOutput::Close(reason));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn player() -> Player {
+        Player::new(
+            PlayerId(1),
+            Limits {
+                max_sessions: 7,
+                ..Limits::default()
+            },
+            ConnectionConfig::default(),
+            0,
+        )
+    }
+
+    /// The frames the player asks the host to send, as text; panics on anything else.
+    fn sent(player: &mut Player) -> Vec<String> {
+        let mut frames = Vec::new();
+        while let Some(output) = player.poll_output() {
+            match output {
+                PlayerOutput::Send(frame) => frames.push(frame.as_str().to_owned()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        frames
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_refused_create_says_why() {
+        for (why, says) in [
+            (
+                CreateRefusal::SessionCap,
+                "the server holds its maximum of 7 sessions; try again later",
+            ),
+            (CreateRefusal::NoFreeId, "no free session ID; try again"),
+        ] {
+            let mut p = player();
+            p.handle_text(0, r#"{"command":"createSession"}"#);
+            assert!(matches!(p.poll_output(), Some(PlayerOutput::Create(_))));
+            p.handle_create_refused(why);
+            let expected = format!(r#"{{"command":"sessionJoin","error":17,"message":"{says}"}}"#);
+            assert_eq!(sent(&mut p), [expected]);
+            assert!(!p.is_waiting());
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use std::net::SocketAddr;
 
 use sessionserver_core::{
-    CloseReason, ConnectionConfig, Limits, Player, PlayerOutput, SessionId, ToPlayer,
+    CloseReason, ConnectionConfig, CreateRefusal, Limits, Player, PlayerOutput, SessionId, ToPlayer,
 };
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{oneshot, Notify};
@@ -243,7 +243,13 @@ impl<H> PlayerConnection<H> {
                                 None => self.player.handle_session_gone(id),
                             }
                         }
-                        None => self.player.handle_create_refused(),
+                        None => self.player.handle_create_refused(
+                            if registry.session_count() >= limits.max_sessions {
+                                CreateRefusal::SessionCap
+                            } else {
+                                CreateRefusal::NoFreeId
+                            },
+                        ),
                     }
                 }
                 PlayerOutput::Join { target, input, .. } => {
