@@ -67,6 +67,7 @@ pub mod lobby;
 pub mod messages;
 pub mod player;
 pub mod reply;
+mod scan;
 pub mod server;
 pub mod session;
 
