@@ -72,6 +72,21 @@ struct Member {
     id: PlayerId,
     /// `None`: the session's default playerData (what every member has after a reset).
     data: Option<JsonObject>,
+    /// The `playerJoin` of this member with its current data, for joiners: encoded once
+    /// (when it joins, or at the first join after its data changed) and shared by every
+    /// joiner, so a join costs one reference count per member, not one encoding and copy.
+    /// `None` after a change, until a joiner needs it.
+    join_frame: Option<Frame>,
+}
+
+impl Member {
+    fn new(id: PlayerId, data: Option<JsonObject>) -> Self {
+        Member {
+            id,
+            data,
+            join_frame: None,
+        }
+    }
 }
 
 /// One session: its data, format, spelling and members in the order they joined.
@@ -137,7 +152,7 @@ impl Session {
         for (id, data) in members {
             if !session.contains(id) {
                 session.data_bytes += data.as_ref().map_or(0, |d| d.as_str().len());
-                session.members.push(Member { id, data });
+                session.members.push(Member::new(id, data));
             }
         }
         session
@@ -252,7 +267,9 @@ impl Session {
 
     /// Adds `player`: it gets `sessionJoin` and a `playerJoin` for each member in join order;
     /// every member gets a `playerJoin` of it. A full session sends it error 16 instead. A
-    /// player already in the session is only told it is a member.
+    /// player already in the session is only told it is a member. The members' `playerJoin`s
+    /// are each member's cached frame (encoded at most once per change of its data), so
+    /// every joiner shares their bytes.
     fn join(&mut self, player: PlayerId) {
         if self.contains(player) {
             self.tell(player, ToPlayer::Joined { session: self.id });
@@ -279,17 +296,23 @@ impl Session {
             to: player,
             frame: welcome,
         });
-        for member in &self.members {
-            let data = member.data.as_ref().unwrap_or(default);
-            let frame =
-                reply::player_data(ReplyCommand::PlayerJoin, self.spelling, member.id, data);
-            self.outputs.push_back(Output::Send { to: player, frame });
+        let spelling = self.spelling;
+        for member in &mut self.members {
+            let frame = member.join_frame.get_or_insert_with(|| {
+                let data = member.data.as_ref().unwrap_or(default);
+                reply::player_data(ReplyCommand::PlayerJoin, spelling, member.id, data)
+            });
+            self.outputs.push_back(Output::Send {
+                to: player,
+                frame: frame.clone(),
+            });
         }
-        let announcement =
-            reply::player_data(ReplyCommand::PlayerJoin, self.spelling, player, default);
+        // The joiner's announcement is also what later joiners get of it.
+        let announcement = reply::player_data(ReplyCommand::PlayerJoin, spelling, player, default);
         self.members.push(Member {
             id: player,
             data: None,
+            join_frame: Some(announcement.clone()),
         });
         self.outputs.push_back(Output::Broadcast {
             frame: announcement,
@@ -363,6 +386,7 @@ impl Session {
         self.player_format = format.player_format;
         for member in &mut self.members {
             member.data = None;
+            member.join_frame = None;
         }
         let frame = reply::session_update(
             self.spelling,
@@ -397,6 +421,7 @@ impl Session {
         self.data_bytes = bytes;
         let frame = reply::player_data(ReplyCommand::PlayerUpdate, self.spelling, player, &data);
         self.members[index].data = Some(data);
+        self.members[index].join_frame = None;
         self.outputs
             .push_back(Output::Changed(Change::PlayerData(player)));
         self.broadcast(frame);
