@@ -44,7 +44,7 @@
 //!                     stop reading client frames while player.is_waiting()
 //! connection gone:    player.handle_closed(), then drain once more (its disconnect)
 //!
-//! session input:      session.handle(input); then drain session.poll_output():
+//! session input:      session.handle(now, input); then drain session.poll_output():
 //!                       Send / Broadcast   -> frames to members' sockets (a broadcast once)
 //!                       ToPlayer { to, event } -> player `to`: handle_from_session(event)
 //!                       Changed(_)         -> storage, where the host keeps one

@@ -156,7 +156,7 @@ impl Server {
                 let from = input.player();
                 match self.sessions.get_mut(id) {
                     Some(session) => {
-                        session.handle(input);
+                        session.handle(self.now_ms, input);
                         self.drain_session(id);
                     }
                     None => {

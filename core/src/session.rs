@@ -77,6 +77,8 @@ struct Member {
     /// joiner, so a join costs one reference count per member, not one encoding and copy.
     /// `None` after a change, until a joiner needs it.
     join_frame: Option<Frame>,
+    /// What it may still have broadcast.
+    egress: Egress,
 }
 
 impl Member {
@@ -85,7 +87,51 @@ impl Member {
             id,
             data,
             join_frame: None,
+            egress: Egress::FULL,
         }
+    }
+}
+
+/// A member's egress budget ([`Limits::egress_bytes_per_second`]): a token bucket in
+/// thousandths of a byte (so integer milliseconds refill it exactly) that may go below zero.
+#[derive(Clone, Copy, Debug)]
+struct Egress {
+    /// `None`: full (as it starts, whatever the time).
+    milli_bytes: Option<i128>,
+    updated_ms: u64,
+}
+
+impl Egress {
+    const FULL: Egress = Egress {
+        milli_bytes: None,
+        updated_ms: 0,
+    };
+
+    /// What the budget holds at `now_ms`.
+    fn level(&self, now_ms: u64, limits: &Limits) -> i128 {
+        let burst = i128::from(limits.egress_burst_bytes) * 1000;
+        match self.milli_bytes {
+            None => burst,
+            Some(level) => {
+                let elapsed = i128::from(now_ms.saturating_sub(self.updated_ms));
+                (level + elapsed * i128::from(limits.egress_bytes_per_second)).min(burst)
+            }
+        }
+    }
+
+    fn is_full(&self, now_ms: u64, limits: &Limits) -> bool {
+        self.level(now_ms, limits) >= i128::from(limits.egress_burst_bytes) * 1000
+    }
+
+    /// Takes `bytes` if the budget is not used up (above zero) at `now_ms`.
+    fn take(&mut self, now_ms: u64, bytes: u64, limits: &Limits) -> bool {
+        let level = self.level(now_ms, limits);
+        if level <= 0 {
+            return false;
+        }
+        self.milli_bytes = Some(level - i128::from(bytes) * 1000);
+        self.updated_ms = self.updated_ms.max(now_ms);
+        true
     }
 }
 
@@ -103,6 +149,11 @@ pub struct Session {
     outputs: VecDeque<Output>,
     /// [`Output::Ended`] was emitted: the session takes no more inputs.
     ended: bool,
+    /// The latest time an input came with.
+    now_ms: u64,
+    /// Egress budgets of players who left before theirs had refilled, kept until it has: a
+    /// player that comes back gets its own back, not a new one.
+    departed: Vec<(PlayerId, Egress)>,
 }
 
 impl Session {
@@ -121,6 +172,8 @@ impl Session {
             limits,
             outputs: VecDeque::new(),
             ended: false,
+            now_ms: 0,
+            departed: Vec::new(),
         };
         session.outputs.push_back(Output::Changed(Change::Created));
         session.join(player);
@@ -148,6 +201,8 @@ impl Session {
             limits,
             outputs: VecDeque::new(),
             ended: false,
+            now_ms: 0,
+            departed: Vec::new(),
         };
         for (id, data) in members {
             if !session.contains(id) {
@@ -248,12 +303,15 @@ impl Session {
         self.outputs.pop_front()
     }
 
-    /// An input from a player's machine. After [`Output::Ended`] inputs are ignored (the host
-    /// no longer delivers them).
-    pub fn handle(&mut self, input: ToSession) {
+    /// An input from a player's machine, at `now_ms` (milliseconds from any origin the host
+    /// chooses; only differences count, for the members' egress budgets; an earlier time than
+    /// an earlier input's is taken as that one). After [`Output::Ended`] inputs are ignored
+    /// (the host no longer delivers them).
+    pub fn handle(&mut self, now_ms: u64, input: ToSession) {
         if self.ended {
             return;
         }
+        self.now_ms = self.now_ms.max(now_ms);
         match input {
             ToSession::Join { player } => self.join(player),
             ToSession::Command { player, command } => self.handle_command(player, command),
@@ -309,10 +367,15 @@ impl Session {
         }
         // The joiner's announcement is also what later joiners get of it.
         let announcement = reply::player_data(ReplyCommand::PlayerJoin, spelling, player, default);
+        let egress = match self.departed.iter().position(|(p, _)| *p == player) {
+            Some(i) => self.departed.swap_remove(i).1,
+            None => Egress::FULL,
+        };
         self.members.push(Member {
             id: player,
             data: None,
             join_frame: Some(announcement.clone()),
+            egress,
         });
         self.outputs.push_back(Output::Broadcast {
             frame: announcement,
@@ -347,7 +410,7 @@ impl Session {
                     None,
                 ),
             ),
-            Ok(Command::UpdateSession(format)) => self.update_session(player, format),
+            Ok(Command::UpdateSession(format)) => self.update_session(index, format),
             Ok(Command::UpdatePlayer(data)) => self.update_player(index, data),
             Ok(Command::LeaveSession) => {
                 self.remove_member(index);
@@ -369,32 +432,61 @@ impl Session {
 
     fn remove_member(&mut self, index: usize) {
         let member = self.members.remove(index);
+        let (now, limits) = (self.now_ms, &self.limits);
+        self.departed.retain(|(_, e)| !e.is_full(now, limits));
+        if !member.egress.is_full(now, limits) {
+            self.departed.push((member.id, member.egress));
+        }
         self.data_bytes -= member.data.map_or(0, |d| d.as_str().len());
         self.outputs
             .push_back(Output::Changed(Change::MemberRemoved(member.id)));
     }
 
-    fn update_session(&mut self, player: PlayerId, format: SessionFormat) {
+    fn update_session(&mut self, index: usize, format: SessionFormat) {
+        let player = self.members[index].id;
         if format.data_bytes() > self.limits.max_session_data_bytes {
             let frame = lobby::data_too_large(ReplyCommand::SessionUpdate, &self.limits);
             self.send(player, frame);
             return;
         }
-        self.data_bytes = format.data_bytes();
         // The spelling stays the creator's, whatever this member wrote.
+        let frame = reply::session_update(
+            self.spelling,
+            &format.session_data,
+            format.player_format.default_data(),
+        );
+        if !self.take_egress(index, &frame) {
+            return;
+        }
+        self.data_bytes = format.data_bytes();
         self.session_data = format.session_data;
         self.player_format = format.player_format;
         for member in &mut self.members {
             member.data = None;
             member.join_frame = None;
         }
-        let frame = reply::session_update(
-            self.spelling,
-            &self.session_data,
-            self.player_format.default_data(),
-        );
         self.outputs.push_back(Output::Changed(Change::Format));
         self.broadcast(frame);
+    }
+
+    /// Whether member `index`'s egress budget takes a broadcast of `frame` to every member;
+    /// if not, it is sent error 20 (in the frame's reply command).
+    fn take_egress(&mut self, index: usize, frame: &Frame) -> bool {
+        let recipients = self.members.len() as u64;
+        let bytes = (frame.bytes().len() as u64).saturating_mul(recipients);
+        let member = &mut self.members[index];
+        if member.egress.take(self.now_ms, bytes, &self.limits) {
+            return true;
+        }
+        let message = format!(
+            "your broadcasts would pass {} bytes per second (bursts up to {}), counting each \
+             frame's bytes times its {recipients} recipients: nothing was broadcast",
+            self.limits.egress_bytes_per_second, self.limits.egress_burst_bytes
+        );
+        let refusal = reply::error(frame.command(), ErrorCode::EgressBudget, Some(&message));
+        let to = member.id;
+        self.send(to, refusal);
+        false
     }
 
     fn update_player(&mut self, index: usize, data: JsonObject) {
@@ -418,8 +510,11 @@ impl Session {
             self.send(player, frame);
             return;
         }
-        self.data_bytes = bytes;
         let frame = reply::player_data(ReplyCommand::PlayerUpdate, self.spelling, player, &data);
+        if !self.take_egress(index, &frame) {
+            return;
+        }
+        self.data_bytes = bytes;
         self.members[index].data = Some(data);
         self.members[index].join_frame = None;
         self.outputs

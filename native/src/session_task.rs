@@ -115,6 +115,7 @@ pub(crate) fn spawn(
         metrics,
         unflushed: Vec::new(),
         ended: false,
+        epoch: std::time::Instant::now(),
     };
     let answer = task.deliver(player);
     task.flush();
@@ -132,6 +133,8 @@ struct SessionTask {
     unflushed: Vec<Arc<Outbox>>,
     /// The session said [`Output::Ended`].
     ended: bool,
+    /// The origin of the milliseconds the session counts in (its egress budgets).
+    epoch: std::time::Instant,
 }
 
 impl Drop for SessionTask {
@@ -191,7 +194,13 @@ impl SessionTask {
                 if let Some(peer) = peer {
                     self.peers.insert(from, peer);
                 }
-                self.session.handle(input);
+                let now_ms = self
+                    .epoch
+                    .elapsed()
+                    .as_millis()
+                    .try_into()
+                    .unwrap_or(u64::MAX);
+                self.session.handle(now_ms, input);
                 let event = self.deliver(from);
                 if let (Some(answer), Some(event)) = (answer, event) {
                     // The player acts on the answer at once: what it was promised goes first.
