@@ -13,6 +13,7 @@ use crate::error::ErrorCode;
 use crate::ids::MAX_ID;
 use crate::limits::Limits;
 use crate::reply::{self, Frame, ReplyCommand};
+use crate::scan::Cursor;
 
 /// A session's format: its sessionData and its default playerData.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +70,41 @@ impl Command {
             Command::UpdateSession(_) => ReplyCommand::SessionUpdate,
             Command::UpdatePlayer(_) => ReplyCommand::PlayerUpdate,
             Command::LeaveSession => ReplyCommand::SessionLeave,
+        }
+    }
+
+    /// The command as a client frame, the inverse of [`parse`]: `parse(&c.encode(), limits)`
+    /// gives `c` back (with limits that allowed `c` in the first place). The data objects are
+    /// spliced in as the client wrote them, the session's fields in the spelling the command
+    /// was read in. (The edge host sends members' commands to their session's object this
+    /// way.)
+    pub fn encode(&self) -> String {
+        let name = self.name();
+        match self {
+            Command::CreateSession(format) | Command::UpdateSession(format) => {
+                let SessionFormat {
+                    session_data,
+                    player_format,
+                    spelling,
+                } = format;
+                format!(
+                    r#"{{"command":"{name}","{}":{},"{}":{}}}"#,
+                    spelling.session_field(),
+                    session_data.as_str(),
+                    spelling.player_field(),
+                    player_format.default_data().as_str()
+                )
+            }
+            Command::JoinSession(JoinTarget::Latest) => {
+                format!(r#"{{"command":"{name}","sessionID":-1}}"#)
+            }
+            Command::JoinSession(JoinTarget::Id(id)) => {
+                format!(r#"{{"command":"{name}","sessionID":{id}}}"#)
+            }
+            Command::UpdatePlayer(data) => {
+                format!(r#"{{"command":"{name}","player":{}}}"#, data.as_str())
+            }
+            Command::LeaveSession => format!(r#"{{"command":"{name}"}}"#),
         }
     }
 }
@@ -217,8 +253,16 @@ impl<'de> de::Deserialize<'de> for FieldName {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many frames [`parse`] read on this thread, for tests of what is not parsed.
+    pub(crate) static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Parses one client text frame.
 pub fn parse(frame: &str, limits: &Limits) -> Result<Command, Rejection> {
+    #[cfg(test)]
+    PARSES.with(|n| n.set(n.get() + 1));
     if exceeds_depth(frame, limits.max_depth) {
         return Err(Rejection::new(
             ReplyCommand::Error,
@@ -252,6 +296,78 @@ pub fn parse(frame: &str, limits: &Limits) -> Result<Command, Rejection> {
                 serde_json::Value::from(other)
             ),
         )),
+    }
+}
+
+/// The client command a frame names, found without parsing it: the name of a known command
+/// if the frame is an object whose top-level `command` is that name, no protocol field
+/// appears twice at its top level, and it nests no deeper than `limits.max_depth`; `None`
+/// otherwise. One pass over the frame that builds nothing: this is what a frame refused by the
+/// rate limit, which is never parsed, is answered by.
+///
+/// For every frame that is valid JSON, `peek(f)`'s reply ([`reply_of`]) is the reply
+/// [`parse`] would give `f`, whether it accepts the frame or rejects it. A frame that is not
+/// JSON but looks like a known command at its top level may get that command's reply instead
+/// of `error`.
+pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
+    let mut cursor = Cursor::new(frame);
+    if !cursor.eat(b'{') {
+        return None;
+    }
+    let mut seen = [false; 6];
+    let mut name = None;
+    if !cursor.eat(b'}') {
+        loop {
+            let key = cursor.key()?;
+            let field = match key.as_ref() {
+                "command" => Some(0),
+                "sessionID" => Some(1),
+                "session" => Some(2),
+                "sessionData" => Some(3),
+                "player" => Some(4),
+                "playerData" => Some(5),
+                _ => None,
+            };
+            if let Some(field) = field {
+                if std::mem::replace(&mut seen[field], true) {
+                    return None;
+                }
+            }
+            if field == Some(0) && cursor.peek() == Some(b'"') {
+                name = Some(cursor.string()?);
+            } else {
+                cursor.skip_value(limits.max_depth.checked_sub(1)?)?;
+            }
+            if cursor.eat(b'}') {
+                break;
+            }
+            if !cursor.eat(b',') {
+                return None;
+            }
+        }
+    }
+    if !cursor.at_end() {
+        return None;
+    }
+    [
+        "createSession",
+        "joinSession",
+        "updateSession",
+        "updatePlayer",
+        "leaveSession",
+    ]
+    .into_iter()
+    .find(|known| name.as_deref() == Some(*known))
+}
+
+/// The reply command for a frame that [`peek`] found to name `name` (`None`: `error`).
+pub(crate) fn reply_of(name: Option<&str>) -> ReplyCommand {
+    match name {
+        Some("createSession" | "joinSession") => ReplyCommand::SessionJoin,
+        Some("updateSession") => ReplyCommand::SessionUpdate,
+        Some("updatePlayer") => ReplyCommand::PlayerUpdate,
+        Some("leaveSession") => ReplyCommand::SessionLeave,
+        _ => ReplyCommand::Error,
     }
 }
 
@@ -468,6 +584,132 @@ mod tests {
         assert!(!exceeds_depth(&deep, 64));
         assert!(exceeds_depth(&format!("[{deep}]"), 64));
         assert!(!exceeds_depth(r#"["[[[[\"[[["]"#, 2));
+    }
+
+    /// Every kind of command, in both spellings and mixed ones, with data that must pass
+    /// verbatim (key order, number spelling, unicode and escapes, whitespace).
+    const FRAMES: &[&str] = &[
+        r#"{"command":"createSession"}"#,
+        r#"{"command":"createSession","sessionData":{"b":1,"a":[1.000000000001]},"playerData":{"x":0}}"#,
+        r#"{"command":"createSession","session":{"n":12345678901234567890},"player":{"é":"\u00e9\n"}}"#,
+        r#"{"command":"createSession","sessionData":{},"player":{"k":{ "deep" : [ {} ] }}}"#,
+        r#"{"command":"createSession","playerData":{"only":"player"}}"#,
+        r#"{"player":{"z":1},"command":"updateSession","extra":[1,2],"session":{"y":2}}"#,
+        r#"{"command":"updateSession","playerData":{}}"#,
+        r#"{"command":"updatePlayer","playerData":{"x":-0.0e+5}}"#,
+        r#"{"command":"updatePlayer","player":{"x":"}\"{"}}"#,
+        r#"{"command":"joinSession","sessionID":-1}"#,
+        r#"{"command":"joinSession","sessionID":9007199254740991}"#,
+        r#"{"command":"joinSession","sessionID":9007199254740992}"#,
+        r#"{"command":"joinSession","sessionID":-7}"#,
+        r#"{"command":"leaveSession","sessionID":3}"#,
+    ];
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn every_command_reads_back_as_itself() {
+        let limits = Limits::default();
+        for frame in FRAMES {
+            let command = parse(frame, &limits).unwrap_or_else(|r| panic!("{frame}: {r:?}"));
+            let encoded = command.encode();
+            assert_eq!(
+                parse(&encoded, &limits),
+                Ok(command),
+                "{frame} as {encoded}"
+            );
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn encoding_keeps_the_data_as_written() {
+        let command = parse(FRAMES[2], &Limits::default()).unwrap();
+        assert_eq!(
+            command.encode(),
+            r#"{"command":"createSession","session":{"n":12345678901234567890},"player":{"é":"\u00e9\n"}}"#
+        );
+        let command = parse(FRAMES[3], &Limits::default()).unwrap();
+        assert_eq!(
+            command.encode(),
+            r#"{"command":"createSession","sessionData":{},"playerData":{"k":{ "deep" : [ {} ] }}}"#
+        );
+    }
+
+    /// For frames that are JSON, the reply a refusal finds without parsing is the one
+    /// parsing gives.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn peeking_finds_the_reply_parsing_gives() {
+        let limits = Limits {
+            max_depth: 4,
+            ..Limits::default()
+        };
+        let mut frames: Vec<String> = FRAMES.iter().map(|f| f.to_string()).collect();
+        frames.extend(
+            [
+                "{}",
+                " { } ",
+                "[]",
+                "5",
+                r#""createSession""#,
+                r#"{"command":5}"#,
+                r#"{"command":null,"player":{}}"#,
+                r#"{"command":"nope"}"#,
+                r#"{"command":"LeaveSession"}"#,
+                r#"{"comm\u0061nd":"update\u0050layer","player":{}}"#,
+                r#"{"command":"updatePlayer"}"#,
+                r#"{"command":"updatePlayer","player":5}"#,
+                r#"{"command":"updatePlayer","player":{},"playerData":{}}"#,
+                r#"{"command":"updatePlayer","player":{},"player":{}}"#,
+                r#"{"command":"updatePlayer","command":"updatePlayer","player":{}}"#,
+                r#"{"command":"updatePlayer","comm\u0061nd":"x","player":{}}"#,
+                r#"{"command":"updatePlayer","other":1,"other":2,"player":{}}"#,
+                r#"{"command":"joinSession","sessionID":"3"}"#,
+                r#"{"command":"joinSession","sessionID":1.5}"#,
+                r#"{"command":"joinSession"}"#,
+                r#"{"command":"createSession","session":[]}"#,
+                r#"{"command":"createSession","session":{"a":{"b":{}}}}"#,
+                r#"{"command":"createSession","session":{"a":{"b":{"c":{}}}}}"#,
+                r#"{"command":"createSession","session":{"a":"{{{{{{"}}"#,
+                r#"{"x":[[[[]]]],"command":"leaveSession"}"#,
+                r#"{"x":[[[]]],"command":"leaveSession"}"#,
+                "{\"command\"\t:\n\"leaveSession\" }",
+                r#"{"command":"leaveSession"} x"#,
+                r#"{"command":"leaveSession""#,
+                r#"{"command":"leaveSession",}"#,
+                r#"{"command":"updatePlayer","player":{"a":1}"#,
+                r#"{"command" "leaveSession"}"#,
+                "",
+            ]
+            .map(str::to_owned),
+        );
+        for frame in &frames {
+            let parsed = parse(frame, &limits);
+            let is_json = serde_json::from_str::<serde::de::IgnoredAny>(frame).is_ok();
+            if !is_json {
+                continue;
+            }
+            let expected = match &parsed {
+                Ok(command) => command.reply(),
+                Err(rejection) => rejection.reply,
+            };
+            assert_eq!(
+                reply_of(peek(frame, &limits)),
+                expected,
+                "{frame}: parsed as {parsed:?}"
+            );
+            if let Ok(command) = &parsed {
+                assert_eq!(peek(frame, &limits), Some(command.name()), "{frame}");
+            }
+        }
+        // Frames that are no JSON: `error` where the scan notices, never a panic.
+        for frame in [
+            r#"{"command":"leaveSession"} x"#,
+            r#"{"command":"leaveSession""#,
+            r#"{"command":"leaveSession",}"#,
+            r#"{"command" "leaveSession"}"#,
+            "{\"command\":\"leaveSession\"",
+            "",
+        ] {
+            assert_eq!(peek(frame, &limits), None, "{frame}");
+        }
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -77,18 +77,32 @@ impl Bucket {
         }
     }
 
-    fn take(&mut self, now_ms: u64) -> bool {
+    /// Takes `tokens` if the bucket holds them (never more than it can hold: a larger cost
+    /// takes a full bucket).
+    fn take(&mut self, now_ms: u64, tokens: u64) -> bool {
         let elapsed = now_ms.saturating_sub(self.updated_ms);
         self.updated_ms = self.updated_ms.max(now_ms);
-        self.milli_tokens =
-            (self.milli_tokens + elapsed.saturating_mul(self.per_ms)).min(self.capacity);
-        if self.milli_tokens >= 1000 {
-            self.milli_tokens -= 1000;
+        self.milli_tokens = self
+            .milli_tokens
+            .saturating_add(elapsed.saturating_mul(self.per_ms))
+            .min(self.capacity);
+        let cost = tokens.saturating_mul(1000).min(self.capacity);
+        if self.milli_tokens >= cost {
+            self.milli_tokens -= cost;
             true
         } else {
             false
         }
     }
+}
+
+/// Bytes of a frame that count as one command for the rate limit: a frame costs one token per
+/// started 4 KiB (a frame of up to 4 KiB one, a 64 KiB frame 16), and at most a full burst.
+pub const BYTES_PER_TOKEN: usize = 4096;
+
+/// The rate-limit tokens a frame of `bytes` bytes costs (before the burst cap).
+pub fn tokens_for(bytes: usize) -> u64 {
+    bytes.div_ceil(BYTES_PER_TOKEN).max(1) as u64
 }
 
 /// One connection's heartbeat and rate limit.
@@ -119,21 +133,31 @@ impl ConnectionGuard {
         self.pinged = false;
     }
 
-    /// A command frame arrived; `reply` is the reply command its refusal would carry (see
-    /// [`Rejection::reply_for`]). Counts as activity.
-    pub fn admit(&mut self, now_ms: u64, reply: ReplyCommand) -> Admission {
+    /// A command frame of `frame_bytes` bytes arrived, not yet read: it takes
+    /// [`tokens_for`]`(frame_bytes)` tokens of the rate limit, before any work is done on it.
+    /// `reply` gives the reply command its refusal carries; it is called only for a refusal.
+    /// Counts as activity.
+    pub fn admit(
+        &mut self,
+        now_ms: u64,
+        frame_bytes: usize,
+        reply: impl FnOnce() -> ReplyCommand,
+    ) -> Admission {
         self.handle_activity(now_ms);
-        if self.commands.take(now_ms) {
+        if self.commands.take(now_ms, tokens_for(frame_bytes)) {
             return Admission::Accept;
         }
-        if !self.refusals.take(now_ms) {
+        if !self.refusals.take(now_ms, 1) {
             return Admission::Close(CloseReason::RateLimit);
         }
         let message = format!(
-            "more than {} commands per second (bursts up to {}): this command was not carried out",
-            self.config.commands_per_second, self.config.command_burst
+            "more than {} commands per second (bursts up to {}; a frame counts as one command \
+             per started {} KiB): this command was not carried out",
+            self.config.commands_per_second,
+            self.config.command_burst,
+            BYTES_PER_TOKEN / 1024
         );
-        Admission::Refuse(Rejection::new(reply, ErrorCode::RateLimited, message))
+        Admission::Refuse(Rejection::new(reply(), ErrorCode::RateLimited, message))
     }
 
     /// When [`ConnectionGuard::handle_timeout`] must next be called.
@@ -159,16 +183,6 @@ impl ConnectionGuard {
             return Some(TimerAction::Ping);
         }
         None
-    }
-}
-
-impl Rejection {
-    /// The reply command for a refused frame: the parsed command's usual reply, or `error`.
-    pub fn reply_for(parsed: &Result<crate::Command, Rejection>) -> ReplyCommand {
-        match parsed {
-            Ok(command) => command.reply(),
-            Err(rejection) => rejection.reply,
-        }
     }
 }
 
@@ -218,10 +232,13 @@ mod tests {
     fn bursts_pass_floods_are_refused_then_closed() {
         let mut c = ConnectionGuard::new(config(), 0);
         for _ in 0..5 {
-            assert_eq!(c.admit(0, ReplyCommand::PlayerUpdate), Admission::Accept);
+            assert_eq!(
+                c.admit(0, 100, || ReplyCommand::PlayerUpdate),
+                Admission::Accept
+            );
         }
         for _ in 0..3 {
-            match c.admit(0, ReplyCommand::PlayerUpdate) {
+            match c.admit(0, 100, || ReplyCommand::PlayerUpdate) {
                 Admission::Refuse(rejection) => assert!(rejection
                     .frame()
                     .as_str()
@@ -230,9 +247,59 @@ mod tests {
             }
         }
         assert_eq!(
-            c.admit(0, ReplyCommand::PlayerUpdate),
+            c.admit(0, 100, || ReplyCommand::PlayerUpdate),
             Admission::Close(CloseReason::RateLimit)
         );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_frame_costs_one_token_per_started_4_kib() {
+        assert_eq!(tokens_for(0), 1);
+        assert_eq!(tokens_for(4096), 1);
+        assert_eq!(tokens_for(4097), 2);
+        assert_eq!(tokens_for(64 << 10), 16);
+        // Burst 5: five small frames pass, or one of 16 KiB and then one small one.
+        let mut c = ConnectionGuard::new(config(), 0);
+        assert_eq!(
+            c.admit(0, 16 << 10, || ReplyCommand::Error),
+            Admission::Accept
+        );
+        assert_eq!(c.admit(0, 1, || ReplyCommand::Error), Admission::Accept);
+        assert!(matches!(
+            c.admit(0, 1, || ReplyCommand::Error),
+            Admission::Refuse(_)
+        ));
+        // 10 per second: after 300 ms three tokens are back, not enough for 16 KiB.
+        assert!(matches!(
+            c.admit(300, 16 << 10, || ReplyCommand::Error),
+            Admission::Refuse(_)
+        ));
+        assert_eq!(
+            c.admit(400, 16 << 10, || ReplyCommand::Error),
+            Admission::Accept
+        );
+        // A frame costing more than the burst takes a full bucket.
+        assert_eq!(
+            c.admit(900, 1 << 20, || ReplyCommand::Error),
+            Admission::Accept
+        );
+        assert!(matches!(
+            c.admit(900, 1, || ReplyCommand::Error),
+            Admission::Refuse(_)
+        ));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_reply_is_worked_out_for_refusals_only() {
+        let mut c = ConnectionGuard::new(config(), 0);
+        for _ in 0..5 {
+            let admission = c.admit(0, 1, || panic!("an accepted frame needs no reply"));
+            assert_eq!(admission, Admission::Accept);
+        }
+        match c.admit(0, 1, || ReplyCommand::SessionLeave) {
+            Admission::Refuse(r) => assert_eq!(r.reply, ReplyCommand::SessionLeave),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -240,7 +307,7 @@ mod tests {
         let mut c = ConnectionGuard::new(config(), 0);
         for i in 0..1000u64 {
             assert_eq!(
-                c.admit(i * 100, ReplyCommand::Error),
+                c.admit(i * 100, 4096, || ReplyCommand::Error),
                 Admission::Accept,
                 "command {i}"
             );

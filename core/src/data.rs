@@ -6,8 +6,10 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de;
 use serde_json::value::RawValue;
+
+use crate::scan::Cursor;
 
 /// Which names a session's data fields have on the wire.
 ///
@@ -84,133 +86,177 @@ impl fmt::Debug for JsonObject {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Shape {
     /// Sorted by key, no key twice. `None`: the value is not an object.
-    keys: Vec<(Box<str>, Option<Shape>)>,
+    keys: Vec<Entry>,
 }
 
 impl Shape {
     /// The structure of `object`.
+    ///
+    /// One pass over the text, with no recursion (an explicit stack holds the objects being
+    /// read): O(size) whatever the nesting, and no depth can overflow the call stack.
     pub fn of(object: &JsonObject) -> Shape {
-        let mut de = serde_json::Deserializer::from_str(object.as_str());
         // The text was validated as a JSON object when it was received.
-        ShapeBuilder
-            .deserialize(&mut de)
-            .unwrap_or_else(|_| Shape::default())
+        build(object.as_str()).unwrap_or_default()
     }
 
     /// Whether `object` has exactly this structure: the same keys at every level, with objects
-    /// where this shape has objects and non-objects where it has non-objects.
+    /// where this shape has objects and non-objects where it has non-objects. A repeated key
+    /// counts with its last value, as in [`Shape::of`] and JavaScript's `JSON.parse`.
+    ///
+    /// One pass over the text against this shape, building nothing: O(size) whatever the
+    /// nesting, with no recursion.
     pub fn matches(&self, object: &JsonObject) -> bool {
-        let mut de = serde_json::Deserializer::from_str(object.as_str());
-        ShapeCheck(self).deserialize(&mut de).is_ok()
+        check(self, object.as_str()).unwrap_or(false)
     }
-}
 
-/// Reads one value inside an object as its raw text; an object gives its nested text.
-///
-/// Values are taken raw (rather than visited) so that the shape does not depend on
-/// serde_json features another crate in the build may switch on (`arbitrary_precision`
-/// visits numbers as maps).
-fn nested_object(value: &RawValue) -> Option<&str> {
-    let text = value.get().trim();
-    text.starts_with('{').then_some(text)
-}
-
-/// Builds a [`Shape`] from a JSON object.
-struct ShapeBuilder;
-
-impl<'de> DeserializeSeed<'de> for ShapeBuilder {
-    type Value = Shape;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
-        d.deserialize_map(self)
+    /// The index of `key` among this shape's keys.
+    fn index(&self, key: &str) -> Option<usize> {
+        self.keys
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()
     }
-}
 
-impl<'de> Visitor<'de> for ShapeBuilder {
-    type Value = Shape;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
-        let mut keys: Vec<(Box<str>, Option<Shape>)> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value: &RawValue = map.next_value()?;
-            let child = match nested_object(value) {
-                Some(text) => Some(
-                    ShapeBuilder
-                        .deserialize(&mut serde_json::Deserializer::from_str(text))
-                        .map_err(de::Error::custom)?,
-                ),
-                None => None,
-            };
-            keys.push((key.into(), child));
-        }
-        // A repeated key counts once, with its last value, as JavaScript's JSON.parse reads it.
+    /// Sorts the keys read from one object; a repeated key counts once, with its last value.
+    fn from_keys(mut keys: Vec<Entry>) -> Shape {
         keys.reverse();
+        // Stable: among equal keys the last occurrence comes first, and is what dedup keeps.
         keys.sort_by(|a, b| a.0.cmp(&b.0));
         keys.dedup_by(|later, earlier| later.0 == earlier.0);
-        Ok(Shape { keys })
+        Shape { keys }
     }
 }
 
-/// Checks an object against a shape while reading it, without building a second shape.
-/// Any error means "does not match"; the text itself was validated on receipt.
-struct ShapeCheck<'s>(&'s Shape);
-
-impl<'de> DeserializeSeed<'de> for ShapeCheck<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ShapeCheck<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object of the session's playerData structure")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let expected = &self.0.keys;
-        // Per expected key: `Some(matches)` for its last occurrence. A repeated key counts with
-        // its last value, as in `Shape::of` and JavaScript's JSON.parse.
-        let mut last: Vec<Option<bool>> = vec![None; expected.len()];
-        while let Some(index) = map.next_key_seed(KeyIndex(expected))? {
-            let value: &RawValue = map.next_value()?;
-            let matches = match (&expected[index].1, nested_object(value)) {
-                (None, None) => true,
-                (Some(child), Some(text)) => ShapeCheck(child)
-                    .deserialize(&mut serde_json::Deserializer::from_str(text))
-                    .is_ok(),
-                _ => false,
+impl Drop for Shape {
+    /// Without recursion, like the reading: a shape may be as deep as the text it was read
+    /// from.
+    fn drop(&mut self) {
+        let mut nested: Vec<Shape> = Vec::new();
+        let mut keys = std::mem::take(&mut self.keys);
+        loop {
+            nested.extend(keys.drain(..).filter_map(|(_, child)| child));
+            let Some(mut next) = nested.pop() else {
+                return;
             };
-            last[index] = Some(matches);
-        }
-        if last.iter().all(|m| *m == Some(true)) {
-            Ok(())
-        } else {
-            Err(de::Error::custom("a key is missing or of another kind"))
+            keys = std::mem::take(&mut next.keys);
         }
     }
 }
 
-/// Reads a key and finds it among the expected keys; an unexpected key is an error.
-struct KeyIndex<'s>(&'s [(Box<str>, Option<Shape>)]);
+/// One key of a [`Shape`] and, if its value is an object, that object's shape.
+type Entry = (Box<str>, Option<Shape>);
 
-impl<'de> DeserializeSeed<'de> for KeyIndex<'_> {
-    type Value = usize;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
-        d.deserialize_str(self)
+/// [`Shape::of`] on the text of an object; `None` if it is no object.
+fn build(text: &str) -> Option<Shape> {
+    let mut cursor = Cursor::new(text);
+    if !cursor.eat(b'{') {
+        return None;
+    }
+    // The objects being read, outermost first: the key each is the value of in its parent
+    // (none for the outermost), and the keys read so far.
+    let mut open: Vec<(Option<Box<str>>, Vec<Entry>)> = vec![(None, vec![])];
+    loop {
+        cursor.skip_ws();
+        match cursor.peek()? {
+            b'}' => {
+                cursor.eat(b'}');
+                let (key, keys) = open.pop()?;
+                let shape = Shape::from_keys(keys);
+                match (open.last_mut(), key) {
+                    (None, _) => return Some(shape),
+                    (Some((_, parent)), Some(key)) => parent.push((key, Some(shape))),
+                    (Some(_), None) => return None,
+                }
+            }
+            b',' => {
+                cursor.eat(b',');
+            }
+            _ => {
+                let key: Box<str> = cursor.key()?.into();
+                if cursor.eat(b'{') {
+                    open.push((Some(key), Vec::new()));
+                } else {
+                    cursor.skip_value(usize::MAX)?;
+                    open.last_mut()?.1.push((key, None));
+                }
+            }
+        }
     }
 }
 
-impl<'de> Visitor<'de> for KeyIndex<'_> {
-    type Value = usize;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key of the session's playerData")
+/// [`Shape::matches`] on the text of an object; `None` if it is no object.
+fn check(shape: &Shape, text: &str) -> Option<bool> {
+    let mut cursor = Cursor::new(text);
+    if !cursor.eat(b'{') {
+        return None;
     }
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<usize, E> {
-        self.0
-            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
-            .map_err(|_| E::custom("unexpected key"))
+    /// An object being read against the shape it must have.
+    struct Open<'s> {
+        shape: &'s Shape,
+        /// Where its keys' slots start in `last`.
+        base: usize,
+        /// The key it is the value of in its parent (an index into the parent's shape).
+        slot: usize,
+    }
+    // Per expected key of every open object: `Some(matches)` for its last occurrence so far.
+    let mut last: Vec<Option<bool>> = vec![None; shape.keys.len()];
+    let mut open = vec![Open {
+        shape,
+        base: 0,
+        slot: 0,
+    }];
+    loop {
+        cursor.skip_ws();
+        match cursor.peek()? {
+            b'}' => {
+                cursor.eat(b'}');
+                let done = open.pop()?;
+                let matches = last[done.base..].iter().all(|m| *m == Some(true));
+                last.truncate(done.base);
+                match open.last() {
+                    None => return Some(matches),
+                    Some(parent) => last[parent.base + done.slot] = Some(matches),
+                }
+            }
+            b',' => {
+                cursor.eat(b',');
+            }
+            _ => {
+                let key = cursor.key()?;
+                let top = open.last()?;
+                let Some(index) = top.shape.index(&key) else {
+                    if open.len() == 1 {
+                        // An unexpected key at the top: nothing later can make up for it.
+                        return Some(false);
+                    }
+                    // This occurrence of the nested object does not match; a later
+                    // occurrence of its key in the parent still may.
+                    cursor.skip_value(usize::MAX)?;
+                    cursor.skip_rest()?;
+                    let done = open.pop()?;
+                    last.truncate(done.base);
+                    let parent = open.last()?;
+                    last[parent.base + done.slot] = Some(false);
+                    continue;
+                };
+                let slot = top.base + index;
+                match (&top.shape.keys[index].1, cursor.peek() == Some(b'{')) {
+                    (Some(child), true) => {
+                        cursor.eat(b'{');
+                        let base = last.len();
+                        last.resize(base + child.keys.len(), None);
+                        open.push(Open {
+                            shape: child,
+                            base,
+                            slot: index,
+                        });
+                    }
+                    (expected, is_object) => {
+                        cursor.skip_value(usize::MAX)?;
+                        last[slot] = Some(expected.is_none() && !is_object);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -257,5 +303,24 @@ mod tests {
         // occurrence of each key has the right kind.
         assert!(shape.matches(&obj(r#"{"a":{"x":1},"a":2}"#)));
         assert!(!shape.matches(&obj(r#"{"a":2,"a":{"x":1}}"#)));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn any_depth_is_read_without_recursion() {
+        // The recursive reading this replaced overflowed the stack at about 10,000 levels.
+        let levels = 100_000;
+        let deep = format!("{}1{}", r#"{"a":"#.repeat(levels), "}".repeat(levels));
+        let deep = obj(&deep);
+        let shape = Shape::of(&deep);
+        assert!(shape.matches(&deep));
+        let other = format!("{}2{}", r#"{"a":"#.repeat(levels), "}".repeat(levels));
+        assert!(shape.matches(&obj(&other)));
+        let shallower = format!(
+            "{}2{}",
+            r#"{"a":"#.repeat(levels - 1),
+            "}".repeat(levels - 1)
+        );
+        assert!(!shape.matches(&obj(&shallower)));
+        assert!(!Shape::of(&obj(&shallower)).matches(&deep));
     }
 }

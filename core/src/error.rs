@@ -50,11 +50,15 @@ pub enum ErrorCode {
     /// every member's playerData) larger than [`crate::Limits::max_session_data_bytes`];
     /// nothing changes.
     SessionDataTooLarge,
+    /// 20: an `updatePlayer` or `updateSession` whose broadcast the sender's egress budget
+    /// ([`crate::Limits::egress_bytes_per_second`]: bytes × recipients per second) cannot
+    /// take now; nothing was broadcast and nothing changes.
+    EgressBudget,
 }
 
 impl ErrorCode {
     /// The highest code the server sends.
-    pub const MAX: u16 = 19;
+    pub const MAX: u16 = 20;
 
     /// The number sent on the wire.
     pub const fn code(self) -> u16 {
@@ -76,6 +80,7 @@ impl ErrorCode {
             ErrorCode::TooManySessions => 17,
             ErrorCode::RateLimited => 18,
             ErrorCode::SessionDataTooLarge => 19,
+            ErrorCode::EgressBudget => 20,
         }
     }
 

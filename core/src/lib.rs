@@ -34,7 +34,7 @@
 //! then, always:       while let Some(out) = player.poll_output() {
 //!                       Send(frame)        -> write it to the socket
 //!                       Create(request)    -> allocate an ID, Session::create(id, request)
-//!                                             (or player.handle_create_refused())
+//!                                             (or player.handle_create_refused(why))
 //!                       Join { target, .. } -> find the session, deliver the input to it
 //!                                             (or player.handle_no_such_session())
 //!                       ToSession(input)   -> deliver it to that session
@@ -44,7 +44,7 @@
 //!                     stop reading client frames while player.is_waiting()
 //! connection gone:    player.handle_closed(), then drain once more (its disconnect)
 //!
-//! session input:      session.handle(input); then drain session.poll_output():
+//! session input:      session.handle(now, input); then drain session.poll_output():
 //!                       Send / Broadcast   -> frames to members' sockets (a broadcast once)
 //!                       ToPlayer { to, event } -> player `to`: handle_from_session(event)
 //!                       Changed(_)         -> storage, where the host keeps one
@@ -67,6 +67,7 @@ pub mod lobby;
 pub mod messages;
 pub mod player;
 pub mod reply;
+mod scan;
 pub mod server;
 pub mod session;
 
@@ -78,7 +79,7 @@ pub use directory::Directory;
 pub use error::ErrorCode;
 pub use ids::{IdCounter, PlayerId, SessionId};
 pub use limits::Limits;
-pub use messages::{CreateRequest, ToPlayer, ToSession};
+pub use messages::{CreateRefusal, CreateRequest, ToPlayer, ToSession};
 pub use player::{Player, PlayerOutput};
 pub use reply::{Frame, ReplyCommand};
 pub use server::Server;

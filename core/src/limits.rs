@@ -14,6 +14,17 @@ pub struct Limits {
     /// Sessions one server may hold; createSession beyond it gets error 17. The host checks
     /// it where it keeps its sessions (the core's [`crate::Server`], the native registry).
     pub max_sessions: usize,
+    /// Bytes per second one member may have its session broadcast, sustained: each
+    /// broadcast of its `updatePlayer` or `updateSession` counts the frame's bytes times its
+    /// recipients. A broadcast is carried out while the member's budget is above zero and
+    /// takes its whole cost (the budget may go below zero, and refills at this rate); one that
+    /// finds the budget used up gets error 20 and nothing is broadcast or changed.
+    pub egress_bytes_per_second: u64,
+    /// What a member's egress budget holds at most (and starts with): the burst above
+    /// [`Limits::egress_bytes_per_second`]. A member that leaves keeps what it has used up:
+    /// its session remembers the budget until it has refilled, so leaving and joining again
+    /// gives no new burst.
+    pub egress_burst_bytes: u64,
 }
 
 impl Default for Limits {
@@ -23,6 +34,8 @@ impl Default for Limits {
             max_players_per_session: 4096,
             max_session_data_bytes: 4 << 20,
             max_sessions: 100_000,
+            egress_bytes_per_second: 8 << 20,
+            egress_burst_bytes: 16 << 20,
         }
     }
 }

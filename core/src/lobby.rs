@@ -3,6 +3,7 @@
 
 use crate::error::ErrorCode;
 use crate::limits::Limits;
+use crate::messages::CreateRefusal;
 use crate::reply::{self, Frame, ReplyCommand};
 
 /// Error 2: a session command from a player in no session.
@@ -16,13 +17,15 @@ pub(crate) fn join_failed(code: ErrorCode) -> Frame {
     reply::error(ReplyCommand::SessionJoin, code, None)
 }
 
-/// Error 17: a createSession the host refuses because it has [`Limits::max_sessions`]
-/// sessions already (or no session ID left).
-pub(crate) fn create_refused(limits: &Limits) -> Frame {
-    let message = format!(
-        "the server holds its maximum of {} sessions; try again later",
-        limits.max_sessions
-    );
+/// Error 17: a createSession the host refuses, saying why.
+pub(crate) fn create_refused(limits: &Limits, why: CreateRefusal) -> Frame {
+    let message = match why {
+        CreateRefusal::SessionCap => format!(
+            "the server holds its maximum of {} sessions; try again later",
+            limits.max_sessions
+        ),
+        CreateRefusal::NoFreeId => "no free session ID; try again".to_owned(),
+    };
     reply::error(
         ReplyCommand::SessionJoin,
         ErrorCode::TooManySessions,

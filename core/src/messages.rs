@@ -70,6 +70,17 @@ pub struct CreateRequest {
     pub format: SessionFormat,
 }
 
+/// Why a host did not create the session a player asked for
+/// ([`crate::Player::handle_create_refused`]); both are error 17, with their own message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateRefusal {
+    /// The host holds [`crate::Limits::max_sessions`] sessions already.
+    SessionCap,
+    /// The host found no free session ID: its counter ran out (native), or every random ID
+    /// it drew was taken (edge). Another try may find one.
+    NoFreeId,
+}
+
 /// An event for a player machine, from its session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ToPlayer {

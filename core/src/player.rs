@@ -29,7 +29,7 @@ use crate::error::ErrorCode;
 use crate::ids::{PlayerId, SessionId};
 use crate::limits::Limits;
 use crate::lobby;
-use crate::messages::{CreateRequest, ToPlayer, ToSession};
+use crate::messages::{CreateRefusal, CreateRequest, ToPlayer, ToSession};
 use crate::reply::{Frame, ReplyCommand};
 
 /// Client commands a player holds while it waits for its session (for hosts that cannot stop
@@ -45,7 +45,7 @@ pub enum PlayerOutput {
     Ping,
     /// Create a session: allocate an ID and run [`crate::Session::create`] with this request,
     /// or call [`Player::handle_create_refused`] when the host holds its maximum of sessions
-    /// or has no ID left.
+    /// ([`CreateRefusal::SessionCap`]) or finds no free ID ([`CreateRefusal::NoFreeId`]).
     Create(CreateRequest),
     /// Find the session `target` names (for [`JoinTarget::Latest`]: the latest one, other than
     /// `skip`, which was just found gone) and deliver `input` to it; or call
@@ -148,24 +148,50 @@ impl Player {
         self.outputs.pop_front()
     }
 
-    /// A text frame from the client. Returns the command's name (`"invalid"` if it is none),
-    /// for metrics.
+    /// A text frame from the client. It takes its rate-limit tokens (one per started 4 KiB,
+    /// [`crate::connection_guard::tokens_for`]) before it is read: a refused frame is not
+    /// parsed, its refusal names the reply found by a scan of its top level. Returns the
+    /// command's name (`"invalid"` if it is none, or the frame closed the connection), for
+    /// metrics.
     pub fn handle_text(&mut self, now_ms: u64, text: &str) -> &'static str {
         if self.closing || self.is_closed() {
             return "ignored";
         }
-        let parsed = command::parse(text, &self.limits);
-        let name = parsed.as_ref().map_or("invalid", Command::name);
-        self.admit(now_ms, parsed);
+        let mut name = "invalid";
+        let limits = &self.limits;
+        let admission = self.guard.admit(now_ms, text.len(), || {
+            let peeked = command::peek(text, limits);
+            name = peeked.unwrap_or("invalid");
+            command::reply_of(peeked)
+        });
+        let command = match admission {
+            Admission::Accept => {
+                let parsed = command::parse(text, &self.limits);
+                name = parsed.as_ref().map_or("invalid", Command::name);
+                parsed
+            }
+            Admission::Refuse(rejection) => Err(rejection),
+            Admission::Close(reason) => {
+                self.close(reason);
+                return name;
+            }
+        };
+        self.take(command);
         name
     }
 
-    /// A binary frame from the client: it is told that only text frames are understood.
+    /// A binary frame from the client (one rate-limit token): it is told that only text
+    /// frames are understood.
     pub fn handle_binary(&mut self, now_ms: u64) {
         if self.closing || self.is_closed() {
             return;
         }
-        self.admit(now_ms, Err(Rejection::binary_frame()));
+        let command = match self.guard.admit(now_ms, 0, || ReplyCommand::Error) {
+            Admission::Accept => Err(Rejection::binary_frame()),
+            Admission::Refuse(rejection) => Err(rejection),
+            Admission::Close(reason) => return self.close(reason),
+        };
+        self.take(command);
     }
 
     /// A ping or pong from the client: it is alive.
@@ -219,13 +245,13 @@ impl Player {
         self.release_held();
     }
 
-    /// The host could not create the session (it holds its maximum, or has no ID left):
-    /// error 17.
-    pub fn handle_create_refused(&mut self) {
+    /// The host could not create the session, for the reason `why` (it holds its maximum, or
+    /// found no free ID): error 17, whose message says which.
+    pub fn handle_create_refused(&mut self, why: CreateRefusal) {
         if self.state != State::Creating {
             return;
         }
-        self.send(lobby::create_refused(&self.limits));
+        self.send(lobby::create_refused(&self.limits, why));
         self.state = State::Lobby;
         self.release_held();
     }
@@ -270,12 +296,9 @@ impl Player {
         self.held.clear();
     }
 
-    fn admit(&mut self, now_ms: u64, parsed: Result<Command, Rejection>) {
-        let command = match self.guard.admit(now_ms, Rejection::reply_for(&parsed)) {
-            Admission::Accept => parsed,
-            Admission::Refuse(rejection) => Err(rejection),
-            Admission::Close(reason) => return self.close(reason),
-        };
+    /// An admitted command (or the reason it was rejected or refused): held while the player
+    /// waits, else routed.
+    fn take(&mut self, command: Result<Command, Rejection>) {
         if self.is_waiting() {
             if self.held.len() >= MAX_HELD {
                 return self.close(CloseReason::RateLimit);
@@ -361,6 +384,158 @@ impl Player {
             self.closing = true;
             self.held.clear();
             self.outputs.push_back(PlayerOutput::Close(reason));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn player() -> Player {
+        Player::new(
+            PlayerId(1),
+            Limits {
+                max_sessions: 7,
+                ..Limits::default()
+            },
+            ConnectionConfig::default(),
+            0,
+        )
+    }
+
+    /// The frames the player asks the host to send, as text; panics on anything else.
+    fn sent(player: &mut Player) -> Vec<String> {
+        let mut frames = Vec::new();
+        while let Some(output) = player.poll_output() {
+            match output {
+                PlayerOutput::Send(frame) => frames.push(frame.as_str().to_owned()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        frames
+    }
+
+    fn flood_config() -> ConnectionConfig {
+        ConnectionConfig {
+            commands_per_second: 10,
+            command_burst: 32,
+            max_refused: 1000,
+            ..ConnectionConfig::default()
+        }
+    }
+
+    /// A `leaveSession` from the lobby (answered with error 2) padded to `bytes` bytes.
+    fn padded_leave(bytes: usize) -> String {
+        let frame = r#"{"command":"leaveSession","pad":""}"#;
+        let pad = "x".repeat(bytes.saturating_sub(frame.len()));
+        format!(r#"{{"command":"leaveSession","pad":"{pad}"}}"#)
+    }
+
+    /// How many of `count` frames sent at once are carried out (answered with error 2)
+    /// before the first refusal (error 18).
+    fn carried_out_before_refused(frame: &str, count: usize) -> usize {
+        let mut p = Player::new(PlayerId(1), Limits::default(), flood_config(), 0);
+        for _ in 0..count {
+            p.handle_text(0, frame);
+        }
+        let replies = sent(&mut p);
+        let first_refusal = replies
+            .iter()
+            .position(|r| r.contains(r#""error":18"#))
+            .expect("the flood is refused");
+        assert!(replies[..first_refusal]
+            .iter()
+            .all(|r| r == r#"{"command":"sessionLeave","error":2}"#));
+        first_refusal
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_flood_of_big_frames_is_refused_sooner_than_one_of_small_frames() {
+        let small = carried_out_before_refused(&padded_leave(100), 100);
+        let big = carried_out_before_refused(&padded_leave(64 << 10), 100);
+        // A burst of 32 tokens: 32 small frames, or 2 frames of 16 tokens each.
+        assert_eq!(small, 32);
+        assert_eq!(big, 2);
+        assert_eq!(carried_out_before_refused(&padded_leave(4096), 100), 32);
+        assert_eq!(carried_out_before_refused(&padded_leave(4097), 100), 16);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_refused_frame_is_not_parsed_and_names_the_reply_of_its_command() {
+        let mut p = Player::new(PlayerId(1), Limits::default(), flood_config(), 0);
+        for _ in 0..32 {
+            p.handle_text(0, r#"{"command":"leaveSession"}"#);
+        }
+        assert_eq!(sent(&mut p).len(), 32);
+        let parses = command::PARSES.with(|n| n.get());
+        let big_data = format!(r#"{{"k":"{}"}}"#, "v".repeat(60_000));
+        let frames = [
+            // (frame, the refusal's reply command, the name returned for metrics)
+            ("not json".to_owned(), "error", "invalid"),
+            (
+                r#"{"command":"updatePlayer","player":{}}"#.to_owned(),
+                "playerUpdate",
+                "updatePlayer",
+            ),
+            // The command after 60 KB of data is found as well.
+            (
+                format!(r#"{{"player":{big_data},"command":"updatePlayer"}}"#),
+                "playerUpdate",
+                "updatePlayer",
+            ),
+            (
+                r#"{"command":"joinSession","sessionID":"3"}"#.to_owned(),
+                "sessionJoin",
+                "joinSession",
+            ),
+            (r#"{"command":"dance"}"#.to_owned(), "error", "invalid"),
+            (
+                r#"{"command":"leaveSession","command":"leaveSession"}"#.to_owned(),
+                "error",
+                "invalid",
+            ),
+            ("[1]".to_owned(), "error", "invalid"),
+        ];
+        for (frame, reply, name) in &frames {
+            assert_eq!(p.handle_text(0, frame), *name, "{frame:.60}");
+            let replies = sent(&mut p);
+            assert_eq!(replies.len(), 1);
+            let expected = format!(r#"{{"command":"{reply}","error":18,"#);
+            assert!(
+                replies[0].starts_with(&expected),
+                "{frame:.60}: {}",
+                replies[0]
+            );
+        }
+        assert_eq!(
+            command::PARSES.with(|n| n.get()),
+            parses,
+            "refused frames were parsed"
+        );
+        // Once a token is back, the next frame is parsed (and invalid JSON is error 9 again).
+        p.handle_text(100, "not json");
+        assert!(sent(&mut p)[0].starts_with(r#"{"command":"error","error":9,"#));
+        assert_eq!(command::PARSES.with(|n| n.get()), parses + 1);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_refused_create_says_why() {
+        for (why, says) in [
+            (
+                CreateRefusal::SessionCap,
+                "the server holds its maximum of 7 sessions; try again later",
+            ),
+            (CreateRefusal::NoFreeId, "no free session ID; try again"),
+        ] {
+            let mut p = player();
+            p.handle_text(0, r#"{"command":"createSession"}"#);
+            assert!(matches!(p.poll_output(), Some(PlayerOutput::Create(_))));
+            p.handle_create_refused(why);
+            let expected = format!(r#"{{"command":"sessionJoin","error":17,"message":"{says}"}}"#);
+            assert_eq!(sent(&mut p), [expected]);
+            assert!(!p.is_waiting());
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::connection_guard::ConnectionConfig;
 use crate::directory::Directory;
 use crate::ids::{IdCounter, PlayerId, SessionId};
 use crate::limits::Limits;
-use crate::messages::{ToPlayer, ToSession};
+use crate::messages::{CreateRefusal::*, ToPlayer, ToSession};
 use crate::player::{Player, PlayerOutput};
 use crate::session::{Output, Session};
 
@@ -156,7 +156,7 @@ impl Server {
                 let from = input.player();
                 match self.sessions.get_mut(id) {
                     Some(session) => {
-                        session.handle(input);
+                        session.handle(self.now_ms, input);
                         self.drain_session(id);
                     }
                     None => {
@@ -310,7 +310,10 @@ impl Server {
                             self.sessions.insert(session_id, session);
                             self.drain_session(session_id);
                         }
-                        None => c.player.handle_create_refused(),
+                        None => {
+                            c.player
+                                .handle_create_refused(if room { NoFreeId } else { SessionCap })
+                        }
                     }
                 }
                 PlayerOutput::Join { target, input, .. } => match self.sessions.resolve(target) {

@@ -72,6 +72,67 @@ struct Member {
     id: PlayerId,
     /// `None`: the session's default playerData (what every member has after a reset).
     data: Option<JsonObject>,
+    /// The `playerJoin` of this member with its current data, for joiners: encoded once
+    /// (when it joins, or at the first join after its data changed) and shared by every
+    /// joiner, so a join costs one reference count per member, not one encoding and copy.
+    /// `None` after a change, until a joiner needs it.
+    join_frame: Option<Frame>,
+    /// What it may still have broadcast.
+    egress: Egress,
+}
+
+impl Member {
+    fn new(id: PlayerId, data: Option<JsonObject>) -> Self {
+        Member {
+            id,
+            data,
+            join_frame: None,
+            egress: Egress::FULL,
+        }
+    }
+}
+
+/// A member's egress budget ([`Limits::egress_bytes_per_second`]): a token bucket in
+/// thousandths of a byte (so integer milliseconds refill it exactly) that may go below zero.
+#[derive(Clone, Copy, Debug)]
+struct Egress {
+    /// `None`: full (as it starts, whatever the time).
+    milli_bytes: Option<i128>,
+    updated_ms: u64,
+}
+
+impl Egress {
+    const FULL: Egress = Egress {
+        milli_bytes: None,
+        updated_ms: 0,
+    };
+
+    /// What the budget holds at `now_ms`.
+    fn level(&self, now_ms: u64, limits: &Limits) -> i128 {
+        let burst = i128::from(limits.egress_burst_bytes) * 1000;
+        match self.milli_bytes {
+            None => burst,
+            Some(level) => {
+                let elapsed = i128::from(now_ms.saturating_sub(self.updated_ms));
+                (level + elapsed * i128::from(limits.egress_bytes_per_second)).min(burst)
+            }
+        }
+    }
+
+    fn is_full(&self, now_ms: u64, limits: &Limits) -> bool {
+        self.level(now_ms, limits) >= i128::from(limits.egress_burst_bytes) * 1000
+    }
+
+    /// Takes `bytes` if the budget is not used up (above zero) at `now_ms`.
+    fn take(&mut self, now_ms: u64, bytes: u64, limits: &Limits) -> bool {
+        let level = self.level(now_ms, limits);
+        if level <= 0 {
+            return false;
+        }
+        self.milli_bytes = Some(level - i128::from(bytes) * 1000);
+        self.updated_ms = self.updated_ms.max(now_ms);
+        true
+    }
 }
 
 /// One session: its data, format, spelling and members in the order they joined.
@@ -88,6 +149,11 @@ pub struct Session {
     outputs: VecDeque<Output>,
     /// [`Output::Ended`] was emitted: the session takes no more inputs.
     ended: bool,
+    /// The latest time an input came with.
+    now_ms: u64,
+    /// Egress budgets of players who left before theirs had refilled, kept until it has: a
+    /// player that comes back gets its own back, not a new one.
+    departed: Vec<(PlayerId, Egress)>,
 }
 
 impl Session {
@@ -106,6 +172,8 @@ impl Session {
             limits,
             outputs: VecDeque::new(),
             ended: false,
+            now_ms: 0,
+            departed: Vec::new(),
         };
         session.outputs.push_back(Output::Changed(Change::Created));
         session.join(player);
@@ -133,11 +201,13 @@ impl Session {
             limits,
             outputs: VecDeque::new(),
             ended: false,
+            now_ms: 0,
+            departed: Vec::new(),
         };
         for (id, data) in members {
             if !session.contains(id) {
                 session.data_bytes += data.as_ref().map_or(0, |d| d.as_str().len());
-                session.members.push(Member { id, data });
+                session.members.push(Member::new(id, data));
             }
         }
         session
@@ -233,12 +303,15 @@ impl Session {
         self.outputs.pop_front()
     }
 
-    /// An input from a player's machine. After [`Output::Ended`] inputs are ignored (the host
-    /// no longer delivers them).
-    pub fn handle(&mut self, input: ToSession) {
+    /// An input from a player's machine, at `now_ms` (milliseconds from any origin the host
+    /// chooses; only differences count, for the members' egress budgets; an earlier time than
+    /// an earlier input's is taken as that one). After [`Output::Ended`] inputs are ignored
+    /// (the host no longer delivers them).
+    pub fn handle(&mut self, now_ms: u64, input: ToSession) {
         if self.ended {
             return;
         }
+        self.now_ms = self.now_ms.max(now_ms);
         match input {
             ToSession::Join { player } => self.join(player),
             ToSession::Command { player, command } => self.handle_command(player, command),
@@ -252,7 +325,9 @@ impl Session {
 
     /// Adds `player`: it gets `sessionJoin` and a `playerJoin` for each member in join order;
     /// every member gets a `playerJoin` of it. A full session sends it error 16 instead. A
-    /// player already in the session is only told it is a member.
+    /// player already in the session is only told it is a member. The members' `playerJoin`s
+    /// are each member's cached frame (encoded at most once per change of its data), so
+    /// every joiner shares their bytes.
     fn join(&mut self, player: PlayerId) {
         if self.contains(player) {
             self.tell(player, ToPlayer::Joined { session: self.id });
@@ -279,17 +354,28 @@ impl Session {
             to: player,
             frame: welcome,
         });
-        for member in &self.members {
-            let data = member.data.as_ref().unwrap_or(default);
-            let frame =
-                reply::player_data(ReplyCommand::PlayerJoin, self.spelling, member.id, data);
-            self.outputs.push_back(Output::Send { to: player, frame });
+        let spelling = self.spelling;
+        for member in &mut self.members {
+            let frame = member.join_frame.get_or_insert_with(|| {
+                let data = member.data.as_ref().unwrap_or(default);
+                reply::player_data(ReplyCommand::PlayerJoin, spelling, member.id, data)
+            });
+            self.outputs.push_back(Output::Send {
+                to: player,
+                frame: frame.clone(),
+            });
         }
-        let announcement =
-            reply::player_data(ReplyCommand::PlayerJoin, self.spelling, player, default);
+        // The joiner's announcement is also what later joiners get of it.
+        let announcement = reply::player_data(ReplyCommand::PlayerJoin, spelling, player, default);
+        let egress = match self.departed.iter().position(|(p, _)| *p == player) {
+            Some(i) => self.departed.swap_remove(i).1,
+            None => Egress::FULL,
+        };
         self.members.push(Member {
             id: player,
             data: None,
+            join_frame: Some(announcement.clone()),
+            egress,
         });
         self.outputs.push_back(Output::Broadcast {
             frame: announcement,
@@ -324,7 +410,7 @@ impl Session {
                     None,
                 ),
             ),
-            Ok(Command::UpdateSession(format)) => self.update_session(player, format),
+            Ok(Command::UpdateSession(format)) => self.update_session(index, format),
             Ok(Command::UpdatePlayer(data)) => self.update_player(index, data),
             Ok(Command::LeaveSession) => {
                 self.remove_member(index);
@@ -346,31 +432,61 @@ impl Session {
 
     fn remove_member(&mut self, index: usize) {
         let member = self.members.remove(index);
+        let (now, limits) = (self.now_ms, &self.limits);
+        self.departed.retain(|(_, e)| !e.is_full(now, limits));
+        if !member.egress.is_full(now, limits) {
+            self.departed.push((member.id, member.egress));
+        }
         self.data_bytes -= member.data.map_or(0, |d| d.as_str().len());
         self.outputs
             .push_back(Output::Changed(Change::MemberRemoved(member.id)));
     }
 
-    fn update_session(&mut self, player: PlayerId, format: SessionFormat) {
+    fn update_session(&mut self, index: usize, format: SessionFormat) {
+        let player = self.members[index].id;
         if format.data_bytes() > self.limits.max_session_data_bytes {
             let frame = lobby::data_too_large(ReplyCommand::SessionUpdate, &self.limits);
             self.send(player, frame);
             return;
         }
-        self.data_bytes = format.data_bytes();
         // The spelling stays the creator's, whatever this member wrote.
+        let frame = reply::session_update(
+            self.spelling,
+            &format.session_data,
+            format.player_format.default_data(),
+        );
+        if !self.take_egress(index, &frame) {
+            return;
+        }
+        self.data_bytes = format.data_bytes();
         self.session_data = format.session_data;
         self.player_format = format.player_format;
         for member in &mut self.members {
             member.data = None;
+            member.join_frame = None;
         }
-        let frame = reply::session_update(
-            self.spelling,
-            &self.session_data,
-            self.player_format.default_data(),
-        );
         self.outputs.push_back(Output::Changed(Change::Format));
         self.broadcast(frame);
+    }
+
+    /// Whether member `index`'s egress budget takes a broadcast of `frame` to every member;
+    /// if not, it is sent error 20 (in the frame's reply command).
+    fn take_egress(&mut self, index: usize, frame: &Frame) -> bool {
+        let recipients = self.members.len() as u64;
+        let bytes = (frame.bytes().len() as u64).saturating_mul(recipients);
+        let member = &mut self.members[index];
+        if member.egress.take(self.now_ms, bytes, &self.limits) {
+            return true;
+        }
+        let message = format!(
+            "your broadcasts would pass {} bytes per second (bursts up to {}), counting each \
+             frame's bytes times its {recipients} recipients: nothing was broadcast",
+            self.limits.egress_bytes_per_second, self.limits.egress_burst_bytes
+        );
+        let refusal = reply::error(frame.command(), ErrorCode::EgressBudget, Some(&message));
+        let to = member.id;
+        self.send(to, refusal);
+        false
     }
 
     fn update_player(&mut self, index: usize, data: JsonObject) {
@@ -394,9 +510,13 @@ impl Session {
             self.send(player, frame);
             return;
         }
-        self.data_bytes = bytes;
         let frame = reply::player_data(ReplyCommand::PlayerUpdate, self.spelling, player, &data);
+        if !self.take_egress(index, &frame) {
+            return;
+        }
+        self.data_bytes = bytes;
         self.members[index].data = Some(data);
+        self.members[index].join_frame = None;
         self.outputs
             .push_back(Output::Changed(Change::PlayerData(player)));
         self.broadcast(frame);

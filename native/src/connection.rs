@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use std::net::SocketAddr;
 
 use sessionserver_core::{
-    CloseReason, ConnectionConfig, Limits, Player, PlayerOutput, SessionId, ToPlayer,
+    CloseReason, ConnectionConfig, CreateRefusal, Limits, Player, PlayerOutput, SessionId, ToPlayer,
 };
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
-use crate::counting::Counted;
 use crate::budget::Budget;
+use crate::counting::Counted;
 use crate::frame_reader::{FrameReader, Incoming, ReadError};
 use crate::metrics::Metrics;
 use crate::peer::Peer;
@@ -282,7 +282,13 @@ impl PlayerConnection {
                                 None => self.player.handle_session_gone(id),
                             }
                         }
-                        None => self.player.handle_create_refused(),
+                        None => self.player.handle_create_refused(
+                            if registry.session_count() >= limits.max_sessions {
+                                CreateRefusal::SessionCap
+                            } else {
+                                CreateRefusal::NoFreeId
+                            },
+                        ),
                     }
                 }
                 PlayerOutput::Join { target, input, .. } => {

@@ -122,6 +122,7 @@ impl Args {
                 max_players_per_session: self.max_players_per_session,
                 max_session_data_bytes: self.max_session_data_bytes,
                 max_sessions: self.max_sessions,
+                ..Limits::default()
             },
             connection: ConnectionConfig {
                 ping_after_ms: self.ping_after_ms,

@@ -119,6 +119,7 @@ pub(crate) fn spawn(
         ended: false,
         data: DataBytes::default(),
         budget,
+        epoch: std::time::Instant::now(),
     };
     let answer = task.deliver(player);
     task.flush();
@@ -139,6 +140,8 @@ struct SessionTask {
     /// The data the session stores, as counted in the memory budget.
     data: DataBytes,
     budget: Arc<Budget>,
+    /// The origin of the milliseconds the session counts in (its egress budgets).
+    epoch: std::time::Instant,
 }
 
 /// Bytes of JSON a session stores (sessionData, the default playerData and members' own
@@ -238,7 +241,13 @@ impl SessionTask {
                 if let Some(peer) = peer {
                     self.peers.insert(from, peer);
                 }
-                self.session.handle(input);
+                let now_ms = self
+                    .epoch
+                    .elapsed()
+                    .as_millis()
+                    .try_into()
+                    .unwrap_or(u64::MAX);
+                self.session.handle(now_ms, input);
                 let event = self.deliver(from);
                 if let (Some(answer), Some(event)) = (answer, event) {
                     // The player acts on the answer at once: what it was promised goes first.

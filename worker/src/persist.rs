@@ -116,6 +116,8 @@ mod tests {
         max_players_per_session: 3,
         max_session_data_bytes: 60,
         max_sessions: 10,
+        egress_bytes_per_second: 8 << 20,
+        egress_burst_bytes: 16 << 20,
     };
 
     /// Drains the session as the object does (storage from `Changed` only) and checks that
@@ -175,13 +177,16 @@ mod tests {
             command(1, r#"{"command":"updatePlayer","playerData":{"x":5}}"#),
             command(3, r#"{"command":"updatePlayer","playerData":{"x":6}}"#),
         ] {
-            session.handle(input);
+            session.handle(0, input);
             settle(&mut session, &mut rows);
         }
         // A full session refuses a fourth player: nothing is stored.
-        session.handle(ToSession::Join {
-            player: PlayerId(4),
-        });
+        session.handle(
+            0,
+            ToSession::Join {
+                player: PlayerId(4),
+            },
+        );
         let frames = settle(&mut session, &mut rows);
         assert!(frames[0].contains(r#""error":16"#), "{frames:?}");
 
@@ -192,7 +197,7 @@ mod tests {
             r#"{{"command":"updateSession","sessionData":{{"s":"{}"}},"playerData":{{"x":0}}}}"#,
             "z".repeat(60)
         );
-        session.handle(command(2, &big));
+        session.handle(0, command(2, &big));
         let frames = settle(&mut session, &mut rows);
         assert!(frames[0].contains(r#""error":19"#), "{frames:?}");
         assert_eq!(
@@ -201,23 +206,26 @@ mod tests {
         );
 
         // Error 4 (the playerData's structure differs) and 19 (too large) for updatePlayer.
-        session.handle(command(
-            1,
-            r#"{"command":"updatePlayer","playerData":{"y":5}}"#,
-        ));
+        session.handle(
+            0,
+            command(1, r#"{"command":"updatePlayer","playerData":{"y":5}}"#),
+        );
         assert!(settle(&mut session, &mut rows)[0].contains(r#""error":4"#));
         let big = format!(
             r#"{{"command":"updatePlayer","playerData":{{"x":"{}"}}}}"#,
             "z".repeat(40)
         );
-        session.handle(command(1, &big));
+        session.handle(0, command(1, &big));
         assert!(settle(&mut session, &mut rows)[0].contains(r#""error":19"#));
 
         // An accepted updateSession resets every member's data, in the rows too.
-        session.handle(command(
-            3,
-            r#"{"command":"updateSession","sessionData":{"t":2},"playerData":{"q":1}}"#,
-        ));
+        session.handle(
+            0,
+            command(
+                3,
+                r#"{"command":"updateSession","sessionData":{"t":2},"playerData":{"q":1}}"#,
+            ),
+        );
         settle(&mut session, &mut rows);
         assert!(rows.members.iter().all(|(_, data)| data.is_none()));
         assert_eq!(rows.session.as_ref().unwrap().3.as_str(), r#"{"q":1}"#);
@@ -232,13 +240,16 @@ mod tests {
                 player: PlayerId(3),
             },
         ] {
-            session.handle(input);
+            session.handle(0, input);
             settle(&mut session, &mut rows);
         }
         assert_eq!(rows.members.len(), 1);
-        session.handle(ToSession::Disconnect {
-            player: PlayerId(1),
-        });
+        session.handle(
+            0,
+            ToSession::Disconnect {
+                player: PlayerId(1),
+            },
+        );
         settle(&mut session, &mut rows);
         assert!(session.is_empty() && rows.members.is_empty());
     }

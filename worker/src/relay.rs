@@ -35,7 +35,8 @@ use futures_util::future::poll_fn;
 use futures_util::{FutureExt, StreamExt};
 use sessionserver_core::ids::MAX_ID;
 use sessionserver_core::{
-    Command, JoinTarget, Player, PlayerId, PlayerOutput, SessionId, ToPlayer, ToSession,
+    Command, CreateRefusal, JoinTarget, Player, PlayerId, PlayerOutput, SessionId, ToPlayer,
+    ToSession,
 };
 use worker::js_sys::JsString;
 use worker::wasm_bindgen::JsCast;
@@ -288,7 +289,7 @@ impl Relay {
             }
             Answer::Gone(session) => self.player.handle_session_gone(session),
             Answer::NoSuchSession => self.player.handle_no_such_session(),
-            Answer::CreateRefused => self.player.handle_create_refused(),
+            Answer::CreateRefused => self.player.handle_create_refused(CreateRefusal::NoFreeId),
             Answer::TryAgain(reason) => self.close_client(close::TRY_AGAIN, reason).await,
             Answer::Failed(e) => {
                 console_error!("player {}: {e}", self.player.id());

@@ -27,6 +27,11 @@ use crate::persist;
 use crate::store::{Store, Stored};
 use crate::wire;
 
+/// Milliseconds on the platform's clock, for the session's egress budgets.
+fn now_ms() -> u64 {
+    worker::js_sys::Date::now() as u64
+}
+
 /// A socket's attachment: the state of one socket that must survive hibernation.
 #[derive(Serialize, Deserialize)]
 struct Attachment {
@@ -215,7 +220,7 @@ impl SessionObject {
                 .filter(|p| !live.sockets.contains_key(p))
                 .collect();
             for player in orphans {
-                session.handle(ToSession::Disconnect { player });
+                session.handle(now_ms(), ToSession::Disconnect { player });
             }
         }
         live.drain()?;
@@ -233,7 +238,7 @@ impl SessionObject {
                     // the join for the member's.
                     return Response::error("player ID already in the session", status::CONFLICT);
                 }
-                session.handle(ToSession::Join { player });
+                session.handle(now_ms(), ToSession::Join { player });
                 let unsent = live.drain()?;
                 match unsent.event_for(player) {
                     Some(ToPlayer::Joined { .. }) => {}
@@ -252,7 +257,7 @@ impl SessionObject {
                     Err(e) => {
                         // The player never gets its socket: it is gone for the session.
                         if let Stored::Live(session) = &mut live.stored {
-                            session.handle(ToSession::Disconnect { player });
+                            session.handle(now_ms(), ToSession::Disconnect { player });
                         }
                         live.drain()?;
                         return Err(e);
@@ -299,7 +304,7 @@ impl SessionObject {
         let live = &mut *live;
         match &mut live.stored {
             Stored::Live(session) if live.sockets.contains_key(&player) => {
-                session.handle(ToSession::Command { player, command });
+                session.handle(now_ms(), ToSession::Command { player, command });
                 live.drain()?;
                 Ok(Then::Nothing)
             }
@@ -353,7 +358,7 @@ impl SessionObject {
         let mut live = self.live()?;
         live.sockets.remove(&player);
         if let Stored::Live(session) = &mut live.stored {
-            session.handle(ToSession::Disconnect { player });
+            session.handle(now_ms(), ToSession::Disconnect { player });
         }
         live.drain()?;
         Ok(Then::Nothing)
