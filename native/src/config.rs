@@ -75,10 +75,10 @@ impl Config {
         }
     };
 
-    /// The largest `limits.max_depth`. The core's key-structure check recurses once per
-    /// nested object; at this depth it stays well within a 2 MiB thread stack (tokio's
-    /// default) even in a debug build (`native/tests/http_bounds.rs` checks it; a debug build
-    /// overflowed such a stack somewhere between 1,024 and 2,048 levels).
+    /// The largest `limits.max_depth`. The core's key-structure check no longer recurses (it
+    /// walks the text with a stack of its own), so the cap bounds the work per frame rather
+    /// than the thread stack; `native/tests/http_bounds.rs` checks that a frame this deep is
+    /// handled on a 2 MiB thread stack (tokio's default) in a debug build.
     pub const MAX_DEPTH: usize = 512;
 }
 

@@ -65,6 +65,12 @@ struct Args {
     /// Bytes of JSON one session may hold in all (error 19 beyond).
     #[arg(long, env = "MAX_SESSION_DATA_BYTES", default_value_t = Limits::default().max_session_data_bytes)]
     max_session_data_bytes: usize,
+    /// Bytes per second one member may broadcast, counted as frame bytes × recipients (error 20 beyond)
+    #[arg(long, env = "EGRESS_BYTES_PER_SECOND", default_value_t = Limits::default().egress_bytes_per_second, value_parser = clap::value_parser!(u64).range(1..))]
+    egress_bytes_per_second: u64,
+    /// Bytes × recipients one member may broadcast at once above the sustained rate
+    #[arg(long, env = "EGRESS_BURST_BYTES", default_value_t = Limits::default().egress_burst_bytes, value_parser = clap::value_parser!(u64).range(1..))]
+    egress_burst_bytes: u64,
     /// Sessions the server may hold (error 17 beyond).
     #[arg(long, env = "MAX_SESSIONS", default_value_t = Limits::default().max_sessions)]
     max_sessions: usize,
@@ -122,7 +128,8 @@ impl Args {
                 max_players_per_session: self.max_players_per_session,
                 max_session_data_bytes: self.max_session_data_bytes,
                 max_sessions: self.max_sessions,
-                ..Limits::default()
+                egress_bytes_per_second: self.egress_bytes_per_second,
+                egress_burst_bytes: self.egress_burst_bytes,
             },
             connection: ConnectionConfig {
                 ping_after_ms: self.ping_after_ms,

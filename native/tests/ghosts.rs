@@ -32,6 +32,12 @@ use tokio_tungstenite::WebSocketStream;
 fn server_config() -> Config {
     Config {
         send_queue_bytes: 4 * 33 * 1024,
+        // The members flood on purpose; their egress budget is not what this test is about.
+        limits: sessionserver_core::Limits {
+            egress_bytes_per_second: 1 << 40,
+            egress_burst_bytes: 1 << 40,
+            ..sessionserver_core::Limits::default()
+        },
         connection: ConnectionConfig {
             commands_per_second: 100_000,
             command_burst: 100_000,
