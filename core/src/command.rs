@@ -12,7 +12,7 @@ use crate::data::{JsonObject, PlayerFormat, Spelling};
 use crate::error::ErrorCode;
 use crate::ids::MAX_ID;
 use crate::limits::Limits;
-use crate::reply::{self, Frame, ReplyCommand};
+use crate::reply::{self, ServerCommand, ServerFrame};
 use crate::scan::Cursor;
 
 /// A session's format: its sessionData and its default playerData.
@@ -64,12 +64,12 @@ impl Command {
     }
 
     /// The command the server answers this one with.
-    pub fn reply(&self) -> ReplyCommand {
+    pub fn reply(&self) -> ServerCommand {
         match self {
-            Command::CreateSession(_) | Command::JoinSession(_) => ReplyCommand::SessionJoin,
-            Command::UpdateSession(_) => ReplyCommand::SessionUpdate,
-            Command::UpdatePlayer(_) => ReplyCommand::PlayerUpdate,
-            Command::LeaveSession => ReplyCommand::SessionLeave,
+            Command::CreateSession(_) | Command::JoinSession(_) => ServerCommand::SessionJoin,
+            Command::UpdateSession(_) => ServerCommand::SessionUpdate,
+            Command::UpdatePlayer(_) => ServerCommand::PlayerUpdate,
+            Command::LeaveSession => ServerCommand::SessionLeave,
         }
     }
 
@@ -120,7 +120,7 @@ impl SessionFormat {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
     /// The reply command: the command's usual reply, or `error` when the command is unknown.
-    pub reply: ReplyCommand,
+    pub reply: ServerCommand,
     /// What was wrong.
     pub code: ErrorCode,
     /// The same, for people.
@@ -128,7 +128,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn new(reply: ReplyCommand, code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(reply: ServerCommand, code: ErrorCode, message: impl Into<String>) -> Self {
         Rejection {
             reply,
             code,
@@ -139,14 +139,14 @@ impl Rejection {
     /// The rejection of a binary frame.
     pub fn binary_frame() -> Self {
         Rejection::new(
-            ReplyCommand::Error,
+            ServerCommand::Error,
             ErrorCode::BinaryFrame,
             "binary frames are not supported: send each command as a JSON text frame",
         )
     }
 
     /// The reply frame.
-    pub fn frame(&self) -> Frame {
+    pub fn frame(&self) -> ServerFrame {
         reply::error(self.reply, self.code, Some(&self.message))
     }
 }
@@ -265,7 +265,7 @@ pub fn parse(frame: &str, limits: &Limits) -> Result<Command, Rejection> {
     PARSES.with(|n| n.set(n.get() + 1));
     if exceeds_depth(frame, limits.max_depth) {
         return Err(Rejection::new(
-            ReplyCommand::Error,
+            ServerCommand::Error,
             ErrorCode::TooDeep,
             format!(
                 "the frame nests objects and arrays deeper than {} levels",
@@ -276,7 +276,7 @@ pub fn parse(frame: &str, limits: &Limits) -> Result<Command, Rejection> {
     let fields: Fields = serde_json::from_str(frame).map_err(|e| reject_frame(frame, &e))?;
     let command = fields.command.ok_or_else(|| {
         Rejection::new(
-            ReplyCommand::Error,
+            ServerCommand::Error,
             ErrorCode::MissingCommand,
             "the frame has no `command` field",
         )
@@ -288,7 +288,7 @@ pub fn parse(frame: &str, limits: &Limits) -> Result<Command, Rejection> {
         "updatePlayer" => update_player(&fields).map(Command::UpdatePlayer),
         "leaveSession" => Ok(Command::LeaveSession),
         other => Err(Rejection::new(
-            ReplyCommand::Error,
+            ServerCommand::Error,
             ErrorCode::UnknownCommand,
             format!(
                 "unknown command {}: expected createSession, joinSession, updateSession, \
@@ -361,13 +361,13 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
 }
 
 /// The reply command for a frame that [`peek`] found to name `name` (`None`: `error`).
-pub(crate) fn reply_of(name: Option<&str>) -> ReplyCommand {
+pub(crate) fn reply_of(name: Option<&str>) -> ServerCommand {
     match name {
-        Some("createSession" | "joinSession") => ReplyCommand::SessionJoin,
-        Some("updateSession") => ReplyCommand::SessionUpdate,
-        Some("updatePlayer") => ReplyCommand::PlayerUpdate,
-        Some("leaveSession") => ReplyCommand::SessionLeave,
-        _ => ReplyCommand::Error,
+        Some("createSession" | "joinSession") => ServerCommand::SessionJoin,
+        Some("updateSession") => ServerCommand::SessionUpdate,
+        Some("updatePlayer") => ServerCommand::PlayerUpdate,
+        Some("leaveSession") => ServerCommand::SessionLeave,
+        _ => ServerCommand::Error,
     }
 }
 
@@ -409,13 +409,13 @@ fn reject_frame(frame: &str, error: &serde_json::Error) -> Rejection {
     let is_object = frame.trim_start().starts_with('{');
     if !is_object && serde_json::from_str::<IgnoredAny>(frame).is_ok() {
         return Rejection::new(
-            ReplyCommand::Error,
+            ServerCommand::Error,
             ErrorCode::NotAnObject,
             "the frame is JSON but not an object: send {\"command\": …}",
         );
     }
     Rejection::new(
-        ReplyCommand::Error,
+        ServerCommand::Error,
         ErrorCode::InvalidJson,
         format!("the frame is not valid JSON: {error}"),
     )
@@ -433,20 +433,20 @@ fn command_name(raw: &RawValue) -> Result<std::borrow::Cow<'_, str>, Rejection> 
         .map(Into::into)
         .map_err(|_| {
             Rejection::new(
-                ReplyCommand::Error,
+                ServerCommand::Error,
                 ErrorCode::MissingCommand,
                 format!("`command` must be a string, got {text}"),
             )
         })
 }
 
-fn invalid(reply: ReplyCommand, message: impl Into<String>) -> Rejection {
+fn invalid(reply: ServerCommand, message: impl Into<String>) -> Rejection {
     Rejection::new(reply, ErrorCode::InvalidField, message)
 }
 
 /// Which of a field's two spellings the client used; both at once is an error.
 fn pick<'a>(
-    reply: ReplyCommand,
+    reply: ServerCommand,
     short: Option<&'a RawValue>,
     long: Option<&'a RawValue>,
     names: [&str; 2],
@@ -466,7 +466,7 @@ const SESSION_NAMES: [&str; 2] = ["session", "sessionData"];
 const PLAYER_NAMES: [&str; 2] = ["player", "playerData"];
 
 fn object(
-    reply: ReplyCommand,
+    reply: ServerCommand,
     value: &RawValue,
     spelling: Spelling,
     field: fn(Spelling) -> &'static str,
@@ -492,7 +492,7 @@ fn excerpt(text: &str) -> &str {
 
 /// The sessionData and default playerData of createSession and updateSession; missing means
 /// `{}`. The spelling is that of sessionData if given, else that of playerData, else short.
-fn session_format(fields: &Fields, reply: ReplyCommand) -> Result<SessionFormat, Rejection> {
+fn session_format(fields: &Fields, reply: ServerCommand) -> Result<SessionFormat, Rejection> {
     let session = pick(reply, fields.session, fields.session_data, SESSION_NAMES)?;
     let player = pick(reply, fields.player, fields.player_data, PLAYER_NAMES)?;
     let spelling = session
@@ -515,15 +515,15 @@ fn session_format(fields: &Fields, reply: ReplyCommand) -> Result<SessionFormat,
 }
 
 fn create_session(fields: &Fields) -> Result<SessionFormat, Rejection> {
-    session_format(fields, ReplyCommand::SessionJoin)
+    session_format(fields, ServerCommand::SessionJoin)
 }
 
 fn update_session(fields: &Fields) -> Result<SessionFormat, Rejection> {
-    session_format(fields, ReplyCommand::SessionUpdate)
+    session_format(fields, ServerCommand::SessionUpdate)
 }
 
 fn update_player(fields: &Fields) -> Result<JsonObject, Rejection> {
-    let reply = ReplyCommand::PlayerUpdate;
+    let reply = ServerCommand::PlayerUpdate;
     match pick(reply, fields.player, fields.player_data, PLAYER_NAMES)? {
         Some((value, s)) => object(reply, value, s, Spelling::player_field),
         None => Err(invalid(
@@ -534,7 +534,7 @@ fn update_player(fields: &Fields) -> Result<JsonObject, Rejection> {
 }
 
 fn join_session(fields: &Fields) -> Result<JoinTarget, Rejection> {
-    let reply = ReplyCommand::SessionJoin;
+    let reply = ServerCommand::SessionJoin;
     let raw = fields
         .session_id
         .ok_or_else(|| invalid(reply, "joinSession needs `sessionID`: an integer, or -1"))?;

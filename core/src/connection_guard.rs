@@ -6,7 +6,7 @@
 use crate::close::CloseReason;
 use crate::command::Rejection;
 use crate::error::ErrorCode;
-use crate::reply::ReplyCommand;
+use crate::reply::ServerCommand;
 
 /// Settings of a connection's heartbeat and rate limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,7 +141,7 @@ impl ConnectionGuard {
         &mut self,
         now_ms: u64,
         frame_bytes: usize,
-        reply: impl FnOnce() -> ReplyCommand,
+        reply: impl FnOnce() -> ServerCommand,
     ) -> Admission {
         self.handle_activity(now_ms);
         if self.commands.take(now_ms, tokens_for(frame_bytes)) {
@@ -233,12 +233,12 @@ mod tests {
         let mut c = ConnectionGuard::new(config(), 0);
         for _ in 0..5 {
             assert_eq!(
-                c.admit(0, 100, || ReplyCommand::PlayerUpdate),
+                c.admit(0, 100, || ServerCommand::PlayerUpdate),
                 Admission::Accept
             );
         }
         for _ in 0..3 {
-            match c.admit(0, 100, || ReplyCommand::PlayerUpdate) {
+            match c.admit(0, 100, || ServerCommand::PlayerUpdate) {
                 Admission::Refuse(rejection) => assert!(rejection
                     .frame()
                     .as_str()
@@ -247,7 +247,7 @@ mod tests {
             }
         }
         assert_eq!(
-            c.admit(0, 100, || ReplyCommand::PlayerUpdate),
+            c.admit(0, 100, || ServerCommand::PlayerUpdate),
             Admission::Close(CloseReason::RateLimit)
         );
     }
@@ -261,30 +261,30 @@ mod tests {
         // Burst 5: five small frames pass, or one of 16 KiB and then one small one.
         let mut c = ConnectionGuard::new(config(), 0);
         assert_eq!(
-            c.admit(0, 16 << 10, || ReplyCommand::Error),
+            c.admit(0, 16 << 10, || ServerCommand::Error),
             Admission::Accept
         );
-        assert_eq!(c.admit(0, 1, || ReplyCommand::Error), Admission::Accept);
+        assert_eq!(c.admit(0, 1, || ServerCommand::Error), Admission::Accept);
         assert!(matches!(
-            c.admit(0, 1, || ReplyCommand::Error),
+            c.admit(0, 1, || ServerCommand::Error),
             Admission::Refuse(_)
         ));
         // 10 per second: after 300 ms three tokens are back, not enough for 16 KiB.
         assert!(matches!(
-            c.admit(300, 16 << 10, || ReplyCommand::Error),
+            c.admit(300, 16 << 10, || ServerCommand::Error),
             Admission::Refuse(_)
         ));
         assert_eq!(
-            c.admit(400, 16 << 10, || ReplyCommand::Error),
+            c.admit(400, 16 << 10, || ServerCommand::Error),
             Admission::Accept
         );
         // A frame costing more than the burst takes a full bucket.
         assert_eq!(
-            c.admit(900, 1 << 20, || ReplyCommand::Error),
+            c.admit(900, 1 << 20, || ServerCommand::Error),
             Admission::Accept
         );
         assert!(matches!(
-            c.admit(900, 1, || ReplyCommand::Error),
+            c.admit(900, 1, || ServerCommand::Error),
             Admission::Refuse(_)
         ));
     }
@@ -296,8 +296,8 @@ mod tests {
             let admission = c.admit(0, 1, || panic!("an accepted frame needs no reply"));
             assert_eq!(admission, Admission::Accept);
         }
-        match c.admit(0, 1, || ReplyCommand::SessionLeave) {
-            Admission::Refuse(r) => assert_eq!(r.reply, ReplyCommand::SessionLeave),
+        match c.admit(0, 1, || ServerCommand::SessionLeave) {
+            Admission::Refuse(r) => assert_eq!(r.reply, ServerCommand::SessionLeave),
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
@@ -307,7 +307,7 @@ mod tests {
         let mut c = ConnectionGuard::new(config(), 0);
         for i in 0..1000u64 {
             assert_eq!(
-                c.admit(i * 100, 4096, || ReplyCommand::Error),
+                c.admit(i * 100, 4096, || ServerCommand::Error),
                 Admission::Accept,
                 "command {i}"
             );

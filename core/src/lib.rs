@@ -81,6 +81,6 @@ pub use ids::{IdCounter, PlayerId, SessionId};
 pub use limits::Limits;
 pub use messages::{CreateRefusal, CreateRequest, ToPlayer, ToSession};
 pub use player::{Player, PlayerOutput};
-pub use reply::{Frame, ReplyCommand};
+pub use reply::{ServerCommand, ServerFrame};
 pub use server::Server;
 pub use session::{Change, Output, Session};

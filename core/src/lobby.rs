@@ -4,21 +4,21 @@
 use crate::error::ErrorCode;
 use crate::limits::Limits;
 use crate::messages::CreateRefusal;
-use crate::reply::{self, Frame, ReplyCommand};
+use crate::reply::{self, ServerCommand, ServerFrame};
 
 /// Error 2: a session command from a player in no session.
-pub(crate) fn not_in_session(command: ReplyCommand) -> Frame {
+pub(crate) fn not_in_session(command: ServerCommand) -> ServerFrame {
     reply::error(command, ErrorCode::NotInSession, None)
 }
 
 /// The reply to a join whose session could not be found: `code` is
 /// [`ErrorCode::NoSessionExists`] or [`ErrorCode::SessionNotFound`].
-pub(crate) fn join_failed(code: ErrorCode) -> Frame {
-    reply::error(ReplyCommand::SessionJoin, code, None)
+pub(crate) fn join_failed(code: ErrorCode) -> ServerFrame {
+    reply::error(ServerCommand::SessionJoin, code, None)
 }
 
 /// Error 17: a createSession the host refuses, saying why.
-pub(crate) fn create_refused(limits: &Limits, why: CreateRefusal) -> Frame {
+pub(crate) fn create_refused(limits: &Limits, why: CreateRefusal) -> ServerFrame {
     let message = match why {
         CreateRefusal::SessionCap => format!(
             "the server holds its maximum of {} sessions; try again later",
@@ -27,14 +27,14 @@ pub(crate) fn create_refused(limits: &Limits, why: CreateRefusal) -> Frame {
         CreateRefusal::NoFreeId => "no free session ID; try again".to_owned(),
     };
     reply::error(
-        ReplyCommand::SessionJoin,
+        ServerCommand::SessionJoin,
         ErrorCode::TooManySessions,
         Some(&message),
     )
 }
 
 /// Error 19 for a command whose data would pass the session's data limit.
-pub(crate) fn data_too_large(command: ReplyCommand, limits: &Limits) -> Frame {
+pub(crate) fn data_too_large(command: ServerCommand, limits: &Limits) -> ServerFrame {
     let message = format!(
         "the session's data would exceed {} bytes; nothing was changed",
         limits.max_session_data_bytes

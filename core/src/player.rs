@@ -30,7 +30,7 @@ use crate::ids::{PlayerId, SessionId};
 use crate::limits::Limits;
 use crate::lobby;
 use crate::messages::{CreateRefusal, CreateRequest, ToPlayer, ToSession};
-use crate::reply::{Frame, ReplyCommand};
+use crate::reply::{ServerCommand, ServerFrame};
 
 /// Client commands a player holds while it waits for its session (for hosts that cannot stop
 /// reading). More closes the connection with 1008.
@@ -40,7 +40,7 @@ pub const MAX_HELD: usize = 256;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlayerOutput {
     /// Send this frame to the client, after everything sent before.
-    Send(Frame),
+    Send(ServerFrame),
     /// Send a WebSocket ping (the heartbeat).
     Ping,
     /// Create a session: allocate an ID and run [`crate::Session::create`] with this request,
@@ -186,7 +186,7 @@ impl Player {
         if self.closing || self.is_closed() {
             return;
         }
-        let command = match self.guard.admit(now_ms, 0, || ReplyCommand::Error) {
+        let command = match self.guard.admit(now_ms, 0, || ServerCommand::Error) {
             Admission::Accept => Err(Rejection::binary_frame()),
             Admission::Refuse(rejection) => Err(rejection),
             Admission::Close(reason) => return self.close(reason),
@@ -347,7 +347,7 @@ impl Player {
             Ok(Command::CreateSession(format))
                 if format.data_bytes() > self.limits.max_session_data_bytes =>
             {
-                lobby::data_too_large(ReplyCommand::SessionJoin, &self.limits)
+                lobby::data_too_large(ServerCommand::SessionJoin, &self.limits)
             }
             Ok(Command::CreateSession(format)) => {
                 self.state = State::Creating;
@@ -375,7 +375,7 @@ impl Player {
         self.send(frame);
     }
 
-    fn send(&mut self, frame: Frame) {
+    fn send(&mut self, frame: ServerFrame) {
         self.outputs.push_back(PlayerOutput::Send(frame));
     }
 

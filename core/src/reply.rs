@@ -14,13 +14,13 @@ use crate::ids::{PlayerId, SessionId};
 
 /// One encoded server frame: UTF-8 JSON text, cheap to clone.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Frame {
+pub struct ServerFrame {
     bytes: Bytes,
-    command: ReplyCommand,
+    command: ServerCommand,
     error: u16,
 }
 
-impl Frame {
+impl ServerFrame {
     /// The frame's bytes, to hand to a socket.
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
@@ -32,7 +32,7 @@ impl Frame {
     }
 
     /// Its `command` field, for metrics.
-    pub fn command(&self) -> ReplyCommand {
+    pub fn command(&self) -> ServerCommand {
         self.command
     }
 
@@ -42,15 +42,16 @@ impl Frame {
     }
 }
 
-impl fmt::Debug for Frame {
+impl fmt::Debug for ServerFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// The server's reply commands.
+/// The `command` of every frame the server sends: the replies, and the events that are not
+/// replies (`playerJoin`, `playerLeave`, broadcasts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReplyCommand {
+pub enum ServerCommand {
     /// Reply to createSession and joinSession.
     SessionJoin,
     /// Reply to updateSession, and its broadcast.
@@ -67,19 +68,19 @@ pub enum ReplyCommand {
     Error,
 }
 
-impl ReplyCommand {
+impl ServerCommand {
     /// Every reply command, in a fixed order (for metrics tables).
-    pub const ALL: [ReplyCommand; 7] = [
-        ReplyCommand::SessionJoin,
-        ReplyCommand::SessionUpdate,
-        ReplyCommand::SessionLeave,
-        ReplyCommand::PlayerJoin,
-        ReplyCommand::PlayerUpdate,
-        ReplyCommand::PlayerLeave,
-        ReplyCommand::Error,
+    pub const ALL: [ServerCommand; 7] = [
+        ServerCommand::SessionJoin,
+        ServerCommand::SessionUpdate,
+        ServerCommand::SessionLeave,
+        ServerCommand::PlayerJoin,
+        ServerCommand::PlayerUpdate,
+        ServerCommand::PlayerLeave,
+        ServerCommand::Error,
     ];
 
-    /// Its position in [`ReplyCommand::ALL`].
+    /// Its position in [`ServerCommand::ALL`].
     pub const fn index(self) -> usize {
         self as usize
     }
@@ -87,22 +88,22 @@ impl ReplyCommand {
     /// The `command` field's value.
     pub const fn name(self) -> &'static str {
         match self {
-            ReplyCommand::SessionJoin => "sessionJoin",
-            ReplyCommand::SessionUpdate => "sessionUpdate",
-            ReplyCommand::SessionLeave => "sessionLeave",
-            ReplyCommand::PlayerJoin => "playerJoin",
-            ReplyCommand::PlayerUpdate => "playerUpdate",
-            ReplyCommand::PlayerLeave => "playerLeave",
-            ReplyCommand::Error => "error",
+            ServerCommand::SessionJoin => "sessionJoin",
+            ServerCommand::SessionUpdate => "sessionUpdate",
+            ServerCommand::SessionLeave => "sessionLeave",
+            ServerCommand::PlayerJoin => "playerJoin",
+            ServerCommand::PlayerUpdate => "playerUpdate",
+            ServerCommand::PlayerLeave => "playerLeave",
+            ServerCommand::Error => "error",
         }
     }
 }
 
 /// Builds one frame. Every frame starts `{"command":"…","error":N`.
-struct Writer(Vec<u8>, ReplyCommand, u16);
+struct Writer(Vec<u8>, ServerCommand, u16);
 
 impl Writer {
-    fn new(command: ReplyCommand, code: u16, capacity: usize) -> Self {
+    fn new(command: ServerCommand, code: u16, capacity: usize) -> Self {
         let mut w = Writer(Vec::with_capacity(40 + capacity), command, code);
         w.raw("{\"command\":\"");
         w.raw(command.name());
@@ -135,9 +136,9 @@ impl Writer {
         self.raw(data.as_str());
     }
 
-    fn finish(mut self) -> Frame {
+    fn finish(mut self) -> ServerFrame {
         self.0.push(b'}');
-        Frame {
+        ServerFrame {
             bytes: Bytes::from(self.0),
             command: self.1,
             error: self.2,
@@ -152,9 +153,9 @@ pub fn session_join(
     player: PlayerId,
     session_data: &JsonObject,
     player_data: &JsonObject,
-) -> Frame {
+) -> ServerFrame {
     let size = session_data.as_str().len() + player_data.as_str().len();
-    let mut w = Writer::new(ReplyCommand::SessionJoin, 0, size + 60);
+    let mut w = Writer::new(ServerCommand::SessionJoin, 0, size + 60);
     w.id("sessionID", session.0);
     w.id("playerID", player.0);
     w.data(spelling.session_field(), session_data);
@@ -167,26 +168,26 @@ pub fn session_update(
     spelling: Spelling,
     session_data: &JsonObject,
     player_data: &JsonObject,
-) -> Frame {
+) -> ServerFrame {
     let size = session_data.as_str().len() + player_data.as_str().len();
-    let mut w = Writer::new(ReplyCommand::SessionUpdate, 0, size + 30);
+    let mut w = Writer::new(ServerCommand::SessionUpdate, 0, size + 30);
     w.data(spelling.session_field(), session_data);
     w.data(spelling.player_field(), player_data);
     w.finish()
 }
 
 /// `sessionLeave`, error 0.
-pub fn session_leave() -> Frame {
-    Writer::new(ReplyCommand::SessionLeave, 0, 0).finish()
+pub fn session_leave() -> ServerFrame {
+    Writer::new(ServerCommand::SessionLeave, 0, 0).finish()
 }
 
 /// `playerJoin` or `playerUpdate`, error 0: a member and its playerData.
 pub fn player_data(
-    command: ReplyCommand,
+    command: ServerCommand,
     spelling: Spelling,
     player: PlayerId,
     data: &JsonObject,
-) -> Frame {
+) -> ServerFrame {
     let mut w = Writer::new(command, 0, data.as_str().len() + 40);
     w.id("playerID", player.0);
     w.data(spelling.player_field(), data);
@@ -194,14 +195,14 @@ pub fn player_data(
 }
 
 /// `playerLeave`, error 0.
-pub fn player_leave(player: PlayerId) -> Frame {
-    let mut w = Writer::new(ReplyCommand::PlayerLeave, 0, 30);
+pub fn player_leave(player: PlayerId) -> ServerFrame {
+    let mut w = Writer::new(ServerCommand::PlayerLeave, 0, 30);
     w.id("playerID", player.0);
     w.finish()
 }
 
 /// An error reply. The original's codes keep their exact shape, without `message`.
-pub fn error(command: ReplyCommand, code: ErrorCode, message: Option<&str>) -> Frame {
+pub fn error(command: ServerCommand, code: ErrorCode, message: Option<&str>) -> ServerFrame {
     let mut w = Writer::new(command, code.code(), message.map_or(0, str::len) + 16);
     if let Some(message) = message.filter(|_| !code.is_original()) {
         w.raw(",\"message\":");

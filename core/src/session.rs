@@ -15,7 +15,7 @@ use crate::ids::{PlayerId, SessionId};
 use crate::limits::Limits;
 use crate::lobby;
 use crate::messages::{CreateRequest, ToPlayer, ToSession};
-use crate::reply::{self, Frame, ReplyCommand};
+use crate::reply::{self, ServerCommand, ServerFrame};
 
 /// Something the host must do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,14 +25,14 @@ pub enum Output {
         /// The recipient.
         to: PlayerId,
         /// The frame.
-        frame: Frame,
+        frame: ServerFrame,
     },
     /// Send `frame` to every member the session has now (as listed by
     /// [`Session::member_ids`] when this output is drained), except `except`. Encoded once:
     /// build the transport's frame once and share it.
     Broadcast {
         /// The frame.
-        frame: Frame,
+        frame: ServerFrame,
         /// The member that does not get it (a joiner, who gets its own welcome instead).
         except: Option<PlayerId>,
     },
@@ -76,7 +76,7 @@ struct Member {
     /// (when it joins, or at the first join after its data changed) and shared by every
     /// joiner, so a join costs one reference count per member, not one encoding and copy.
     /// `None` after a change, until a joiner needs it.
-    join_frame: Option<Frame>,
+    join_frame: Option<ServerFrame>,
     /// What it may still have broadcast.
     egress: Egress,
 }
@@ -339,7 +339,7 @@ impl Session {
                 self.limits.max_players_per_session
             );
             let frame = reply::error(
-                ReplyCommand::SessionJoin,
+                ServerCommand::SessionJoin,
                 ErrorCode::SessionFull,
                 Some(&message),
             );
@@ -358,7 +358,7 @@ impl Session {
         for member in &mut self.members {
             let frame = member.join_frame.get_or_insert_with(|| {
                 let data = member.data.as_ref().unwrap_or(default);
-                reply::player_data(ReplyCommand::PlayerJoin, spelling, member.id, data)
+                reply::player_data(ServerCommand::PlayerJoin, spelling, member.id, data)
             });
             self.outputs.push_back(Output::Send {
                 to: player,
@@ -366,7 +366,7 @@ impl Session {
             });
         }
         // The joiner's announcement is also what later joiners get of it.
-        let announcement = reply::player_data(ReplyCommand::PlayerJoin, spelling, player, default);
+        let announcement = reply::player_data(ServerCommand::PlayerJoin, spelling, player, default);
         let egress = match self.departed.iter().position(|(p, _)| *p == player) {
             Some(i) => self.departed.swap_remove(i).1,
             None => Egress::FULL,
@@ -397,7 +397,7 @@ impl Session {
             Ok(Command::CreateSession(_)) => self.send(
                 player,
                 reply::error(
-                    ReplyCommand::SessionJoin,
+                    ServerCommand::SessionJoin,
                     ErrorCode::CreateWhileInSession,
                     None,
                 ),
@@ -405,7 +405,7 @@ impl Session {
             Ok(Command::JoinSession(_)) => self.send(
                 player,
                 reply::error(
-                    ReplyCommand::SessionJoin,
+                    ServerCommand::SessionJoin,
                     ErrorCode::JoinWhileInSession,
                     None,
                 ),
@@ -445,7 +445,7 @@ impl Session {
     fn update_session(&mut self, index: usize, format: SessionFormat) {
         let player = self.members[index].id;
         if format.data_bytes() > self.limits.max_session_data_bytes {
-            let frame = lobby::data_too_large(ReplyCommand::SessionUpdate, &self.limits);
+            let frame = lobby::data_too_large(ServerCommand::SessionUpdate, &self.limits);
             self.send(player, frame);
             return;
         }
@@ -471,7 +471,7 @@ impl Session {
 
     /// Whether member `index`'s egress budget takes a broadcast of `frame` to every member;
     /// if not, it is sent error 20 (in the frame's reply command).
-    fn take_egress(&mut self, index: usize, frame: &Frame) -> bool {
+    fn take_egress(&mut self, index: usize, frame: &ServerFrame) -> bool {
         let recipients = self.members.len() as u64;
         let bytes = (frame.bytes().len() as u64).saturating_mul(recipients);
         let member = &mut self.members[index];
@@ -493,7 +493,7 @@ impl Session {
         let player = self.members[index].id;
         if !self.player_format.accepts(&data) {
             let frame = reply::error(
-                ReplyCommand::PlayerUpdate,
+                ServerCommand::PlayerUpdate,
                 ErrorCode::PlayerDataMismatch,
                 None,
             );
@@ -506,11 +506,11 @@ impl Session {
             .map_or(0, |d| d.as_str().len());
         let bytes = self.data_bytes - old + data.as_str().len();
         if bytes > self.limits.max_session_data_bytes {
-            let frame = lobby::data_too_large(ReplyCommand::PlayerUpdate, &self.limits);
+            let frame = lobby::data_too_large(ServerCommand::PlayerUpdate, &self.limits);
             self.send(player, frame);
             return;
         }
-        let frame = reply::player_data(ReplyCommand::PlayerUpdate, self.spelling, player, &data);
+        let frame = reply::player_data(ServerCommand::PlayerUpdate, self.spelling, player, &data);
         if !self.take_egress(index, &frame) {
             return;
         }
@@ -526,7 +526,7 @@ impl Session {
         self.members.iter().position(|m| m.id == player)
     }
 
-    fn send(&mut self, to: PlayerId, frame: Frame) {
+    fn send(&mut self, to: PlayerId, frame: ServerFrame) {
         self.outputs.push_back(Output::Send { to, frame });
     }
 
@@ -535,7 +535,7 @@ impl Session {
     }
 
     /// Queues `frame` for every member; its bytes are shared, not copied.
-    fn broadcast(&mut self, frame: Frame) {
+    fn broadcast(&mut self, frame: ServerFrame) {
         self.outputs.push_back(Output::Broadcast {
             frame,
             except: None,

@@ -1,11 +1,11 @@
 //! A join costs one reference count per member: each member's `playerJoin` is encoded once and
 //! shared by every joiner, and stays right across updatePlayer and updateSession.
 
-use sessionserver_core::{Frame, Output, PlayerId, Server};
+use sessionserver_core::{Output, PlayerId, Server, ServerFrame};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 /// Every frame the server sent since the last call, per recipient, in order.
-fn sent(server: &mut Server) -> Vec<(PlayerId, Frame)> {
+fn sent(server: &mut Server) -> Vec<(PlayerId, ServerFrame)> {
     let mut frames = Vec::new();
     while let Some(output) = server.poll_output() {
         match output {
@@ -17,7 +17,7 @@ fn sent(server: &mut Server) -> Vec<(PlayerId, Frame)> {
 }
 
 /// The `playerJoin` frames `to` got, in order.
-fn joins_for(frames: &[(PlayerId, Frame)], to: PlayerId) -> Vec<Frame> {
+fn joins_for(frames: &[(PlayerId, ServerFrame)], to: PlayerId) -> Vec<ServerFrame> {
     frames
         .iter()
         .filter(|(p, f)| *p == to && f.as_str().starts_with(r#"{"command":"playerJoin""#))
@@ -25,14 +25,14 @@ fn joins_for(frames: &[(PlayerId, Frame)], to: PlayerId) -> Vec<Frame> {
         .collect()
 }
 
-fn join(server: &mut Server) -> (PlayerId, Vec<Frame>) {
+fn join(server: &mut Server) -> (PlayerId, Vec<ServerFrame>) {
     let player = server.connect().unwrap();
     server.handle_text(player, r#"{"command":"joinSession","sessionID":0}"#);
     let frames = sent(server);
     (player, joins_for(&frames, player))
 }
 
-fn same_bytes(a: &Frame, b: &Frame) -> bool {
+fn same_bytes(a: &ServerFrame, b: &ServerFrame) -> bool {
     a.bytes().as_ptr() == b.bytes().as_ptr() && a.bytes().len() == b.bytes().len()
 }
 

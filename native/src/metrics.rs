@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-use sessionserver_core::{CloseReason, ErrorCode, Frame, ReplyCommand};
+use sessionserver_core::{CloseReason, ErrorCode, ServerCommand, ServerFrame};
 
 use crate::socket::Ending;
 
@@ -28,7 +28,7 @@ pub(crate) struct Metrics {
     players_in_sessions: AtomicI64,
     sessions_created: AtomicU64,
     commands: [AtomicU64; COMMANDS.len()],
-    frames_out: [[AtomicU64; CODES]; ReplyCommand::ALL.len()],
+    frames_out: [[AtomicU64; CODES]; ServerCommand::ALL.len()],
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     /// Index 0: the client closed or the connection failed; then `CloseReason::ALL`, then
@@ -70,13 +70,13 @@ impl Metrics {
     }
 
     /// A frame was queued for a client.
-    pub(crate) fn frame_out(&self, frame: &Frame) {
+    pub(crate) fn frame_out(&self, frame: &ServerFrame) {
         self.frames_out(frame, 1);
     }
 
     /// `frame` sent to `recipients` players (a broadcast is counted once, not per member:
     /// these counters are shared by every thread).
-    pub(crate) fn frames_out(&self, frame: &Frame, recipients: u64) {
+    pub(crate) fn frames_out(&self, frame: &ServerFrame, recipients: u64) {
         let code = usize::from(frame.error()).min(CODES - 1);
         self.frames_out[frame.command().index()][code].fetch_add(recipients, Relaxed);
         self.bytes_out
@@ -152,7 +152,7 @@ impl Metrics {
             );
         }
         let _ = writeln!(out, "# HELP sessionserver_replies_total Frames queued for clients, by command and error code.\n# TYPE sessionserver_replies_total counter");
-        for (command, codes) in ReplyCommand::ALL.iter().zip(&self.frames_out) {
+        for (command, codes) in ServerCommand::ALL.iter().zip(&self.frames_out) {
             for (code, count) in codes.iter().enumerate() {
                 let count = count.load(Relaxed);
                 if count > 0 {

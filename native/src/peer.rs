@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sessionserver_core::{CloseReason, Frame};
+use sessionserver_core::{CloseReason, ServerFrame};
 
 use crate::metrics::Metrics;
 use crate::socket::{self, Full, Outbox};
@@ -26,7 +26,7 @@ impl Peer {
 
     /// Sends a frame without waiting. A full outbox means the client stopped reading; it is
     /// disconnected rather than slowing down its session or growing the server's memory.
-    pub(crate) fn send(&self, frame: &Frame) {
+    pub(crate) fn send(&self, frame: &ServerFrame) {
         self.metrics.frame_out(frame);
         if self.outbox.send(ws_frame_of(frame)).is_err() {
             self.outbox.end(CloseReason::SendQueueFull);
@@ -54,6 +54,6 @@ impl Peer {
 }
 
 /// A core frame as a WebSocket text frame, ready to write.
-pub(crate) fn ws_frame_of(frame: &Frame) -> Bytes {
+pub(crate) fn ws_frame_of(frame: &ServerFrame) -> Bytes {
     socket::frame(1, frame.bytes())
 }

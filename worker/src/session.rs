@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use sessionserver_core::{
-    command, Command, CreateRequest, Frame, Output, PlayerId, Session, SessionId, ToPlayer,
+    command, Command, CreateRequest, Output, PlayerId, ServerFrame, Session, SessionId, ToPlayer,
     ToSession,
 };
 use worker::{
@@ -61,7 +61,7 @@ struct Live {
 /// joiner, whose socket is only accepted once the session has answered its join).
 #[derive(Default)]
 struct Unsent {
-    frames: Vec<(PlayerId, Frame)>,
+    frames: Vec<(PlayerId, ServerFrame)>,
     events: Vec<(PlayerId, ToPlayer)>,
 }
 
