@@ -538,31 +538,14 @@ impl Skipper {
 #[cfg(test)]
 mod skipper_tests {
     use super::Skipper;
-
-    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![0x80 | opcode];
-        match payload.len() {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n if n <= 0xffff => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&[1, 2, 3, 4]);
-        out.extend_from_slice(payload);
-        out
-    }
+    use crate::frame_reader::{client_frame, client_frame_header};
 
     #[test]
     fn the_skipper_finds_the_close_frame_however_the_bytes_are_cut() {
-        let mut bytes = client_frame(2, &vec![7; 70_000]);
-        bytes.extend(client_frame(1, &[b'x'; 300]));
-        bytes.extend(client_frame(9, b"ping"));
-        bytes.extend(client_frame(8, &[0x03, 0xe8]));
+        let mut bytes = client_frame(true, 2, &vec![7; 70_000]);
+        bytes.extend(client_frame(true, 1, &[b'x'; 300]));
+        bytes.extend(client_frame(true, 9, b"ping"));
+        bytes.extend(client_frame(true, 8, &[0x03, 0xe8]));
         for cut in [1, 2, 3, 7, 13, 14, 15, 1000, 70_010] {
             let mut skipper = Skipper::default();
             let seen = bytes.chunks(cut).any(|chunk| skipper.feed(chunk));
@@ -572,8 +555,13 @@ mod skipper_tests {
         let mut skipper = Skipper::default();
         let without = &bytes[..bytes.len() - 1];
         assert!(!without.chunks(5).any(|chunk| skipper.feed(chunk)));
-        // The payload of a data frame is never taken for a header.
+        // The payload of a data frame is never taken for a header: here the payload's bytes
+        // on the wire are a close frame's (the shared builder would mask them, so the header
+        // is followed by the inner frame as is).
+        let close = client_frame(true, 8, b"");
+        let mut data = client_frame_header(true, 2, close.len() as u64);
+        data.extend_from_slice(&close);
         let mut skipper = Skipper::default();
-        assert!(!skipper.feed(&client_frame(2, &client_frame(8, b""))));
+        assert!(!skipper.feed(&data));
     }
 }

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use super::{run, Shared};
 use crate::counting::Counted;
-use crate::frame_reader::FrameReader;
+use crate::frame_reader::{client_frame, FrameReader};
 use crate::memory::Occupancy;
 use crate::peer::Peer;
 use crate::registry::Registry;
@@ -197,29 +197,9 @@ impl FakeSession {
     }
 }
 
-/// A masked client frame (RFC 6455 requires clients to mask).
-fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
-    let mut frame = vec![0x80 | opcode];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-    frame
-}
-
 async fn send_text(client: &mut TcpStream, text: &str) {
     client
-        .write_all(&client_frame(1, text.as_bytes()))
+        .write_all(&client_frame(true, 1, text.as_bytes()))
         .await
         .unwrap();
 }

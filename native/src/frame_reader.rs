@@ -433,29 +433,47 @@ pub mod fuzzing {
     }
 }
 
+/// The mask every hand-built client frame in the crate's tests uses (any key will do: the
+/// server must unmask).
+#[cfg(test)]
+const TEST_MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+
+/// For the crate's tests: the header of a masked client frame that says its payload is
+/// `length` bytes long (true or not), with the length in its shortest form and the mask key.
+#[cfg(test)]
+pub(crate) fn client_frame_header(fin: bool, opcode: u8, length: u64) -> Vec<u8> {
+    let mut out = vec![u8::from(fin) << 7 | opcode];
+    match length {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&TEST_MASK);
+    out
+}
+
+/// For the crate's tests: a whole client frame, masked (as RFC 6455 requires of clients).
+#[cfg(test)]
+pub(crate) fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = client_frame_header(fin, opcode, payload.len() as u64);
+    out.extend(
+        payload
+            .iter()
+            .zip(TEST_MASK.iter().cycle())
+            .map(|(b, m)| b ^ m),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A client frame: masked, with the length in its shortest form.
-    fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x12, 0x34, 0x56, 0x78];
-        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-        match payload.len() {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n if n <= 0xffff => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        out
-    }
 
     fn reader(reads: Vec<Vec<u8>>) -> FrameReader<Script> {
         FrameReader::new(Script(reads.into()), Vec::new(), 1000)
@@ -582,22 +600,14 @@ mod tests {
         assert_eq!((items.len(), end), (1, ReadError::Gone));
     }
 
-    /// A frame's header with a 64-bit length the peer chose, masked with zeros, no payload.
-    fn header_with_length(fin: bool, opcode: u8, length: u64) -> Vec<u8> {
-        let mut out = vec![if fin { 0x80 } else { 0 } | opcode, 0x80 | 127];
-        out.extend_from_slice(&length.to_be_bytes());
-        out.extend_from_slice(&[0; 4]);
-        out
-    }
-
     #[test]
     fn a_64_bit_length_with_its_top_bit_set_is_a_protocol_error() {
         for length in [1 << 63, (1 << 63) + 5, u64::MAX] {
-            let (items, end) = read_all(reader(vec![header_with_length(true, 1, length)]));
+            let (items, end) = read_all(reader(vec![client_frame_header(true, 1, length)]));
             assert_eq!((items.len(), end), (0, ReadError::Protocol), "{length:#x}");
         }
         // The largest length it may declare is only too big.
-        let largest = header_with_length(true, 2, (1 << 63) - 1);
+        let largest = client_frame_header(true, 2, (1 << 63) - 1);
         let (items, end) = read_all(reader(vec![largest]));
         assert_eq!((items.len(), end), (0, ReadError::TooBig));
     }
@@ -608,7 +618,7 @@ mod tests {
         // limit, then a slice from `start` to before `start`.
         for length in [u64::MAX - 1, u64::MAX - 2, u64::MAX] {
             let mut bytes = client_frame(false, 1, b"abc");
-            bytes.extend(header_with_length(true, 0, length));
+            bytes.extend(client_frame_header(true, 0, length));
             bytes.extend_from_slice(b"more bytes than the length says are left");
             let (items, end) = read_all(reader(vec![bytes]));
             assert_eq!((items.len(), end), (0, ReadError::Protocol), "{length:#x}");
@@ -622,7 +632,7 @@ mod tests {
         // kept reading (48 MiB against a 64 KiB limit in the probe).
         let mut bytes = client_frame(false, 1, b"abc");
         bytes.extend(client_frame(true, 9, b"ping"));
-        bytes.extend(header_with_length(false, 0, u64::MAX - 1));
+        bytes.extend(client_frame_header(false, 0, u64::MAX - 1));
         let mut reads = vec![bytes];
         reads.extend((0..20).map(|_| vec![b'x'; 1000]));
         let (items, end) = read_all(reader(reads));
@@ -634,7 +644,7 @@ mod tests {
             for &opcode in between {
                 bytes.extend(client_frame(true, opcode, b""));
             }
-            bytes.extend(header_with_length(true, 0, (1 << 63) - 3));
+            bytes.extend(client_frame_header(true, 0, (1 << 63) - 3));
             let (items, end) = read_all(reader(vec![bytes]));
             assert_eq!((items.len(), end), (between.len(), ReadError::TooBig));
         }

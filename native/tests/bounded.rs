@@ -6,73 +6,18 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
+use common::{client_frame, close_code, connect, next_any, next_json, send, start, Client};
 use futures_util::{SinkExt, StreamExt};
-use sessionserver::{Config, RunningServer};
+use sessionserver::Config;
 use sessionserver_core::{ConnectionConfig, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn start(config: Config) -> RunningServer {
-    sessionserver::start(Config {
-        bind: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        ..config
-    })
-    .await
-    .unwrap()
-}
-
-async fn connect(server: &RunningServer) -> Client {
-    let url = format!("ws://{}/", server.local_addr());
-    connect_async(url).await.expect("connect").0
-}
-
-/// The next message (pings included), within a bound so a hang fails the test; `None` when
-/// the connection ended or failed.
-async fn next_any<S>(client: &mut WebSocketStream<S>) -> Option<Message>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    tokio::time::timeout(Duration::from_secs(20), client.next())
-        .await
-        .expect("no message within 20 s")
-        .and_then(Result::ok)
-}
-
-async fn next_json(client: &mut Client) -> serde_json::Value {
-    loop {
-        match next_any(client).await {
-            Some(Message::Text(t)) => return serde_json::from_str(&t).unwrap(),
-            Some(Message::Ping(_) | Message::Pong(_)) => continue,
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-}
-
-async fn send(client: &mut Client, frame: &str) {
-    client.send(Message::text(frame)).await.unwrap();
-}
-
-/// The close code the server sends, skipping anything before it. A connection that ends
-/// without a close frame (a reset: what the client reports as 1006) fails the test.
-async fn close_code<S>(client: &mut WebSocketStream<S>) -> CloseCode
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        match next_any(client).await {
-            Some(Message::Close(Some(frame))) => return frame.code,
-            Some(Message::Close(None)) | None => panic!("closed without a close frame (1006)"),
-            Some(_) => continue,
-        }
-    }
-}
+use tokio_tungstenite::{connect_async, WebSocketStream};
 
 /// After the close handshake, the stream must end cleanly (the server's end of stream), not
 /// with a reset: a reset means the server closed with bytes unread, which can destroy its
@@ -88,26 +33,6 @@ async fn assert_clean_end(client: &mut Client) {
         ),
         "the connection ended with {end:?}, not cleanly"
     );
-}
-
-/// A masked client frame of any length.
-fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [9u8, 8, 7, 6];
-    let mut frame = vec![u8::from(fin) << 7 | opcode];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-    frame
 }
 
 /// `GET /metrics`, as text.

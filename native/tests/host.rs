@@ -2,32 +2,11 @@
 
 mod common;
 
-use common::{connect, local, Client, PATIENCE};
-use futures_util::{SinkExt, StreamExt};
+use common::{connect, local, next, next_text};
+use futures_util::SinkExt;
 use sessionserver::Config;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-
-/// The next message that is not a ping or pong, within a bound so a hang fails the test.
-async fn next(client: &mut Client) -> Option<Message> {
-    loop {
-        let msg = tokio::time::timeout(PATIENCE, client.next())
-            .await
-            .expect("no message within 10 s");
-        match msg {
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(m)) => return Some(m),
-            _ => return None,
-        }
-    }
-}
-
-async fn next_text(client: &mut Client) -> String {
-    match next(client).await {
-        Some(Message::Text(t)) => t.to_string(),
-        other => panic!("expected a text frame, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn port_zero_binds_a_free_port_that_serves_the_protocol() {

@@ -2,42 +2,15 @@
 //! RFC 6455 asks for, and the connection's player leaves its session as after any disconnect.
 //! The client here writes raw bytes, so that it can send what WebSocket libraries refuse to.
 
-use std::time::Duration;
+mod common;
 
-use futures_util::{SinkExt, StreamExt};
+use common::{client_frame, client_frame_header, next_text, start, PATIENCE};
+use futures_util::SinkExt;
 use sessionserver::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Bounds every wait, so that a server that never answers fails the test instead of hanging.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-async fn start() -> sessionserver::RunningServer {
-    sessionserver::start(Config {
-        bind: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        ..Config::default()
-    })
-    .await
-    .unwrap()
-}
-
-async fn next_text(client: &mut Client) -> String {
-    loop {
-        let msg = tokio::time::timeout(PATIENCE, client.next())
-            .await
-            .expect("no message within 10 s");
-        match msg {
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Text(text))) => return text.to_string(),
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-}
 
 /// A WebSocket connection on which the test writes raw bytes.
 async fn raw_connect(server: &sessionserver::RunningServer) -> TcpStream {
@@ -62,26 +35,6 @@ async fn raw_connect(server: &sessionserver::RunningServer) -> TcpStream {
     let head = String::from_utf8(head).unwrap();
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     stream
-}
-
-/// A client frame: masked, with the length in its shortest form.
-fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x0b, 0xad, 0xf0, 0x0d];
-    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
 }
 
 /// Reads the server's frames until its close frame, and returns the close code.
@@ -115,7 +68,7 @@ async fn close_code(stream: &mut TcpStream) -> Option<u16> {
 
 #[tokio::test]
 async fn a_continuation_length_near_2_64_closes_with_1002_and_the_player_leaves() {
-    let server = start().await;
+    let server = start(Config::default()).await;
     let url = format!("ws://{}/", server.local_addr());
     let (mut host, _) = connect_async(&url).await.unwrap();
     host.send(Message::text(r#"{"command":"createSession"}"#))
@@ -143,9 +96,7 @@ async fn a_continuation_length_near_2_64_closes_with_1002_and_the_player_leaves(
         // A fragment, maybe a ping, then a continuation whose length wrapped the old sum.
         let mut poison = client_frame(false, 1, b"{\"command\":");
         poison.extend_from_slice(between);
-        poison.extend_from_slice(&[0x80, 0x80 | 127]);
-        poison.extend_from_slice(&(u64::MAX - 1).to_be_bytes());
-        poison.extend_from_slice(&[0; 4]);
+        poison.extend_from_slice(&client_frame_header(true, 0, u64::MAX - 1));
         poison.extend_from_slice(&[b'x'; 64]);
         attacker.write_all(&poison).await.unwrap();
         assert_eq!(close_code(&mut attacker).await, Some(1002));
@@ -160,7 +111,7 @@ async fn a_continuation_length_near_2_64_closes_with_1002_and_the_player_leaves(
 
 #[tokio::test]
 async fn close_frames_are_answered_as_rfc_6455_says() {
-    let server = start().await;
+    let server = start(Config::default()).await;
     let mut bad_reason = 1000u16.to_be_bytes().to_vec();
     bad_reason.extend_from_slice(&[0xce, 0xba, 0xe1, 0xbd, 0x80, 0x80]);
     let cases: [(&str, Vec<u8>, Option<u16>); 9] = [

@@ -1,49 +1,13 @@
 //! Faults and abuse: dead peers, clients that stop reading, floods, connection caps.
 
-use std::time::Duration;
-
 mod common;
 
-use common::{client_frame, connect, start, write_raw, Client};
-use futures_util::{SinkExt, StreamExt};
+use common::{client_frame, close_code, connect, next_any, next_json, send, start, write_raw};
 use sessionserver::Config;
 use sessionserver_core::ConnectionConfig;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-
-/// The next message (pings included), within a bound so a hang fails the test.
-async fn next_any(client: &mut Client) -> Option<Message> {
-    tokio::time::timeout(Duration::from_secs(20), client.next())
-        .await
-        .expect("no message within 20 s")
-        .and_then(Result::ok)
-}
-
-async fn next_json(client: &mut Client) -> serde_json::Value {
-    loop {
-        match next_any(client).await {
-            Some(Message::Text(t)) => return serde_json::from_str(&t).unwrap(),
-            Some(Message::Ping(_) | Message::Pong(_)) => continue,
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-}
-
-async fn send(client: &mut Client, frame: &str) {
-    client.send(Message::text(frame)).await.unwrap();
-}
-
-/// The close code the server sends, skipping anything before it.
-async fn close_code(client: &mut Client) -> CloseCode {
-    loop {
-        match next_any(client).await {
-            Some(Message::Close(Some(frame))) => return frame.code,
-            Some(Message::Close(None)) | None => panic!("closed without a code"),
-            Some(_) => continue,
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_silent_peer_is_removed_and_an_idle_live_one_is_kept() {

@@ -6,9 +6,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use sessionserver::{Config, RunningServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -34,6 +37,72 @@ pub async fn start(config: Config) -> RunningServer {
 pub async fn connect(server: &RunningServer) -> Client {
     let url = format!("ws://{}/", server.local_addr());
     connect_async(url).await.expect("connect").0
+}
+
+/// The next message (pings included), within 20 s so a hang fails the test; `None` when the
+/// connection ended or failed.
+pub async fn next_any<S>(client: &mut WebSocketStream<S>) -> Option<Message>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(20), client.next())
+        .await
+        .expect("no message within 20 s")
+        .and_then(Result::ok)
+}
+
+/// The next message that is not a ping or pong, within [`PATIENCE`]; `None` when the
+/// connection ended or failed.
+pub async fn next(client: &mut Client) -> Option<Message> {
+    loop {
+        let msg = tokio::time::timeout(PATIENCE, client.next())
+            .await
+            .expect("no message within 10 s");
+        match msg {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(m)) => return Some(m),
+            _ => return None,
+        }
+    }
+}
+
+/// The next text frame (pings and pongs skipped), within [`PATIENCE`].
+pub async fn next_text(client: &mut Client) -> String {
+    match next(client).await {
+        Some(Message::Text(t)) => t.to_string(),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+/// The next text frame (pings and pongs skipped, 20 s each), parsed as JSON.
+pub async fn next_json(client: &mut Client) -> serde_json::Value {
+    loop {
+        match next_any(client).await {
+            Some(Message::Text(t)) => return serde_json::from_str(&t).unwrap(),
+            Some(Message::Ping(_) | Message::Pong(_)) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// Sends one text frame.
+pub async fn send(client: &mut Client, frame: &str) {
+    client.send(Message::text(frame)).await.unwrap();
+}
+
+/// The close code the server sends, skipping anything before it. A connection that ends
+/// without a close frame (a reset: what the client reports as 1006) fails the test.
+pub async fn close_code<S>(client: &mut WebSocketStream<S>) -> CloseCode
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match next_any(client).await {
+            Some(Message::Close(Some(frame))) => return frame.code,
+            Some(Message::Close(None)) | None => panic!("closed without a close frame (1006)"),
+            Some(_) => continue,
+        }
+    }
 }
 
 /// The mask every hand-built client frame uses (any key will do; the server must unmask).
