@@ -39,12 +39,13 @@ pub enum JoinTarget {
 /// One parsed client command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// `createSession {sessionData, playerData}`.
-    CreateSession(SessionFormat),
+    /// `createSession {sessionData, playerData}`. (The format is boxed in both variants: the
+    /// two are rare, and a smaller `Command` keeps every connection's state small.)
+    CreateSession(Box<SessionFormat>),
     /// `joinSession {sessionID}`.
     JoinSession(JoinTarget),
     /// `updateSession {sessionData, playerData}`.
-    UpdateSession(SessionFormat),
+    UpdateSession(Box<SessionFormat>),
     /// `updatePlayer {playerData}`.
     UpdatePlayer(JsonObject),
     /// `leaveSession {}`.
@@ -86,7 +87,7 @@ impl Command {
                     session_data,
                     player_format,
                     spelling,
-                } = format;
+                } = &**format;
                 format!(
                     r#"{{"command":"{name}","{}":{},"{}":{}}}"#,
                     spelling.session_field(),
@@ -282,9 +283,9 @@ pub fn parse(frame: &str, limits: &Limits) -> Result<Command, Rejection> {
         )
     })?;
     match command_name(command)?.as_ref() {
-        "createSession" => create_session(&fields).map(Command::CreateSession),
+        "createSession" => create_session(&fields).map(|f| Command::CreateSession(Box::new(f))),
         "joinSession" => join_session(&fields).map(Command::JoinSession),
-        "updateSession" => update_session(&fields).map(Command::UpdateSession),
+        "updateSession" => update_session(&fields).map(|f| Command::UpdateSession(Box::new(f))),
         "updatePlayer" => update_player(&fields).map(Command::UpdatePlayer),
         "leaveSession" => Ok(Command::LeaveSession),
         other => Err(Rejection::new(

@@ -89,7 +89,7 @@ pub struct Player {
     state: State,
     guard: ConnectionGuard,
     limits: Limits,
-    outputs: VecDeque<PlayerOutput>,
+    outputs: Outputs,
     /// Commands that arrived while waiting, admitted, in order.
     held: VecDeque<Result<Command, Rejection>>,
     /// A close was asked for: nothing more is taken from the client.
@@ -104,7 +104,7 @@ impl Player {
             state: State::Lobby,
             guard: ConnectionGuard::new(config, now_ms),
             limits,
-            outputs: VecDeque::new(),
+            outputs: Outputs::default(),
             held: VecDeque::new(),
             closing: false,
         }
@@ -353,7 +353,7 @@ impl Player {
                 self.state = State::Creating;
                 self.outputs.push_back(PlayerOutput::Create(CreateRequest {
                     player: self.id,
-                    format,
+                    format: *format,
                 }));
                 return;
             }
@@ -537,5 +537,33 @@ mod tests {
             assert_eq!(sent(&mut p), [expected]);
             assert!(!p.is_waiting());
         }
+    }
+}
+
+/// A player's outputs, in order. Most inputs cause one output, which is held apart and costs
+/// no allocation; the queue behind it is allocated only when more wait at once, and let go
+/// once it is empty, so an idle connection holds no buffer (memory per idle player).
+#[derive(Debug, Default)]
+struct Outputs {
+    first: Option<PlayerOutput>,
+    rest: VecDeque<PlayerOutput>,
+}
+
+impl Outputs {
+    fn push_back(&mut self, output: PlayerOutput) {
+        if self.first.is_none() {
+            self.first = Some(output);
+        } else {
+            self.rest.push_back(output);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<PlayerOutput> {
+        let output = self.first.take()?;
+        self.first = self.rest.pop_front();
+        if self.rest.is_empty() && self.rest.capacity() > 0 {
+            self.rest = VecDeque::new();
+        }
+        Some(output)
     }
 }

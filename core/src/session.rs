@@ -410,7 +410,7 @@ impl Session {
                     None,
                 ),
             ),
-            Ok(Command::UpdateSession(format)) => self.update_session(index, format),
+            Ok(Command::UpdateSession(format)) => self.update_session(index, *format),
             Ok(Command::UpdatePlayer(data)) => self.update_player(index, data),
             Ok(Command::LeaveSession) => {
                 self.remove_member(index);

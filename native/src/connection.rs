@@ -100,9 +100,10 @@ pub(crate) struct PlayerConnection {
     /// The session the player's inputs go to: the one it last created or was sent to join.
     session: Option<(SessionId, SessionHandle)>,
     /// What the player has to wait for before it takes its next input.
-    waiting: Option<Waiting>,
+    /// Boxed: rare, and an idle connection then carries one word for it.
+    waiting: Option<Box<Waiting>>,
     /// The player's disconnect, until its session has it.
-    leaving: Option<SessionMsg>,
+    leaving: Option<Box<SessionMsg>>,
     shared: Arc<Shared>,
     /// The code of the client's close frame, echoed in the reply.
     client_close: Option<u16>,
@@ -132,7 +133,7 @@ impl Drop for PlayerConnection {
             self.leaving = self.take_disconnect();
         }
         if let (Some(msg), Some((_, handle))) = (self.leaving.take(), &self.session) {
-            handle.send_eventually(msg);
+            handle.send_eventually(*msg);
         }
         self.shared.budget.inbound_moved(self.inbound, 0);
         self.shared.metrics.connection_closed(self.end);
@@ -303,10 +304,10 @@ impl PlayerConnection {
                                 peer: Some(self.peer.clone()),
                                 answer: Some(answer),
                             };
-                            self.waiting = Some(Waiting {
+                            self.waiting = Some(Box::new(Waiting {
                                 msg: Some(msg),
                                 answer: Some(answered),
-                            });
+                            }));
                             return None;
                         }
                         None => self.player.handle_no_such_session(),
@@ -330,17 +331,17 @@ impl PlayerConnection {
                     match handle.try_send(msg) {
                         Ok(()) if answered.is_none() => {}
                         Ok(()) => {
-                            self.waiting = Some(Waiting {
+                            self.waiting = Some(Box::new(Waiting {
                                 msg: None,
                                 answer: answered,
-                            });
+                            }));
                             return None;
                         }
                         Err(TrySendError::Full(msg)) => {
-                            self.waiting = Some(Waiting {
+                            self.waiting = Some(Box::new(Waiting {
                                 msg: Some(msg),
                                 answer: answered,
-                            });
+                            }));
                             return None;
                         }
                         Err(TrySendError::Closed(_)) => {
@@ -357,9 +358,10 @@ impl PlayerConnection {
     /// Waits for what [`PlayerConnection::drain`] left: room in the session's inbox, then the
     /// session's answer; tells the player what came of it.
     async fn wait(&mut self) {
-        let Some(Waiting { msg, answer }) = self.waiting.take() else {
+        let Some(waiting) = self.waiting.take() else {
             return;
         };
+        let Waiting { msg, answer } = *waiting;
         let Some((id, handle)) = self.session.clone() else {
             return;
         };
@@ -379,7 +381,7 @@ impl PlayerConnection {
 
     /// Tells the player its connection is gone; returns its disconnect, if it has a session
     /// to leave.
-    fn take_disconnect(&mut self) -> Option<SessionMsg> {
+    fn take_disconnect(&mut self) -> Option<Box<SessionMsg>> {
         if self.player.is_closed() {
             return None;
         }
@@ -387,11 +389,11 @@ impl PlayerConnection {
         let mut disconnect = None;
         while let Some(output) = self.player.poll_output() {
             if let PlayerOutput::ToSession(input) = output {
-                disconnect = Some(SessionMsg::Player {
+                disconnect = Some(Box::new(SessionMsg::Player {
                     input,
                     peer: None,
                     answer: None,
-                });
+                }));
             }
         }
         disconnect
@@ -412,7 +414,7 @@ impl PlayerConnection {
             // has it to send.
             if let Ok(permit) = handle.reserve().await {
                 if let Some(msg) = self.leaving.take() {
-                    permit.send(msg);
+                    permit.send(*msg);
                 }
             }
         }

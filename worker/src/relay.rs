@@ -306,7 +306,8 @@ impl Relay {
                 // handle_timeout is never called: no heartbeat on this host.
                 PlayerOutput::Ping => {}
                 PlayerOutput::Create(request) => {
-                    let create = wire::encode_command(&Command::CreateSession(request.format));
+                    let create =
+                        wire::encode_command(&Command::CreateSession(Box::new(request.format)));
                     let task = create_session(self.env.clone(), request.player, create);
                     self.pending = Some(Box::pin(task));
                 }

@@ -333,7 +333,10 @@ impl SessionObject {
             .name()
             .parse()
             .map_err(|_| worker::Error::RustError("object name is no session ID".into()))?;
-        let request = CreateRequest { player, format };
+        let request = CreateRequest {
+            player,
+            format: *format,
+        };
         let session = Session::create(SessionId(id), request, link::limits());
         live.sockets.insert(player, ws.clone());
         live.stored = Stored::Live(session);
