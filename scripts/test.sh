@@ -23,6 +23,10 @@ cargo clippy --all-targets -- -D warnings
 step "native: core, native server, black-box suite against an in-process server"
 cargo test
 
+step "edge host: its own tests natively (storage rows, link encoding) and its lints for wasm32"
+cargo test -p sessionserver-worker
+cargo clippy --target wasm32-unknown-unknown -p sessionserver-worker -- -D warnings
+
 step "core under wasm32 (wasm-bindgen-test in Node)"
 cargo test -p sessionserver-core --target wasm32-unknown-unknown
 

@@ -163,7 +163,7 @@ mod tests {
         };
         let request = CreateRequest {
             player: PlayerId(1),
-            format,
+            format: *format,
         };
         let mut session = Session::create(SessionId(7), request, LIMITS);
         settle(&mut session, &mut rows);
