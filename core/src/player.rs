@@ -21,6 +21,7 @@
 //! order, up to [`MAX_HELD`]; beyond that the client is closed (1008).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::close::CloseReason;
 use crate::command::{self, Command, JoinTarget, Rejection};
@@ -88,7 +89,8 @@ pub struct Player {
     id: PlayerId,
     state: State,
     guard: ConnectionGuard,
-    limits: Limits,
+    /// Shared: every player of a host has the same (one word per connection, not 64 bytes).
+    limits: Arc<Limits>,
     outputs: Outputs,
     /// Commands that arrived while waiting, admitted, in order.
     held: VecDeque<Result<Command, Rejection>>,
@@ -98,12 +100,17 @@ pub struct Player {
 
 impl Player {
     /// The player of a connection that opened at `now_ms`, with an ID from the host.
-    pub fn new(id: PlayerId, limits: Limits, config: ConnectionConfig, now_ms: u64) -> Self {
+    pub fn new(
+        id: PlayerId,
+        limits: impl Into<Arc<Limits>>,
+        config: ConnectionConfig,
+        now_ms: u64,
+    ) -> Self {
         Player {
             id,
             state: State::Lobby,
             guard: ConnectionGuard::new(config, now_ms),
-            limits,
+            limits: limits.into(),
             outputs: Outputs::default(),
             held: VecDeque::new(),
             closing: false,
@@ -546,7 +553,12 @@ mod tests {
 #[derive(Debug, Default)]
 struct Outputs {
     first: Option<PlayerOutput>,
-    rest: VecDeque<PlayerOutput>,
+    /// `Some` only while it holds outputs.
+    #[expect(
+        clippy::box_collection,
+        reason = "a box is one word in every idle connection, a VecDeque four"
+    )]
+    rest: Option<Box<VecDeque<PlayerOutput>>>,
 }
 
 impl Outputs {
@@ -554,15 +566,15 @@ impl Outputs {
         if self.first.is_none() {
             self.first = Some(output);
         } else {
-            self.rest.push_back(output);
+            self.rest.get_or_insert_default().push_back(output);
         }
     }
 
     fn pop_front(&mut self) -> Option<PlayerOutput> {
         let output = self.first.take()?;
-        self.first = self.rest.pop_front();
-        if self.rest.is_empty() && self.rest.capacity() > 0 {
-            self.rest = VecDeque::new();
+        self.first = self.rest.as_mut().and_then(|rest| rest.pop_front());
+        if self.rest.as_ref().is_some_and(|rest| rest.is_empty()) {
+            self.rest = None;
         }
         Some(output)
     }

@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     /// Time a client has to finish a fragmented message it began.
     pub(crate) fragment_timeout: Duration,
     pub(crate) limits: Limits,
+    /// The same, shared by every connection's player machine.
+    pub(crate) player_limits: Arc<Limits>,
     pub(crate) connection: ConnectionConfig,
     /// The origin of the milliseconds the core's timers count in.
     pub(crate) epoch: Instant,
@@ -149,7 +151,12 @@ impl PlayerConnection {
     ) -> Self {
         shared.metrics.connection_opened();
         PlayerConnection {
-            player: Player::new(id, shared.limits, shared.connection, shared.now_ms()),
+            player: Player::new(
+                id,
+                shared.player_limits.clone(),
+                shared.connection,
+                shared.now_ms(),
+            ),
             peer: Peer::new(outbox, shared.metrics.clone()),
             session: None,
             waiting: None,

@@ -69,6 +69,7 @@ impl Rig {
                 budget: crate::budget::Budget::new(1 << 30),
                 fragment_timeout: std::time::Duration::from_secs(10),
                 limits: Limits::default(),
+                player_limits: Arc::new(Limits::default()),
                 connection: ConnectionConfig::default(),
                 epoch: Instant::now(),
                 metrics: Default::default(),

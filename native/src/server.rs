@@ -85,6 +85,7 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
                 .unwrap_or_else(crate::budget::default_memory_budget),
         ),
         fragment_timeout: config.fragment_timeout,
+        player_limits: Arc::new(limits),
         limits,
         connection: config.connection,
         epoch: std::time::Instant::now(),
