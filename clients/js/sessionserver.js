@@ -31,6 +31,7 @@ export const ERROR_MEANINGS = Object.freeze({
   17: 'createSession while the server holds its maximum of sessions',
   18: 'more commands per second than allowed; the command was not carried out',
   19: "the session's data would grow larger than its limit; nothing changes",
+  20: 'egress budget exceeded: this member broadcast too much too fast; nothing was broadcast',
 });
 
 /** What each WebSocket close code the server sends means. */
@@ -42,10 +43,11 @@ export const CLOSE_MEANINGS = Object.freeze({
   1007: 'a text frame that is not valid UTF-8',
   1008: 'the client kept sending commands over its rate limit',
   1009: 'a message larger than the maximum',
-  1011: 'edge host: the session could not be reached',
+  1011: 'the server lost the session (its task or object failed, or could not be reached)',
   1013: 'edge host: a player ID collision; connect again',
   4000: 'heartbeat timeout: nothing heard from the client, not even a pong',
   4001: 'the client stopped reading and its send queue filled up',
+  4002: 'the server neared its memory budget and this connection held one of the largest send backlogs',
 });
 
 /** The meaning of an error code, in the reply command it came in. */
