@@ -5,6 +5,7 @@
 //! beyond 2^53) and unicode survive without a JSON number type that could round them.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de;
 use serde_json::value::RawValue;
@@ -43,10 +44,11 @@ impl Spelling {
     }
 }
 
-/// A JSON object, as the text a client sent.
+/// A JSON object, as the text a client sent. Cloning shares the text: a joiner's list of the
+/// members ([`crate::JoinBurst`]) holds their data without copying it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct JsonObject {
-    raw: Box<str>,
+    raw: Arc<str>,
 }
 
 impl JsonObject {
@@ -71,6 +73,11 @@ impl JsonObject {
     /// The object's JSON text, exactly as received.
     pub fn as_str(&self) -> &str {
         &self.raw
+    }
+
+    /// Whether `self` and `other` share one text (a clone of the same object).
+    pub fn shares_text_with(&self, other: &JsonObject) -> bool {
+        Arc::ptr_eq(&self.raw, &other.raw)
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`player`]: [`Player`], the state machine of one connection (one player): lobby or
 //!   session, where each command goes, the lobby's answers, the heartbeat and rate limit.
 //! - [`session`]: [`Session`], the state machine of one session and its members.
+//! - [`join_burst`]: [`JoinBurst`], the members' `playerJoin`s owed to a joiner, encoded as
+//!   its socket takes them.
 //! - [`messages`]: what the two machines say to each other ([`ToSession`], [`ToPlayer`]),
 //!   carried by the host.
 //! - [`server`]: [`Server`], both composed in one thread the way the hosts compose them
@@ -46,6 +48,8 @@
 //!
 //! session input:      session.handle(now, input); then drain session.poll_output():
 //!                       Send / Broadcast   -> frames to members' sockets (a broadcast once)
+//!                       SendJoinBurst      -> the burst's frames, as the joiner's socket
+//!                                             takes them, before its later frames
 //!                       ToPlayer { to, event } -> player `to`: handle_from_session(event)
 //!                       Changed(_)         -> storage, where the host keeps one
 //!                       Ended              -> forget the session
@@ -62,6 +66,7 @@ pub mod data;
 pub mod directory;
 pub mod error;
 pub mod ids;
+pub mod join_burst;
 pub mod limits;
 pub mod lobby;
 pub mod messages;
@@ -78,6 +83,7 @@ pub use data::{JsonObject, PlayerFormat, Shape, Spelling};
 pub use directory::Directory;
 pub use error::ErrorCode;
 pub use ids::{IdCounter, PlayerId, SessionId};
+pub use join_burst::JoinBurst;
 pub use limits::Limits;
 pub use messages::{CreateRefusal, CreateRequest, ToPlayer, ToSession};
 pub use player::{Player, PlayerOutput};

@@ -354,6 +354,12 @@ impl Server {
                         self.outputs.push_back(Output::Send { to, frame });
                     }
                 }
+                Output::SendJoinBurst { to, burst } => {
+                    if self.players.contains_key(&to) {
+                        let frames = burst.map(|frame| Output::Send { to, frame });
+                        self.outputs.extend(frames);
+                    }
+                }
                 Output::Broadcast { frame, except } => {
                     for to in session.member_ids() {
                         if Some(to) != except && self.players.contains_key(&to) {

@@ -12,6 +12,7 @@ use crate::command::{Command, Rejection, SessionFormat};
 use crate::data::{JsonObject, PlayerFormat, Spelling};
 use crate::error::ErrorCode;
 use crate::ids::{PlayerId, SessionId};
+use crate::join_burst::JoinBurst;
 use crate::limits::Limits;
 use crate::lobby;
 use crate::messages::{CreateRequest, ToPlayer, ToSession};
@@ -26,6 +27,17 @@ pub enum Output {
         to: PlayerId,
         /// The frame.
         frame: ServerFrame,
+    },
+    /// Send player `to` the `playerJoin` of each member that was there when it joined, after
+    /// every output to `to` before this one and before every later one. The host takes the
+    /// frames from the burst as the joiner's socket takes them: a big session's burst is never
+    /// built at once, and one that waits for a client that does not read holds its members'
+    /// IDs, not their data ([`JoinBurst`]).
+    SendJoinBurst {
+        /// The joiner.
+        to: PlayerId,
+        /// Its `playerJoin`s, in the members' join order.
+        burst: JoinBurst,
     },
     /// Send `frame` to every member the session has now (as listed by
     /// [`Session::member_ids`] when this output is drained), except `except`. Encoded once:
@@ -72,11 +84,6 @@ struct Member {
     id: PlayerId,
     /// `None`: the session's default playerData (what every member has after a reset).
     data: Option<JsonObject>,
-    /// The `playerJoin` of this member with its current data, for joiners: encoded once
-    /// (when it joins, or at the first join after its data changed) and shared by every
-    /// joiner, so a join costs one reference count per member, not one encoding and copy.
-    /// `None` after a change, until a joiner needs it.
-    join_frame: Option<ServerFrame>,
     /// What it may still have broadcast.
     egress: Egress,
 }
@@ -86,7 +93,6 @@ impl Member {
         Member {
             id,
             data,
-            join_frame: None,
             egress: Egress::FULL,
         }
     }
@@ -323,11 +329,9 @@ impl Session {
         }
     }
 
-    /// Adds `player`: it gets `sessionJoin` and a `playerJoin` for each member in join order;
-    /// every member gets a `playerJoin` of it. A full session sends it error 16 instead. A
-    /// player already in the session is only told it is a member. The members' `playerJoin`s
-    /// are each member's cached frame (encoded at most once per change of its data), so
-    /// every joiner shares their bytes.
+    /// Adds `player`: it gets `sessionJoin` and a `playerJoin` for each member in join order
+    /// (one [`Output::SendJoinBurst`]); every member gets a `playerJoin` of it. A full session
+    /// sends it error 16 instead. A player already in the session is only told it is a member.
     fn join(&mut self, player: PlayerId) {
         if self.contains(player) {
             self.tell(player, ToPlayer::Joined { session: self.id });
@@ -347,26 +351,18 @@ impl Session {
             self.tell(player, ToPlayer::JoinRefused);
             return;
         }
-        let default = self.player_format.default_data();
+        let default = self.player_format.default_data().clone();
         let welcome =
-            reply::session_join(self.spelling, self.id, player, &self.session_data, default);
-        self.outputs.push_back(Output::Send {
-            to: player,
-            frame: welcome,
-        });
-        let spelling = self.spelling;
-        for member in &mut self.members {
-            let frame = member.join_frame.get_or_insert_with(|| {
-                let data = member.data.as_ref().unwrap_or(default);
-                reply::player_data(ServerCommand::PlayerJoin, spelling, member.id, data)
-            });
-            self.outputs.push_back(Output::Send {
-                to: player,
-                frame: frame.clone(),
-            });
+            reply::session_join(self.spelling, self.id, player, &self.session_data, &default);
+        self.send(player, welcome);
+        if !self.members.is_empty() {
+            let members = self.members.iter().map(|m| (m.id, m.data.clone()));
+            let burst = JoinBurst::new(self.spelling, default.clone(), members.collect());
+            self.outputs
+                .push_back(Output::SendJoinBurst { to: player, burst });
         }
-        // The joiner's announcement is also what later joiners get of it.
-        let announcement = reply::player_data(ServerCommand::PlayerJoin, spelling, player, default);
+        let announcement =
+            reply::player_data(ServerCommand::PlayerJoin, self.spelling, player, &default);
         let egress = match self.departed.iter().position(|(p, _)| *p == player) {
             Some(i) => self.departed.swap_remove(i).1,
             None => Egress::FULL,
@@ -374,7 +370,6 @@ impl Session {
         self.members.push(Member {
             id: player,
             data: None,
-            join_frame: Some(announcement.clone()),
             egress,
         });
         self.outputs.push_back(Output::Broadcast {
@@ -463,7 +458,6 @@ impl Session {
         self.player_format = format.player_format;
         for member in &mut self.members {
             member.data = None;
-            member.join_frame = None;
         }
         self.outputs.push_back(Output::Changed(Change::Format));
         self.broadcast(frame);
@@ -516,7 +510,6 @@ impl Session {
         }
         self.data_bytes = bytes;
         self.members[index].data = Some(data);
-        self.members[index].join_frame = None;
         self.outputs
             .push_back(Output::Changed(Change::PlayerData(player)));
         self.broadcast(frame);

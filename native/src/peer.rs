@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sessionserver_core::{CloseReason, ServerFrame};
+use sessionserver_core::{CloseReason, JoinBurst, ServerFrame};
 
 use crate::metrics::Metrics;
 use crate::socket::{self, Full, Outbox};
@@ -45,6 +45,19 @@ impl Peer {
                 None
             }
         }
+    }
+
+    /// Queues a joiner's burst: its frames are made (and counted in the metrics) as the socket
+    /// takes them. Returns the outbox when the caller must flush it.
+    pub(crate) fn queue_burst(&self, burst: JoinBurst) -> Option<Arc<Outbox>> {
+        let metrics = self.metrics.clone();
+        let frames = burst.map(move |frame| {
+            metrics.frame_out(&frame);
+            ws_frame_of(&frame)
+        });
+        self.outbox
+            .queue_source(Box::new(frames))
+            .then(|| self.outbox.clone())
     }
 
     /// Asks the connection's task to close with `reason`.

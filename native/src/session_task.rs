@@ -280,6 +280,11 @@ impl SessionTask {
                         }
                     }
                 }
+                Output::SendJoinBurst { to, burst } => {
+                    if let Some(outbox) = self.peers.get(&to).and_then(|p| p.queue_burst(burst)) {
+                        self.unflushed.push(outbox);
+                    }
+                }
                 Output::Broadcast { frame, except } => {
                     let ws_frame: Bytes = ws_frame_of(&frame);
                     let mut recipients = 0;

@@ -8,6 +8,12 @@
 //! task (started then, gone once the outbox is empty) sends it when the socket is writable.
 //! Frames are built once per broadcast and shared by every recipient; control frames (pongs,
 //! pings, the close) come here too, so that every frame keeps its place.
+//!
+//! A joiner's burst (the `playerJoin` of every member) is a [`FrameSource`]: its frames are
+//! made as the socket takes them, [`REFILL_BYTES`] at a time, and whatever is queued after it
+//! waits behind it (and is what the outbox's limit counts meanwhile). So a reading client
+//! joins a session of any size, and one that does not read holds the burst's list of members
+//! and at most the limit's worth of later frames.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -24,6 +30,18 @@ use crate::budget::{Budget, MEMORY_BUDGET_CODE, MEMORY_BUDGET_TEXT};
 /// Frames handed to one `writev` (Linux takes up to 1,024; 64 frames already fill a socket's
 /// send buffer at typical sizes).
 const MAX_SLICES: usize = 64;
+
+/// How much of a [`FrameSource`] is made into frames at a time: enough for several frames
+/// per system call, little enough that a burst never sits in memory whole.
+const REFILL_BYTES: usize = 256 * 1024;
+
+/// What a [`FrameSource`] holds per frame it has yet to make (a member's ID and a reference to
+/// its data), for the memory budget.
+const SOURCE_COST_PER_FRAME: usize = 32;
+
+/// Whole WebSocket frames made one at a time as the socket takes them; its size hint's lower
+/// bound is how many are left.
+pub(crate) type FrameSource = Box<dyn Iterator<Item = Bytes> + Send>;
 
 /// What a queued frame costs besides its bytes: its slot in the queue and its allocation's
 /// bookkeeping. Counted so that many tiny frames cannot hide behind their size.
@@ -91,9 +109,14 @@ impl From<CloseReason> for Ending {
 struct State {
     /// Whole frames waiting, in order; the first may be partly written.
     pending: Pending,
+    /// A frame source and what was queued after it, behind `pending`; `Some` only while a
+    /// source is being written, and then `pending` is not empty (it is refilled from here
+    /// whenever it empties).
+    later: Option<Box<Later>>,
     /// Bytes of the first pending frame already written.
     written: usize,
-    /// What the pending frames cost (their lengths plus [`FRAME_COST`] each).
+    /// What the pending frames and the frames in `later` cost (their lengths plus
+    /// [`FRAME_COST`] each).
     bytes: usize,
     /// Of `bytes`, what the memory budget has been told.
     accounted: usize,
@@ -189,7 +212,11 @@ impl Outbox {
     /// waiting for the socket) is counted: frames written at once never touch the shared
     /// counter.
     fn account(&self, state: &mut State) {
-        let now = if state.writer { state.bytes } else { 0 };
+        let now = if state.writer {
+            state.bytes + state.later.as_ref().map_or(0, |later| later.source_bytes())
+        } else {
+            0
+        };
         if now != state.accounted {
             let before = std::mem::replace(&mut state.accounted, now);
             self.budget.outbox_moved(before, now);
@@ -197,8 +224,15 @@ impl Outbox {
     }
 
     /// Would `frame` take the outbox over its limit? (One frame always fits in an empty one.)
+    /// While a frame source is being written, what waits behind it counts: the source's own
+    /// frames are made only as the socket takes them.
     fn over_limit(&self, state: &State, frame: &Bytes) -> bool {
-        !state.pending.is_empty() && state.bytes + frame.len() + FRAME_COST > self.limit
+        match &state.later {
+            Some(later) => later.bytes + frame.len() + FRAME_COST > self.limit,
+            None => {
+                !state.pending.is_empty() && state.bytes + frame.len() + FRAME_COST > self.limit
+            }
+        }
     }
 
     /// Sends a whole frame after everything before it, without waiting.
@@ -210,7 +244,7 @@ impl Outbox {
         if self.over_limit(&state, &frame) {
             return Err(Full);
         }
-        self.push(&mut state, frame);
+        self.push_data(&mut state, frame);
         Ok(())
     }
 
@@ -232,13 +266,35 @@ impl Outbox {
                 return Err(Full);
             }
         }
-        state.push_back(frame);
+        let behind_source = state.later.is_some();
+        state.push_data(frame);
         self.account(&mut state);
-        if state.writer || state.scheduled {
+        if state.writer || state.scheduled || behind_source {
             return Ok(false);
         }
         state.scheduled = true;
         Ok(true)
+    }
+
+    /// Queues frames made as the socket takes them, after everything before; what is queued
+    /// later waits behind them. Never refused: what a source holds is bounded by whoever made
+    /// it (a joiner's burst, by its session). Returns as [`Outbox::queue`] does.
+    pub(crate) fn queue_source(self: &Arc<Self>, source: FrameSource) -> bool {
+        let mut state = self.lock();
+        if state.closed || state.failed {
+            return false;
+        }
+        let later = state.later.get_or_insert_default();
+        later.items.push_back(Waiting::Source(source));
+        if state.pending.is_empty() {
+            state.refill();
+        }
+        self.account(&mut state);
+        if state.writer || state.scheduled || state.pending.is_empty() {
+            return false;
+        }
+        state.scheduled = true;
+        true
     }
 
     /// Writes what [`Outbox::queue`] left, as far as the socket takes it now; the rest goes to
@@ -297,7 +353,7 @@ impl Outbox {
         if !state.closed && !state.failed {
             // Marked first: once the close frame is written, the sending side is shut down.
             state.closed = true;
-            self.push(&mut state, frame);
+            self.push_data(&mut state, frame);
         }
     }
 
@@ -326,6 +382,7 @@ impl Outbox {
         let mut state = self.lock();
         state.failed = true;
         state.pending = Pending::default();
+        state.later = None;
         state.written = 0;
         state.bytes = 0;
         state.pong = None;
@@ -354,7 +411,20 @@ impl Outbox {
         }
     }
 
-    /// Sends a frame now if nothing waits before it, else after what waits.
+    /// Sends a data frame (or the close) after everything, a frame source's frames included.
+    fn push_data(self: &Arc<Self>, state: &mut State, frame: Bytes) {
+        if state.later.is_some() {
+            // The writer is on its way (`pending` is not empty): it comes to the frame.
+            state.push_data(frame);
+            self.account(state);
+        } else {
+            self.push(state, frame);
+        }
+    }
+
+    /// Sends a frame now if nothing waits before it, else after what is pending (a control
+    /// frame goes ahead of what waits behind a frame source: it may come between any two
+    /// messages).
     fn push(self: &Arc<Self>, state: &mut State, frame: Bytes) {
         state.push_back(frame);
         // A running writer, or a batch waiting for its session's flush, takes it along.
@@ -431,9 +501,16 @@ impl Outbox {
         }
     }
 
-    /// Writes pending frames (several per system call) until done or the socket is full.
+    /// Writes pending frames (several per system call) until done or the socket is full,
+    /// making a frame source's frames as they are needed.
     fn write_some(&self, state: &mut State) -> io::Result<()> {
-        while let Some(first) = &state.pending.first {
+        loop {
+            if state.pending.is_empty() {
+                state.refill();
+            }
+            let Some(first) = &state.pending.first else {
+                break;
+            };
             let first = &first[state.written..];
             let result = if state.pending.rest.is_none() {
                 // The common case (a frame on its way to an idle client): one plain write.
@@ -474,6 +551,57 @@ impl State {
         self.pending.push_back(frame);
     }
 
+    /// A data frame: behind a frame source if one is being written, else pending.
+    fn push_data(&mut self, frame: Bytes) {
+        match &mut self.later {
+            Some(later) => {
+                let cost = frame.len() + FRAME_COST;
+                later.bytes += cost;
+                self.bytes += cost;
+                later.items.push_back(Waiting::Frame(frame));
+            }
+            None => self.push_back(frame),
+        }
+    }
+
+    /// Moves up to [`REFILL_BYTES`] (and at most [`MAX_SLICES`] frames) from `later` into
+    /// `pending`, making a source's frames now.
+    fn refill(&mut self) {
+        let Some(later) = self.later.as_mut() else {
+            return;
+        };
+        let (mut bytes, mut frames) = (0, 0);
+        while bytes < REFILL_BYTES && frames < MAX_SLICES {
+            let frame = match later.items.front_mut() {
+                None => break,
+                Some(Waiting::Source(source)) => match source.next() {
+                    Some(frame) => {
+                        self.bytes += frame.len() + FRAME_COST;
+                        frame
+                    }
+                    None => {
+                        later.items.pop_front();
+                        continue;
+                    }
+                },
+                Some(Waiting::Frame(_)) => {
+                    let Some(Waiting::Frame(frame)) = later.items.pop_front() else {
+                        unreachable!("the front was a frame");
+                    };
+                    // Already counted in `self.bytes`.
+                    later.bytes -= frame.len() + FRAME_COST;
+                    frame
+                }
+            };
+            bytes += frame.len();
+            frames += 1;
+            self.pending.push_back(frame);
+        }
+        if later.items.is_empty() {
+            self.later = None;
+        }
+    }
+
     fn pop_front(&mut self) {
         if let Some(first) = &self.pending.first {
             self.bytes -= first.len() + FRAME_COST;
@@ -495,12 +623,39 @@ impl State {
             None
         };
         self.pending = Pending::default();
+        self.later = None;
         self.bytes = 0;
         self.pong = None;
         match keep {
             Some(first) => self.push_back(first),
             None => self.written = 0,
         }
+    }
+}
+
+/// What waits behind a frame source.
+#[derive(Default)]
+struct Later {
+    /// In order; the first is a source whenever `pending` is being refilled from it.
+    items: VecDeque<Waiting>,
+    /// What the frames among `items` cost (as [`State::bytes`] counts them): the outbox's
+    /// limit while a source is being written.
+    bytes: usize,
+}
+
+enum Waiting {
+    Frame(Bytes),
+    Source(FrameSource),
+}
+
+impl Later {
+    /// What the sources hold for the frames they have yet to make.
+    fn source_bytes(&self) -> usize {
+        let sources = self.items.iter().filter_map(|item| match item {
+            Waiting::Source(source) => Some(source.size_hint().0),
+            Waiting::Frame(_) => None,
+        });
+        sources.sum::<usize>() * SOURCE_COST_PER_FRAME
     }
 }
 
@@ -729,6 +884,61 @@ mod tests {
             "the wait for the outbox to empty never ended"
         );
         assert!(outbox.lock().pending.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_frame_source_is_written_as_the_socket_takes_it_and_later_frames_follow_it() {
+        // A source far larger than the kernel's buffers (1,000 x 60 KB), and a limit far
+        // below it: the source does not count against it.
+        const FRAMES: usize = 1_000;
+        let limit = 3 * 60_100;
+        let (outbox, mut client) = outbox_and_client(limit).await;
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = made.clone();
+        let source = (0..FRAMES).map(move |i| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            frame(2, &vec![i as u8; 60_000])
+        });
+        assert!(matches!(outbox.queue(frame(1, b"before")), Ok(true)));
+        assert!(!outbox.queue_source(Box::new(source)));
+        outbox.flush();
+        // The client has read nothing: only what the socket took, and one refill, were made.
+        assert!(made.load(std::sync::atomic::Ordering::Relaxed) < FRAMES / 2);
+        // Frames queued now wait behind the source, and they are what the limit counts.
+        outbox.ping();
+        assert!(matches!(outbox.queue(frame(1, b"after")), Ok(false)));
+        let big = frame(2, &vec![0xee; 60_000]);
+        let mut behind = 0;
+        while outbox.queue(big.clone()).is_ok() {
+            behind += 1;
+        }
+        let after_cost = frame(1, b"after").len() + FRAME_COST;
+        let fit = (limit - after_cost) / (big.len() + FRAME_COST);
+        assert_eq!(behind, fit, "the limit holds what waits behind the source");
+        // The budget counts the frames made and the source's list, not its 60 MB.
+        assert!(outbox.budget().outbox_bytes() < limit + REFILL_BYTES + 2 * 60_100);
+
+        // Reading everything: the frame before, the source's frames in order (the ping may
+        // come between two of them), then the frames queued after it.
+        let mut expected_data = vec![frame(1, b"before")];
+        expected_data.extend((0..FRAMES).map(|i| frame(2, &vec![i as u8; 60_000])));
+        expected_data.push(frame(1, b"after"));
+        expected_data.extend(std::iter::repeat_n(big.clone(), behind));
+        let total: usize = expected_data.iter().map(Bytes::len).sum::<usize>() + 2;
+        let mut got = vec![0; total];
+        client.read_exact(&mut got).await.unwrap();
+        let ping = [0x89u8, 0];
+        let at = got
+            .windows(2)
+            .position(|w| w == ping)
+            .expect("the ping arrived");
+        got.drain(at..at + 2);
+        assert!(
+            got == expected_data.concat(),
+            "the frames arrived out of order"
+        );
+        assert_eq!(made.load(std::sync::atomic::Ordering::Relaxed), FRAMES);
+        assert!(outbox.lock().later.is_none());
     }
 
     #[test]

@@ -130,6 +130,9 @@ mod tests {
                 Output::Send { frame, .. } | Output::Broadcast { frame, .. } => {
                     frames.push(frame.as_str().to_owned())
                 }
+                Output::SendJoinBurst { burst, .. } => {
+                    frames.extend(burst.map(|frame| frame.as_str().to_owned()))
+                }
                 Output::Changed(change) => store(change, session, rows).unwrap(),
                 Output::ToPlayer { .. } => {}
                 Output::Ended => ended = true,

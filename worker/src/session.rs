@@ -438,6 +438,16 @@ impl Live {
                     }
                     None => unsent.frames.push((to, frame)),
                 },
+                // The runtime buffers what a socket has not sent (it shows no backlog), so the
+                // burst goes out at once, a frame at a time.
+                Output::SendJoinBurst { to, burst } => match sockets.get(&to) {
+                    Some(ws) => {
+                        for frame in burst {
+                            let _ = ws.send_with_str(frame.as_str());
+                        }
+                    }
+                    None => unsent.frames.extend(burst.map(|frame| (to, frame))),
+                },
                 Output::Broadcast { frame, except } => {
                     for to in session.member_ids().filter(|&p| Some(p) != except) {
                         if let Some(ws) = sockets.get(&to) {
