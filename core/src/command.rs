@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 
 use crate::data::{JsonObject, PlayerFormat, Spelling};
 use crate::error::ErrorCode;
+use crate::features::{Features, ResumeToken};
 use crate::ids::MAX_ID;
 use crate::limits::Limits;
 use crate::reply::{self, ServerCommand, ServerFrame};
@@ -50,6 +51,10 @@ pub enum Command {
     UpdatePlayer(JsonObject),
     /// `leaveSession {}`.
     LeaveSession,
+    /// `hello {features}`: the extensions the connection asks for (unknown names left out).
+    Hello(Features),
+    /// `resumeSession {resumeToken}`: `None` when the text is no token this server issues.
+    ResumeSession(Option<ResumeToken>),
 }
 
 impl Command {
@@ -61,6 +66,8 @@ impl Command {
             Command::UpdateSession(_) => "updateSession",
             Command::UpdatePlayer(_) => "updatePlayer",
             Command::LeaveSession => "leaveSession",
+            Command::Hello(_) => "hello",
+            Command::ResumeSession(_) => "resumeSession",
         }
     }
 
@@ -71,6 +78,8 @@ impl Command {
             Command::UpdateSession(_) => ServerCommand::SessionUpdate,
             Command::UpdatePlayer(_) => ServerCommand::PlayerUpdate,
             Command::LeaveSession => ServerCommand::SessionLeave,
+            Command::Hello(_) => ServerCommand::Hello,
+            Command::ResumeSession(_) => ServerCommand::SessionResume,
         }
     }
 
@@ -106,6 +115,16 @@ impl Command {
                 format!(r#"{{"command":"{name}","player":{}}}"#, data.as_str())
             }
             Command::LeaveSession => format!(r#"{{"command":"{name}"}}"#),
+            Command::Hello(features) => {
+                let names: Vec<_> = features.names().collect();
+                format!(r#"{{"command":"{name}","features":{names:?}}}"#)
+            }
+            Command::ResumeSession(Some(token)) => {
+                format!(r#"{{"command":"{name}","resumeToken":"{token}"}}"#)
+            }
+            Command::ResumeSession(None) => {
+                format!(r#"{{"command":"{name}","resumeToken":""}}"#)
+            }
         }
     }
 }
@@ -161,6 +180,8 @@ struct Fields<'a> {
     session_data: Option<&'a RawValue>,
     player: Option<&'a RawValue>,
     player_data: Option<&'a RawValue>,
+    features: Option<&'a RawValue>,
+    resume_token: Option<&'a RawValue>,
 }
 
 impl<'de> de::Deserialize<'de> for Fields<'de> {
@@ -188,6 +209,8 @@ impl<'de> Visitor<'de> for FieldsVisitor {
                 FieldName::SessionData => &mut fields.session_data,
                 FieldName::Player => &mut fields.player,
                 FieldName::PlayerData => &mut fields.player_data,
+                FieldName::Features => &mut fields.features,
+                FieldName::ResumeToken => &mut fields.resume_token,
                 FieldName::Other => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
@@ -213,6 +236,8 @@ enum FieldName {
     SessionData,
     Player,
     PlayerData,
+    Features,
+    ResumeToken,
     Other,
 }
 
@@ -225,6 +250,8 @@ impl FieldName {
             FieldName::SessionData => "sessionData",
             FieldName::Player => "player",
             FieldName::PlayerData => "playerData",
+            FieldName::Features => "features",
+            FieldName::ResumeToken => "resumeToken",
             FieldName::Other => "?",
         }
     }
@@ -246,6 +273,8 @@ impl<'de> de::Deserialize<'de> for FieldName {
                     "sessionData" => FieldName::SessionData,
                     "player" => FieldName::Player,
                     "playerData" => FieldName::PlayerData,
+                    "features" => FieldName::Features,
+                    "resumeToken" => FieldName::ResumeToken,
                     _ => FieldName::Other,
                 })
             }
@@ -288,6 +317,8 @@ pub fn parse(frame: &str, limits: &Limits) -> Result<Command, Rejection> {
         "updateSession" => update_session(&fields).map(|f| Command::UpdateSession(Box::new(f))),
         "updatePlayer" => update_player(&fields).map(Command::UpdatePlayer),
         "leaveSession" => Ok(Command::LeaveSession),
+        "hello" => hello(&fields).map(Command::Hello),
+        "resumeSession" => resume_session(&fields).map(Command::ResumeSession),
         other => Err(Rejection::new(
             ServerCommand::Error,
             ErrorCode::UnknownCommand,
@@ -315,7 +346,7 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
     if !cursor.eat(b'{') {
         return None;
     }
-    let mut seen = [false; 6];
+    let mut seen = [false; 8];
     let mut name = None;
     if !cursor.eat(b'}') {
         loop {
@@ -327,6 +358,8 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
                 "sessionData" => Some(3),
                 "player" => Some(4),
                 "playerData" => Some(5),
+                "features" => Some(6),
+                "resumeToken" => Some(7),
                 _ => None,
             };
             if let Some(field) = field {
@@ -356,6 +389,8 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
         "updateSession",
         "updatePlayer",
         "leaveSession",
+        "hello",
+        "resumeSession",
     ]
     .into_iter()
     .find(|known| name.as_deref() == Some(*known))
@@ -368,6 +403,8 @@ pub(crate) fn reply_of(name: Option<&str>) -> ServerCommand {
         Some("updateSession") => ServerCommand::SessionUpdate,
         Some("updatePlayer") => ServerCommand::PlayerUpdate,
         Some("leaveSession") => ServerCommand::SessionLeave,
+        Some("hello") => ServerCommand::Hello,
+        Some("resumeSession") => ServerCommand::SessionResume,
         _ => ServerCommand::Error,
     }
 }
@@ -532,6 +569,44 @@ fn update_player(fields: &Fields) -> Result<JsonObject, Rejection> {
             "updatePlayer needs `player` (or `playerData`): the new playerData object",
         )),
     }
+}
+
+fn hello(fields: &Fields) -> Result<Features, Rejection> {
+    let reply = ServerCommand::Hello;
+    let Some(raw) = fields.features else {
+        return Ok(Features::NONE);
+    };
+    let names: Vec<std::borrow::Cow<'_, str>> = serde_json::from_str(raw.get()).map_err(|_| {
+        invalid(
+            reply,
+            format!(
+                "`features` must be an array of strings, got {}",
+                excerpt(raw.get().trim())
+            ),
+        )
+    })?;
+    let named = names.iter().filter_map(|name| Features::named(name));
+    Ok(named.fold(Features::NONE, Features::union))
+}
+
+fn resume_session(fields: &Fields) -> Result<Option<ResumeToken>, Rejection> {
+    let reply = ServerCommand::SessionResume;
+    let raw = fields.resume_token.ok_or_else(|| {
+        invalid(
+            reply,
+            "resumeSession needs `resumeToken`: the token of your last sessionJoin or sessionResume",
+        )
+    })?;
+    let text: std::borrow::Cow<'_, str> = serde_json::from_str(raw.get()).map_err(|_| {
+        invalid(
+            reply,
+            format!(
+                "`resumeToken` must be a string, got {}",
+                excerpt(raw.get().trim())
+            ),
+        )
+    })?;
+    Ok(ResumeToken::parse(&text))
 }
 
 fn join_session(fields: &Fields) -> Result<JoinTarget, Rejection> {

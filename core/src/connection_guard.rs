@@ -21,6 +21,9 @@ pub struct ConnectionConfig {
     pub command_burst: u32,
     /// Refused commands a client may send (regaining one per second) before it is closed.
     pub max_refused: u32,
+    /// The protocol extensions the host offers in `hello` (none by default: a host offers
+    /// what it carries out).
+    pub features: crate::features::Features,
 }
 
 impl Default for ConnectionConfig {
@@ -31,6 +34,7 @@ impl Default for ConnectionConfig {
             commands_per_second: 100,
             command_burst: 200,
             max_refused: 100,
+            features: crate::features::Features::NONE,
         }
     }
 }
@@ -127,6 +131,11 @@ impl ConnectionGuard {
         }
     }
 
+    /// The timers, rates and extensions it was made with.
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.config
+    }
+
     /// A frame or pong arrived: the peer is alive.
     pub fn handle_activity(&mut self, now_ms: u64) {
         self.last_heard_ms = self.last_heard_ms.max(now_ms);
@@ -198,6 +207,7 @@ mod tests {
             commands_per_second: 10,
             command_burst: 5,
             max_refused: 3,
+            features: crate::features::Features::NONE,
         }
     }
 

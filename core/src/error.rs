@@ -54,11 +54,22 @@ pub enum ErrorCode {
     /// ([`crate::Limits::egress_bytes_per_second`]: bytes × recipients per second) cannot
     /// take now; nothing was broadcast and nothing changes.
     EgressBudget,
+    /// 21: `hello` from a player in a session (or on its way into one): extensions are
+    /// negotiated in the lobby; nothing changes.
+    HelloNotInLobby,
+    /// 22 (in `sessionResume`): the resume token is not valid: malformed, made up, already
+    /// used, expired (its grace period is over), or its session is gone.
+    InvalidResumeToken,
+    /// 23 (in `sessionResume`): `resumeSession` from a player already in a session.
+    ResumeWhileInSession,
+    /// 24 (in `sessionResume`): the player the token names is still connected (its old
+    /// connection has not been found gone yet); try again after a moment.
+    PlayerStillConnected,
 }
 
 impl ErrorCode {
     /// The highest code the server sends.
-    pub const MAX: u16 = 20;
+    pub const MAX: u16 = 24;
 
     /// The number sent on the wire.
     pub const fn code(self) -> u16 {
@@ -81,6 +92,10 @@ impl ErrorCode {
             ErrorCode::RateLimited => 18,
             ErrorCode::SessionDataTooLarge => 19,
             ErrorCode::EgressBudget => 20,
+            ErrorCode::HelloNotInLobby => 21,
+            ErrorCode::InvalidResumeToken => 22,
+            ErrorCode::ResumeWhileInSession => 23,
+            ErrorCode::PlayerStillConnected => 24,
         }
     }
 

@@ -15,6 +15,8 @@
 //!   across tasks and Durable Objects: the reference host the tests and the fuzzer drive, and
 //!   usable by single-threaded embedders.
 //! - [`connection_guard`]: [`ConnectionGuard`], the heartbeat and rate limit a player runs.
+//! - [`features`]: [`Features`], the extensions a connection asks for in `hello`, and the
+//!   [`ResumeToken`] of `resume`.
 //! - [`close`]: [`CloseReason`], every close code the server sends.
 //! - [`error`]: [`ErrorCode`], every error code the server sends, with its number.
 //! - [`command`]: parsing one client frame into a [`Command`] (or a [`Rejection`]).
@@ -65,6 +67,7 @@ pub mod connection_guard;
 pub mod data;
 pub mod directory;
 pub mod error;
+pub mod features;
 pub mod ids;
 pub mod join_burst;
 pub mod limits;
@@ -82,11 +85,12 @@ pub use connection_guard::{Admission, ConnectionConfig, ConnectionGuard, TimerAc
 pub use data::{JsonObject, PlayerFormat, Shape, Spelling};
 pub use directory::Directory;
 pub use error::ErrorCode;
+pub use features::{Features, ResumeToken};
 pub use ids::{IdCounter, PlayerId, SessionId};
 pub use join_burst::JoinBurst;
 pub use limits::Limits;
 pub use messages::{CreateRefusal, CreateRequest, ToPlayer, ToSession};
 pub use player::{Player, PlayerOutput};
-pub use reply::{ServerCommand, ServerFrame};
+pub use reply::{Replay, ServerCommand, ServerFrame};
 pub use server::Server;
 pub use session::{Change, Output, Session};

@@ -25,6 +25,12 @@ pub struct Limits {
     /// its session remembers the budget until it has refilled, so leaving and joining again
     /// gives no new burst.
     pub egress_burst_bytes: u64,
+    /// How long a member that asked for `resume` keeps its seat after its connection is
+    /// gone without a leave, in milliseconds; then it leaves (`playerLeave`). 0: no grace.
+    pub resume_grace_ms: u64,
+    /// Bytes of frames a session keeps for an away member, to replay at its resume; past it
+    /// the member is given a snapshot instead.
+    pub resume_replay_bytes: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +42,8 @@ impl Default for Limits {
             max_sessions: 100_000,
             egress_bytes_per_second: 8 << 20,
             egress_burst_bytes: 16 << 20,
+            resume_grace_ms: 30_000,
+            resume_replay_bytes: 256 << 10,
         }
     }
 }

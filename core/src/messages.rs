@@ -8,6 +8,7 @@
 //! text message on it, a disconnect is its close), not so that it can interpret them.
 
 use crate::command::{Command, Rejection, SessionFormat};
+use crate::features::{Features, ResumeToken};
 use crate::ids::{PlayerId, SessionId};
 
 /// An input for a session, from one of its players (or would-be players).
@@ -18,6 +19,17 @@ pub enum ToSession {
     Join {
         /// Who joins.
         player: PlayerId,
+        /// The extensions its connection asked for (`resume`: it is given a token).
+        features: Features,
+    },
+    /// A new connection, as player `player`, asks to take back the seat `token` names. The
+    /// session answers [`ToPlayer::Resumed`] (after [`crate::Output::Rebind`]) or
+    /// [`ToPlayer::ResumeRefused`].
+    Resume {
+        /// The new connection's player ID (given up once resumed).
+        player: PlayerId,
+        /// The token it sent.
+        token: ResumeToken,
     },
     /// A member's command, or the rejection of its frame (to be answered in order with the
     /// session's other replies). A `leaveSession` is answered [`ToPlayer::Left`].
@@ -27,8 +39,9 @@ pub enum ToSession {
         /// What it sent.
         command: Result<Command, Rejection>,
     },
-    /// The player's connection is gone without a leave: it stops being a member. Nothing is
-    /// answered (no one is listening).
+    /// The player's connection is gone without a leave: it stops being a member, or, if it
+    /// asked for `resume`, it is away for the grace period. Nothing is answered (no one is
+    /// listening). `player` may also be the connection ID a member resumed from.
     Disconnect {
         /// Who is gone.
         player: PlayerId,
@@ -39,7 +52,8 @@ impl ToSession {
     /// The player the input comes from.
     pub fn player(&self) -> PlayerId {
         match self {
-            ToSession::Join { player }
+            ToSession::Join { player, .. }
+            | ToSession::Resume { player, .. }
             | ToSession::Command { player, .. }
             | ToSession::Disconnect { player } => *player,
         }
@@ -52,6 +66,7 @@ impl ToSession {
         matches!(
             self,
             ToSession::Join { .. }
+                | ToSession::Resume { .. }
                 | ToSession::Command {
                     command: Ok(Command::LeaveSession),
                     ..
@@ -68,6 +83,8 @@ pub struct CreateRequest {
     pub player: PlayerId,
     /// Its sessionData, default playerData and spelling (the size already checked).
     pub format: SessionFormat,
+    /// The extensions the creator's connection asked for.
+    pub features: Features,
 }
 
 /// Why a host did not create the session a player asked for
@@ -93,4 +110,15 @@ pub enum ToPlayer {
     JoinRefused,
     /// The player left after its `leaveSession` (its `sessionLeave` was sent before this).
     Left,
+    /// The connection is member `player` of `session` again (its `sessionResume` and what it
+    /// missed were sent before this): it acts as that player from now on.
+    Resumed {
+        /// The session.
+        session: SessionId,
+        /// The player ID it took back.
+        player: PlayerId,
+    },
+    /// The resume was refused (its `sessionResume` error was sent before this): the player
+    /// stays in the lobby.
+    ResumeRefused,
 }

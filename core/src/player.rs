@@ -27,11 +27,12 @@ use crate::close::CloseReason;
 use crate::command::{self, Command, JoinTarget, Rejection};
 use crate::connection_guard::{Admission, ConnectionConfig, ConnectionGuard, TimerAction};
 use crate::error::ErrorCode;
+use crate::features::{Features, ResumeToken};
 use crate::ids::{PlayerId, SessionId};
 use crate::limits::Limits;
 use crate::lobby;
 use crate::messages::{CreateRefusal, CreateRequest, ToPlayer, ToSession};
-use crate::reply::{ServerCommand, ServerFrame};
+use crate::reply::{self, ServerCommand, ServerFrame};
 
 /// Client commands a player holds while it waits for its session (for hosts that cannot stop
 /// reading). More closes the connection with 1008.
@@ -76,6 +77,8 @@ enum State {
     Creating,
     /// A join is on its way to a session.
     Joining(JoinTarget),
+    /// A resume is on its way to this session.
+    Resuming(SessionId),
     InSession(SessionId),
     /// A `leaveSession` is on its way to this session.
     Leaving(SessionId),
@@ -96,6 +99,8 @@ pub struct Player {
     held: VecDeque<Result<Command, Rejection>>,
     /// A close was asked for: nothing more is taken from the client.
     closing: bool,
+    /// The extensions the connection asked for in `hello` that the host offers.
+    features: Features,
 }
 
 impl Player {
@@ -114,7 +119,13 @@ impl Player {
             outputs: Outputs::default(),
             held: VecDeque::new(),
             closing: false,
+            features: Features::NONE,
         }
+    }
+
+    /// The extensions the connection asked for (in `hello`) that the host offers.
+    pub fn features(&self) -> Features {
+        self.features
     }
 
     /// The player's ID.
@@ -134,7 +145,7 @@ impl Player {
     pub fn is_waiting(&self) -> bool {
         matches!(
             self.state,
-            State::Creating | State::Joining(_) | State::Leaving(_)
+            State::Creating | State::Joining(_) | State::Resuming(_) | State::Leaving(_)
         )
     }
 
@@ -229,7 +240,13 @@ impl Player {
             (State::Creating | State::Joining(_), ToPlayer::Joined { session }) => {
                 self.state = State::InSession(session);
             }
-            (State::Joining(_), ToPlayer::JoinRefused) | (State::Leaving(_), ToPlayer::Left) => {
+            (State::Resuming(_), ToPlayer::Resumed { session, player }) => {
+                self.id = player;
+                self.state = State::InSession(session);
+            }
+            (State::Joining(_), ToPlayer::JoinRefused)
+            | (State::Resuming(_), ToPlayer::ResumeRefused)
+            | (State::Leaving(_), ToPlayer::Left) => {
                 self.state = State::Lobby;
             }
             // Answers that find the player elsewhere (closed meanwhile) change nothing.
@@ -240,6 +257,9 @@ impl Player {
 
     /// The host's directory has no session for the join: error 6 for `-1`, 7 for an ID.
     pub fn handle_no_such_session(&mut self) {
+        if let State::Resuming(_) = self.state {
+            return self.resume_failed();
+        }
         let State::Joining(target) = self.state else {
             return;
         };
@@ -272,9 +292,13 @@ impl Player {
                 self.outputs.push_back(PlayerOutput::Join {
                     target: JoinTarget::Latest,
                     skip: Some(session),
-                    input: ToSession::Join { player: self.id },
+                    input: ToSession::Join {
+                        player: self.id,
+                        features: self.features,
+                    },
                 });
             }
+            State::Resuming(_) => self.resume_failed(),
             State::Joining(JoinTarget::Id(_)) => {
                 self.send(lobby::join_failed(ErrorCode::SessionNotFound));
                 self.state = State::Lobby;
@@ -341,7 +365,11 @@ impl Player {
                     }));
             }
             State::Lobby => self.lobby(command),
-            State::Creating | State::Joining(_) | State::Leaving(_) | State::Closed => {
+            State::Creating
+            | State::Joining(_)
+            | State::Resuming(_)
+            | State::Leaving(_)
+            | State::Closed => {
                 debug_assert!(false, "route is only called when not waiting");
             }
         }
@@ -361,6 +389,7 @@ impl Player {
                 self.outputs.push_back(PlayerOutput::Create(CreateRequest {
                     player: self.id,
                     format: *format,
+                    features: self.features,
                 }));
                 return;
             }
@@ -369,10 +398,23 @@ impl Player {
                 self.outputs.push_back(PlayerOutput::Join {
                     target,
                     skip: None,
-                    input: ToSession::Join { player: self.id },
+                    input: ToSession::Join {
+                        player: self.id,
+                        features: self.features,
+                    },
                 });
                 return;
             }
+            Ok(Command::Hello(asked)) => {
+                self.features = asked.intersect(self.guard.config().features);
+                reply::hello(self.id, self.features)
+            }
+            Ok(Command::ResumeSession(Some(token)))
+                if self.guard.config().features.contains(Features::RESUME) =>
+            {
+                return self.start_resume(token);
+            }
+            Ok(Command::ResumeSession(_)) => invalid_token(),
             Ok(
                 command @ (Command::UpdateSession(_)
                 | Command::UpdatePlayer(_)
@@ -386,6 +428,28 @@ impl Player {
         self.outputs.push_back(PlayerOutput::Send(frame));
     }
 
+    /// Asks session `token.session` for the seat `token` names. Sending a token is asking
+    /// for `resume`: the new token comes in the reply.
+    fn start_resume(&mut self, token: ResumeToken) {
+        self.features = self.features.union(Features::RESUME);
+        self.state = State::Resuming(token.session);
+        self.outputs.push_back(PlayerOutput::Join {
+            target: JoinTarget::Id(token.session.0),
+            skip: None,
+            input: ToSession::Resume {
+                player: self.id,
+                token,
+            },
+        });
+    }
+
+    /// The session of a resume does not exist (any more): the token is no good.
+    fn resume_failed(&mut self) {
+        self.send(invalid_token());
+        self.state = State::Lobby;
+        self.release_held();
+    }
+
     fn close(&mut self, reason: CloseReason) {
         if !self.closing {
             self.closing = true;
@@ -393,6 +457,15 @@ impl Player {
             self.outputs.push_back(PlayerOutput::Close(reason));
         }
     }
+}
+
+/// `sessionResume` error 22.
+fn invalid_token() -> ServerFrame {
+    reply::error(
+        ServerCommand::SessionResume,
+        ErrorCode::InvalidResumeToken,
+        Some("the resume token is not valid: used already, expired, or never issued"),
+    )
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::data::{JsonObject, Spelling};
 use crate::error::ErrorCode;
+use crate::features::{Features, ResumeToken};
 use crate::ids::{PlayerId, SessionId};
 
 /// One encoded server frame: UTF-8 JSON text, cheap to clone.
@@ -66,11 +67,15 @@ pub enum ServerCommand {
     PlayerLeave,
     /// The reply to a frame that names no known command.
     Error,
+    /// Reply to hello.
+    Hello,
+    /// Reply to resumeSession.
+    SessionResume,
 }
 
 impl ServerCommand {
     /// Every reply command, in a fixed order (for metrics tables).
-    pub const ALL: [ServerCommand; 7] = [
+    pub const ALL: [ServerCommand; 9] = [
         ServerCommand::SessionJoin,
         ServerCommand::SessionUpdate,
         ServerCommand::SessionLeave,
@@ -78,6 +83,8 @@ impl ServerCommand {
         ServerCommand::PlayerUpdate,
         ServerCommand::PlayerLeave,
         ServerCommand::Error,
+        ServerCommand::Hello,
+        ServerCommand::SessionResume,
     ];
 
     /// Its position in [`ServerCommand::ALL`].
@@ -95,6 +102,8 @@ impl ServerCommand {
             ServerCommand::PlayerUpdate => "playerUpdate",
             ServerCommand::PlayerLeave => "playerLeave",
             ServerCommand::Error => "error",
+            ServerCommand::Hello => "hello",
+            ServerCommand::SessionResume => "sessionResume",
         }
     }
 }
@@ -136,6 +145,12 @@ impl Writer {
         self.raw(data.as_str());
     }
 
+    fn token(&mut self, token: &ResumeToken) {
+        use std::io::Write;
+        // Writing to a Vec cannot fail; the token is digits, dots and hex digits only.
+        let _ = write!(self.0, ",\"resumeToken\":\"{token}\"");
+    }
+
     fn finish(mut self) -> ServerFrame {
         self.0.push(b'}');
         ServerFrame {
@@ -146,20 +161,99 @@ impl Writer {
     }
 }
 
-/// `sessionJoin`, error 0: the receiver is now a member.
+/// `sessionJoin`, error 0: the receiver is now a member. A member that asked for `resume`
+/// finds its token after the original fields.
 pub fn session_join(
     spelling: Spelling,
     session: SessionId,
     player: PlayerId,
     session_data: &JsonObject,
     player_data: &JsonObject,
+    token: Option<&ResumeToken>,
 ) -> ServerFrame {
     let size = session_data.as_str().len() + player_data.as_str().len();
-    let mut w = Writer::new(ServerCommand::SessionJoin, 0, size + 60);
+    let mut w = Writer::new(ServerCommand::SessionJoin, 0, size + 120);
     w.id("sessionID", session.0);
     w.id("playerID", player.0);
     w.data(spelling.session_field(), session_data);
     w.data(spelling.player_field(), player_data);
+    if let Some(token) = token {
+        w.token(token);
+    }
+    w.finish()
+}
+
+/// `hello`, error 0: the player's ID and the extensions it asked for that the server has.
+pub fn hello(player: PlayerId, features: Features) -> ServerFrame {
+    let mut w = Writer::new(ServerCommand::Hello, 0, 40);
+    w.id("playerID", player.0);
+    w.raw(",\"features\":[");
+    for (i, name) in features.names().enumerate() {
+        if i > 0 {
+            w.raw(",");
+        }
+        w.raw("\"");
+        w.raw(name);
+        w.raw("\"");
+    }
+    w.raw("]");
+    w.finish()
+}
+
+/// What follows a successful `sessionResume`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replay<'a> {
+    /// The `missed` frames the member missed, as they were sent, in order.
+    Frames {
+        /// How many.
+        missed: usize,
+    },
+    /// More was missed than the session keeps: the session's data and the member's own are
+    /// in the reply, and a `playerJoin` of every other member follows.
+    Snapshot {
+        /// The sessionData now.
+        session_data: &'a JsonObject,
+        /// The member's own playerData now.
+        player_data: &'a JsonObject,
+        /// The session's spelling of the data fields.
+        spelling: Spelling,
+    },
+}
+
+/// `sessionResume`, error 0: the receiver is member `player` of `session` again.
+pub fn session_resume(
+    session: SessionId,
+    player: PlayerId,
+    token: &ResumeToken,
+    replay: Replay<'_>,
+) -> ServerFrame {
+    let size = match replay {
+        Replay::Frames { .. } => 0,
+        Replay::Snapshot {
+            session_data,
+            player_data,
+            ..
+        } => session_data.as_str().len() + player_data.as_str().len(),
+    };
+    let mut w = Writer::new(ServerCommand::SessionResume, 0, size + 160);
+    w.id("sessionID", session.0);
+    w.id("playerID", player.0);
+    w.token(token);
+    match replay {
+        Replay::Frames { missed } => {
+            w.raw(",\"replay\":\"frames\"");
+            w.id("missed", missed as u64);
+        }
+        Replay::Snapshot {
+            session_data,
+            player_data,
+            spelling,
+        } => {
+            w.raw(",\"replay\":\"snapshot\"");
+            w.data(spelling.session_field(), session_data);
+            w.data(spelling.player_field(), player_data);
+        }
+    }
     w.finish()
 }
 

@@ -47,6 +47,8 @@ pub struct Server {
     in_flight: VecDeque<Flight>,
     outputs: VecDeque<Output>,
     closes: VecDeque<(PlayerId, CloseReason)>,
+    /// Seeds for the sessions' resume secrets; `None`: no resume tokens.
+    secrets: Option<Box<rand_chacha::ChaCha20Rng>>,
 }
 
 impl Server {
@@ -70,6 +72,15 @@ impl Server {
             config,
             ..Self::default()
         }
+    }
+
+    /// Gives each session a seed for its resume tokens' secrets, drawn from a generator
+    /// seeded with `seed` (which must come from a secure random source): without it no member
+    /// is given a resume token.
+    pub fn with_secrets(mut self, seed: [u8; 32]) -> Self {
+        use rand_core::SeedableRng;
+        self.secrets = Some(Box::new(rand_chacha::ChaCha20Rng::from_seed(seed)));
+        self
     }
 
     /// A connection opened: it becomes a player with a new ID (`None` once IDs run out).
@@ -108,9 +119,22 @@ impl Server {
     }
 
     /// Time has come to `now_ms` (milliseconds from any origin, never going back): every
-    /// player's heartbeat runs.
+    /// player's heartbeat runs, and every session's grace periods.
     pub fn advance_time(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
+        let now = self.now_ms;
+        let due: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| id)
+            .collect();
+        for id in due {
+            if let Some(session) = self.sessions.get_mut(id) {
+                session.handle_timeout(now);
+            }
+            self.drain_session(id);
+        }
         let due: Vec<PlayerId> = self
             .players
             .iter()
@@ -251,6 +275,7 @@ impl Server {
                         ))
                     }
                     None if self.disconnect_on_its_way(player, id) => {}
+                    None if session.is_away(player) => {}
                     None => {
                         return Err(format!(
                             "member {player} of session {id} is gone and will never leave"
@@ -282,9 +307,12 @@ impl Server {
     }
 
     fn disconnect_on_its_way(&self, player: PlayerId, session: SessionId) -> bool {
+        let Some(s) = self.sessions.get(session) else {
+            return false;
+        };
         self.in_flight.iter().any(|f| {
             matches!(f, Flight::ToSession(id, ToSession::Disconnect { player: p })
-                if *id == session && *p == player)
+                if *id == session && s.member_of_connection(*p) == Some(player))
         })
     }
 
@@ -306,7 +334,13 @@ impl Server {
                         Some(n) => {
                             let session_id = SessionId(n);
                             c.target = Some(session_id);
-                            let session = Session::create(session_id, request, self.limits);
+                            let seed = self.secrets.as_mut().map(|rng| {
+                                let mut seed = [0u8; 32];
+                                rand_core::RngCore::fill_bytes(rng.as_mut(), &mut seed);
+                                seed
+                            });
+                            let session =
+                                Session::create_seeded(session_id, request, self.limits, seed);
                             self.sessions.insert(session_id, session);
                             self.drain_session(session_id);
                         }
@@ -373,6 +407,12 @@ impl Server {
                 Output::ToPlayer { to, event } => {
                     self.in_flight.push_back(Flight::ToPlayer(to, event));
                 }
+                Output::Rebind { from, to } => {
+                    if let Some(connection) = self.players.remove(&from) {
+                        self.players.insert(to, connection);
+                    }
+                }
+                Output::Away { .. } => {}
                 Output::Changed(_) => {}
                 Output::Ended => {
                     self.sessions.remove(id);

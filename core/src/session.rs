@@ -8,15 +8,19 @@
 
 use std::collections::VecDeque;
 
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
 use crate::command::{Command, Rejection, SessionFormat};
 use crate::data::{JsonObject, PlayerFormat, Spelling};
 use crate::error::ErrorCode;
+use crate::features::{Features, ResumeToken};
 use crate::ids::{PlayerId, SessionId};
 use crate::join_burst::JoinBurst;
 use crate::limits::Limits;
 use crate::lobby;
 use crate::messages::{CreateRequest, ToPlayer, ToSession};
-use crate::reply::{self, ServerCommand, ServerFrame};
+use crate::reply::{self, Replay, ServerCommand, ServerFrame};
 
 /// Something the host must do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +51,22 @@ pub enum Output {
         frame: ServerFrame,
         /// The member that does not get it (a joiner, who gets its own welcome instead).
         except: Option<PlayerId>,
+    },
+    /// The connection known as player `from` (a resume's new connection) is member `to`
+    /// from now on: what is sent to `to` goes to it. Comes before every output to `to` that
+    /// the resume causes.
+    Rebind {
+        /// The connection's player ID when it asked.
+        from: PlayerId,
+        /// The member it is now.
+        to: PlayerId,
+    },
+    /// Member `player`'s connection is gone but it keeps its seat for the grace period: the
+    /// host lets go of that connection (frames for the member are kept by the session, to be
+    /// replayed). Call [`Session::poll_timeout`] again.
+    Away {
+        /// The member.
+        player: PlayerId,
     },
     /// Deliver `event` to player `to`'s machine ([`crate::Player::handle_from_session`]),
     /// after every frame output before it.
@@ -86,6 +106,25 @@ struct Member {
     data: Option<JsonObject>,
     /// What it may still have broadcast.
     egress: Egress,
+    /// The secret of its resume token, if it asked for `resume`.
+    secret: Option<u128>,
+    /// While its connection is gone: what it is missing. Boxed: rare, and most members never
+    /// need it.
+    away: Option<Box<Away>>,
+    /// The connection ID it last resumed from: that connection's disconnect is its own.
+    resumed_from: Option<PlayerId>,
+}
+
+/// What an away member keeps.
+#[derive(Clone, Debug)]
+struct Away {
+    /// When it leaves if it has not resumed.
+    deadline_ms: u64,
+    /// The frames it missed, in order, while they fit in [`Limits::resume_replay_bytes`].
+    missed: Vec<ServerFrame>,
+    missed_bytes: usize,
+    /// More was missed than is kept: it gets a snapshot.
+    overflowed: bool,
 }
 
 impl Member {
@@ -94,6 +133,9 @@ impl Member {
             id,
             data,
             egress: Egress::FULL,
+            secret: None,
+            away: None,
+            resumed_from: None,
         }
     }
 }
@@ -160,6 +202,9 @@ pub struct Session {
     /// Egress budgets of players who left before theirs had refilled, kept until it has: a
     /// player that comes back gets its own back, not a new one.
     departed: Vec<(PlayerId, Egress)>,
+    /// Where resume tokens' secrets come from; `None`: the host gave no seed, and no member
+    /// is offered resume.
+    secrets: Option<Box<ChaCha20Rng>>,
 }
 
 impl Session {
@@ -167,7 +212,23 @@ impl Session {
     /// and is sent `sessionJoin` (and [`ToPlayer::Joined`]). The format's size was checked by
     /// the creator's machine.
     pub fn create(id: SessionId, request: CreateRequest, limits: Limits) -> Self {
-        let CreateRequest { player, format } = request;
+        Self::create_seeded(id, request, limits, None)
+    }
+
+    /// As [`Session::create`], with `seed` (32 bytes from the host's secure random source)
+    /// for the secrets of resume tokens: without one, members that ask for `resume` are not
+    /// given a token, so they leave when their connection does.
+    pub fn create_seeded(
+        id: SessionId,
+        request: CreateRequest,
+        limits: Limits,
+        seed: Option<[u8; 32]>,
+    ) -> Self {
+        let CreateRequest {
+            player,
+            format,
+            features,
+        } = request;
         let mut session = Session {
             id,
             spelling: format.spelling,
@@ -180,9 +241,10 @@ impl Session {
             ended: false,
             now_ms: 0,
             departed: Vec::new(),
+            secrets: seed.map(|seed| Box::new(ChaCha20Rng::from_seed(seed))),
         };
         session.outputs.push_back(Output::Changed(Change::Created));
-        session.join(player);
+        session.join(player, features);
         session
     }
 
@@ -209,6 +271,7 @@ impl Session {
             ended: false,
             now_ms: 0,
             departed: Vec::new(),
+            secrets: None,
         };
         for (id, data) in members {
             if !session.contains(id) {
@@ -319,11 +382,64 @@ impl Session {
         }
         self.now_ms = self.now_ms.max(now_ms);
         match input {
-            ToSession::Join { player } => self.join(player),
+            ToSession::Join { player, features } => self.join(player, features),
+            ToSession::Resume { player, token } => self.resume(player, token),
             ToSession::Command { player, command } => self.handle_command(player, command),
-            ToSession::Disconnect { player } => self.remove(player),
+            ToSession::Disconnect { player } => self.disconnect(player),
         }
-        if self.members.is_empty() {
+        self.end_if_empty();
+    }
+
+    /// When [`Session::handle_timeout`] must next be called: the first away member's
+    /// deadline. `None`: no timer is needed.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let deadlines = self.members.iter().filter_map(|m| m.away.as_ref());
+        deadlines.map(|away| away.deadline_ms).min()
+    }
+
+    /// Time has come to `now_ms`: away members whose grace period is over leave (the others
+    /// get `playerLeave`).
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        if self.ended {
+            return;
+        }
+        self.now_ms = self.now_ms.max(now_ms);
+        let now = self.now_ms;
+        while let Some(index) = self
+            .members
+            .iter()
+            .position(|m| m.away.as_ref().is_some_and(|a| a.deadline_ms <= now))
+        {
+            let player = self.members[index].id;
+            self.remove_member(index);
+            self.broadcast(reply::player_leave(player));
+        }
+        self.end_if_empty();
+    }
+
+    /// Whether member `player` is away (its connection gone, its seat kept).
+    pub fn is_away(&self, player: PlayerId) -> bool {
+        let member = self.members.iter().find(|m| m.id == player);
+        member.is_some_and(|m| m.away.is_some())
+    }
+
+    /// The member a [`ToSession::Disconnect`] of `connection` would concern: the member of
+    /// that ID, or the one that resumed from that connection (and is not away).
+    pub fn member_of_connection(&self, connection: PlayerId) -> Option<PlayerId> {
+        let index = self.position(connection).or_else(|| {
+            let resumed = |m: &Member| m.resumed_from == Some(connection) && m.away.is_none();
+            self.members.iter().position(resumed)
+        })?;
+        Some(self.members[index].id)
+    }
+
+    /// How many members are away (their connection gone, their seat kept).
+    pub fn away_count(&self) -> usize {
+        self.members.iter().filter(|m| m.away.is_some()).count()
+    }
+
+    fn end_if_empty(&mut self) {
+        if self.members.is_empty() && !self.ended {
             self.ended = true;
             self.outputs.push_back(Output::Ended);
         }
@@ -332,7 +448,7 @@ impl Session {
     /// Adds `player`: it gets `sessionJoin` and a `playerJoin` for each member in join order
     /// (one [`Output::SendJoinBurst`]); every member gets a `playerJoin` of it. A full session
     /// sends it error 16 instead. A player already in the session is only told it is a member.
-    fn join(&mut self, player: PlayerId) {
+    fn join(&mut self, player: PlayerId, features: Features) {
         if self.contains(player) {
             self.tell(player, ToPlayer::Joined { session: self.id });
             return;
@@ -352,8 +468,19 @@ impl Session {
             return;
         }
         let default = self.player_format.default_data().clone();
-        let welcome =
-            reply::session_join(self.spelling, self.id, player, &self.session_data, &default);
+        let secret = features
+            .contains(Features::RESUME)
+            .then(|| self.new_secret())
+            .flatten();
+        let token = secret.map(|secret| self.token(player, secret));
+        let welcome = reply::session_join(
+            self.spelling,
+            self.id,
+            player,
+            &self.session_data,
+            &default,
+            token.as_ref(),
+        );
         self.send(player, welcome);
         if !self.members.is_empty() {
             let members = self.members.iter().map(|m| (m.id, m.data.clone()));
@@ -368,10 +495,11 @@ impl Session {
             None => Egress::FULL,
         };
         self.members.push(Member {
-            id: player,
-            data: None,
             egress,
+            secret,
+            ..Member::new(player, None)
         });
+        self.keep_for_away(&announcement, Some(player));
         self.outputs.push_back(Output::Broadcast {
             frame: announcement,
             except: Some(player),
@@ -405,6 +533,22 @@ impl Session {
                     None,
                 ),
             ),
+            Ok(Command::Hello(_)) => self.send(
+                player,
+                reply::error(
+                    ServerCommand::Hello,
+                    ErrorCode::HelloNotInLobby,
+                    Some("hello is answered in the lobby only: send it before creating or joining"),
+                ),
+            ),
+            Ok(Command::ResumeSession(_)) => self.send(
+                player,
+                reply::error(
+                    ServerCommand::SessionResume,
+                    ErrorCode::ResumeWhileInSession,
+                    Some("you are in a session: resumeSession is for a new connection"),
+                ),
+            ),
             Ok(Command::UpdateSession(format)) => self.update_session(index, *format),
             Ok(Command::UpdatePlayer(data)) => self.update_player(index, data),
             Ok(Command::LeaveSession) => {
@@ -416,13 +560,149 @@ impl Session {
         }
     }
 
-    /// `player`'s connection is gone: the others get `playerLeave`.
-    fn remove(&mut self, player: PlayerId) {
-        let Some(index) = self.position(player) else {
+    /// `player`'s connection is gone (or the connection a member resumed from): a member
+    /// with a resume token is away for the grace period, any other leaves and the others get
+    /// `playerLeave`.
+    fn disconnect(&mut self, player: PlayerId) {
+        let Some(index) = self
+            .member_of_connection(player)
+            .and_then(|member| self.position(member))
+        else {
             return;
         };
+        let grace = self.limits.resume_grace_ms;
+        let member = &mut self.members[index];
+        if member.away.is_some() {
+            return;
+        }
+        if member.secret.is_some() && grace > 0 {
+            member.away = Some(Box::new(Away {
+                deadline_ms: self.now_ms.saturating_add(grace),
+                missed: Vec::new(),
+                missed_bytes: 0,
+                overflowed: false,
+            }));
+            let player = member.id;
+            self.outputs.push_back(Output::Away { player });
+            return;
+        }
+        let player = member.id;
         self.remove_member(index);
         self.broadcast(reply::player_leave(player));
+    }
+
+    /// A new connection (`connection`) asks for the seat `token` names.
+    fn resume(&mut self, connection: PlayerId, token: ResumeToken) {
+        let index = self
+            .position(token.player)
+            .filter(|_| token.session == self.id);
+        let valid = index.filter(|&i| {
+            let secret = self.members[i].secret;
+            secret.is_some_and(|secret| token.has_secret(secret))
+        });
+        let refusal = match valid {
+            None => Some((
+                ErrorCode::InvalidResumeToken,
+                "the resume token is not valid: used already, expired, or never issued",
+            )),
+            Some(i) if self.members[i].away.is_none() => Some((
+                ErrorCode::PlayerStillConnected,
+                "that player's connection is still open; resume again once it is found gone",
+            )),
+            Some(_) => None,
+        };
+        if let Some((code, message)) = refusal {
+            let frame = reply::error(ServerCommand::SessionResume, code, Some(message));
+            self.send(connection, frame);
+            self.tell(connection, ToPlayer::ResumeRefused);
+            return;
+        }
+        let index = valid.expect("a valid token names a member");
+        let player = token.player;
+        // Single use: the next resume needs the token given now.
+        let secret = self.new_secret();
+        let new_token = self.token(
+            player,
+            secret.expect("a session that issued tokens has secrets"),
+        );
+        let member = &mut self.members[index];
+        member.secret = secret;
+        member.resumed_from = Some(connection);
+        let away = *member.away.take().expect("checked away above");
+        self.outputs.push_back(Output::Rebind {
+            from: connection,
+            to: player,
+        });
+        if away.overflowed {
+            let default = self.player_format.default_data().clone();
+            let own = self.members[index].data.clone().unwrap_or(default.clone());
+            let replay = Replay::Snapshot {
+                session_data: &self.session_data,
+                player_data: &own,
+                spelling: self.spelling,
+            };
+            let frame = reply::session_resume(self.id, player, &new_token, replay);
+            self.send(player, frame);
+            let others = self.members.iter().filter(|m| m.id != player);
+            let members: Vec<_> = others.map(|m| (m.id, m.data.clone())).collect();
+            if !members.is_empty() {
+                let burst = JoinBurst::new(self.spelling, default, members);
+                self.outputs
+                    .push_back(Output::SendJoinBurst { to: player, burst });
+            }
+        } else {
+            let replay = Replay::Frames {
+                missed: away.missed.len(),
+            };
+            let frame = reply::session_resume(self.id, player, &new_token, replay);
+            self.send(player, frame);
+            for frame in away.missed {
+                self.send(player, frame);
+            }
+        }
+        self.tell(
+            player,
+            ToPlayer::Resumed {
+                session: self.id,
+                player,
+            },
+        );
+    }
+
+    /// A new secret for a resume token, if the host seeded the session.
+    fn new_secret(&mut self) -> Option<u128> {
+        let rng = self.secrets.as_mut()?;
+        let mut bytes = [0u8; 16];
+        rng.fill_bytes(&mut bytes);
+        Some(u128::from_le_bytes(bytes))
+    }
+
+    fn token(&self, player: PlayerId, secret: u128) -> ResumeToken {
+        ResumeToken {
+            session: self.id,
+            player,
+            secret,
+        }
+    }
+
+    /// Keeps `frame` for every away member but `except`, while it fits in its replay buffer.
+    fn keep_for_away(&mut self, frame: &ServerFrame, except: Option<PlayerId>) {
+        let limit = self.limits.resume_replay_bytes;
+        for member in &mut self.members {
+            let Some(away) = member.away.as_mut() else {
+                continue;
+            };
+            if Some(member.id) == except || away.overflowed {
+                continue;
+            }
+            away.missed_bytes += frame.bytes().len();
+            if away.missed_bytes > limit {
+                away.overflowed = true;
+                away.missed = Vec::new();
+            } else {
+                away.missed.push(frame.clone());
+            }
+        }
     }
 
     fn remove_member(&mut self, index: usize) {
@@ -527,8 +807,10 @@ impl Session {
         self.outputs.push_back(Output::ToPlayer { to, event });
     }
 
-    /// Queues `frame` for every member; its bytes are shared, not copied.
+    /// Queues `frame` for every member (and keeps it for the away ones); its bytes are
+    /// shared, not copied.
     fn broadcast(&mut self, frame: ServerFrame) {
+        self.keep_for_away(&frame, None);
         self.outputs.push_back(Output::Broadcast {
             frame,
             except: None,

@@ -2,8 +2,8 @@
 //! holding their data without copying it, and encoded one frame at a time.
 
 use sessionserver_core::{
-    CreateRequest, JoinBurst, Limits, Output, PlayerId, ServerFrame, Session, SessionFormat,
-    ToSession,
+    CreateRequest, Features, JoinBurst, Limits, Output, PlayerId, ServerFrame, Session,
+    SessionFormat, ToSession,
 };
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -47,6 +47,7 @@ fn join(session: &mut Session, player: u64) -> Option<JoinBurst> {
         0,
         ToSession::Join {
             player: PlayerId(player),
+            features: Features::NONE,
         },
     );
     let (burst, frames) = drain(session, player);
@@ -68,6 +69,7 @@ fn player_join(id: u64, data: &str) -> String {
 fn a_burst_is_the_members_as_they_were_at_the_join_sharing_their_data() {
     let big = format!(r#"{{"name":"{}"}}"#, "d".repeat(1000));
     let request = CreateRequest {
+        features: Features::NONE,
         player: PlayerId(1),
         format: format(&format!(
             r#"{{"command":"createSession","session":{{}},"player":{big}}}"#
@@ -135,6 +137,7 @@ fn a_burst_is_the_members_as_they_were_at_the_join_sharing_their_data() {
 fn a_burst_of_a_big_session_holds_no_copy_of_the_data() {
     let default = format!(r#"{{"blob":"{}"}}"#, "x".repeat(60_000));
     let request = CreateRequest {
+        features: Features::NONE,
         player: PlayerId(1),
         format: format(&format!(
             r#"{{"command":"createSession","session":{{}},"player":{default}}}"#
@@ -150,6 +153,7 @@ fn a_burst_of_a_big_session_holds_no_copy_of_the_data() {
             0,
             ToSession::Join {
                 player: PlayerId(player),
+                features: Features::NONE,
             },
         );
         while session.poll_output().is_some() {}

@@ -264,7 +264,7 @@ async fn into_session(client: &mut TcpStream, session: &mut FakeSession) -> (Pla
     )
     .await;
     let join = session.next().await;
-    let ToSession::Join { player } = join.input else {
+    let ToSession::Join { player, .. } = join.input else {
         panic!("expected a join, got {:?}", join.input);
     };
     let _ = join.answer.unwrap().send(ToPlayer::Joined {
@@ -336,7 +336,7 @@ async fn ends_while_joining(how: End) {
     .await;
     // The join reached the session, which does not answer (yet): the task waits for it.
     let join = session.next().await;
-    let ToSession::Join { player } = join.input else {
+    let ToSession::Join { player, .. } = join.input else {
         panic!("expected a join, got {:?}", join.input);
     };
     let _unanswered = join.answer;

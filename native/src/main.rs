@@ -71,6 +71,14 @@ struct Args {
     /// Bytes × recipients one member may broadcast at once above the sustained rate
     #[arg(long, env = "EGRESS_BURST_BYTES", default_value_t = Limits::default().egress_burst_bytes, value_parser = clap::value_parser!(u64).range(1..))]
     egress_burst_bytes: u64,
+    /// Milliseconds a player that asked for `resume` keeps its seat after its connection is
+    /// lost without a leave (0: no grace, and resume is not offered).
+    #[arg(long, env = "RESUME_GRACE_MS", default_value_t = Limits::default().resume_grace_ms)]
+    resume_grace_ms: u64,
+    /// Bytes of missed frames a session keeps for an away player, to replay at its resume (a
+    /// snapshot beyond).
+    #[arg(long, env = "RESUME_REPLAY_BYTES", default_value_t = Limits::default().resume_replay_bytes)]
+    resume_replay_bytes: usize,
     /// Sessions the server may hold (error 17 beyond).
     #[arg(long, env = "MAX_SESSIONS", default_value_t = Limits::default().max_sessions)]
     max_sessions: usize,
@@ -130,6 +138,8 @@ impl Args {
                 max_sessions: self.max_sessions,
                 egress_bytes_per_second: self.egress_bytes_per_second,
                 egress_burst_bytes: self.egress_burst_bytes,
+                resume_grace_ms: self.resume_grace_ms,
+                resume_replay_bytes: self.resume_replay_bytes,
             },
             connection: ConnectionConfig {
                 ping_after_ms: self.ping_after_ms,
@@ -137,6 +147,7 @@ impl Args {
                 commands_per_second: self.commands_per_second,
                 command_burst: self.command_burst,
                 max_refused: self.max_refused,
+                ..ConnectionConfig::default()
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
             admin_token: self.admin_token.clone(),

@@ -87,7 +87,15 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         fragment_timeout: config.fragment_timeout,
         player_limits: Arc::new(limits),
         limits,
-        connection: config.connection,
+        // The native host carries out resume whenever a grace period is set.
+        connection: sessionserver_core::ConnectionConfig {
+            features: if limits.resume_grace_ms > 0 {
+                sessionserver_core::Features::RESUME
+            } else {
+                sessionserver_core::Features::NONE
+            },
+            ..config.connection
+        },
         epoch: std::time::Instant::now(),
         metrics: Default::default(),
         stopping: Default::default(),

@@ -103,7 +103,17 @@ pub(crate) fn spawn(
     let (handle, rx) = SessionHandle::channel();
     let id = registry.create_session(handle.clone(), limits.max_sessions)?;
     let player = request.player;
-    let session = Session::create(id, request, limits);
+    let mut seed = [0u8; 32];
+    // Without the OS's random source no token can be unguessable: the session then offers
+    // no resume (its members leave when their connection does).
+    let seed = match getrandom::fill(&mut seed) {
+        Ok(()) => Some(seed),
+        Err(e) => {
+            tracing::error!(error = %e, "no secure random source: resume is not offered");
+            None
+        }
+    };
+    let session = Session::create_seeded(id, request, limits, seed);
     tracing::info!(session = %id, creator = %player, "session created");
     let metrics = creator.metrics().clone();
     let budget = creator.outbox.budget().clone();
@@ -201,9 +211,37 @@ impl Drop for SessionTask {
 }
 
 impl SessionTask {
+    /// Milliseconds since the task started: the session's clock.
+    fn now_ms(&self) -> u64 {
+        self.epoch
+            .elapsed()
+            .as_millis()
+            .try_into()
+            .unwrap_or(u64::MAX)
+    }
+
     async fn run(mut self, mut inbox: mpsc::Receiver<SessionMsg>) {
         while !self.ended {
-            let Some(msg) = inbox.recv().await else {
+            // The next grace period to end, if a member is away.
+            let deadline = self.session.poll_timeout().map(|ms| {
+                let at = self.epoch + std::time::Duration::from_millis(ms);
+                tokio::time::Instant::from_std(at)
+            });
+            let msg = tokio::select! {
+                msg = inbox.recv() => msg,
+                () = async {
+                    match deadline {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.session.handle_timeout(self.now_ms());
+                    self.deliver(PlayerId(u64::MAX));
+                    self.flush();
+                    continue;
+                }
+            };
+            let Some(msg) = msg else {
                 break;
             };
             // Commands that arrived together are handled together, and their frames written
@@ -241,12 +279,7 @@ impl SessionTask {
                 if let Some(peer) = peer {
                     self.peers.insert(from, peer);
                 }
-                let now_ms = self
-                    .epoch
-                    .elapsed()
-                    .as_millis()
-                    .try_into()
-                    .unwrap_or(u64::MAX);
+                let now_ms = self.now_ms();
                 self.session.handle(now_ms, input);
                 let event = self.deliver(from);
                 if let (Some(answer), Some(event)) = (answer, event) {
@@ -265,7 +298,7 @@ impl SessionTask {
     /// [`SessionTask::flush`], and returns the session's answer to `from`, if any. Never
     /// waits: a connection that cannot take more is disconnected by its own task (see
     /// `Peer::queue`).
-    fn deliver(&mut self, from: PlayerId) -> Option<ToPlayer> {
+    fn deliver(&mut self, mut from: PlayerId) -> Option<ToPlayer> {
         let mut answer = None;
         // Peers are let go once every frame for them is queued (a leaver's sessionLeave
         // comes after the change that removed it).
@@ -301,8 +334,23 @@ impl SessionTask {
                     }
                     self.metrics.frames_out(&frame, recipients);
                 }
+                Output::Rebind {
+                    from: connection,
+                    to,
+                } => {
+                    if let Some(peer) = self.peers.remove(&connection) {
+                        self.peers.insert(to, peer);
+                    }
+                    if from == connection {
+                        // The resumed connection's answer is addressed to its new ID.
+                        from = to;
+                    }
+                }
+                Output::Away { player } => {
+                    self.peers.remove(&player);
+                }
                 Output::ToPlayer { to, event } => {
-                    if event == ToPlayer::JoinRefused {
+                    if matches!(event, ToPlayer::JoinRefused | ToPlayer::ResumeRefused) {
                         gone = Some(to);
                     }
                     if to == from {
