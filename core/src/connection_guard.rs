@@ -61,36 +61,38 @@ pub enum TimerAction {
 }
 
 /// A token bucket in thousandths of a token, so that integer time in milliseconds refills it
-/// exactly.
+/// exactly. Its rate and size are passed in from the connection's config rather than kept in
+/// every connection (memory per idle player).
 #[derive(Clone, Debug)]
 struct Bucket {
     milli_tokens: u64,
-    capacity: u64,
-    per_ms: u64,
     updated_ms: u64,
 }
 
 impl Bucket {
-    fn new(now_ms: u64, per_second: u32, capacity: u32) -> Self {
-        let capacity = u64::from(capacity.max(1)) * 1000;
+    /// A full bucket of `capacity` tokens.
+    fn new(now_ms: u64, capacity: u32) -> Self {
         Bucket {
-            milli_tokens: capacity,
-            capacity,
-            per_ms: u64::from(per_second),
+            milli_tokens: Self::milli(capacity),
             updated_ms: now_ms,
         }
     }
 
-    /// Takes `tokens` if the bucket holds them (never more than it can hold: a larger cost
-    /// takes a full bucket).
-    fn take(&mut self, now_ms: u64, tokens: u64) -> bool {
+    fn milli(capacity: u32) -> u64 {
+        u64::from(capacity.max(1)) * 1000
+    }
+
+    /// Takes `tokens` if the bucket (refilled at `per_second`, holding at most `capacity`)
+    /// holds them (never more than it can hold: a larger cost takes a full bucket).
+    fn take(&mut self, now_ms: u64, tokens: u64, per_second: u32, capacity: u32) -> bool {
+        let capacity = Self::milli(capacity);
         let elapsed = now_ms.saturating_sub(self.updated_ms);
         self.updated_ms = self.updated_ms.max(now_ms);
         self.milli_tokens = self
             .milli_tokens
-            .saturating_add(elapsed.saturating_mul(self.per_ms))
-            .min(self.capacity);
-        let cost = tokens.saturating_mul(1000).min(self.capacity);
+            .saturating_add(elapsed.saturating_mul(u64::from(per_second)))
+            .min(capacity);
+        let cost = tokens.saturating_mul(1000).min(capacity);
         if self.milli_tokens >= cost {
             self.milli_tokens -= cost;
             true
@@ -126,8 +128,8 @@ impl ConnectionGuard {
             config,
             last_heard_ms: now_ms,
             pinged: false,
-            commands: Bucket::new(now_ms, config.commands_per_second, config.command_burst),
-            refusals: Bucket::new(now_ms, 1, config.max_refused),
+            commands: Bucket::new(now_ms, config.command_burst),
+            refusals: Bucket::new(now_ms, config.max_refused),
         }
     }
 
@@ -153,10 +155,17 @@ impl ConnectionGuard {
         reply: impl FnOnce() -> ServerCommand,
     ) -> Admission {
         self.handle_activity(now_ms);
-        if self.commands.take(now_ms, tokens_for(frame_bytes)) {
+        let config = self.config;
+        let tokens = tokens_for(frame_bytes);
+        if self.commands.take(
+            now_ms,
+            tokens,
+            config.commands_per_second,
+            config.command_burst,
+        ) {
             return Admission::Accept;
         }
-        if !self.refusals.take(now_ms, 1) {
+        if !self.refusals.take(now_ms, 1, 1, config.max_refused) {
             return Admission::Close(CloseReason::RateLimit);
         }
         let message = format!(

@@ -95,8 +95,14 @@ pub struct Player {
     /// Shared: every player of a host has the same (one word per connection, not 64 bytes).
     limits: Arc<Limits>,
     outputs: Outputs,
-    /// Commands that arrived while waiting, admitted, in order.
-    held: VecDeque<Result<Command, Rejection>>,
+    /// Commands that arrived while waiting, admitted, in order. `Some` only while it holds
+    /// some: rare, so an idle connection carries one word for it and keeps no buffer after a
+    /// burst (memory per idle player).
+    #[expect(
+        clippy::box_collection,
+        reason = "a box is one word in every idle connection, a VecDeque four"
+    )]
+    held: Option<Box<VecDeque<Result<Command, Rejection>>>>,
     /// A close was asked for: nothing more is taken from the client.
     closing: bool,
     /// The extensions the connection asked for in `hello` that the host offers.
@@ -117,7 +123,7 @@ impl Player {
             guard: ConnectionGuard::new(config, now_ms),
             limits: limits.into(),
             outputs: Outputs::default(),
-            held: VecDeque::new(),
+            held: None,
             closing: false,
             features: Features::NONE,
         }
@@ -324,17 +330,18 @@ impl Player {
                 }));
         }
         self.state = State::Closed;
-        self.held.clear();
+        self.held = None;
     }
 
     /// An admitted command (or the reason it was rejected or refused): held while the player
     /// waits, else routed.
     fn take(&mut self, command: Result<Command, Rejection>) {
         if self.is_waiting() {
-            if self.held.len() >= MAX_HELD {
+            let held = self.held.get_or_insert_default();
+            if held.len() >= MAX_HELD {
                 return self.close(CloseReason::RateLimit);
             }
-            self.held.push_back(command);
+            held.push_back(command);
             return;
         }
         self.route(command);
@@ -343,7 +350,14 @@ impl Player {
     /// Takes the held commands while the player is not waiting.
     fn release_held(&mut self) {
         while !self.is_waiting() && !self.closing {
-            let Some(command) = self.held.pop_front() else {
+            let Some(held) = self.held.as_mut() else {
+                return;
+            };
+            let command = held.pop_front();
+            if held.is_empty() {
+                self.held = None;
+            }
+            let Some(command) = command else {
                 return;
             };
             self.route(command);
@@ -453,7 +467,7 @@ impl Player {
     fn close(&mut self, reason: CloseReason) {
         if !self.closing {
             self.closing = true;
-            self.held.clear();
+            self.held = None;
             self.outputs.push_back(PlayerOutput::Close(reason));
         }
     }

@@ -4,6 +4,7 @@
 //! `socket::Outbox`. Whatever the connection holds is let go by [`PlayerConnection`]'s `Drop`,
 //! so a panic or a cancelled task still leaves the session.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,29 +63,36 @@ impl Shared {
     }
 }
 
-/// Runs one connection to its end; `counted` (what counts the connection) is dropped then.
-pub(crate) async fn run(
+/// The task of one connection: runs it to its end; `counted` (what counts the connection) is
+/// dropped then. `None` (and `counted` dropped now) when no player ID is left.
+///
+/// Not an `async fn`: an async fn keeps its arguments in the task's future for the whole
+/// connection, beside whatever they were moved into (memory per idle player: tokio allocates
+/// a task in steps of 128 bytes). The setup runs here, and the future holds only the
+/// connection, its frame reader and two `Arc`s.
+pub(crate) fn run(
     mut frames: FrameReader,
     outbox: Arc<Outbox>,
     addr: SocketAddr,
     shared: Arc<Shared>,
     counted: Counted,
-) {
+) -> Option<impl Future<Output = ()> + Send> {
     let Some(id) = shared.registry.new_player_id() else {
         tracing::error!("player IDs exhausted; refusing connection");
-        return;
+        return None;
     };
     tracing::info!(player = %id, %addr, "connected");
-    let server = shared.clone();
-    let mut connection = PlayerConnection::new(id, outbox.clone(), shared, counted);
-    let end = tokio::select! {
-        end = connection.read_loop(&mut frames) => end,
-        reason = outbox.ended() => Some(reason),
-        () = server.stopping.wait() => Some(CloseReason::Shutdown.into()),
-    };
-    // The rest runs once per connection: boxed, so that its futures take no room in the
-    // connection's task while it is open (memory per idle player).
-    Box::pin(connection.finish(end, frames)).await;
+    let mut connection = PlayerConnection::new(id, outbox.clone(), shared.clone(), counted);
+    Some(async move {
+        let end = tokio::select! {
+            end = connection.read_loop(&mut frames) => end,
+            reason = outbox.ended() => Some(reason),
+            () = shared.stopping.wait() => Some(CloseReason::Shutdown.into()),
+        };
+        // The rest runs once per connection: boxed, so that its futures take no room in the
+        // connection's task while it is open (memory per idle player).
+        Box::pin(connection.finish(end, frames)).await;
+    })
 }
 
 /// A session input whose sending had to wait: for room in the session's inbox, or for the

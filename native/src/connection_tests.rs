@@ -97,7 +97,8 @@ impl Rig {
         let reader = FrameReader::new(read, Vec::new(), 64 * 1024);
         let permit = self.permits.clone().try_acquire_owned().unwrap();
         let counted = Counted::new(permit, self.open.enter(), self.alive.clone());
-        let task = tokio::spawn(run(reader, outbox, addr, self.shared.clone(), counted));
+        let task = run(reader, outbox, addr, self.shared.clone(), counted);
+        let task = tokio::spawn(task.expect("a player ID"));
         (task, client.unwrap())
     }
 

@@ -346,7 +346,9 @@ fn upgrade(
                 // A task of its own: this one's state (hyper's upgrade, the context) is then
                 // freed, and an open connection's task holds only the connection.
                 let shared = ctx.shared.clone();
-                tokio::spawn(connection::run(reader, outbox, addr, shared, counted));
+                if let Some(task) = connection::run(reader, outbox, addr, shared, counted) {
+                    tokio::spawn(task);
+                }
             }
             Err(e) => tracing::debug!(%addr, error = %e, "upgrade failed"),
         }

@@ -35,10 +35,10 @@ impl Stopping {
 
     /// Resolves once the server stops (at once if it has).
     pub(crate) async fn wait(&self) {
+        // Made before the flag is read, so a stop in between is not missed: a `Notified` sees
+        // every `notify_waiters` from its creation on, polled or not. (Not pinned and enabled
+        // first: that pin is a word more in every connection's task.)
         let notified = self.notify.notified();
-        tokio::pin!(notified);
-        // Registered before the flag is read, so a stop in between is not missed.
-        notified.as_mut().enable();
         if !self.stopped.load(Ordering::SeqCst) {
             notified.await;
         }
