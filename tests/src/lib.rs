@@ -45,16 +45,23 @@ pub struct Target {
 impl Target {
     /// The server at `SESSIONSERVER_URL`, or a fresh in-process native server on 127.0.0.1:0.
     pub async fn start() -> Target {
+        Target::start_with(|_| {}).await
+    }
+
+    /// [`Target::start`], with the in-process server's options changed by `tune`; a server
+    /// at `SESSIONSERVER_URL` is used as it is.
+    pub async fn start_with(tune: impl FnOnce(&mut sessionserver::Config)) -> Target {
         if let Ok(url) = std::env::var(URL_VAR) {
             if !url.is_empty() {
                 return Target { url, server: None };
             }
         }
-        let config = sessionserver::Config {
+        let mut config = sessionserver::Config {
             bind: "127.0.0.1".parse().expect("a valid IP address"),
             port: 0,
             ..Default::default()
         };
+        tune(&mut config);
         let server = sessionserver::start(config)
             .await
             .expect("the in-process server starts on 127.0.0.1:0");
@@ -456,6 +463,27 @@ impl Client {
                 }
                 Some(Err(e)) => panic!("{name}: receiving failed: {e}"),
                 None => panic!("{name}: the connection ended while a frame was awaited"),
+            }
+        }
+    }
+
+    /// The next text frame, or the server's close code if the connection closes first (`None`:
+    /// it ended without a close frame). Fails on a timeout or a binary frame.
+    pub async fn recv_text_or_close(&mut self) -> Result<String, Option<u16>> {
+        let name = &self.name;
+        loop {
+            let next = tokio::time::timeout(TIMEOUT, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{name}: no frame or close within {TIMEOUT:?}"));
+            match next {
+                Some(Ok(Message::Text(text))) => return Ok(text.as_str().to_owned()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Binary(b))) => {
+                    panic!("{name}: received a binary frame ({} bytes)", b.len())
+                }
+                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code.into())),
+                Some(Err(_)) => return Err(None),
+                None => return Err(None),
             }
         }
     }

@@ -47,6 +47,10 @@
 //! - **No heartbeat.** A Worker can neither send WebSocket pings nor see pongs, so the relay
 //!   never calls `Player::handle_timeout` (which would close a healthy idle client after 30 s
 //!   of silence); dead peers go when the platform closes their connection.
+//! - **No send-queue bound.** The runtime shows a Worker no socket's backlog (no
+//!   `bufferedAmount`; `send` only queues, without limit), so a client that stops reading is
+//!   not closed with 4001 as natively; its frames wait in the relay's socket (README, "A
+//!   client that stops reading").
 //!
 //! # Why the Worker relays
 //! The protocol moves one connection between sessions (`createSession`, `joinSession`,
