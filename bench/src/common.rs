@@ -39,7 +39,14 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
 
 /// A line of /proc/<pid>/status in KiB, e.g. `VmRSS`.
 pub fn status_kib(pid: &str, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_field(
+        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        key,
+    )
+}
+
+/// The number of a `key:` line of a /proc/<pid>/status text (`VmRSS:\t  9876 kB` → 9876).
+pub fn status_field(status: &str, key: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let value = line.strip_prefix(key)?.strip_prefix(':')?;
         value.split_whitespace().next()?.parse().ok()
@@ -309,6 +316,16 @@ mod tests {
         assert_eq!(p.at(0.999), 999);
         assert_eq!(p.max(), 1000);
         assert_eq!(Percentiles::new(vec![]).at(0.5), 0);
+    }
+
+    #[test]
+    fn reads_a_status_field() {
+        let status = "Name:\tsessionserver\nVmHWM:\t   12000 kB\nVmRSS:\t    9876 kB\n";
+        assert_eq!(status_field(status, "VmRSS"), Some(9876));
+        assert_eq!(status_field(status, "VmHWM"), Some(12000));
+        // A key is matched whole, not as a prefix of a longer one.
+        assert_eq!(status_field(status, "VmR"), None);
+        assert_eq!(status_field("VmRSS:\tlots kB\n", "VmRSS"), None);
     }
 
     #[test]

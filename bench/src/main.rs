@@ -11,12 +11,15 @@
 //! - `relay-server`: the other reference, the least an event-driven fan-out server does per
 //!   update (one epoll thread, one `recv` per update, one `send` per delivery);
 //! - `tokio-relay-server`: the relay's work on a tokio current-thread runtime (a task per
-//!   connection, `try_write` per member): what tokio itself adds per update.
+//!   connection, `try_write` per member): what tokio itself adds per update;
+//! - `attack`: one hostile client pattern (pings never read, joiners that never read, open
+//!   fragments, floods, …) with the server's RSS and memory gauges watched throughout.
 //!
 //! Every run also prints the generator's own CPU use, so a reader can tell when the generator,
 //! not the server, was the limit. `scripts/bench.sh` runs them all against the native server
 //! and the original npm package and prints the comparison; see BENCHMARKS.md.
 
+mod attack;
 mod bare_server;
 mod churn;
 mod common;
@@ -58,6 +61,8 @@ enum Scenario {
     RelayServer(relay_server::RelayServerArgs),
     /// The relay's work on tokio (a third reference: what the runtime adds).
     TokioRelayServer(tokio_relay::TokioRelayArgs),
+    /// One attack against a running server, watching its memory (RSS, budget gauges).
+    Attack(attack::AttackArgs),
 }
 
 fn main() {
@@ -80,6 +85,7 @@ fn main() {
             runtime.block_on(async move {
                 match scenario {
                     Scenario::Idle(args) => idle::run(args).await,
+                    Scenario::Attack(args) => attack::run(args).await,
                     Scenario::Floor(_)
                     | Scenario::Fanout(_)
                     | Scenario::Churn(_)

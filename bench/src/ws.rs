@@ -85,21 +85,39 @@ pub fn parse_server_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, Stri
 /// Appends a masked client frame (FIN set) to `out`. Clients must mask every frame (RFC 6455
 /// 5.3); the key needs no cryptographic quality for a load generator.
 pub fn put_client_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8], mask: [u8; 4]) {
-    put_header(out, opcode, Some(mask), payload.len());
+    put_client_fragment(out, true, opcode, payload, mask);
+}
+
+/// Appends a masked client frame with FIN as given: `false` begins (or continues) a
+/// fragmented message, which the attacks need.
+pub fn put_client_fragment(
+    out: &mut Vec<u8>,
+    is_final: bool,
+    opcode: OpCode,
+    payload: &[u8],
+    mask: [u8; 4],
+) {
+    put_header(out, is_final, opcode, Some(mask), payload.len());
     // Masked while copied: one pass over the payload (tungstenite masks in place, after).
     out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
 }
 
 /// Appends an unmasked server frame (FIN set) to `out`: what the reference servers send.
 pub fn put_server_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
-    put_header(out, opcode, None, payload.len());
+    put_header(out, true, opcode, None, payload.len());
     out.extend_from_slice(payload);
 }
 
-/// The header of a whole (FIN set) frame without extensions.
-fn put_header(out: &mut Vec<u8>, opcode: OpCode, mask: Option<[u8; 4]>, len: usize) {
+/// The header of a frame without extensions.
+fn put_header(
+    out: &mut Vec<u8>,
+    is_final: bool,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    len: usize,
+) {
     let header = FrameHeader {
-        is_final: true,
+        is_final,
         rsv1: false,
         rsv2: false,
         rsv3: false,
