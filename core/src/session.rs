@@ -331,7 +331,9 @@ impl Session {
 
     /// The session as one JSON object, for operators' monitoring:
     /// `{"sessionID":…,"spelling":"short"|"long","sessionData":…,"defaultPlayerData":…,
-    /// "players":[{"playerID":…,"playerData":…},…]}` with the data as the clients sent it.
+    /// "players":[{"playerID":…,"playerData":…},…]}` with the data as the clients sent it; a
+    /// member that is away (its connection gone, its seat kept for `resume`) has
+    /// `"away":true`.
     pub fn describe(&self) -> String {
         let spelling = match self.spelling {
             Spelling::Short => "short",
@@ -347,8 +349,13 @@ impl Session {
             if i > 0 {
                 out.push(',');
             }
+            let away = if self.is_away(player) {
+                r#","away":true"#
+            } else {
+                ""
+            };
             out.push_str(&format!(
-                r#"{{"playerID":{player},"playerData":{}}}"#,
+                r#"{{"playerID":{player},"playerData":{}{away}}}"#,
                 data.as_str()
             ));
         }

@@ -212,6 +212,8 @@ impl PlayerConnection {
                             self.player.handle_activity(now);
                         }
                         Ok(Incoming::Pong) => self.player.handle_activity(now),
+                        // Only what the reader holds changed: counted below.
+                        Ok(Incoming::Partial) => {}
                         Ok(Incoming::Close(code)) => {
                             self.client_close = code;
                             return None;

@@ -47,6 +47,11 @@ pub(crate) enum Incoming<'a> {
     /// The client's close frame, with its status code if it gave one (always one that
     /// [`close_code_may_be_sent`]; its reason, if any, was UTF-8).
     Close(Option<u16>),
+    /// Bytes arrived that completed no item (part of a frame, or a fragment of a message):
+    /// the reader holds more than before, and a fragmented message may have begun. Nothing
+    /// to act on but the reader's own state ([`FrameReader::buffered_len`],
+    /// [`FrameReader::is_mid_message`]).
+    Partial,
 }
 
 /// Why reading stopped.
@@ -141,9 +146,16 @@ impl<S: Source> FrameReader<S> {
     /// The next message or control frame.
     pub(crate) async fn next(&mut self) -> Result<Incoming<'_>, ReadError> {
         self.release_last();
+        let mut read_some = false;
         loop {
             if let Some(found) = self.complete_frame()? {
                 return self.item(found);
+            }
+            // The connection learns of what is held as it arrives: its memory and the
+            // deadline of a fragmented message count from the first fragment, not from the
+            // next item.
+            if read_some {
+                return Ok(Incoming::Partial);
             }
             // Nothing borrows the frames taken so far (their payloads were copied into
             // `partial`): they go before more is read, so that the buffer holds at most one
@@ -154,7 +166,7 @@ impl<S: Source> FrameReader<S> {
                 .map_err(|_| ReadError::Gone)?;
             match self.source.try_read_into(&mut self.buffered) {
                 Ok(0) => return Err(ReadError::Gone),
-                Ok(_) => {}
+                Ok(_) => read_some = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return Err(ReadError::Gone),
             }
@@ -418,6 +430,8 @@ pub mod fuzzing {
                 Ok(Incoming::Ping(payload)) => Item::Ping(payload.to_vec()),
                 Ok(Incoming::Pong) => Item::Pong,
                 Ok(Incoming::Close(code)) => Item::Close(code),
+                // Depends on how the bytes were cut: not an item.
+                Ok(Incoming::Partial) => continue,
                 Err(e) => {
                     let end = match e {
                         ReadError::Gone => End::Gone,

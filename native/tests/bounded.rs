@@ -121,6 +121,48 @@ async fn a_fragmented_message_never_finished_is_closed_with_1008_after_its_deadl
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_fragment_deadline_and_its_memory_count_from_the_first_fragment() {
+    // No pings for a minute: only the fragment's deadline (1 s here) can close the client,
+    // which sends one fragment and nothing after it. Before, the deadline and the memory
+    // budget's count began only with the next frame after the fragment.
+    let server = start(Config {
+        fragment_timeout: Duration::from_secs(1),
+        connection: ConnectionConfig {
+            ping_after_ms: 60_000,
+            timeout_ms: 120_000,
+            ..ConnectionConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let url = format!("ws://{}/", server.local_addr());
+    let (mut client, _) = connect_async(url).await.unwrap();
+    let first = Frame::message(vec![b' '; 40_000], OpCode::Data(Data::Text), false);
+    client.send(Message::Frame(first)).await.unwrap();
+    let held = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let metrics = metrics(server.local_addr()).await;
+            let held = sample(
+                &metrics,
+                r#"sessionserver_memory_held_bytes{kind="inbound"}"#,
+            );
+            if let Some(held) = held.filter(|&held| held >= 40_000) {
+                return held;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the budget counted the fragment");
+    assert!(held >= 40_000);
+    let code = tokio::time::timeout(Duration::from_secs(10), close_code(&mut client))
+        .await
+        .expect("the unfinished message was still held after 10 s");
+    assert_eq!(code, CloseCode::Policy);
+    server.shutdown().await;
+}
+
 /// A client whose socket takes little before it stops accepting (it never reads).
 async fn stalled_client(addr: std::net::SocketAddr) -> WebSocketStream<TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();

@@ -52,7 +52,7 @@ pub fn store<R: Rows>(change: Change, session: &Session, rows: &mut R) -> Result
 mod tests {
     use super::*;
     use sessionserver_core::{
-        parse, CreateRequest, Limits, Output, SessionId, Spelling, ToSession,
+        parse, CreateRequest, Features, Limits, Output, SessionId, Spelling, ToSession,
     };
 
     /// The rows in memory, as the SQL tables hold them.
@@ -118,6 +118,8 @@ mod tests {
         max_sessions: 10,
         egress_bytes_per_second: 8 << 20,
         egress_burst_bytes: 16 << 20,
+        resume_grace_ms: 0,
+        resume_replay_bytes: 0,
     };
 
     /// Drains the session as the object does (storage from `Changed` only) and checks that
@@ -134,7 +136,7 @@ mod tests {
                     frames.extend(burst.map(|frame| frame.as_str().to_owned()))
                 }
                 Output::Changed(change) => store(change, session, rows).unwrap(),
-                Output::ToPlayer { .. } => {}
+                Output::ToPlayer { .. } | Output::Rebind { .. } | Output::Away { .. } => {}
                 Output::Ended => ended = true,
             }
         }
@@ -167,15 +169,18 @@ mod tests {
         let request = CreateRequest {
             player: PlayerId(1),
             format: *format,
+            features: Features::NONE,
         };
         let mut session = Session::create(SessionId(7), request, LIMITS);
         settle(&mut session, &mut rows);
         for input in [
             ToSession::Join {
                 player: PlayerId(2),
+                features: Features::NONE,
             },
             ToSession::Join {
                 player: PlayerId(3),
+                features: Features::NONE,
             },
             command(1, r#"{"command":"updatePlayer","playerData":{"x":5}}"#),
             command(3, r#"{"command":"updatePlayer","playerData":{"x":6}}"#),
@@ -188,6 +193,7 @@ mod tests {
             0,
             ToSession::Join {
                 player: PlayerId(4),
+                features: Features::NONE,
             },
         );
         let frames = settle(&mut session, &mut rows);

@@ -341,8 +341,9 @@ impl Relay {
                     }
                     self.link = None;
                 }
-                // Only ever inside `PlayerOutput::Join`.
-                PlayerOutput::ToSession(ToSession::Join { .. }) => {}
+                // Only ever inside `PlayerOutput::Join`; and this host offers no `resume` (the
+                // player never asks for one: `hello` lists no feature here).
+                PlayerOutput::ToSession(ToSession::Join { .. } | ToSession::Resume { .. }) => {}
                 PlayerOutput::Close(reason) => {
                     self.close_client(reason.code(), reason.text()).await
                 }

@@ -238,7 +238,14 @@ impl SessionObject {
                     // the join for the member's.
                     return Response::error("player ID already in the session", status::CONFLICT);
                 }
-                session.handle(now_ms(), ToSession::Join { player });
+                session.handle(
+                    now_ms(),
+                    ToSession::Join {
+                        player,
+                        // This host offers no extension yet (see the relay).
+                        features: sessionserver_core::Features::NONE,
+                    },
+                );
                 let unsent = live.drain()?;
                 match unsent.event_for(player) {
                     Some(ToPlayer::Joined { .. }) => {}
@@ -336,6 +343,7 @@ impl SessionObject {
         let request = CreateRequest {
             player,
             format: *format,
+            features: sessionserver_core::Features::NONE,
         };
         let session = Session::create(SessionId(id), request, link::limits());
         live.sockets.insert(player, ws.clone());
@@ -470,6 +478,9 @@ impl Live {
                         failed.get_or_insert(e);
                     }
                 }
+                // No member of this host asks for resume (no token is issued): nobody is away
+                // and nothing is rebound.
+                Output::Rebind { .. } | Output::Away { .. } => {}
                 Output::Ended => ended = true,
             }
         }
