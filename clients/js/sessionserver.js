@@ -32,6 +32,10 @@ export const ERROR_MEANINGS = Object.freeze({
   18: 'more commands per second than allowed; the command was not carried out',
   19: "the session's data would grow larger than its limit; nothing changes",
   20: 'egress budget exceeded: this member broadcast too much too fast; nothing was broadcast',
+  21: 'hello is answered in the lobby only: send it before creating or joining',
+  22: 'the resume token is not valid: used already, expired, or never issued',
+  23: 'resumeSession while in a session: resuming is for a new connection',
+  24: 'the player to resume is still connected; try again in a moment',
 });
 
 /** What each WebSocket close code the server sends means. */
