@@ -440,6 +440,14 @@ impl Session {
         Some(self.members[index].id)
     }
 
+    /// Bytes of frames the session keeps for its away members (their replay buffers): what a
+    /// host counts in its memory while they are away.
+    pub fn away_bytes(&self) -> usize {
+        let away = self.members.iter().filter_map(|m| m.away.as_ref());
+        away.map(|a| if a.overflowed { 0 } else { a.missed_bytes })
+            .sum()
+    }
+
     /// How many members are away (their connection gone, their seat kept).
     pub fn away_count(&self) -> usize {
         self.members.iter().filter(|m| m.away.is_some()).count()

@@ -6,12 +6,16 @@
 //! to be a JSON object with a `command` and an `error`.
 //!
 //! Frames are random text, random bytes, or valid commands built from the fuzzer's data and
-//! then mutated, so that both the parser's edges and deep protocol states are reached.
+//! then mutated, so that both the parser's edges and deep protocol states are reached. The
+//! `resume` extension is offered: connections say `hello`, and resume with tokens the server
+//! gave out (kept from its frames), with a grace period that `Tick` runs out.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use sessionserver_core::{Limits, Output, PlayerId, Server};
+use std::collections::HashMap;
+
+use sessionserver_core::{ConnectionConfig, Features, Limits, Output, PlayerId, Server};
 
 #[derive(Arbitrary, Debug)]
 enum Data {
@@ -75,6 +79,10 @@ enum Op {
     UpdateSession(u8, Data, Data, bool, Mutation),
     UpdatePlayer(u8, Data, bool, Mutation),
     Leave(u8),
+    /// hello, asking for `resume` or nothing.
+    Hello(u8, bool),
+    /// resumeSession with one of the tokens seen so far (used ones included).
+    Resume(u8, u8, Mutation),
     /// Deliver this many messages between the machines.
     Step(u8),
     /// Deliver every message on its way.
@@ -122,12 +130,22 @@ fn mutate(frame: String, mutation: &Mutation) -> String {
 }
 
 fuzz_target!(|ops: Vec<Op>| {
-    let mut server = Server::with_limits(Limits {
+    let limits = Limits {
         max_players_per_session: 3,
         max_session_data_bytes: 400,
         max_sessions: 4,
+        resume_grace_ms: 2_000,
+        resume_replay_bytes: 300,
         ..Limits::default()
-    });
+    };
+    let config = ConnectionConfig {
+        features: Features::RESUME,
+        ..ConnectionConfig::default()
+    };
+    let mut server = Server::with_config(limits, config).with_secrets([3; 32]);
+    let mut tokens: Vec<String> = Vec::new();
+    // The connections that sent a resume for a player: the one that succeeds becomes it.
+    let mut resuming: HashMap<u64, Vec<PlayerId>> = HashMap::new();
     let mut players: Vec<PlayerId> = Vec::new();
     let mut now: u64 = 0;
     let pick = |players: &[PlayerId], i: u8| -> Option<PlayerId> {
@@ -191,6 +209,23 @@ fuzz_target!(|ops: Vec<Op>| {
                     server.feed_text(p, r#"{"command":"leaveSession"}"#);
                 }
             }
+            Op::Hello(i, resume) => {
+                if let Some(p) = pick(&players, *i) {
+                    let features = if *resume { r#"["resume"]"# } else { "[]" };
+                    let frame = format!(r#"{{"command":"hello","features":{features}}}"#);
+                    server.feed_text(p, &frame);
+                }
+            }
+            Op::Resume(i, t, m) => {
+                if let (Some(p), false) = (pick(&players, *i), tokens.is_empty()) {
+                    let token = &tokens[usize::from(*t) % tokens.len()];
+                    if let Some(player) = token.split('.').nth(1).and_then(|s| s.parse().ok()) {
+                        resuming.entry(player).or_default().push(p);
+                    }
+                    let frame = format!(r#"{{"command":"resumeSession","resumeToken":"{token}"}}"#);
+                    server.feed_text(p, &mutate(frame, m));
+                }
+            }
             Op::Step(count) => {
                 for _ in 0..*count {
                     server.step();
@@ -209,12 +244,28 @@ fuzz_target!(|ops: Vec<Op>| {
             players.retain(|q| *q != closed);
         }
         while let Some(Output::Send { to, frame }) = server.poll_output() {
+            let value: serde_json::Value = serde_json::from_str(frame.as_str())
+                .unwrap_or_else(|e| panic!("server sent invalid JSON {frame:?}: {e}"));
+            if value["command"] == "sessionResume" && value["error"] == 0 {
+                // The connection that asked is this player now: the one of those that asked
+                // that the server no longer knows by its old ID.
+                let live: Vec<PlayerId> = server.players().map(|(p, _)| p).collect();
+                for connection in resuming.remove(&to.0).unwrap_or_default() {
+                    if !live.contains(&connection) {
+                        players.retain(|q| *q != connection);
+                    }
+                }
+                if !players.contains(&to) {
+                    players.push(to);
+                }
+            }
+            if let Some(token) = value["resumeToken"].as_str() {
+                tokens.push(token.to_owned());
+            }
             assert!(
                 players.contains(&to),
                 "frame for a closed connection: {frame:?}"
             );
-            let value: serde_json::Value = serde_json::from_str(frame.as_str())
-                .unwrap_or_else(|e| panic!("server sent invalid JSON {frame:?}: {e}"));
             assert!(value["command"].is_string(), "{frame:?}");
             assert!(value["error"].is_u64(), "{frame:?}");
         }

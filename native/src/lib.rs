@@ -33,9 +33,12 @@
 //!   wait in it.
 //! - `socket.rs`: writing to a client: frames built once per broadcast, written straight to
 //!   the socket by the session task after each batch of commands (several frames per write
-//!   under load), queued (bounded) only when the socket is full.
+//!   under load), queued (bounded) only when the socket is full; a joiner's burst is made
+//!   into frames as the socket takes them.
 //! - `session_task.rs`: one task per session, owning its `sessionserver_core::Session`: feeds
-//!   it the players' inputs and applies its outputs.
+//!   it the players' inputs and its grace-period timer, applies its outputs (a resume's
+//!   `Rebind` moves the new connection's peer to the resumed player), and seeds its resume
+//!   secrets from the OS's random source (`getrandom`).
 //! - `registry.rs`: the live sessions by ID and the ID counters; touched on create, join and
 //!   destroy only, never per message.
 //! - `memory.rs`: hands freed memory back to the OS once the last connection has gone.

@@ -128,6 +128,7 @@ pub(crate) fn spawn(
         unflushed: Vec::new(),
         ended: false,
         data: DataBytes::default(),
+        away_bytes: 0,
         budget,
         epoch: std::time::Instant::now(),
     };
@@ -149,6 +150,8 @@ struct SessionTask {
     ended: bool,
     /// The data the session stores, as counted in the memory budget.
     data: DataBytes,
+    /// The frames kept for away members, as counted in the memory budget.
+    away_bytes: usize,
     budget: Arc<Budget>,
     /// The origin of the milliseconds the session counts in (its egress budgets).
     epoch: std::time::Instant,
@@ -200,7 +203,8 @@ impl Drop for SessionTask {
     fn drop(&mut self) {
         let id = self.session.id();
         self.registry.remove_session(id);
-        self.budget.session_moved(self.data.total, 0);
+        self.budget
+            .session_moved(self.data.total + self.away_bytes, 0);
         if !self.ended {
             tracing::error!(session = %id, members = self.peers.len(), "session task failed");
             for peer in self.peers.values() {
@@ -374,6 +378,11 @@ impl SessionTask {
         }
         if let Some(player) = gone {
             self.peers.remove(&player);
+        }
+        let away_bytes = self.session.away_bytes();
+        if away_bytes != self.away_bytes {
+            self.budget.session_moved(self.away_bytes, away_bytes);
+            self.away_bytes = away_bytes;
         }
         answer
     }
