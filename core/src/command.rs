@@ -54,7 +54,8 @@ pub enum Command {
     /// `hello {features}`: the extensions the connection asks for (unknown names left out).
     Hello(Features),
     /// `resumeSession {resumeToken}`: `None` when the text is no token this server issues.
-    ResumeSession(Option<ResumeToken>),
+    /// (Boxed: rare, and a token would double the size of every `Command`.)
+    ResumeSession(Option<Box<ResumeToken>>),
 }
 
 impl Command {
@@ -589,7 +590,7 @@ fn hello(fields: &Fields) -> Result<Features, Rejection> {
     Ok(named.fold(Features::NONE, Features::union))
 }
 
-fn resume_session(fields: &Fields) -> Result<Option<ResumeToken>, Rejection> {
+fn resume_session(fields: &Fields) -> Result<Option<Box<ResumeToken>>, Rejection> {
     let reply = ServerCommand::SessionResume;
     let raw = fields.resume_token.ok_or_else(|| {
         invalid(
@@ -606,7 +607,7 @@ fn resume_session(fields: &Fields) -> Result<Option<ResumeToken>, Rejection> {
             ),
         )
     })?;
-    Ok(ResumeToken::parse(&text))
+    Ok(ResumeToken::parse(&text).map(Box::new))
 }
 
 fn join_session(fields: &Fields) -> Result<JoinTarget, Rejection> {

@@ -28,8 +28,8 @@ pub enum ToSession {
     Resume {
         /// The new connection's player ID (given up once resumed).
         player: PlayerId,
-        /// The token it sent.
-        token: ResumeToken,
+        /// The token it sent. (Boxed: a token would double the size of every input.)
+        token: Box<ResumeToken>,
     },
     /// A member's command, or the rejection of its frame (to be answered in order with the
     /// session's other replies). A `leaveSession` is answered [`ToPlayer::Left`].

@@ -444,7 +444,7 @@ impl Player {
 
     /// Asks session `token.session` for the seat `token` names. Sending a token is asking
     /// for `resume`: the new token comes in the reply.
-    fn start_resume(&mut self, token: ResumeToken) {
+    fn start_resume(&mut self, token: Box<ResumeToken>) {
         self.features = self.features.union(Features::RESUME);
         self.state = State::Resuming(token.session);
         self.outputs.push_back(PlayerOutput::Join {

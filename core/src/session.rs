@@ -607,7 +607,7 @@ impl Session {
     }
 
     /// A new connection (`connection`) asks for the seat `token` names.
-    fn resume(&mut self, connection: PlayerId, token: ResumeToken) {
+    fn resume(&mut self, connection: PlayerId, token: Box<ResumeToken>) {
         let index = self
             .position(token.player)
             .filter(|_| token.session == self.id);

@@ -155,6 +155,8 @@ impl<S: Source> FrameReader<S> {
             // deadline of a fragmented message count from the first fragment, not from the
             // next item.
             if read_some {
+                // What was taken is in `partial` now: the buffer keeps only what is unfinished.
+                self.forget_consumed();
                 return Ok(Incoming::Partial);
             }
             // Nothing borrows the frames taken so far (their payloads were copied into
