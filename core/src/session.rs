@@ -390,7 +390,7 @@ impl Session {
         self.now_ms = self.now_ms.max(now_ms);
         match input {
             ToSession::Join { player, features } => self.join(player, features),
-            ToSession::Resume { player, token } => self.resume(player, token),
+            ToSession::Resume { player, token } => self.resume(player, *token),
             ToSession::Command { player, command } => self.handle_command(player, command),
             ToSession::Disconnect { player } => self.disconnect(player),
         }
@@ -607,7 +607,7 @@ impl Session {
     }
 
     /// A new connection (`connection`) asks for the seat `token` names.
-    fn resume(&mut self, connection: PlayerId, token: Box<ResumeToken>) {
+    fn resume(&mut self, connection: PlayerId, token: ResumeToken) {
         let index = self
             .position(token.player)
             .filter(|_| token.session == self.id);
