@@ -7,34 +7,15 @@ use std::time::Instant;
 
 mod common;
 
-use common::{connect, next_json, send, start, Client};
+use common::{connect, metrics, next_json, sample, send, start, Client};
 use futures_util::StreamExt;
 use sessionserver::Config;
 use sessionserver_core::Limits;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const MEMBERS: usize = 1_200;
 const DATA_BYTES: usize = 60_000;
-
-/// `GET /metrics`, as text.
-async fn metrics(addr: std::net::SocketAddr) -> String {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    tcp.read_to_string(&mut body).await.unwrap();
-    body
-}
-
-fn outbox_bytes(metrics: &str) -> u64 {
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with(r#"sessionserver_memory_held_bytes{kind="outbox"}"#))
-        .expect("the outbox gauge");
-    line.rsplit(' ').next().unwrap().parse().unwrap()
-}
 
 /// Reads and drops everything a member is sent (answering pings), until it is closed.
 fn drain(mut member: Client) {
@@ -139,7 +120,12 @@ async fn a_reading_joiner_of_1200_members_with_60_kb_each_gets_every_player_join
     // Meanwhile the idle joiner's burst waits: what the server counts for it is its list of
     // members and the frames made for its socket, not its 72 MB.
     eprintln!("joined in {:?}", t.elapsed());
-    let held = outbox_bytes(&metrics(server.local_addr()).await);
+    let metrics = metrics(server.local_addr()).await;
+    let held = sample(
+        &metrics,
+        r#"sessionserver_memory_held_bytes{kind="outbox"}"#,
+    )
+    .expect("the outbox gauge");
     assert!(held < 8 << 20, "outboxes hold {held} bytes");
     drop(idle);
     server.shutdown().await;

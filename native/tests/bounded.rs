@@ -8,11 +8,13 @@ use std::time::Duration;
 
 mod common;
 
-use common::{client_frame, close_code, connect, next_any, next_json, send, start, Client};
+use common::{
+    client_frame, close_code, connect, metrics, next_any, next_json, sample, send, start, Client,
+};
 use futures_util::{SinkExt, StreamExt};
 use sessionserver::Config;
 use sessionserver_core::{ConnectionConfig, Limits};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -33,28 +35,6 @@ async fn assert_clean_end(client: &mut Client) {
         ),
         "the connection ended with {end:?}, not cleanly"
     );
-}
-
-/// `GET /metrics`, as text.
-async fn metrics(addr: std::net::SocketAddr) -> String {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    tokio::time::timeout(Duration::from_secs(20), tcp.read_to_string(&mut body))
-        .await
-        .expect("/metrics answered")
-        .unwrap();
-    body
-}
-
-/// The value of one sample line of `/metrics` (`name` with its labels), if present.
-fn sample(metrics: &str, name: &str) -> Option<u64> {
-    metrics.lines().find_map(|line| {
-        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
-        value.trim().parse().ok()
-    })
 }
 
 #[tokio::test]

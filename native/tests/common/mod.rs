@@ -167,3 +167,16 @@ pub async fn http_get(addr: SocketAddr, path: &str, extra: &str) -> String {
 pub fn body(response: &str) -> &str {
     response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
 }
+
+/// `GET /metrics`, its body.
+pub async fn metrics(addr: SocketAddr) -> String {
+    body(&http_get(addr, "/metrics", "").await).to_owned()
+}
+
+/// The value of one sample line of `/metrics` (`name` with its labels), if present.
+pub fn sample(metrics: &str, name: &str) -> Option<u64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
