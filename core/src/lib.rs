@@ -93,4 +93,4 @@ pub use messages::{CreateRefusal, CreateRequest, ToPlayer, ToSession};
 pub use player::{Player, PlayerOutput};
 pub use reply::{Replay, ServerCommand, ServerFrame};
 pub use server::Server;
-pub use session::{Change, Output, Session};
+pub use session::{Change, Output, Session, StoredMember};

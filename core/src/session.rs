@@ -22,6 +22,9 @@ use crate::lobby;
 use crate::messages::{CreateRequest, ToPlayer, ToSession};
 use crate::reply::{self, Replay, ServerCommand, ServerFrame};
 
+mod restore;
+pub use restore::StoredMember;
+
 /// Something the host must do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -97,6 +100,12 @@ pub enum Change {
     Format,
     /// One member's playerData changed.
     PlayerData(PlayerId),
+    /// A member's connection is gone and it keeps its seat until its deadline
+    /// ([`Session::away_until`]).
+    MemberAway(PlayerId),
+    /// A member resumed its seat: it is no longer away and has a new resume secret
+    /// ([`Session::secret_of`]).
+    MemberBack(PlayerId),
 }
 
 #[derive(Clone, Debug)]
@@ -599,6 +608,8 @@ impl Session {
             }));
             let player = member.id;
             self.outputs.push_back(Output::Away { player });
+            self.outputs
+                .push_back(Output::Changed(Change::MemberAway(player)));
             return;
         }
         let player = member.id;
@@ -648,6 +659,8 @@ impl Session {
             from: connection,
             to: player,
         });
+        self.outputs
+            .push_back(Output::Changed(Change::MemberBack(player)));
         if away.overflowed {
             let default = self.player_format.default_data().clone();
             let own = self.members[index].data.clone().unwrap_or(default.clone());

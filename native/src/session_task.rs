@@ -176,7 +176,7 @@ impl DataBytes {
                 self.total = session.session_data().as_str().len()
                     + session.default_player_data().as_str().len();
             }
-            Change::MemberAdded(_) => {}
+            Change::MemberAdded(_) | Change::MemberAway(_) | Change::MemberBack(_) => {}
             Change::MemberRemoved(player) => {
                 self.total -= self.own.remove(&player).unwrap_or(0);
             }
