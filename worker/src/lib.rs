@@ -104,8 +104,10 @@ pub mod persist;
 pub mod registry;
 #[cfg(target_arch = "wasm32")]
 mod relay;
+pub mod resync;
 #[cfg(target_arch = "wasm32")]
 pub mod session;
+pub mod settings;
 #[cfg(target_arch = "wasm32")]
 mod store;
 pub mod wire;

@@ -3,8 +3,11 @@
 //! travels on that socket is in [`crate::wire`].
 
 use sessionserver_core::ids::MAX_ID;
-use sessionserver_core::{ConnectionConfig, Limits};
+use sessionserver_core::{ConnectionConfig, Limits, PlayerId, ResumeToken};
+use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Method, Request, RequestInit, Result, Stub};
+
+use crate::settings::{self, VarValue, RESUME_GRACE_VAR};
 
 /// Binding of the session objects in wrangler.toml, one object per session ID.
 pub const SESSIONS: &str = "SESSIONS";
@@ -22,19 +25,49 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// of its object, so `max_players_per_session` must stay below it.
 pub const MAX_SOCKETS_PER_OBJECT: usize = 32_768;
 
-/// The core's limits on this host: the defaults, as on the native host. The default 4096
-/// players per session is far below [`MAX_SOCKETS_PER_OBJECT`]; `max_sessions` is not applied
-/// (every session is its own object, see worker/README.md).
-pub fn limits() -> Limits {
-    let limits = Limits::default();
+/// The core's limits on this host ([`settings::limits`]): the defaults, as on the native host,
+/// and the resume grace period of the `RESUME_GRACE_MS` variable. The default 4096 players per
+/// session is far below [`MAX_SOCKETS_PER_OBJECT`]; `max_sessions` is not applied (every
+/// session is its own object, see worker/README.md). A variable that is no number of
+/// milliseconds is an error (the relay answers the upgrade with 500 and says why).
+pub fn limits(env: &Env) -> Result<Limits> {
+    let grace =
+        settings::resume_grace_ms(&var(env, RESUME_GRACE_VAR)).map_err(worker::Error::RustError)?;
+    let limits = settings::limits(grace);
     debug_assert!(limits.max_players_per_session < MAX_SOCKETS_PER_OBJECT);
-    limits
+    Ok(limits)
 }
 
-/// The rate limit of each connection, as on the native host. (Its heartbeat settings are not
-/// used: a Worker cannot send WebSocket pings, see worker/README.md.)
-pub fn connection_config() -> ConnectionConfig {
-    ConnectionConfig::default()
+/// The rate limit of each connection, as on the native host, and `resume` while there is a
+/// grace period ([`settings::connection_config`]).
+pub fn connection_config(limits: &Limits) -> ConnectionConfig {
+    settings::connection_config(limits)
+}
+
+fn var(env: &Env, name: &str) -> VarValue {
+    match worker::js_sys::Reflect::get(env, &JsValue::from_str(name)) {
+        Err(_) => VarValue::Absent,
+        Ok(value) if value.is_undefined() || value.is_null() => VarValue::Absent,
+        Ok(value) => match (value.as_string(), value.as_f64()) {
+            (Some(text), _) => VarValue::Text(text),
+            (None, Some(number)) => VarValue::Number(number),
+            _ => VarValue::Other,
+        },
+    }
+}
+
+/// 32 bytes from `crypto.getRandomValues`, the seed of a session's resume secrets (at its
+/// creation and at every load: a restored session must not draw the secrets it drew before).
+/// `None` if the platform gives none; the session then issues no tokens.
+pub fn seed() -> Option<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    match getrandom::fill(&mut seed) {
+        Ok(()) => Some(seed),
+        Err(e) => {
+            worker::console_error!("getrandom: {e}: resume tokens are not issued");
+            None
+        }
+    }
 }
 
 /// How the session object answers a relay's request for a socket (HTTP status codes).
@@ -79,6 +112,9 @@ pub enum Op {
     Create,
     /// Add the player and open its socket.
     Join,
+    /// Take back the seat of a resume token ([`Ask::token`]) and open its socket: the
+    /// `sessionResume` and its replay come on it, then [`crate::wire::encode_resumed`].
+    Resume,
 }
 
 impl Op {
@@ -86,33 +122,77 @@ impl Op {
         match self {
             Op::Create => "create",
             Op::Join => "join",
+            Op::Resume => "resume",
         }
     }
+}
 
+/// The header of a resume's token (not in the URL, which the platform may log).
+const TOKEN_HEADER: &str = "Resume-Token";
+
+/// A relay's request for a socket to a session object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ask {
+    /// What for.
+    pub op: Op,
+    /// The player (for a resume, the connection asking: the seat's ID is the token's).
+    pub player: PlayerId,
+    /// A create or join that asks for `resume`: the member is given a token.
+    pub resume: bool,
+    /// The token of a resume.
+    pub token: Option<ResumeToken>,
+}
+
+impl Ask {
     /// The request the object's `fetch` gets.
-    pub fn request(self, player: u64) -> Result<Request> {
+    pub fn request(&self) -> Result<Request> {
         let headers = Headers::new();
         headers.set("Upgrade", "websocket")?;
+        if let Some(token) = &self.token {
+            headers.set(TOKEN_HEADER, &token.to_string())?;
+        }
         let mut init = RequestInit::new();
         init.with_method(Method::Get).with_headers(headers);
-        let url = format!("https://session/{}?player={player}", self.path());
+        let resume = if self.resume { "&resume=1" } else { "" };
+        let url = format!(
+            "https://session/{}?player={}{resume}",
+            self.op.path(),
+            self.player
+        );
         Request::new_with_init(&url, &init)
     }
 
-    /// Reads a request made by [`Op::request`]: the op and the player ID.
-    pub fn parse(req: &Request) -> Option<(Op, u64)> {
+    /// Reads a request made by [`Ask::request`]; `None` if it is not one (a resume without a
+    /// token among them).
+    pub fn parse(req: &Request) -> Option<Ask> {
         let url = req.url().ok()?;
         let op = match url.path() {
             "/create" => Op::Create,
             "/join" => Op::Join,
+            "/resume" => Op::Resume,
             _ => return None,
         };
-        let player = url
-            .query_pairs()
-            .find(|(k, _)| k == "player")
-            .and_then(|(_, v)| v.parse::<u64>().ok())
+        let query = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let player = query("player")
+            .and_then(|v| v.parse::<u64>().ok())
             .filter(|&p| p <= MAX_ID)?;
-        Some((op, player))
+        let token = match req.headers().get(TOKEN_HEADER).ok().flatten() {
+            Some(text) => Some(ResumeToken::parse(&text)?),
+            None => None,
+        };
+        if (op == Op::Resume) != token.is_some() {
+            return None;
+        }
+        Some(Ask {
+            op,
+            player: PlayerId(player),
+            resume: query("resume").as_deref() == Some("1"),
+            token,
+        })
     }
 }
 

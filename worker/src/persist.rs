@@ -12,11 +12,13 @@ pub trait Rows {
     type Error;
     /// A new session: its ID, spelling, sessionData and default playerData, and no members.
     fn create(&mut self, session: &Session) -> Result<(), Self::Error>;
-    /// A member, after the others, unless it is stored already.
+    /// A member, after the others, unless it is stored already, with the secret of its
+    /// resume token if it has one.
     fn add_member(
         &mut self,
         player: PlayerId,
         data: Option<&JsonObject>,
+        secret: Option<u128>,
     ) -> Result<(), Self::Error>;
     /// A member is gone.
     fn remove_member(&mut self, player: PlayerId) -> Result<(), Self::Error>;
@@ -28,6 +30,14 @@ pub trait Rows {
         player: PlayerId,
         data: Option<&JsonObject>,
     ) -> Result<(), Self::Error>;
+    /// One member's resume state: its token's secret, and while it is away the end of its
+    /// grace period (`None`: connected).
+    fn save_seat(
+        &mut self,
+        player: PlayerId,
+        secret: Option<u128>,
+        away_until_ms: Option<u64>,
+    ) -> Result<(), Self::Error>;
 }
 
 /// Writes what `change` changed, reading it from `session` (its state once the input that
@@ -37,29 +47,40 @@ pub fn store<R: Rows>(change: Change, session: &Session, rows: &mut R) -> Result
         Change::Created => {
             rows.create(session)?;
             for (player, _) in session.members() {
-                rows.add_member(player, session.stored_player_data(player))?;
+                add_member(player, session, rows)?;
             }
             Ok(())
         }
-        Change::MemberAdded(player) => rows.add_member(player, session.stored_player_data(player)),
+        Change::MemberAdded(player) => add_member(player, session, rows),
         Change::MemberRemoved(player) => rows.remove_member(player),
         Change::Format => rows.save_format(session),
         Change::PlayerData(player) => rows.save_player(player, session.stored_player_data(player)),
+        Change::MemberAway(player) | Change::MemberBack(player) => rows.save_seat(
+            player,
+            session.secret_of(player),
+            session.away_until(player),
+        ),
     }
+}
+
+fn add_member<R: Rows>(player: PlayerId, session: &Session, rows: &mut R) -> Result<(), R::Error> {
+    let data = session.stored_player_data(player);
+    rows.add_member(player, data, session.secret_of(player))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use sessionserver_core::{
-        parse, CreateRequest, Features, Limits, Output, SessionId, Spelling, ToSession,
+        parse, CreateRequest, Features, Limits, Output, ResumeToken, SessionId, Spelling,
+        StoredMember, ToSession,
     };
 
     /// The rows in memory, as the SQL tables hold them.
     #[derive(Default)]
     struct Memory {
         session: Option<(SessionId, Spelling, JsonObject, JsonObject)>,
-        members: Vec<(PlayerId, Option<JsonObject>)>,
+        members: Vec<StoredMember>,
     }
 
     impl Rows for Memory {
@@ -76,37 +97,61 @@ mod tests {
                 Some(_) => Err("created twice".into()),
             }
         }
-        fn add_member(&mut self, p: PlayerId, data: Option<&JsonObject>) -> Result<(), String> {
-            if !self.members.iter().any(|(q, _)| *q == p) {
-                self.members.push((p, data.cloned()));
+        fn add_member(
+            &mut self,
+            p: PlayerId,
+            data: Option<&JsonObject>,
+            secret: Option<u128>,
+        ) -> Result<(), String> {
+            if !self.members.iter().any(|m| m.id == p) {
+                self.members.push(StoredMember {
+                    id: p,
+                    data: data.cloned(),
+                    secret,
+                    away_until_ms: None,
+                    connection: None,
+                });
             }
             Ok(())
         }
         fn remove_member(&mut self, p: PlayerId) -> Result<(), String> {
-            self.members.retain(|(q, _)| *q != p);
+            self.members.retain(|m| m.id != p);
             Ok(())
         }
         fn save_format(&mut self, s: &Session) -> Result<(), String> {
             let row = self.session.as_mut().ok_or("no session")?;
             row.2 = s.session_data().clone();
             row.3 = s.default_player_data().clone();
-            for (_, data) in &mut self.members {
-                *data = None;
+            for member in &mut self.members {
+                member.data = None;
             }
             Ok(())
         }
         fn save_player(&mut self, p: PlayerId, data: Option<&JsonObject>) -> Result<(), String> {
-            let member = self.members.iter_mut().find(|(q, _)| *q == p);
-            member.ok_or("no such member")?.1 = data.cloned();
+            let member = self.members.iter_mut().find(|m| m.id == p);
+            member.ok_or("no such member")?.data = data.cloned();
+            Ok(())
+        }
+        fn save_seat(
+            &mut self,
+            p: PlayerId,
+            secret: Option<u128>,
+            away_until_ms: Option<u64>,
+        ) -> Result<(), String> {
+            let member = self.members.iter_mut().find(|m| m.id == p);
+            let member = member.ok_or("no such member")?;
+            member.secret = secret;
+            member.away_until_ms = away_until_ms;
             Ok(())
         }
     }
 
     impl Memory {
-        /// The session these rows give back after a wake from hibernation.
+        /// The session these rows give back after a wake from hibernation or a restart.
         fn restore(&self, limits: Limits) -> Session {
             let (id, spelling, data, default) = self.session.clone().expect("created");
-            Session::restore(id, spelling, data, default, self.members.clone(), limits)
+            let members = self.members.clone();
+            Session::restore_members(id, spelling, data, default, members, limits, Some([1; 32]))
         }
     }
 
@@ -125,6 +170,10 @@ mod tests {
     /// Drains the session as the object does (storage from `Changed` only) and checks that
     /// the rows give back the same session. Returns the frames sent, as text.
     fn settle(session: &mut Session, rows: &mut Memory) -> Vec<String> {
+        settle_with(session, rows, LIMITS)
+    }
+
+    fn settle_with(session: &mut Session, rows: &mut Memory, limits: Limits) -> Vec<String> {
         let mut frames = Vec::new();
         let mut ended = false;
         while let Some(output) = session.poll_output() {
@@ -141,11 +190,16 @@ mod tests {
             }
         }
         if !ended {
+            let restored = rows.restore(limits);
             assert_eq!(
-                rows.restore(LIMITS).describe(),
+                restored.describe(),
                 session.describe(),
                 "the rows no longer describe the session (after {frames:?})"
             );
+            for player in session.member_ids() {
+                assert_eq!(restored.secret_of(player), session.secret_of(player));
+                assert_eq!(restored.away_until(player), session.away_until(player));
+            }
         }
         frames
     }
@@ -210,7 +264,7 @@ mod tests {
         let frames = settle(&mut session, &mut rows);
         assert!(frames[0].contains(r#""error":19"#), "{frames:?}");
         assert_eq!(
-            rows.members[0].1.as_ref().map(JsonObject::as_str),
+            rows.members[0].data.as_ref().map(JsonObject::as_str),
             Some(r#"{"x":5}"#)
         );
 
@@ -236,7 +290,7 @@ mod tests {
             ),
         );
         settle(&mut session, &mut rows);
-        assert!(rows.members.iter().all(|(_, data)| data.is_none()));
+        assert!(rows.members.iter().all(|m| m.data.is_none()));
         assert_eq!(rows.session.as_ref().unwrap().3.as_str(), r#"{"q":1}"#);
 
         // Leaving, a disconnect, a rejected frame, and the end.
@@ -261,5 +315,73 @@ mod tests {
         );
         settle(&mut session, &mut rows);
         assert!(session.is_empty() && rows.members.is_empty());
+    }
+
+    #[test]
+    fn the_rows_keep_the_seats_of_members_that_may_resume() {
+        let limits = Limits {
+            resume_grace_ms: 1000,
+            resume_replay_bytes: 1 << 20,
+            ..LIMITS
+        };
+        let mut rows = Memory::default();
+        let Ok(sessionserver_core::Command::CreateSession(format)) =
+            parse(r#"{"command":"createSession","player":{"x":0}}"#, &limits)
+        else {
+            panic!("createSession parses");
+        };
+        let request = CreateRequest {
+            player: PlayerId(1),
+            format: *format,
+            features: Features::RESUME,
+        };
+        let mut session = Session::create_seeded(SessionId(7), request, limits, Some([2; 32]));
+        let frames = settle_with(&mut session, &mut rows, limits);
+        assert!(rows.members[0].secret.is_some(), "{frames:?}");
+        session.handle(
+            10,
+            ToSession::Join {
+                player: PlayerId(2),
+                features: Features::RESUME,
+            },
+        );
+        let frames = settle_with(&mut session, &mut rows, limits);
+        let token = frames[0]
+            .split(r#""resumeToken":""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(ResumeToken::parse)
+            .expect("a token");
+        // Away, then back with a new secret, then away again and out when the grace ends.
+        session.handle(
+            20,
+            ToSession::Disconnect {
+                player: PlayerId(2),
+            },
+        );
+        settle_with(&mut session, &mut rows, limits);
+        assert_eq!(rows.members[1].away_until_ms, Some(1020));
+        let old_secret = rows.members[1].secret;
+        session.handle(
+            30,
+            ToSession::Resume {
+                player: PlayerId(3),
+                token: Box::new(token),
+            },
+        );
+        settle_with(&mut session, &mut rows, limits);
+        assert_eq!(rows.members[1].away_until_ms, None);
+        assert_ne!(rows.members[1].secret, old_secret);
+        session.handle(
+            40,
+            ToSession::Disconnect {
+                player: PlayerId(3),
+            },
+        );
+        settle_with(&mut session, &mut rows, limits);
+        assert_eq!(rows.members[1].away_until_ms, Some(1040));
+        session.handle_timeout(1040);
+        settle_with(&mut session, &mut rows, limits);
+        assert_eq!(rows.members.len(), 1);
     }
 }

@@ -9,49 +9,71 @@
 //! | `Send(frame)` | the client's socket |
 //! | `Create(request)` | a random ID, a socket to that session's object ([`Op::Create`]), the create sent on it ([`wire::encode_command`]) |
 //! | `Join { target, skip, .. }` | for `-1` the registry's latest session (`gone=skip`), then a socket to the object ([`Op::Join`]) |
+//! | `Join { input: Resume { token }, .. }` | a socket to the token's session ([`Op::Resume`]); its welcome ends with [`wire::encode_resumed`] |
 //! | `ToSession(Command)` | a text message on that socket; a rejection's reply frame as a binary one ([`crate::wire`]) |
-//! | `ToSession(Disconnect)` | that socket closed (also one still being opened) |
+//! | `ToSession(Disconnect)` | that socket closed (also one still being opened); for a client that did not ask for `resume`, after a `leaveSession` on it (below) |
 //! | `Close(reason)` | the client's socket closed with the reason's code, after the session has answered everything sent to it |
 //! | `Ping` | never asked for: the relay never calls `handle_timeout` (a Worker cannot send pings) |
 //!
-//! and the answers back: a join's 101 is `Joined`, its [`status::ANSWERED`] the refusal's
-//! frames and `JoinRefused`, [`status::NOT_FOUND`] `handle_session_gone` (a `-1` whose session
-//! the registry named has just ended) or `handle_no_such_session`; the creator's
-//! [`wire::JOINED`] is `Joined`; a close [`close::LEFT`] is `Left`, any other close of the
-//! session's socket `handle_session_gone`.
+//! and the answers back: a join's 101 is `Joined`, a resume's `Resumed`, their
+//! [`status::ANSWERED`] the refusal's frames and `JoinRefused` / `ResumeRefused`,
+//! [`status::NOT_FOUND`] `handle_session_gone` (a `-1` whose session the registry named has
+//! just ended) or `handle_no_such_session`; the creator's [`wire::JOINED`] is `Joined`; a close
+//! [`close::LEFT`] is `Left`, any other close of the session's socket a broken link (below).
 //!
 //! The relay keeps reading the client while the player waits for a session's answer
 //! ([`Player::is_waiting`]): the player holds those commands, in order and bounded, and takes
 //! them once the answer has come, so replies keep the order of the commands. Every frame the
 //! session sends for a player comes on one socket, in order, and everything the player sends
 //! itself (lobby answers, the refusals of a held command) follows the answer it waited for.
+//!
+//! # Resume, and the relay's own
+//! While the host has a resume grace period (`RESUME_GRACE_MS`), the relay asks for `resume` in
+//! every create and join, whether the client asked for it (`hello`) or not, and keeps the
+//! seat's token ([`Tracker`]). A client that did not ask sees the original protocol only: its
+//! `sessionJoin` without the token, and when it goes (a close, a lost connection) the relay
+//! sends `leaveSession` before closing its link, so that the others see it leave at once, as
+//! without `resume`. When the link to the session object breaks while the client is still
+//! connected (the object was reset or restarted, or the link failed), the relay does not give
+//! the player up: it takes the seat back with the token ([`Op::Resume`]), retrying with an
+//! exponential backoff ([`resync::relink_delay_ms`]), holds the client's commands meanwhile
+//! (at most [`sessionserver_core::player::MAX_HELD`]), and tells the client what the resume
+//! brought ([`Tracker::relinked`]): the `sessionResume` as it came for a client that asked for
+//! `resume`, the original frames of what changed for one that did not. Only if every try fails
+//! (the seat was given up, its grace ended, the session is gone) is the client closed with 1011.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::Duration;
 
 use futures_channel::mpsc::{unbounded, UnboundedReceiver};
 use futures_util::future::poll_fn;
 use futures_util::{FutureExt, StreamExt};
 use sessionserver_core::ids::MAX_ID;
+use sessionserver_core::player::MAX_HELD;
 use sessionserver_core::{
-    Command, CreateRefusal, JoinTarget, Player, PlayerId, PlayerOutput, SessionId, ToPlayer,
-    ToSession,
+    CloseReason, Command, CreateRefusal, Features, JoinTarget, Limits, Player, PlayerId,
+    PlayerOutput, ResumeToken, SessionId, ToPlayer, ToSession,
 };
 use worker::js_sys::JsString;
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::{
-    console_error, Env, Headers, Request, Response, Result, WebSocket, WebSocketPair,
-    WebsocketEvent,
+    console_error, console_log, Delay, Env, Headers, Request, Response, Result, WebSocket,
+    WebSocketPair, WebsocketEvent,
 };
 
-use crate::link::{self, close, status, Op, MAX_FRAME};
+use crate::link::{self, close, status, Ask, Op, MAX_FRAME};
+use crate::resync::{self, Tracker};
 use crate::wire;
 
 /// Session IDs drawn for one `createSession` before giving up. A draw collides with a used ID
 /// with probability (sessions ever created) / 2^53, so a second draw is already rare.
 const CREATE_ATTEMPTS: usize = 8;
+
+/// What the relay sends on its link for a client that goes without asking for `resume`.
+const LEAVE: &str = r#"{"command":"leaveSession"}"#;
 
 /// Answers one request to the Worker: a WebSocket upgrade becomes a player.
 pub async fn fetch(req: Request, env: Env) -> Result<Response> {
@@ -69,15 +91,25 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
             ),
         };
     }
+    let limits = match link::limits(&env) {
+        Ok(limits) => limits,
+        Err(e) => {
+            console_error!("{e}");
+            return Response::error(format!("server misconfigured: {e}\n"), 500);
+        }
+    };
     let id = PlayerId(link::random_id()?);
     let pair = WebSocketPair::new()?;
     let relay = Relay {
         from_client: pump(pair.server.clone(), Side::Client),
         client: pair.server,
-        player: Player::new(id, link::limits(), link::connection_config(), now_ms()),
+        player: Player::new(id, limits, link::connection_config(&limits), now_ms()),
+        limits,
         env,
         link: None,
         pending: None,
+        relink: None,
+        tracker: Tracker::default(),
         done: false,
     };
     spawn_local(relay.run());
@@ -119,11 +151,13 @@ enum Side {
     Session,
 }
 
-/// Something that arrived on one of a relay's sockets, or the answer to its create or join.
+/// Something that arrived on one of a relay's sockets, or the answer to its create, join or
+/// resume, or to its own resume of a broken link.
 enum Event {
     Client(Inbound),
     Session(Inbound),
     Answer(Answer),
+    Relinked(Answer),
 }
 
 /// The relay's socket to the object of the player's session.
@@ -144,20 +178,30 @@ impl Link {
 }
 
 impl Drop for Link {
-    /// Closing the relay's socket is the player's disconnect (`playerLeave` to the others);
-    /// after a leave it completes the close the object started.
+    /// Closing the relay's socket is the player's disconnect (`playerLeave` to the others, or
+    /// away for the grace period); after a leave it completes the close the object started.
     fn drop(&mut self) {
         let _ = self.ws.close(Some(close::NORMAL), Some("player gone"));
     }
 }
 
-/// How a create or join on its way came out.
+/// How a create, join or resume on its way came out.
 enum Answer {
     /// The player is a member: the link to its session, and the frames that came on it before
     /// the answer.
     Joined { link: Link, frames: Vec<String> },
-    /// The session refused the join: these frames for the client first.
-    Refused(Vec<String>),
+    /// The seat of a token is this connection's again: the link, the welcome (the
+    /// `sessionResume` and what follows it, up to the end marker) and the session's default
+    /// playerData; `member` is the seat's player ID.
+    Resumed {
+        link: Link,
+        welcome: Vec<String>,
+        default: String,
+        member: PlayerId,
+    },
+    /// The session refused the join or resume: these frames for the client first, then this
+    /// event for the player.
+    Refused(Vec<String>, ToPlayer),
     /// The session the directory named has ended since.
     Gone(SessionId),
     /// No session has the ID, or no session exists for `-1`.
@@ -178,16 +222,39 @@ impl From<worker::Error> for Answer {
 
 type Pending = Pin<Box<dyn Future<Output = Answer>>>;
 
+/// A message for the session, held while the relay takes its player's seat back.
+enum Outgoing {
+    Command(String),
+    /// A rejected frame's reply (see `wire`).
+    Reply(Vec<u8>),
+}
+
+/// The relay taking its player's seat back after its link broke.
+struct Relink {
+    session: SessionId,
+    /// Tries so far.
+    attempt: u32,
+    /// The try on its way.
+    task: Pending,
+    /// What the client sent meanwhile, in order.
+    held: Vec<Outgoing>,
+}
+
 /// One client connection: one player.
 struct Relay {
     env: Env,
+    limits: Limits,
     player: Player,
     client: WebSocket,
     from_client: UnboundedReceiver<Inbound>,
     /// The socket to the player's session, while it is in one (or leaving it).
     link: Option<Link>,
-    /// A create or join on its way.
+    /// A create, join or resume on its way.
     pending: Option<Pending>,
+    /// The link broke: the relay is taking the seat back.
+    relink: Option<Relink>,
+    /// The seat's token, events and (for an original client) view.
+    tracker: Tracker,
     /// The client's socket is closed (by either side): nothing more to do.
     done: bool,
 }
@@ -199,6 +266,7 @@ impl Relay {
                 Event::Client(inbound) => self.on_client(inbound).await,
                 Event::Session(inbound) => self.on_session(inbound),
                 Event::Answer(answer) => self.answer(answer).await,
+                Event::Relinked(answer) => self.relinked(answer),
             }
             self.apply().await;
         }
@@ -211,6 +279,11 @@ impl Relay {
                 if let Poll::Ready(answer) = pending.poll_unpin(cx) {
                     self.pending = None;
                     return Poll::Ready(Event::Answer(answer));
+                }
+            }
+            if let Some(relink) = &mut self.relink {
+                if let Poll::Ready(answer) = relink.task.poll_unpin(cx) {
+                    return Poll::Ready(Event::Relinked(answer));
                 }
             }
             if let Some(link) = &mut self.link {
@@ -233,7 +306,7 @@ impl Relay {
             Inbound::Binary(_) => self.player.handle_binary(now_ms()),
             // A transport limit, as in the native host's frame reader.
             Inbound::TooBig => {
-                let reason = sessionserver_core::CloseReason::TooBig;
+                let reason = CloseReason::TooBig;
                 self.close_client(reason.code(), reason.text()).await;
             }
             Inbound::Closed(code) => {
@@ -253,7 +326,7 @@ impl Relay {
             return;
         };
         match inbound {
-            Inbound::Text(frame) => self.send(&frame),
+            Inbound::Text(frame) => self.forward(frame),
             Inbound::Binary(event) if event == wire::JOINED => {
                 self.player
                     .handle_from_session(ToPlayer::Joined { session });
@@ -263,8 +336,117 @@ impl Relay {
                 self.link = None;
                 self.player.handle_from_session(ToPlayer::Left);
             }
-            Inbound::Closed(_) => {
-                self.link = None;
+            Inbound::Closed(code) => self.link_broke(session, code),
+        }
+    }
+
+    /// A frame from the session for the client, through the tracker (which keeps the seat's
+    /// token and cuts it off for a client that did not ask for `resume`).
+    fn forward(&mut self, frame: String) {
+        let frame = self.tracker.relay(frame, !self.asked_for_resume());
+        self.send(&frame);
+    }
+
+    fn asked_for_resume(&self) -> bool {
+        self.player.features().contains(Features::RESUME)
+    }
+
+    /// The link to session `session` closed with `code` (or could not take a message): the
+    /// relay takes the seat back if it can, else the player has lost its session (1011).
+    fn link_broke(&mut self, session: SessionId, code: u16) {
+        self.link = None;
+        let token = self
+            .tracker
+            .resume_with()
+            .map(|(token, _)| token.to_owned());
+        // A leave on its way is not retried: its answer may have been lost with the link.
+        let in_session = self.player.session() == Some(session) && !self.player.is_waiting();
+        match token.as_deref().and_then(ResumeToken::parse) {
+            Some(token) if in_session && token.session == session => {
+                console_log!(
+                    "player {}: link to session {session} broke ({code}); resuming",
+                    self.player.id()
+                );
+                self.relink = Some(Relink {
+                    session,
+                    attempt: 0,
+                    task: Box::pin(resume_session(self.env.clone(), None, token, 0)),
+                    held: Vec::new(),
+                });
+            }
+            _ => {
+                self.tracker.forget();
+                self.player.handle_session_gone(session);
+            }
+        }
+    }
+
+    /// How the relay's own resume came out.
+    fn relinked(&mut self, answer: Answer) {
+        let Some(mut relink) = self.relink.take() else {
+            return;
+        };
+        let session = relink.session;
+        let retry = match answer {
+            Answer::Resumed {
+                link,
+                welcome,
+                default,
+                ..
+            } => {
+                match self.tracker.relinked(&welcome, &default) {
+                    Ok(frames) => {
+                        for frame in &frames {
+                            self.send(frame);
+                        }
+                        for message in relink.held.drain(..) {
+                            let _ = match message {
+                                Outgoing::Command(text) => link.ws.send_with_str(&text),
+                                Outgoing::Reply(bytes) => link.ws.send_with_bytes(&bytes),
+                            };
+                        }
+                        self.link = Some(link);
+                    }
+                    Err(e) => {
+                        console_error!("player {}: resume of {session}: {e}", self.player.id());
+                        self.tracker.forget();
+                        self.player.handle_session_gone(session);
+                    }
+                }
+                return;
+            }
+            // The object has not yet found the old link gone (24); or a try failed on the
+            // platform, or two random IDs met.
+            Answer::Refused(frames, _) => {
+                frames.first().and_then(|f| resync::error_code(f)) == Some(24)
+            }
+            Answer::Failed(e) => {
+                console_error!("player {}: resume of {session}: {e}", self.player.id());
+                true
+            }
+            Answer::TryAgain(_) => true,
+            Answer::Joined { .. }
+            | Answer::Gone(_)
+            | Answer::NoSuchSession
+            | Answer::CreateRefused => false,
+        };
+        relink.attempt += 1;
+        let token = self
+            .tracker
+            .resume_with()
+            .and_then(|(token, _)| ResumeToken::parse(token));
+        match (retry, resync::relink_delay_ms(relink.attempt), token) {
+            (true, Some(delay), Some(token)) => {
+                relink.task = Box::pin(resume_session(self.env.clone(), None, token, delay));
+                self.relink = Some(relink);
+            }
+            _ => {
+                console_log!(
+                    "player {}: gave up resuming session {session} after {} tries",
+                    self.player.id(),
+                    relink.attempt
+                );
+                self.tracker.forget();
                 self.player.handle_session_gone(session);
             }
         }
@@ -273,19 +455,36 @@ impl Relay {
     async fn answer(&mut self, answer: Answer) {
         match answer {
             Answer::Joined { link, frames } => {
-                for frame in &frames {
-                    self.send(frame);
+                for frame in frames {
+                    self.forward(frame);
                 }
                 let session = link.session;
                 self.link = Some(link);
                 self.player
                     .handle_from_session(ToPlayer::Joined { session });
             }
-            Answer::Refused(frames) => {
+            Answer::Resumed {
+                link,
+                welcome,
+                member,
+                ..
+            } => {
+                // The client's own resume: its sessionResume and replay as they came.
+                for frame in welcome {
+                    self.forward(frame);
+                }
+                let session = link.session;
+                self.link = Some(link);
+                self.player.handle_from_session(ToPlayer::Resumed {
+                    session,
+                    player: member,
+                });
+            }
+            Answer::Refused(frames, event) => {
                 for frame in &frames {
                     self.send(frame);
                 }
-                self.player.handle_from_session(ToPlayer::JoinRefused);
+                self.player.handle_from_session(event);
             }
             Answer::Gone(session) => self.player.handle_session_gone(session),
             Answer::NoSuchSession => self.player.handle_no_such_session(),
@@ -301,6 +500,9 @@ impl Relay {
     /// Carries out everything the player asks for, until it asks nothing more.
     async fn apply(&mut self) {
         while let Some(output) = self.player.poll_output() {
+            // Asked for in every create and join while there is a grace period, so that the
+            // relay can take the seat back itself (see the module's docs).
+            let resume = self.limits.resume_grace_ms > 0;
             match output {
                 PlayerOutput::Send(frame) => self.send(frame.as_str()),
                 // handle_timeout is never called: no heartbeat on this host.
@@ -308,7 +510,14 @@ impl Relay {
                 PlayerOutput::Create(request) => {
                     let create =
                         wire::encode_command(&Command::CreateSession(Box::new(request.format)));
-                    let task = create_session(self.env.clone(), request.player, create);
+                    let task = create_session(self.env.clone(), request.player, resume, create);
+                    self.pending = Some(Box::pin(task));
+                }
+                PlayerOutput::Join {
+                    input: ToSession::Resume { player, token },
+                    ..
+                } => {
+                    let task = resume_session(self.env.clone(), Some(player), *token, 0);
                     self.pending = Some(Box::pin(task));
                 }
                 PlayerOutput::Join {
@@ -316,39 +525,70 @@ impl Relay {
                     skip,
                     input,
                 } => {
-                    let task = join_session(self.env.clone(), input.player(), target, skip);
+                    let task = join_session(self.env.clone(), input.player(), resume, target, skip);
                     self.pending = Some(Box::pin(task));
                 }
                 PlayerOutput::ToSession(ToSession::Command { command, .. }) => {
+                    let message = match command {
+                        Ok(command) => Outgoing::Command(wire::encode_command(&command)),
+                        Err(rejection) => Outgoing::Reply(rejection.frame().bytes().to_vec()),
+                    };
+                    if let Some(relink) = &mut self.relink {
+                        if relink.held.len() >= MAX_HELD {
+                            let reason = CloseReason::RateLimit;
+                            self.close_client(reason.code(), reason.text()).await;
+                        } else {
+                            relink.held.push(message);
+                        }
+                        continue;
+                    }
                     let Some(link) = &self.link else {
                         console_error!("player {}: a command with no session", self.player.id());
                         continue;
                     };
-                    let sent = match command {
-                        Ok(command) => link.ws.send_with_str(wire::encode_command(&command)),
-                        Err(rejection) => link.ws.send_with_bytes(rejection.frame().bytes()),
+                    let sent = match message {
+                        Outgoing::Command(text) => link.ws.send_with_str(&text),
+                        Outgoing::Reply(bytes) => link.ws.send_with_bytes(&bytes),
                     };
                     if sent.is_err() {
                         let session = link.session;
-                        self.link = None;
-                        self.player.handle_session_gone(session);
+                        self.link_broke(session, close::LOST);
                     }
                 }
                 PlayerOutput::ToSession(ToSession::Disconnect { .. }) => {
+                    // A seat being taken back stays away until its grace ends.
+                    self.relink = None;
                     // A socket still being opened is closed once it is.
                     if let Some(pending) = self.pending.take() {
-                        drop(pending.await);
+                        match pending.await {
+                            Answer::Joined { link, .. } | Answer::Resumed { link, .. } => {
+                                self.depart(link)
+                            }
+                            _ => {}
+                        }
                     }
-                    self.link = None;
+                    if let Some(link) = self.link.take() {
+                        self.depart(link);
+                    }
+                    self.tracker.forget();
                 }
-                // Only ever inside `PlayerOutput::Join`; and this host offers no `resume` (the
-                // player never asks for one: `hello` lists no feature here).
+                // Only ever inside `PlayerOutput::Join`.
                 PlayerOutput::ToSession(ToSession::Join { .. } | ToSession::Resume { .. }) => {}
                 PlayerOutput::Close(reason) => {
                     self.close_client(reason.code(), reason.text()).await
                 }
             }
         }
+    }
+
+    /// The player's connection is gone: its link closes. A client that did not ask for
+    /// `resume` leaves first, so that the others see it go at once (the seat its relay kept a
+    /// token for is for the relay's own resumes, not for a client that is gone).
+    fn depart(&self, link: Link) {
+        if self.limits.resume_grace_ms > 0 && !self.asked_for_resume() {
+            let _ = link.ws.send_with_str(LEAVE);
+        }
+        drop(link);
     }
 
     /// Closes the client's socket, after every frame for it the session still has to send,
@@ -363,7 +603,13 @@ impl Relay {
     /// Relays the session's frames until it has answered every message sent to it so far: an
     /// empty binary message makes the object send back an empty text message, after them.
     async fn drain(&mut self) {
-        let Relay { link, client, .. } = self;
+        let original = !self.asked_for_resume();
+        let Relay {
+            link,
+            client,
+            tracker,
+            ..
+        } = self;
         let Some(link) = link else {
             return;
         };
@@ -374,6 +620,7 @@ impl Relay {
             if frame.is_empty() {
                 return;
             }
+            let frame = tracker.relay(frame, original);
             let _ = client.send_with_str(&frame);
         }
     }
@@ -390,13 +637,19 @@ const GONE: Inbound = Inbound::Closed(close::LOST);
 /// Creates a session under a random ID: opens a socket to the object of that ID and sends
 /// the create on it. An ID that is taken (in the object's storage, or by a create that came
 /// first) is drawn again.
-async fn create_session(env: Env, player: PlayerId, create: String) -> Answer {
+async fn create_session(env: Env, player: PlayerId, resume: bool, create: String) -> Answer {
+    let ask = Ask {
+        op: Op::Create,
+        player,
+        resume,
+        token: None,
+    };
     for _ in 0..CREATE_ATTEMPTS {
         let id = match link::random_id() {
             Ok(id) => SessionId(id),
             Err(e) => return e.into(),
         };
-        let mut link = match open(&env, Op::Create, id, player).await {
+        let mut link = match open(&env, &ask, id).await {
             Ok(Opened::Link(link)) => link,
             Ok(_) => continue,
             Err(e) => return e.into(),
@@ -433,6 +686,7 @@ async fn create_session(env: Env, player: PlayerId, create: String) -> Answer {
 async fn join_session(
     env: Env,
     player: PlayerId,
+    resume: bool,
     target: JoinTarget,
     skip: Option<SessionId>,
 ) -> Answer {
@@ -446,23 +700,101 @@ async fn join_session(
             Err(e) => return e.into(),
         },
     };
-    match open(&env, Op::Join, id, player).await {
+    let ask = Ask {
+        op: Op::Join,
+        player,
+        resume,
+        token: None,
+    };
+    match open(&env, &ask, id).await {
         // The session's frames (sessionJoin, playerJoin…) come on the link.
         Ok(Opened::Link(link)) => Answer::Joined {
             link,
             frames: Vec::new(),
         },
-        Ok(Opened::Answered(body)) => match wire::decode_frames(&body) {
-            Some(frames) => Answer::Refused(frames.into_iter().map(str::to_owned).collect()),
-            None => Answer::Failed(worker::Error::RustError(format!(
-                "session {id} answered a join with {body:?}"
-            ))),
-        },
+        Ok(Opened::Answered(body)) => refused(id, &body, ToPlayer::JoinRefused),
         Ok(Opened::NotFound) if named => Answer::Gone(id),
         Ok(Opened::NotFound) => Answer::NoSuchSession,
         // Two random player IDs met in one session (p ≈ members / 2^53).
         Ok(Opened::Conflict) => Answer::TryAgain("player ID collision"),
         Err(e) => e.into(),
+    }
+}
+
+/// Takes back the seat `token` names, after `delay_ms`: for the client's own
+/// `resumeSession` (as `connection`, the player's ID), or for the relay itself after its link
+/// broke (`None`: a new random connection ID). The welcome (the `sessionResume`, then the
+/// replayed frames or the snapshot's `playerJoin`s) comes on the new link before the end
+/// marker, which carries the session's default playerData.
+async fn resume_session(
+    env: Env,
+    connection: Option<PlayerId>,
+    token: ResumeToken,
+    delay_ms: u64,
+) -> Answer {
+    if delay_ms > 0 {
+        Delay::from(Duration::from_millis(delay_ms)).await;
+    }
+    let player = match connection {
+        Some(player) => player,
+        None => match link::random_id() {
+            Ok(id) => PlayerId(id),
+            Err(e) => return e.into(),
+        },
+    };
+    let id = token.session;
+    let member = token.player;
+    let ask = Ask {
+        op: Op::Resume,
+        player,
+        resume: true,
+        token: Some(token),
+    };
+    match open(&env, &ask, id).await {
+        Ok(Opened::Link(mut link)) => {
+            let mut welcome = Vec::new();
+            loop {
+                match link.rx.next().await {
+                    Some(Inbound::Text(frame)) => welcome.push(frame),
+                    Some(Inbound::Binary(message)) => {
+                        if let Some(default) = wire::decode_resumed(&message) {
+                            return Answer::Resumed {
+                                default: default.to_owned(),
+                                link,
+                                welcome,
+                                member,
+                            };
+                        }
+                    }
+                    Some(Inbound::TooBig) => {}
+                    Some(Inbound::Closed(code)) => {
+                        return Answer::Failed(worker::Error::RustError(format!(
+                            "session {id} closed a resume with {code}"
+                        )))
+                    }
+                    None => {
+                        return Answer::Failed(worker::Error::RustError(format!(
+                            "session {id} lost a resume"
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(Opened::Answered(body)) => refused(id, &body, ToPlayer::ResumeRefused),
+        // The session is gone: the token is no good (22, from the player).
+        Ok(Opened::NotFound) => Answer::NoSuchSession,
+        Ok(Opened::Conflict) => Answer::TryAgain("player ID collision"),
+        Err(e) => e.into(),
+    }
+}
+
+/// A refusal's frames ([`status::ANSWERED`]) and the player's `event`.
+fn refused(id: SessionId, body: &str, event: ToPlayer) -> Answer {
+    match wire::decode_frames(body) {
+        Some(frames) => Answer::Refused(frames.into_iter().map(str::to_owned).collect(), event),
+        None => Answer::Failed(worker::Error::RustError(format!(
+            "session {id} answered with {body:?}"
+        ))),
     }
 }
 
@@ -493,9 +825,9 @@ enum Opened {
 }
 
 /// Asks session `id`'s object for a socket.
-async fn open(env: &Env, op: Op, id: SessionId, player: PlayerId) -> Result<Opened> {
+async fn open(env: &Env, ask: &Ask, id: SessionId) -> Result<Opened> {
     let stub = link::session_stub(env, id.0)?;
-    let mut response = stub.fetch_with_request(op.request(player.0)?).await?;
+    let mut response = stub.fetch_with_request(ask.request()?).await?;
     match response.status_code() {
         status::OPEN => match response.websocket() {
             Some(ws) => Ok(Opened::Link(Link::new(ws, id))),

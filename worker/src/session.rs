@@ -5,29 +5,39 @@
 //! [`crate::persist::store`]).
 //!
 //! Each member is one socket from its relay, accepted with the Hibernation API, with the
-//! member's player ID in the socket's attachment. Memory is only a cache: after every start or
-//! wake the first event reads the session back from storage and finds each member's socket by
-//! its attachment.
+//! member's player ID (and the ID of the connection that is the member now) in the socket's
+//! attachment. Memory is only a cache: after every start or wake the first event reads the
+//! session back from storage and finds each member's socket by its attachment.
+//!
+//! Members that asked for `resume` (every member whose relay did, see [`crate::resync`]) keep
+//! their seats for the grace period when their socket goes: the session says so
+//! (`Change::MemberAway`), the object stores the deadline with the member's token secret and
+//! sets its alarm to the earliest deadline; the alarm removes those who did not come back
+//! (`playerLeave` to the others). When the object restarts (eviction, a deploy, a runtime
+//! update), the members whose sockets are gone are not removed at load: they are away, with
+//! the deadline from storage or, if they were connected, a grace period from the load. A
+//! resume after a restart gets the snapshot form: what a member missed was in memory only.
 
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use sessionserver_core::{
-    command, Command, CreateRequest, Output, PlayerId, ServerFrame, Session, SessionId, ToPlayer,
-    ToSession,
+    command, Command, CreateRequest, Features, Limits, Output, PlayerId, ServerFrame, Session,
+    SessionId, ToPlayer, ToSession,
 };
 use worker::{
     console_error, console_log, durable_object, DurableObject, Env, Request, Response, Result,
-    State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    ScheduledTime, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
-use crate::link::{self, close, status, Op};
+use crate::link::{self, close, status, Ask, Op};
 use crate::persist;
 use crate::store::{Store, Stored};
 use crate::wire;
 
-/// Milliseconds on the platform's clock, for the session's egress budgets.
+/// Milliseconds on the platform's clock (since the epoch), for the session's egress budgets
+/// and the away members' deadlines, which are stored and so outlive the object.
 fn now_ms() -> u64 {
     worker::js_sys::Date::now() as u64
 }
@@ -37,6 +47,13 @@ fn now_ms() -> u64 {
 struct Attachment {
     /// The player this socket speaks for; `None` once it left (the socket is closing).
     player: Option<u64>,
+    /// The connection it is, where that is not the player's own ID (after a resume): its
+    /// close is that connection's disconnect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    connection: Option<u64>,
+    /// A socket opened to create the session: its creator asked for `resume`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    resume: bool,
 }
 
 /// The session object.
@@ -51,14 +68,18 @@ pub struct SessionObject {
 struct Live {
     store: Store,
     stored: Stored,
+    limits: Limits,
     /// Each member's socket.
     sockets: HashMap<PlayerId, WebSocket>,
     /// The session just ended: the registry must forget it (see [`SessionObject::finish`]).
     forget: bool,
+    /// The alarm this instance set for the first away member's deadline (`None`: none, or not
+    /// known since the start).
+    alarm_at: Option<u64>,
 }
 
 /// What a drain leaves for its handler: what was meant for players with no socket here (a
-/// joiner, whose socket is only accepted once the session has answered its join).
+/// joiner or a resumed member, whose socket is only accepted once the session has answered).
 #[derive(Default)]
 struct Unsent {
     frames: Vec<(PlayerId, ServerFrame)>,
@@ -107,10 +128,11 @@ impl DurableObject for SessionObject {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let Some((op, player)) = Op::parse(&req) else {
+        let Some(ask) = Ask::parse(&req) else {
             return Response::error("not a session request", 400);
         };
-        let response = self.open(op, PlayerId(player)).or_else(|e| {
+        let op = ask.op;
+        let response = self.open(ask).or_else(|e| {
             console_error!("session {}: {op:?} failed: {e}", self.name());
             Response::error("internal error", 500)
         });
@@ -164,8 +186,19 @@ impl DurableObject for SessionObject {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        // Set when the session ended. An error makes the platform retry the alarm.
-        let ended = matches!(self.live()?.stored, Stored::Ended);
+        // Set for the first away member's deadline (loading the session, or finding it loaded,
+        // removes those whose grace is over), or when the session ended. An error makes the
+        // platform retry the alarm.
+        let ended = {
+            let mut live = self.live()?;
+            live.alarm_at = None;
+            let ended = matches!(live.stored, Stored::Ended);
+            if ended {
+                // Done here, not by another alarm.
+                live.forget = false;
+            }
+            ended
+        };
         if ended {
             let id = self.name();
             let url = format!("https://registry/remove?id={id}");
@@ -177,6 +210,8 @@ impl DurableObject for SessionObject {
                 )));
             }
         }
+        // The next deadline, if any.
+        self.finish(Then::Nothing).await;
         Response::ok("")
     }
 }
@@ -186,39 +221,55 @@ impl SessionObject {
         self.state.id().name().unwrap_or_default()
     }
 
-    /// The in-memory state, read from storage first if this is a fresh start or wake.
+    /// The in-memory state, read from storage first if this is a fresh start or wake. Away
+    /// members whose grace period is over have left by then.
     fn live(&self) -> Result<RefMut<'_, Live>> {
         let mut slot = self.live.borrow_mut();
         if slot.is_none() {
             *slot = Some(self.load()?);
         }
-        Ok(RefMut::map(slot, |slot| {
-            slot.as_mut().expect("filled just above")
-        }))
+        let mut live = RefMut::map(slot, |slot| slot.as_mut().expect("filled just above"));
+        live.expire()?;
+        Ok(live)
     }
 
     fn load(&self) -> Result<Live> {
+        let limits = link::limits(&self.env)?;
         let store = Store::open(&self.state);
-        let stored = store.load()?;
         let mut sockets = HashMap::new();
+        let mut connections = HashMap::new();
         for ws in self.state.get_websockets() {
-            if let Some(player) = player_of(&ws) {
+            if let Some((player, connection)) = socket_of(&ws) {
                 sockets.insert(player, ws);
+                connections.insert(player, connection);
             }
         }
+        // A fresh seed at every load: the secrets drawn before are not drawn again.
+        let stored = store.load(limits, link::seed(), &connections, now_ms())?;
         let mut live = Live {
             store,
             stored,
+            limits,
             sockets,
             forget: false,
+            alarm_at: None,
         };
         // A member whose socket is gone while the object was not running (a restart rather
-        // than hibernation) has disconnected: the session hears it now.
+        // than hibernation) has disconnected. One with a token is away already (the store made
+        // it so, see `Store::load`); any other leaves now.
         if let Stored::Live(session) = &mut live.stored {
+            let members = session.len();
             let orphans: Vec<PlayerId> = session
                 .member_ids()
-                .filter(|p| !live.sockets.contains_key(p))
+                .filter(|p| !live.sockets.contains_key(p) && !session.is_away(*p))
                 .collect();
+            console_log!(
+                "session {}: loaded with {members} member(s), {} socket(s), {} away, {} gone",
+                self.name(),
+                live.sockets.len(),
+                session.away_count(),
+                orphans.len()
+            );
             for player in orphans {
                 session.handle(now_ms(), ToSession::Disconnect { player });
             }
@@ -227,25 +278,24 @@ impl SessionObject {
         Ok(live)
     }
 
-    /// A relay asks for a socket: to create the session on it, or to join.
-    fn open(&self, op: Op, player: PlayerId) -> Result<Response> {
+    /// A relay asks for a socket: to create the session on it, to join, or to resume.
+    fn open(&self, ask: Ask) -> Result<Response> {
         let mut live = self.live()?;
         let live = &mut *live;
-        match (op, &mut live.stored) {
+        let player = ask.player;
+        let features = if ask.resume {
+            Features::RESUME
+        } else {
+            Features::NONE
+        };
+        match (ask.op, &mut live.stored) {
+            (Op::Join | Op::Resume, Stored::Live(session)) if session.contains(player) => {
+                // Two random player IDs met (p ≈ members / 2^53): the session would take
+                // the join for the member's.
+                Response::error("player ID already in the session", status::CONFLICT)
+            }
             (Op::Join, Stored::Live(session)) => {
-                if session.contains(player) {
-                    // Two random player IDs met (p ≈ members / 2^53): the session would take
-                    // the join for the member's.
-                    return Response::error("player ID already in the session", status::CONFLICT);
-                }
-                session.handle(
-                    now_ms(),
-                    ToSession::Join {
-                        player,
-                        // This host offers no extension yet (see the relay).
-                        features: sessionserver_core::Features::NONE,
-                    },
-                );
+                session.handle(now_ms(), ToSession::Join { player, features });
                 let unsent = live.drain()?;
                 match unsent.event_for(player) {
                     Some(ToPlayer::Joined { .. }) => {}
@@ -259,17 +309,7 @@ impl SessionObject {
                         )))
                     }
                 }
-                let pair = match self.accept(player) {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // The player never gets its socket: it is gone for the session.
-                        if let Stored::Live(session) = &mut live.stored {
-                            session.handle(now_ms(), ToSession::Disconnect { player });
-                        }
-                        live.drain()?;
-                        return Err(e);
-                    }
-                };
+                let pair = self.seat(live, player, player)?;
                 // Sent before the 101 is returned: they wait on the socket for the relay.
                 for frame in unsent.frames_for(player) {
                     let _ = pair.server.send_with_str(frame);
@@ -277,18 +317,80 @@ impl SessionObject {
                 live.sockets.insert(player, pair.server);
                 Response::from_websocket(pair.client)
             }
-            (Op::Join, _) => Response::error("no such session", status::NOT_FOUND),
+            (Op::Resume, Stored::Live(session)) => {
+                let token = ask
+                    .token
+                    .ok_or_else(|| worker::Error::RustError("a resume without a token".into()))?;
+                let member = token.player;
+                let input = ToSession::Resume {
+                    player,
+                    token: Box::new(token),
+                };
+                session.handle(now_ms(), input);
+                let unsent = live.drain()?;
+                match (unsent.event_for(member), unsent.event_for(player)) {
+                    (Some(ToPlayer::Resumed { .. }), _) => {}
+                    (_, Some(ToPlayer::ResumeRefused)) => {
+                        let body = wire::encode_frames(unsent.frames_for(player));
+                        return Ok(Response::ok(body)?.with_status(status::ANSWERED));
+                    }
+                    other => {
+                        return Err(worker::Error::RustError(format!(
+                            "the session answered a resume with {other:?}"
+                        )))
+                    }
+                }
+                // The member is this connection now.
+                let pair = self.seat(live, member, player)?;
+                for frame in unsent.frames_for(member) {
+                    let _ = pair.server.send_with_str(frame);
+                }
+                if let Stored::Live(session) = &live.stored {
+                    let end = wire::encode_resumed(session.default_player_data().as_str());
+                    let _ = pair.server.send_with_bytes(end);
+                }
+                live.sockets.insert(member, pair.server);
+                Response::from_websocket(pair.client)
+            }
+            (Op::Join | Op::Resume, _) => Response::error("no such session", status::NOT_FOUND),
             (Op::Create, Stored::Vacant) => {
                 // The session is created when the create arrives on this socket.
-                let pair = self.accept(player)?;
+                let pair = self.accept(player, player, ask.resume)?;
                 Response::from_websocket(pair.client)
             }
             (Op::Create, _) => Response::error("session ID taken", status::CONFLICT),
         }
     }
 
-    /// A new hibernatable socket speaking for `player`.
-    fn accept(&self, player: PlayerId) -> Result<WebSocketPair> {
+    /// The socket of a member the session has just taken in (a join, or a resume by
+    /// `connection`). If it cannot be made, the member is gone for the session again (its
+    /// connection's disconnect).
+    fn seat(
+        &self,
+        live: &mut Live,
+        member: PlayerId,
+        connection: PlayerId,
+    ) -> Result<WebSocketPair> {
+        match self.accept(member, connection, false) {
+            Ok(pair) => Ok(pair),
+            Err(e) => {
+                if let Stored::Live(session) = &mut live.stored {
+                    let input = ToSession::Disconnect { player: connection };
+                    session.handle(now_ms(), input);
+                }
+                live.drain()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// A new hibernatable socket speaking for `player`, as the connection `connection`.
+    fn accept(
+        &self,
+        player: PlayerId,
+        connection: PlayerId,
+        resume: bool,
+    ) -> Result<WebSocketPair> {
         let pair = WebSocketPair::new()?;
         // Not `State::accept_web_socket`: it panics where the platform refuses a socket.
         self.state
@@ -297,6 +399,8 @@ impl SessionObject {
             .map_err(worker::Error::from)?;
         pair.server.serialize_attachment(Attachment {
             player: Some(player.0),
+            connection: (connection != player).then_some(connection.0),
+            resume,
         })?;
         Ok(pair)
     }
@@ -306,9 +410,9 @@ impl SessionObject {
         let Some(player) = player_of(ws) else {
             return Ok(Then::Nothing);
         };
-        let command = command::parse(text, &link::limits());
         let mut live = self.live()?;
         let live = &mut *live;
+        let command = command::parse(text, &live.limits);
         match &mut live.stored {
             Stored::Live(session) if live.sockets.contains_key(&player) => {
                 session.handle(now_ms(), ToSession::Command { player, command });
@@ -340,12 +444,20 @@ impl SessionObject {
             .name()
             .parse()
             .map_err(|_| worker::Error::RustError("object name is no session ID".into()))?;
+        let resume = matches!(
+            ws.deserialize_attachment::<Attachment>(),
+            Ok(Some(Attachment { resume: true, .. }))
+        );
         let request = CreateRequest {
             player,
             format: *format,
-            features: sessionserver_core::Features::NONE,
+            features: if resume {
+                Features::RESUME
+            } else {
+                Features::NONE
+            },
         };
-        let session = Session::create(SessionId(id), request, link::limits());
+        let session = Session::create_seeded(SessionId(id), request, live.limits, link::seed());
         live.sockets.insert(player, ws.clone());
         live.stored = Stored::Live(session);
         // Its outputs (the rows, the sessionJoin) wait until the registry knows the session
@@ -353,7 +465,7 @@ impl SessionObject {
         Ok(Then::Register(SessionId(id)))
     }
 
-    /// A relay socket closed or failed: its player is gone.
+    /// A relay socket closed or failed: its connection is gone.
     async fn socket_gone(&self, ws: &WebSocket) {
         let then = self.disconnect(ws).unwrap_or_else(|e| {
             console_error!("session {}: disconnect failed: {e}", self.name());
@@ -363,20 +475,22 @@ impl SessionObject {
     }
 
     fn disconnect(&self, ws: &WebSocket) -> Result<Then> {
-        let Some(player) = player_of(ws) else {
+        let Some((player, connection)) = socket_of(ws) else {
             return Ok(Then::Nothing);
         };
         let mut live = self.live()?;
         live.sockets.remove(&player);
         if let Stored::Live(session) = &mut live.stored {
-            session.handle(now_ms(), ToSession::Disconnect { player });
+            let input = ToSession::Disconnect { player: connection };
+            session.handle(now_ms(), input);
         }
         live.drain()?;
         Ok(Then::Nothing)
     }
 
-    /// The asynchronous rest of every handler, with no borrow held: registering a new session,
-    /// and when the session has ended, the alarm that has the registry forget it (an alarm is
+    /// The asynchronous rest of every handler, with no borrow held: registering a new session;
+    /// the alarm, set to the first away member's deadline (which removes it if it does not
+    /// come back), or when the session has ended to have the registry forget it (an alarm is
     /// retried by the platform until it succeeds).
     async fn finish(&self, then: Then) {
         if let Then::Register(id) = then {
@@ -392,14 +506,39 @@ impl SessionObject {
                 );
             }
         }
-        let forget = match self.live.borrow_mut().as_mut() {
-            Some(live) => std::mem::take(&mut live.forget),
-            None => false,
-        };
-        if forget {
-            if let Err(e) = self.state.storage().set_alarm(0).await {
-                console_error!("session {}: setting the alarm failed: {e}", self.name());
+        let (forget, deadline, alarm_at) = match self.live.borrow_mut().as_mut() {
+            Some(live) => {
+                let deadline = match &live.stored {
+                    Stored::Live(session) => session.poll_timeout(),
+                    _ => None,
+                };
+                (std::mem::take(&mut live.forget), deadline, live.alarm_at)
             }
+            None => (false, None, None),
+        };
+        let storage = self.state.storage();
+        let set = if forget {
+            storage.set_alarm(0).await.map(|()| None)
+        } else if deadline != alarm_at {
+            match deadline {
+                Some(at) => {
+                    // Milliseconds since the epoch, as the deadlines are.
+                    let date = worker::js_sys::Date::new(&(at as f64).into());
+                    let set = storage.set_alarm(ScheduledTime::new(date)).await;
+                    set.map(|()| Some(at))
+                }
+                None => storage.delete_alarm().await.map(|()| None),
+            }
+        } else {
+            return;
+        };
+        match set {
+            Ok(at) => {
+                if let Some(live) = self.live.borrow_mut().as_mut() {
+                    live.alarm_at = at;
+                }
+            }
+            Err(e) => console_error!("session {}: setting the alarm failed: {e}", self.name()),
         }
     }
 
@@ -419,6 +558,25 @@ impl SessionObject {
 }
 
 impl Live {
+    /// Away members whose grace period is over leave (`playerLeave` to the others).
+    fn expire(&mut self) -> Result<()> {
+        let Stored::Live(session) = &mut self.stored else {
+            return Ok(());
+        };
+        let now = now_ms();
+        if session.poll_timeout().is_some_and(|at| at <= now) {
+            let before = session.len();
+            session.handle_timeout(now);
+            let left = before - session.len();
+            console_log!(
+                "session {}: {left} member(s) left at the end of their grace period",
+                session.id()
+            );
+            self.drain()?;
+        }
+        Ok(())
+    }
+
     /// Applies everything the session has output, in order: frames to the recipients' sockets
     /// (a broadcast to the members listed now), events onto the relays' links, changes to
     /// storage, and the end. Returns what was meant for players with no socket here.
@@ -432,6 +590,7 @@ impl Live {
             stored,
             sockets,
             forget,
+            ..
         } = self;
         let Stored::Live(session) = stored else {
             return Ok(unsent);
@@ -478,9 +637,13 @@ impl Live {
                         failed.get_or_insert(e);
                     }
                 }
-                // No member of this host asks for resume (no token is issued): nobody is away
-                // and nothing is rebound.
-                Output::Rebind { .. } | Output::Away { .. } => {}
+                // Its socket closed: that is how the session heard of it.
+                Output::Away { player } => {
+                    sockets.remove(&player);
+                }
+                // A resumed member's socket is accepted by `open` after the drain, under the
+                // member's ID: nothing to move.
+                Output::Rebind { .. } => {}
                 Output::Ended => ended = true,
             }
         }
@@ -500,10 +663,17 @@ impl Live {
 }
 
 fn player_of(ws: &WebSocket) -> Option<PlayerId> {
+    socket_of(ws).map(|(player, _)| player)
+}
+
+/// The player a socket speaks for, and the connection it is.
+fn socket_of(ws: &WebSocket) -> Option<(PlayerId, PlayerId)> {
     match ws.deserialize_attachment::<Attachment>() {
         Ok(Some(Attachment {
             player: Some(player),
-        })) => Some(PlayerId(player)),
+            connection,
+            ..
+        })) => Some((PlayerId(player), PlayerId(connection.unwrap_or(player)))),
         _ => None,
     }
 }
@@ -511,6 +681,10 @@ fn player_of(ws: &WebSocket) -> Option<PlayerId> {
 /// Closes a socket that no longer speaks for its player, so that its close event changes
 /// nothing (the player may already be back on a new socket).
 fn retire(ws: &WebSocket, code: u16, reason: &str) {
-    let _ = ws.serialize_attachment(Attachment { player: None });
+    let _ = ws.serialize_attachment(Attachment {
+        player: None,
+        connection: None,
+        resume: false,
+    });
     let _ = ws.close(Some(code), Some(reason));
 }

@@ -3,14 +3,21 @@
 //! Table `session` has one row: the ID, the spelling, the sessionData and the default
 //! playerData; once the session is over only `ended = 1` stays, so that its ID is never handed
 //! out again. Table `member` has one row per member, in join order (rowid), with its playerData,
-//! NULL while that is the session's default.
+//! NULL while that is the session's default, the secret of its resume token (32 hex digits,
+//! NULL if it has none) and, while it is away, when its grace period ends (`away_until`,
+//! milliseconds since the epoch; NULL while connected). Storage written before resume existed
+//! lacks the last two columns: they are added when such a session is loaded.
 //!
 //! Every change the core reports (`Output::Changed`) is written in the event that made it,
 //! through [`crate::persist::store`]. The platform holds the frames an event sends until its
 //! writes are durable, so no member ever sees a state that a restart could take back.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
-use sessionserver_core::{JsonObject, PlayerId, Session, SessionId, Spelling};
+use sessionserver_core::{
+    JsonObject, Limits, PlayerId, Session, SessionId, Spelling, StoredMember,
+};
 use worker::{Error, Result, SqlStorage, SqlStorageValue, State};
 
 use crate::persist::Rows;
@@ -27,7 +34,9 @@ CREATE TABLE session (
 CREATE TABLE member (
     seq INTEGER PRIMARY KEY,
     player INTEGER NOT NULL UNIQUE,
-    data TEXT
+    data TEXT,
+    secret TEXT,
+    away_until INTEGER
 );";
 
 /// What the object's storage holds.
@@ -59,6 +68,8 @@ struct SessionRow {
 struct MemberRow {
     player: u64,
     data: Option<String>,
+    secret: Option<String>,
+    away_until: Option<f64>,
 }
 
 fn int(id: u64) -> SqlStorageValue {
@@ -68,6 +79,13 @@ fn int(id: u64) -> SqlStorageValue {
 
 fn text(data: &JsonObject) -> SqlStorageValue {
     SqlStorageValue::String(data.as_str().to_owned())
+}
+
+fn secret(secret: Option<u128>) -> SqlStorageValue {
+    match secret {
+        Some(secret) => SqlStorageValue::String(format!("{secret:032x}")),
+        None => SqlStorageValue::Null,
+    }
 }
 
 fn object(text: Option<String>, what: &str) -> Result<JsonObject> {
@@ -84,8 +102,19 @@ impl Store {
         }
     }
 
-    /// Reads the session back (after a start or a wake from hibernation).
-    pub fn load(&self) -> Result<Stored> {
+    /// Reads the session back (after a start or a wake from hibernation), with `limits` and
+    /// a fresh `seed` for its resume secrets ([`Session::restore_members`]). `sockets` are
+    /// the members that still have a socket, each with the connection it speaks for. A member
+    /// with a token and no socket that was connected when stored lost its connection while
+    /// the object was down: it is away from `now_ms` for the grace period (stored so; its
+    /// resume gets the snapshot form, like every resume after a restart).
+    pub fn load(
+        &self,
+        limits: Limits,
+        seed: Option<[u8; 32]>,
+        sockets: &HashMap<PlayerId, PlayerId>,
+        now_ms: u64,
+    ) -> Result<Stored> {
         let created = self
             .sql
             .exec(
@@ -117,9 +146,13 @@ impl Store {
         };
         let session_data = object(row.session_data, "sessionData")?;
         let player_default = object(row.player_default, "default playerData")?;
+        self.migrate()?;
         let members: Vec<MemberRow> = self
             .sql
-            .exec("SELECT player, data FROM member ORDER BY seq", None)?
+            .exec(
+                "SELECT player, data, secret, away_until FROM member ORDER BY seq",
+                None,
+            )?
             .to_array()?;
         let mut restored = Vec::with_capacity(members.len());
         for m in members {
@@ -127,16 +160,59 @@ impl Store {
                 Some(text) => Some(object(Some(text), "playerData")?),
                 None => None,
             };
-            restored.push((PlayerId(m.player), data));
+            let secret = match m.secret {
+                Some(hex) => Some(u128::from_str_radix(&hex, 16).map_err(|_| {
+                    Error::RustError(format!("stored secret of player {} is no secret", m.player))
+                })?),
+                None => None,
+            };
+            let id = PlayerId(m.player);
+            let mut away_until_ms = m.away_until.map(|ms| ms as u64);
+            let lost = !sockets.contains_key(&id) && away_until_ms.is_none();
+            if lost && secret.is_some() && limits.resume_grace_ms > 0 {
+                let deadline = now_ms.saturating_add(limits.resume_grace_ms);
+                away_until_ms = Some(deadline);
+                self.write_seat(id, secret, away_until_ms)?;
+            }
+            restored.push(StoredMember {
+                id,
+                data,
+                secret,
+                away_until_ms,
+                connection: sockets.get(&id).copied().filter(|&c| c != id),
+            });
         }
-        Ok(Stored::Live(Session::restore(
+        Ok(Stored::Live(Session::restore_members(
             SessionId(row.id),
             spelling,
             session_data,
             player_default,
             restored,
-            crate::link::limits(),
+            limits,
+            seed,
         )))
+    }
+
+    /// Adds the resume columns to a member table made before they existed.
+    fn migrate(&self) -> Result<()> {
+        #[derive(Deserialize)]
+        struct Table {
+            sql: String,
+        }
+        let tables: Vec<Table> = self
+            .sql
+            .exec(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'member'",
+                None,
+            )?
+            .to_array()?;
+        if tables.iter().any(|t| !t.sql.contains("away_until")) {
+            self.sql
+                .exec("ALTER TABLE member ADD COLUMN secret TEXT", None)?;
+            self.sql
+                .exec("ALTER TABLE member ADD COLUMN away_until INTEGER", None)?;
+        }
+        Ok(())
     }
 
     /// The last member is gone: only the fact that this ID was used stays.
@@ -173,12 +249,18 @@ impl Rows for Store {
         Ok(())
     }
 
-    fn add_member(&mut self, player: PlayerId, data: Option<&JsonObject>) -> Result<()> {
+    fn add_member(
+        &mut self,
+        player: PlayerId,
+        data: Option<&JsonObject>,
+        secret_of: Option<u128>,
+    ) -> Result<()> {
         self.sql.exec(
-            "INSERT OR IGNORE INTO member (player, data) VALUES (?, ?)",
+            "INSERT OR IGNORE INTO member (player, data, secret) VALUES (?, ?, ?)",
             vec![
                 int(player.0),
                 data.map(text).unwrap_or(SqlStorageValue::Null),
+                secret(secret_of),
             ],
         )?;
         Ok(())
@@ -209,6 +291,35 @@ impl Rows for Store {
                 data.map(text).unwrap_or(SqlStorageValue::Null),
                 int(player.0),
             ],
+        )?;
+        Ok(())
+    }
+
+    fn save_seat(
+        &mut self,
+        player: PlayerId,
+        secret_of: Option<u128>,
+        away_until_ms: Option<u64>,
+    ) -> Result<()> {
+        self.write_seat(player, secret_of, away_until_ms)
+    }
+}
+
+impl Store {
+    fn write_seat(
+        &self,
+        player: PlayerId,
+        secret_of: Option<u128>,
+        away_until_ms: Option<u64>,
+    ) -> Result<()> {
+        let away = match away_until_ms {
+            // Milliseconds since the epoch: far below 2^53, exact as a JavaScript number.
+            Some(ms) => SqlStorageValue::Integer(ms as i64),
+            None => SqlStorageValue::Null,
+        };
+        self.sql.exec(
+            "UPDATE member SET secret = ?, away_until = ? WHERE player = ?",
+            vec![secret(secret_of), away, int(player.0)],
         )?;
         Ok(())
     }

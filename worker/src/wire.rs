@@ -19,6 +19,10 @@
 //! - a text message is a frame for the client;
 //! - the binary message [`JOINED`] is `ToPlayer::Joined` for the creator of a session (a joiner
 //!   learns it from the 101 answer to its join);
+//! - the binary message [`encode_resumed`] ends the welcome of a resume (`ToPlayer::Resumed`):
+//!   the `sessionResume` and its replay or snapshot come before it, on the socket the 101
+//!   answer to the resume opened; it carries the session's default playerData, which a relay
+//!   needs to tell an original client what a snapshot changed ([`crate::resync`]);
 //! - a close with `link::close::LEFT` is `ToPlayer::Left`, after the player's `sessionLeave`;
 //! - the answer `link::status::ANSWERED` to a join is `ToPlayer::JoinRefused`; its body holds
 //!   the frames for the refused player ([`encode_frames`]).
@@ -28,6 +32,19 @@ use sessionserver_core::Command;
 /// Object to relay: the player is a member of the session it created (`ToPlayer::Joined`),
 /// after its `sessionJoin`.
 pub const JOINED: &[u8] = b"joined";
+
+/// Object to relay: the end of a resume's welcome; the default playerData follows.
+const RESUMED: &[u8] = b"resumed:";
+
+/// The end of a resume's welcome, with the session's default playerData.
+pub fn encode_resumed(default_player_data: &str) -> Vec<u8> {
+    [RESUMED, default_player_data.as_bytes()].concat()
+}
+
+/// The default playerData of a message made by [`encode_resumed`]; `None` if it is not one.
+pub fn decode_resumed(message: &[u8]) -> Option<&str> {
+    std::str::from_utf8(message.strip_prefix(RESUMED)?).ok()
+}
 
 /// A command as a client frame that `core::parse` reads back as the same command
 /// ([`Command::encode`], where its round-trip test is).
@@ -88,6 +105,15 @@ mod tests {
         let body = encode_frames(frames);
         assert_eq!(decode_frames(&body), Some(frames.to_vec()));
         assert_eq!(decode_frames(""), Some(vec![]));
+    }
+
+    #[test]
+    fn the_end_of_a_welcome_carries_the_default() {
+        let message = encode_resumed(r#"{"x":"é"}"#);
+        assert_eq!(decode_resumed(&message), Some(r#"{"x":"é"}"#));
+        assert_eq!(decode_resumed(JOINED), None);
+        assert_eq!(decode_resumed(b"resumed:\xff"), None);
+        assert_eq!(decode_resumed(&[b'r', 0xff]), None);
     }
 
     #[test]

@@ -1,0 +1,112 @@
+//! The edge host's settings: Worker variables (wrangler.toml `[vars]`, `wrangler dev --var`,
+//! or the dashboard), read the same way by the relay and the session objects. Compiled on
+//! every target, so that `cargo test` checks the parsing natively.
+
+use sessionserver_core::{ConnectionConfig, Features, Limits};
+
+/// The variable holding the resume grace period in milliseconds, as the native host's
+/// `--resume-grace-ms` / `RESUME_GRACE_MS`: how long a member whose connection is gone keeps
+/// its seat (0: no grace, `resume` not offered).
+pub const RESUME_GRACE_VAR: &str = "RESUME_GRACE_MS";
+
+/// A variable's value as the platform gives it: a string (`[vars] X = "30000"`), a number
+/// (`X = 30000`), or absent.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VarValue {
+    /// Not set.
+    Absent,
+    /// A string.
+    Text(String),
+    /// A number.
+    Number(f64),
+    /// Anything else (an object, a boolean).
+    Other,
+}
+
+/// The resume grace period: the default (30 s, as natively) when unset, else a whole number
+/// of milliseconds. Anything else is an error naming the variable, so that a typo does not
+/// silently change what members get.
+pub fn resume_grace_ms(value: &VarValue) -> Result<u64, String> {
+    let bad = |shown: &str| {
+        format!(
+            "{RESUME_GRACE_VAR} must be a whole number of milliseconds (0: no resume), got {shown}"
+        )
+    };
+    match value {
+        VarValue::Absent => Ok(Limits::default().resume_grace_ms),
+        VarValue::Text(text) => {
+            let text = text.trim();
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(&format!("{text:?}")));
+            }
+            text.parse().map_err(|_| bad(&format!("{text:?}")))
+        }
+        VarValue::Number(n) if n.fract() == 0.0 && *n >= 0.0 && *n <= 9_007_199_254_740_991.0 => {
+            Ok(*n as u64)
+        }
+        VarValue::Number(n) => Err(bad(&n.to_string())),
+        VarValue::Other => Err(bad("a value that is neither a string nor a number")),
+    }
+}
+
+/// The core's limits on this host: the defaults, as on the native host, with the resume grace
+/// period set. (The relay's and the objects' must agree: the objects keep seats, the relays
+/// offer `resume`.)
+pub fn limits(resume_grace_ms: u64) -> Limits {
+    Limits {
+        resume_grace_ms,
+        ..Limits::default()
+    }
+}
+
+/// The rate limit of each connection, as on the native host, and the extensions offered in
+/// `hello`: `resume` while the grace period is above 0, as natively. (The heartbeat settings
+/// are not used: a Worker cannot send WebSocket pings, see worker/README.md.)
+pub fn connection_config(limits: &Limits) -> ConnectionConfig {
+    ConnectionConfig {
+        features: if limits.resume_grace_ms > 0 {
+            Features::RESUME
+        } else {
+            Features::NONE
+        },
+        ..ConnectionConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grace_period_is_read_as_natively_and_a_bad_one_is_an_error() {
+        assert_eq!(resume_grace_ms(&VarValue::Absent), Ok(30_000));
+        assert_eq!(resume_grace_ms(&VarValue::Text("2500".into())), Ok(2500));
+        assert_eq!(resume_grace_ms(&VarValue::Text(" 0 ".into())), Ok(0));
+        assert_eq!(resume_grace_ms(&VarValue::Number(1500.0)), Ok(1500));
+        for bad in [
+            VarValue::Text("".into()),
+            VarValue::Text("-1".into()),
+            VarValue::Text("1.5".into()),
+            VarValue::Text("30s".into()),
+            VarValue::Text("99999999999999999999999".into()),
+            VarValue::Number(-1.0),
+            VarValue::Number(0.5),
+            VarValue::Other,
+        ] {
+            let error = resume_grace_ms(&bad).unwrap_err();
+            assert!(error.starts_with("RESUME_GRACE_MS must be"), "{error}");
+        }
+    }
+
+    #[test]
+    fn resume_is_offered_while_there_is_a_grace_period() {
+        let offered = connection_config(&limits(1)).features;
+        assert!(offered.contains(Features::RESUME));
+        assert_eq!(connection_config(&limits(0)).features, Features::NONE);
+        assert_eq!(limits(7).resume_grace_ms, 7);
+        assert_eq!(
+            limits(7).max_players_per_session,
+            Limits::default().max_players_per_session
+        );
+    }
+}
