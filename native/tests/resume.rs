@@ -227,7 +227,7 @@ async fn a_resume_while_the_old_connection_seems_open_takes_it_over() {
     assert_eq!(resumed["error"], 0, "{resumed}");
     assert_eq!(resumed["playerID"], b_id);
     assert_eq!(resumed["missed"], 0, "{resumed}");
-    assert_eq!(u16::from(close_code(&mut old).await), 4002);
+    assert_eq!(u16::from(close_code(&mut old).await), 4003);
     // The seat is b's new connection's, and nobody saw b leave: a's next frame is b's update.
     send(&mut b, r#"{"command":"updatePlayer","player":{"x":7}}"#).await;
     expect_update(&mut b, &b_id, 7).await;
