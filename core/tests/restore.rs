@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sessionserver_core::{
     parse, Change, Command, CreateRequest, Features, JsonObject, Limits, Output, PlayerId,
-    ResumeToken, Session, SessionId, Spelling, StoredMember, ToPlayer, ToSession,
+    ResumeRequest, ResumeToken, Session, SessionId, Spelling, StoredMember, ToPlayer, ToSession,
 };
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -108,9 +108,16 @@ fn restore(session: &Session, seed: [u8; 32]) -> Session {
 }
 
 fn resume(connection: u64, token: &str) -> ToSession {
+    resume_received(connection, token, None)
+}
+
+fn resume_received(connection: u64, token: &str, received: Option<u64>) -> ToSession {
     ToSession::Resume {
         player: PlayerId(connection),
-        token: Box::new(ResumeToken::parse(token).expect("a token")),
+        request: Box::new(ResumeRequest {
+            token: ResumeToken::parse(token).expect("a token"),
+            received,
+        }),
     }
 }
 
@@ -168,8 +175,9 @@ fn a_restored_away_member_resumes_with_a_snapshot_and_the_others_keep_their_seat
         "nothing is sent on restore"
     );
 
-    // The away member's token is still good; what it missed was not stored: a snapshot.
-    restored.handle(5000, resume(9, &token2));
+    // The away member's token is still good; what it missed was not stored: a snapshot,
+    // whatever the client says it received (the restored session cannot check it: no 25).
+    restored.handle(5000, resume_received(9, &token2, Some(40)));
     let (frames, outputs) = drain(&mut restored);
     let reply = json(&frames[0].1);
     assert_eq!(frames[0].0, Some(PlayerId(2)));

@@ -93,6 +93,10 @@ pub mod close {
     /// Object to relay: the session ID is taken (a create raced another); draw a new one. Only
     /// on the relay's socket, never to a client.
     pub const TAKEN: u16 = 4101;
+    /// Object to relay: the player's seat was resumed on another connection (a take-over);
+    /// the relay closes its client with 4003 (`CloseReason::Replaced`). Only on the relay's
+    /// socket.
+    pub const REPLACED: u16 = 4102;
     /// Normal end, either side.
     pub const NORMAL: u16 = 1000;
     /// What a socket reports when its connection was lost without a close (never sent).
@@ -129,6 +133,8 @@ impl Op {
 
 /// The header of a resume's token (not in the URL, which the platform may log).
 const TOKEN_HEADER: &str = "Resume-Token";
+/// The header of a resume's `received`.
+const RECEIVED_HEADER: &str = "Resume-Received";
 
 /// A relay's request for a socket to a session object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,6 +147,8 @@ pub struct Ask {
     pub resume: bool,
     /// The token of a resume.
     pub token: Option<ResumeToken>,
+    /// A resume's `received`: the session events the client got since its last welcome.
+    pub received: Option<u64>,
 }
 
 impl Ask {
@@ -150,6 +158,9 @@ impl Ask {
         headers.set("Upgrade", "websocket")?;
         if let Some(token) = &self.token {
             headers.set(TOKEN_HEADER, &token.to_string())?;
+        }
+        if let Some(received) = self.received {
+            headers.set(RECEIVED_HEADER, &received.to_string())?;
         }
         let mut init = RequestInit::new();
         init.with_method(Method::Get).with_headers(headers);
@@ -187,11 +198,16 @@ impl Ask {
         if (op == Op::Resume) != token.is_some() {
             return None;
         }
+        let received = match req.headers().get(RECEIVED_HEADER).ok().flatten() {
+            Some(text) => Some(text.parse().ok()?),
+            None => None,
+        };
         Some(Ask {
             op,
             player: PlayerId(player),
             resume: query("resume").as_deref() == Some("1"),
             token,
+            received,
         })
     }
 }

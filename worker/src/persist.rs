@@ -72,8 +72,8 @@ fn add_member<R: Rows>(player: PlayerId, session: &Session, rows: &mut R) -> Res
 mod tests {
     use super::*;
     use sessionserver_core::{
-        parse, CreateRequest, Features, Limits, Output, ResumeToken, SessionId, Spelling,
-        StoredMember, ToSession,
+        parse, CreateRequest, Features, Limits, Output, ResumeRequest, ResumeToken, SessionId,
+        Spelling, StoredMember, ToSession,
     };
 
     /// The rows in memory, as the SQL tables hold them.
@@ -185,7 +185,10 @@ mod tests {
                     frames.extend(burst.map(|frame| frame.as_str().to_owned()))
                 }
                 Output::Changed(change) => store(change, session, rows).unwrap(),
-                Output::ToPlayer { .. } | Output::Rebind { .. } | Output::Away { .. } => {}
+                Output::ToPlayer { .. }
+                | Output::Rebind { .. }
+                | Output::Away { .. }
+                | Output::Replaced { .. } => {}
                 Output::Ended => ended = true,
             }
         }
@@ -366,7 +369,10 @@ mod tests {
             30,
             ToSession::Resume {
                 player: PlayerId(3),
-                token: Box::new(token),
+                request: Box::new(ResumeRequest {
+                    token,
+                    received: None,
+                }),
             },
         );
         settle_with(&mut session, &mut rows, limits);

@@ -54,7 +54,7 @@ use sessionserver_core::ids::MAX_ID;
 use sessionserver_core::player::MAX_HELD;
 use sessionserver_core::{
     CloseReason, Command, CreateRefusal, Features, JoinTarget, Limits, Player, PlayerId,
-    PlayerOutput, ResumeToken, SessionId, ToPlayer, ToSession,
+    PlayerOutput, ResumeRequest, ResumeToken, SessionId, ToPlayer, ToSession,
 };
 use worker::js_sys::JsString;
 use worker::wasm_bindgen::JsCast;
@@ -264,7 +264,7 @@ impl Relay {
         while !self.done {
             match self.next().await {
                 Event::Client(inbound) => self.on_client(inbound).await,
-                Event::Session(inbound) => self.on_session(inbound),
+                Event::Session(inbound) => self.on_session(inbound).await,
                 Event::Answer(answer) => self.answer(answer).await,
                 Event::Relinked(answer) => self.relinked(answer),
             }
@@ -321,7 +321,7 @@ impl Relay {
         }
     }
 
-    fn on_session(&mut self, inbound: Inbound) {
+    async fn on_session(&mut self, inbound: Inbound) {
         let Some(session) = self.link.as_ref().map(|link| link.session) else {
             return;
         };
@@ -335,6 +335,14 @@ impl Relay {
             Inbound::Closed(close::LEFT) => {
                 self.link = None;
                 self.player.handle_from_session(ToPlayer::Left);
+            }
+            // Another connection took the seat over (it resumed with the token): this one is
+            // closed, as natively.
+            Inbound::Closed(close::REPLACED) => {
+                self.link = None;
+                self.tracker.forget();
+                let reason = CloseReason::Replaced;
+                self.close_client(reason.code(), reason.text()).await;
             }
             Inbound::Closed(code) => self.link_broke(session, code),
         }
@@ -355,14 +363,10 @@ impl Relay {
     /// relay takes the seat back if it can, else the player has lost its session (1011).
     fn link_broke(&mut self, session: SessionId, code: u16) {
         self.link = None;
-        let token = self
-            .tracker
-            .resume_with()
-            .map(|(token, _)| token.to_owned());
         // A leave on its way is not retried: its answer may have been lost with the link.
         let in_session = self.player.session() == Some(session) && !self.player.is_waiting();
-        match token.as_deref().and_then(ResumeToken::parse) {
-            Some(token) if in_session && token.session == session => {
+        match self.resume_task(0) {
+            Some((token_session, task)) if in_session && token_session == session => {
                 console_log!(
                     "player {}: link to session {session} broke ({code}); resuming",
                     self.player.id()
@@ -370,7 +374,7 @@ impl Relay {
                 self.relink = Some(Relink {
                     session,
                     attempt: 0,
-                    task: Box::pin(resume_session(self.env.clone(), None, token, 0)),
+                    task,
                     held: Vec::new(),
                 });
             }
@@ -379,6 +383,17 @@ impl Relay {
                 self.player.handle_session_gone(session);
             }
         }
+    }
+
+    /// The relay's own resume of the seat it holds a token for, after `delay_ms`: the token's
+    /// session and the task. `received` makes the replay exact: the frames lost with the link
+    /// are replayed too.
+    fn resume_task(&self, delay_ms: u64) -> Option<(SessionId, Pending)> {
+        let (token, received) = self.tracker.resume_with()?;
+        let token = ResumeToken::parse(token)?;
+        let session = token.session;
+        let task = resume_session(self.env.clone(), None, token, Some(received), delay_ms);
+        Some((session, Box::pin(task)))
     }
 
     /// How the relay's own resume came out.
@@ -415,11 +430,18 @@ impl Relay {
                 }
                 return;
             }
-            // The object has not yet found the old link gone (24); or a try failed on the
-            // platform, or two random IDs met.
+            // The seat is no longer there for this token (22: its grace ended, it was given
+            // up): no use trying again.
             Answer::Refused(frames, _) => {
-                frames.first().and_then(|f| resync::error_code(f)) == Some(24)
+                let refusal = frames.first().map_or("", String::as_str);
+                console_log!(
+                    "player {}: resume refused: {refusal:.200}",
+                    self.player.id()
+                );
+                false
             }
+            // A try failed on the platform (the object is still restarting), or two random
+            // IDs met.
             Answer::Failed(e) => {
                 console_error!("player {}: resume of {session}: {e}", self.player.id());
                 true
@@ -431,13 +453,10 @@ impl Relay {
             | Answer::CreateRefused => false,
         };
         relink.attempt += 1;
-        let token = self
-            .tracker
-            .resume_with()
-            .and_then(|(token, _)| ResumeToken::parse(token));
-        match (retry, resync::relink_delay_ms(relink.attempt), token) {
-            (true, Some(delay), Some(token)) => {
-                relink.task = Box::pin(resume_session(self.env.clone(), None, token, delay));
+        let next = resync::relink_delay_ms(relink.attempt).and_then(|d| self.resume_task(d));
+        match (retry, next) {
+            (true, Some((_, task))) => {
+                relink.task = task;
                 self.relink = Some(relink);
             }
             _ => {
@@ -514,10 +533,11 @@ impl Relay {
                     self.pending = Some(Box::pin(task));
                 }
                 PlayerOutput::Join {
-                    input: ToSession::Resume { player, token },
+                    input: ToSession::Resume { player, request },
                     ..
                 } => {
-                    let task = resume_session(self.env.clone(), Some(player), *token, 0);
+                    let ResumeRequest { token, received } = *request;
+                    let task = resume_session(self.env.clone(), Some(player), token, received, 0);
                     self.pending = Some(Box::pin(task));
                 }
                 PlayerOutput::Join {
@@ -643,6 +663,7 @@ async fn create_session(env: Env, player: PlayerId, resume: bool, create: String
         player,
         resume,
         token: None,
+        received: None,
     };
     for _ in 0..CREATE_ATTEMPTS {
         let id = match link::random_id() {
@@ -705,6 +726,7 @@ async fn join_session(
         player,
         resume,
         token: None,
+        received: None,
     };
     match open(&env, &ask, id).await {
         // The session's frames (sessionJoin, playerJoin…) come on the link.
@@ -730,6 +752,7 @@ async fn resume_session(
     env: Env,
     connection: Option<PlayerId>,
     token: ResumeToken,
+    received: Option<u64>,
     delay_ms: u64,
 ) -> Answer {
     if delay_ms > 0 {
@@ -749,6 +772,7 @@ async fn resume_session(
         player,
         resume: true,
         token: Some(token),
+        received,
     };
     match open(&env, &ask, id).await {
         Ok(Opened::Link(mut link)) => {

@@ -23,8 +23,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use sessionserver_core::{
-    command, Command, CreateRequest, Features, Limits, Output, PlayerId, ServerFrame, Session,
-    SessionId, ToPlayer, ToSession,
+    command, Command, CreateRequest, Features, Limits, Output, PlayerId, ResumeRequest,
+    ServerFrame, Session, SessionId, ToPlayer, ToSession,
 };
 use worker::{
     console_error, console_log, durable_object, DurableObject, Env, Request, Response, Result,
@@ -322,9 +322,10 @@ impl SessionObject {
                     .token
                     .ok_or_else(|| worker::Error::RustError("a resume without a token".into()))?;
                 let member = token.player;
+                let received = ask.received;
                 let input = ToSession::Resume {
                     player,
-                    token: Box::new(token),
+                    request: Box::new(ResumeRequest { token, received }),
                 };
                 session.handle(now_ms(), input);
                 let unsent = live.drain()?;
@@ -640,6 +641,13 @@ impl Live {
                 // Its socket closed: that is how the session heard of it.
                 Output::Away { player } => {
                     sockets.remove(&player);
+                }
+                // Its seat was resumed on another connection while this socket still seemed
+                // open: the socket is closed, and its relay closes its client (4003).
+                Output::Replaced { player } => {
+                    if let Some(ws) = sockets.remove(&player) {
+                        retire(&ws, close::REPLACED, "resumed on another connection");
+                    }
                 }
                 // A resumed member's socket is accepted by `open` after the drain, under the
                 // member's ID: nothing to move.

@@ -28,15 +28,21 @@ pub struct StoredMember {
     pub connection: Option<PlayerId>,
 }
 
+/// What a restored member is taken to have been sent since its welcome: more than any count
+/// of events a client can have received. The session's count of the events it sent before
+/// the restore is gone with its memory, so a resume of a restored seat cannot be checked
+/// against it (never error 25) and gets the snapshot form, unless the events it missed all
+/// came after the restore (a member connected through the restore that goes away later: its
+/// replay from when it went away is in the log).
+const UNKNOWN_WELCOME: u64 = 1 << 62;
+
 impl Away {
-    /// An away member restored from storage: the frames it missed were in memory only, so
+    /// An away member restored from storage: the events it missed were in memory only, so
     /// its resume gets the snapshot form.
     fn restored(deadline_ms: u64) -> Box<Away> {
         Box::new(Away {
             deadline_ms,
-            missed: Vec::new(),
-            missed_bytes: 0,
-            overflowed: true,
+            sent_when_gone: 0,
         })
     }
 }
@@ -72,6 +78,7 @@ impl Session {
             };
             member.secret = stored.secret;
             member.resumed_from = stored.connection.filter(|&c| c != stored.id);
+            member.welcome_events = UNKNOWN_WELCOME;
             // Without a secret no resume can come: such a member is not kept away.
             if member.secret.is_some() {
                 member.away = stored.away_until_ms.map(Away::restored);
