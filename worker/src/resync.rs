@@ -42,15 +42,6 @@ pub fn relink_delay_ms(attempt: u32) -> Option<u64> {
     DELAYS.get(attempt as usize).copied()
 }
 
-/// The error code of a server frame (its second field), if it has one.
-pub fn error_code(frame: &str) -> Option<u16> {
-    let rest = frame.strip_prefix(r#"{"command":""#)?;
-    let (_, rest) = rest.split_once('"')?;
-    let rest = rest.strip_prefix(r#","error":"#)?;
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    rest[..digits].parse().ok()
-}
-
 /// What the relay knows of its player's seat, from the frames it relayed.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -602,15 +593,6 @@ mod tests {
         assert_eq!(delays[0], 0);
         assert!(delays.windows(2).all(|w| w[0] <= w[1]));
         assert!(delays.iter().sum::<u64>() < 10_000);
-        assert_eq!(
-            error_code(r#"{"command":"sessionResume","error":24,"message":"x"}"#),
-            Some(24)
-        );
-        assert_eq!(
-            error_code(r#"{"command":"sessionLeave","error":0}"#),
-            Some(0)
-        );
-        assert_eq!(error_code("nonsense"), None);
     }
 
     #[test]
