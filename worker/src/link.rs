@@ -7,7 +7,7 @@ use sessionserver_core::{ConnectionConfig, Limits, PlayerId, ResumeToken};
 use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Method, Request, RequestInit, Result, Stub};
 
-use crate::settings::{self, VarValue, RESUME_GRACE_VAR};
+use crate::settings::{self, VarValue, RESUME_GRACE_VAR, TEST_HOOKS_VAR};
 
 /// Binding of the session objects in wrangler.toml, one object per session ID.
 pub const SESSIONS: &str = "SESSIONS";
@@ -42,6 +42,11 @@ pub fn limits(env: &Env) -> Result<Limits> {
 /// grace period ([`settings::connection_config`]).
 pub fn connection_config(limits: &Limits) -> ConnectionConfig {
     settings::connection_config(limits)
+}
+
+/// Whether the test hooks are on ([`TEST_HOOKS_VAR`]).
+pub fn test_hooks(env: &Env) -> bool {
+    var(env, TEST_HOOKS_VAR) == VarValue::Text("1".into())
 }
 
 fn var(env: &Env, name: &str) -> VarValue {

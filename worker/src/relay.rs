@@ -85,6 +85,7 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
             "/" | "/index.html" => asset(INDEX_HTML, "text/html; charset=utf-8"),
             "/demo.js" => asset(DEMO_JS, "text/javascript; charset=utf-8"),
             "/sessionserver.js" => asset(CLIENT_JS, "text/javascript; charset=utf-8"),
+            "/__test/reset" if link::test_hooks(&env) => reset_session(&req, &env).await,
             _ => Response::error(
                 "Not found. WebSocket clients connect on any path (wss://host/).\n",
                 404,
@@ -114,6 +115,30 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
     };
     spawn_local(relay.run());
     Response::from_websocket(pair.client)
+}
+
+/// Test hook ([`crate::settings::TEST_HOOKS_VAR`]): resets the object of session `?session=`
+/// as the platform does when it evicts or restarts one (`SessionObject::reset`): its sockets
+/// to the relays break and its memory is gone.
+async fn reset_session(req: &Request, env: &Env) -> Result<Response> {
+    let url = req.url()?;
+    let id = url
+        .query_pairs()
+        .find(|(k, _)| k == "session")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .filter(|&id| id <= MAX_ID);
+    let Some(id) = id else {
+        return Response::error("?session=<ID> expected\n", 400);
+    };
+    // The reset object fails the request: its answer is no news.
+    let answer = link::session_stub(env, id)?
+        .fetch_with_str("https://session/reset")
+        .await;
+    console_log!(
+        "test hook: reset session {id} ({:?})",
+        answer.map(|r| r.status_code())
+    );
+    Response::ok("reset\n")
 }
 
 const INDEX_HTML: &str = include_str!("../../native/assets/index.html");

@@ -128,6 +128,9 @@ impl DurableObject for SessionObject {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
+        if req.path() == "/reset" && link::test_hooks(&self.env) {
+            return self.reset();
+        }
         let Some(ask) = Ask::parse(&req) else {
             return Response::error("not a session request", 400);
         };
@@ -189,18 +192,21 @@ impl DurableObject for SessionObject {
         // Set for the first away member's deadline (loading the session, or finding it loaded,
         // removes those whose grace is over), or when the session ended. An error makes the
         // platform retry the alarm.
+        // (The object's name is not known in an alarm: the ID comes from storage.)
         let ended = {
             let mut live = self.live()?;
             live.alarm_at = None;
-            let ended = matches!(live.stored, Stored::Ended);
-            if ended {
+            let ended = match live.stored {
+                Stored::Ended(id) => Some(id),
+                _ => None,
+            };
+            if ended.is_some() {
                 // Done here, not by another alarm.
                 live.forget = false;
             }
             ended
         };
-        if ended {
-            let id = self.name();
+        if let Some(id) = ended {
             let url = format!("https://registry/remove?id={id}");
             let response = link::registry_stub(&self.env)?.fetch_with_str(&url).await?;
             if response.status_code() != 200 {
@@ -217,6 +223,21 @@ impl DurableObject for SessionObject {
 }
 
 impl SessionObject {
+    /// Test hook ([`crate::settings::TEST_HOOKS_VAR`]): what a reset of this object by the
+    /// platform does to it: every socket breaks (closed with 1012 here, unseen by the session)
+    /// and the memory is gone, so the next event loads the session from storage as after a
+    /// restart; storage and the alarm stay. (The platform's own reset, `ctx.abort()`, cannot
+    /// be used locally: `wrangler dev` runs the Worker and its objects in one isolate, and
+    /// the abort takes the relays down with it.)
+    fn reset(&self) -> Result<Response> {
+        console_log!("session {}: reset by the test hook", self.name());
+        for ws in self.state.get_websockets() {
+            retire(&ws, 1012, "reset");
+        }
+        *self.live.borrow_mut() = None;
+        Response::ok("reset\n")
+    }
+
     fn name(&self) -> String {
         self.state.id().name().unwrap_or_default()
     }
@@ -265,7 +286,7 @@ impl SessionObject {
                 .collect();
             console_log!(
                 "session {}: loaded with {members} member(s), {} socket(s), {} away, {} gone",
-                self.name(),
+                session.id(),
                 live.sockets.len(),
                 session.away_count(),
                 orphans.len()
@@ -659,7 +680,7 @@ impl Live {
             if let Err(e) = store.end() {
                 failed.get_or_insert(e);
             }
-            *stored = Stored::Ended;
+            *stored = Stored::Ended(session.id());
             sockets.clear();
             *forget = true;
         }

@@ -9,6 +9,11 @@ use sessionserver_core::{ConnectionConfig, Features, Limits};
 /// its seat (0: no grace, `resume` not offered).
 pub const RESUME_GRACE_VAR: &str = "RESUME_GRACE_MS";
 
+/// The variable that enables the test hooks (`"1"`): `POST /__test/reset?session=ID` resets
+/// that session's object as the platform does when it evicts or restarts one, while the relays
+/// stay up. Set only by scripts/edge-test.sh (`wrangler dev --var`); never in wrangler.toml.
+pub const TEST_HOOKS_VAR: &str = "TEST_HOOKS";
+
 /// A variable's value as the platform gives it: a string (`[vars] X = "30000"`), a number
 /// (`X = 30000`), or absent.
 #[derive(Clone, Debug, PartialEq)]

@@ -46,8 +46,8 @@ pub enum Stored {
     Vacant,
     /// A live session.
     Live(Session),
-    /// The session ended; the ID stays taken.
-    Ended,
+    /// The session ended; its ID stays taken.
+    Ended(SessionId),
 }
 
 /// The SQL storage of one session object.
@@ -138,7 +138,7 @@ impl Store {
             return Ok(Stored::Vacant);
         };
         if row.ended != 0 {
-            return Ok(Stored::Ended);
+            return Ok(Stored::Ended(SessionId(row.id)));
         }
         let spelling = match row.spelling.as_str() {
             "long" => Spelling::Long,
