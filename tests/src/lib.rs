@@ -36,10 +36,15 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// The environment variable naming an external server to test instead of an in-process one.
 pub const URL_VAR: &str = "SESSIONSERVER_URL";
 
+/// The environment variable telling the suite the resume grace period (milliseconds) of the
+/// server at [`URL_VAR`]; tests that wait for a grace period to end skip without it.
+pub const RESUME_GRACE_VAR: &str = "SESSIONSERVER_RESUME_GRACE_MS";
+
 /// The server under test.
 pub struct Target {
     url: String,
     server: Option<sessionserver::RunningServer>,
+    resume_grace: Option<Duration>,
 }
 
 impl Target {
@@ -53,7 +58,15 @@ impl Target {
     pub async fn start_with(tune: impl FnOnce(&mut sessionserver::Config)) -> Target {
         if let Ok(url) = std::env::var(URL_VAR) {
             if !url.is_empty() {
-                return Target { url, server: None };
+                let resume_grace = std::env::var(RESUME_GRACE_VAR)
+                    .ok()
+                    .and_then(|ms| ms.parse().ok())
+                    .map(Duration::from_millis);
+                return Target {
+                    url,
+                    server: None,
+                    resume_grace,
+                };
             }
         }
         let mut config = sessionserver::Config {
@@ -62,6 +75,7 @@ impl Target {
             ..Default::default()
         };
         tune(&mut config);
+        let resume_grace = Some(Duration::from_millis(config.limits.resume_grace_ms));
         let server = sessionserver::start(config)
             .await
             .expect("the in-process server starts on 127.0.0.1:0");
@@ -69,7 +83,14 @@ impl Target {
         Target {
             url: format!("ws://{addr}/"),
             server: Some(server),
+            resume_grace,
         }
+    }
+
+    /// The server's resume grace period: the in-process server's, or for a server at a URL
+    /// the one [`RESUME_GRACE_VAR`] gives (`None` if it gives none).
+    pub fn resume_grace(&self) -> Option<Duration> {
+        self.resume_grace
     }
 
     /// Whether this test has the server to itself (an in-process server started for it), so
@@ -442,12 +463,18 @@ impl Client {
     /// The next text frame, exactly as received. Fails on a timeout, a binary frame, or the
     /// connection closing. Pings and pongs are skipped (the library answers pings).
     pub async fn recv_text(&mut self) -> String {
+        self.recv_text_within(TIMEOUT).await
+    }
+
+    /// [`Client::recv_text`], waiting up to `timeout` (for a frame that comes after a known
+    /// delay of the server's, such as the end of a grace period).
+    pub async fn recv_text_within(&mut self, timeout: Duration) -> String {
         let name = &self.name;
         loop {
-            let next = tokio::time::timeout(TIMEOUT, self.ws.next())
+            let next = tokio::time::timeout(timeout, self.ws.next())
                 .await
                 .unwrap_or_else(|_| {
-                    panic!("{name}: no frame within {TIMEOUT:?} (a missing frame is a failure)")
+                    panic!("{name}: no frame within {timeout:?} (a missing frame is a failure)")
                 });
             match next {
                 Some(Ok(Message::Text(text))) => return text.as_str().to_owned(),
@@ -490,7 +517,12 @@ impl Client {
 
     /// The next frame, parsed; it must be a JSON object.
     pub async fn recv(&mut self) -> Value {
-        let text = self.recv_text().await;
+        self.recv_within(TIMEOUT).await
+    }
+
+    /// [`Client::recv`], waiting up to `timeout`.
+    pub async fn recv_within(&mut self, timeout: Duration) -> Value {
+        let text = self.recv_text_within(timeout).await;
         let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
             panic!(
                 "{}: received a frame that is not JSON ({e}): {text}",
@@ -508,6 +540,18 @@ impl Client {
     /// The next frame, which must be exactly `expected` (keys in the same order).
     pub async fn expect_frame(&mut self, expected: &Value) -> Value {
         let actual = self.recv().await;
+        assert_same(
+            &actual,
+            expected,
+            format!("{}: unexpected frame", self.name),
+        );
+        actual
+    }
+
+    /// [`Client::expect_frame`], waiting up to `timeout` (for a frame that comes after a known
+    /// delay of the server's, such as the end of a grace period).
+    pub async fn expect_frame_within(&mut self, expected: &Value, timeout: Duration) -> Value {
+        let actual = self.recv_within(timeout).await;
         assert_same(
             &actual,
             expected,
