@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The edge host's test: builds the worker, runs it locally (wrangler dev --local, i.e. workerd
 # with the same build as a deploy), runs the black-box suite (tests/) against it, hibernation
-# test included, and checks that `wrangler deploy --dry-run` succeeds.
+# and resume tests included, resets a session object under its members (the relays take their
+# seats back: scripts/edge-resume.js relink), restarts the local runtime mid-game (members
+# resume with their tokens, those that do not come back leave by the object's alarm), and
+# checks that `wrangler deploy --dry-run` succeeds.
 #
 # Needs only crates.io and the npm registry; runs as root, with CI=true and no input. Traffic
 # goes to 127.0.0.1 only.
@@ -9,12 +12,16 @@
 #   EDGE_PORT       port for the local worker (default 8787)
 #   EDGE_IDLE_SECS  how long the hibernation test idles (default 20; locally an idle object
 #                   hibernates after about 10 s)
+#   EDGE_RESUME_GRACE_MS  the worker's resume grace period for the run (default 6000: short, so
+#                   that the tests that wait for it to end are quick; long enough for the
+#                   resumes they make, each within a second or two of its drop)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 PORT=${EDGE_PORT:-8787}
 IDLE=${EDGE_IDLE_SECS:-20}
+GRACE=${EDGE_RESUME_GRACE_MS:-6000}
 OUT=$ROOT/target/edge
 LOG=$OUT/dev.log
 mkdir -p "$OUT"
@@ -48,14 +55,36 @@ if node -e "require('net').connect($PORT, '127.0.0.1').on('connect', () => proce
     exit 1
 fi
 
-echo "== wrangler dev --local on 127.0.0.1:$PORT (log: $LOG)"
 rm -rf "$OUT/state"
-# Its own process group (setsid), so that the trap stops wrangler and the workerd it starts,
-# and nothing else.
-setsid node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$PORT" \
-    --persist-to "$OUT/state" >"$LOG" 2>&1 </dev/null &
-DEV_PID=$!
-echo "$DEV_PID" >"$OUT/dev.pid"
+# Starts wrangler dev (log: $1) on the state in $OUT/state, and waits until it answers. Its own
+# process group (setsid), so that stop_dev stops wrangler and the workerd it starts, and
+# nothing else. RESUME_GRACE_MS: short for the run; TEST_HOOKS: the session reset hook.
+start_dev() {
+    LOG=$1
+    echo "== wrangler dev --local on 127.0.0.1:$PORT (log: $LOG)"
+    setsid node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$PORT" \
+        --persist-to "$OUT/state" --var "RESUME_GRACE_MS:$GRACE" --var TEST_HOOKS:1 \
+        >"$LOG" 2>&1 </dev/null &
+    DEV_PID=$!
+    echo "$DEV_PID" >"$OUT/dev.pid"
+    for i in $(seq 1 240); do
+        if node -e "fetch('http://127.0.0.1:$PORT/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"; then
+            echo "worker answers after ~$((i / 2)) s"
+            return
+        fi
+        if ! kill -0 "$DEV_PID" 2>/dev/null; then
+            echo "wrangler dev exited:" >&2
+            cat "$LOG" >&2
+            exit 1
+        fi
+        if [ "$i" -eq 240 ]; then
+            echo "the worker did not answer within 120 s:" >&2
+            cat "$LOG" >&2
+            exit 1
+        fi
+        sleep 0.5
+    done
+}
 stop_dev() {
     kill -TERM -- "-$DEV_PID" 2>/dev/null || true
     for _ in $(seq 1 50); do
@@ -64,25 +93,18 @@ stop_dev() {
     done
     kill -KILL -- "-$DEV_PID" 2>/dev/null || true
 }
+# A panic would abort the wasm instance (workers-rs logs "panicked at"). Other lines local
+# workerd logs are expected: "…had hung and would never generate a response" once per client
+# that drops its TCP connection without a close (workers-sdk#5433, workers-rs#407).
+no_panic() {
+    if grep -q "panicked at\|RuntimeError" "$1"; then
+        echo "the worker panicked:" >&2
+        grep -A3 "panicked at\|RuntimeError" "$1" >&2
+        exit 1
+    fi
+}
 trap stop_dev EXIT
-
-for i in $(seq 1 240); do
-    if node -e "fetch('http://127.0.0.1:$PORT/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"; then
-        echo "worker answers after ~$((i / 2)) s"
-        break
-    fi
-    if ! kill -0 "$DEV_PID" 2>/dev/null; then
-        echo "wrangler dev exited:" >&2
-        cat "$LOG" >&2
-        exit 1
-    fi
-    if [ "$i" -eq 240 ]; then
-        echo "the worker did not answer within 120 s:" >&2
-        cat "$LOG" >&2
-        exit 1
-    fi
-    sleep 0.5
-done
+start_dev "$OUT/dev.log"
 
 echo "== the demo and the JavaScript client are served as on the native host"
 PORT=$PORT node -e '
@@ -147,9 +169,9 @@ function check(what, frame, command, fields) {
 })().catch((e) => { console.error('FAILED', e); process.exit(1); });
 JS
 
-echo "== black-box suite against ws://127.0.0.1:$PORT/ (hibernation idle: $IDLE s)"
+echo "== black-box suite against ws://127.0.0.1:$PORT/ (hibernation idle: $IDLE s, resume grace: $GRACE ms)"
 SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_HIBERNATION_WAIT_SECS="$IDLE" \
-    cargo test -p sessionserver-tests
+    SESSIONSERVER_RESUME_GRACE_MS="$GRACE" cargo test -p sessionserver-tests
 
 # The hibernation test passes on any server; here it must also have made objects hibernate:
 # each of its two sessions (one per spelling) logs its wake.
@@ -159,14 +181,37 @@ if [ "$WOKE" -lt 2 ]; then
     echo "the hibernation test's sessions did not hibernate (expected 2 wakes in $LOG)" >&2
     exit 1
 fi
-# A panic would abort the wasm instance (workers-rs logs "panicked at"). Other lines local
-# workerd logs are expected: "…had hung and would never generate a response" once per client
-# that drops its TCP connection without a close (workers-sdk#5433, workers-rs#407).
-if grep -q "panicked at\|RuntimeError" "$LOG"; then
-    echo "the worker panicked:" >&2
-    grep -A3 "panicked at\|RuntimeError" "$LOG" >&2
+no_panic "$LOG"
+
+echo "== a session object reset under its members: the relays take their seats back"
+PORT=$PORT GRACE_MS=$GRACE node scripts/edge-resume.js relink
+RELINKED=$(grep -c "); resuming" "$LOG" || true)
+echo "relays that took their seat back: $RELINKED"
+if [ "$RELINKED" -lt 6 ]; then
+    echo "expected 6 relay-side resumes (3 members, 2 resets) in $LOG" >&2
     exit 1
 fi
+no_panic "$LOG"
+
+echo "== the local runtime restarted mid-game: members resume with their tokens"
+STATE=$OUT/restart-state.json
+rm -f "$STATE"
+PORT=$PORT STATE=$STATE node scripts/edge-resume.js before-restart >"$OUT/before-restart.log" 2>&1 &
+BEFORE=$!
+for _ in $(seq 1 100); do
+    grep -q READY "$OUT/before-restart.log" && break
+    kill -0 "$BEFORE" 2>/dev/null || break
+    sleep 0.2
+done
+if ! grep -q READY "$OUT/before-restart.log"; then
+    cat "$OUT/before-restart.log" >&2
+    exit 1
+fi
+stop_dev
+wait "$BEFORE" || { cat "$OUT/before-restart.log" >&2; exit 1; }
+start_dev "$OUT/dev-restarted.log"
+PORT=$PORT STATE=$STATE GRACE_MS=$GRACE node scripts/edge-resume.js after-restart
+no_panic "$LOG"
 
 stop_dev
 trap - EXIT
@@ -174,4 +219,4 @@ trap - EXIT
 echo "== wrangler deploy --dry-run"
 node_modules/.bin/wrangler deploy --dry-run --outdir "$OUT/dry-run"
 
-echo "edge: suite passed against the local worker (hibernation included); wasm $RAW bytes, $GZIP gzip"
+echo "edge: suite passed against the local worker (hibernation and resume included), relays took their seats back after object resets, members resumed after a restart; wasm $RAW bytes, $GZIP gzip"

@@ -119,7 +119,7 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
 
 /// Test hook ([`crate::settings::TEST_HOOKS_VAR`]): resets the object of session `?session=`
 /// as the platform does when it evicts or restarts one (`SessionObject::reset`): its sockets
-/// to the relays break and its memory is gone.
+/// to the relays break and its memory is gone; with `&memory=keep` only the sockets break.
 async fn reset_session(req: &Request, env: &Env) -> Result<Response> {
     let url = req.url()?;
     let id = url
@@ -130,15 +130,14 @@ async fn reset_session(req: &Request, env: &Env) -> Result<Response> {
     let Some(id) = id else {
         return Response::error("?session=<ID> expected\n", 400);
     };
-    // The reset object fails the request: its answer is no news.
-    let answer = link::session_stub(env, id)?
-        .fetch_with_str("https://session/reset")
-        .await;
-    console_log!(
-        "test hook: reset session {id} ({:?})",
-        answer.map(|r| r.status_code())
-    );
-    Response::ok("reset\n")
+    let keep = url.query_pairs().any(|(k, v)| k == "memory" && v == "keep");
+    let path = if keep {
+        "https://session/reset?memory=keep"
+    } else {
+        "https://session/reset"
+    };
+    let answer = link::session_stub(env, id)?.fetch_with_str(path).await?;
+    Response::ok(format!("{}\n", answer.status_code()))
 }
 
 const INDEX_HTML: &str = include_str!("../../native/assets/index.html");

@@ -129,7 +129,11 @@ impl DurableObject for SessionObject {
 
     async fn fetch(&self, req: Request) -> Result<Response> {
         if req.path() == "/reset" && link::test_hooks(&self.env) {
-            return self.reset();
+            let keep = req
+                .url()?
+                .query_pairs()
+                .any(|(k, v)| k == "memory" && v == "keep");
+            return self.reset(keep);
         }
         let Some(ask) = Ask::parse(&req) else {
             return Response::error("not a session request", 400);
@@ -229,12 +233,24 @@ impl SessionObject {
     /// restart; storage and the alarm stay. (The platform's own reset, `ctx.abort()`, cannot
     /// be used locally: `wrangler dev` runs the Worker and its objects in one isolate, and
     /// the abort takes the relays down with it.)
-    fn reset(&self) -> Result<Response> {
-        console_log!("session {}: reset by the test hook", self.name());
+    ///
+    /// With `keep`, only the sockets break (a failure of the links, not of the object): they
+    /// are closed as a failed link is, and the session hears of it as of any disconnect.
+    fn reset(&self, keep: bool) -> Result<Response> {
+        console_log!(
+            "session {}: reset by the test hook (memory kept: {keep})",
+            self.name()
+        );
         for ws in self.state.get_websockets() {
-            retire(&ws, 1012, "reset");
+            if keep {
+                let _ = ws.close(Some(1012), Some("link failed"));
+            } else {
+                retire(&ws, 1012, "reset");
+            }
         }
-        *self.live.borrow_mut() = None;
+        if !keep {
+            *self.live.borrow_mut() = None;
+        }
         Response::ok("reset\n")
     }
 

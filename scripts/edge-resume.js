@@ -1,0 +1,251 @@
+// The edge host's resume across failures of its session objects, black-box, against a local
+// worker (scripts/edge-test.sh runs it; it needs the `ws` package from package.json).
+//
+//   node scripts/edge-resume.js relink          PORT, GRACE_MS
+//       A session object is reset (the TEST_HOOKS=1 hook) twice: once losing its memory (as
+//       when the platform evicts or restarts it), once losing only its sockets (a link
+//       failure). The relays take their players' seats back themselves: the client that
+//       asked for resume gets a sessionResume with its old ID and a new token, the original
+//       clients see nothing at all, and the game goes on.
+//   node scripts/edge-resume.js before-restart  PORT, STATE (a file to write)
+//   node scripts/edge-resume.js after-restart   PORT, STATE, GRACE_MS
+//       Around a restart of the local runtime (edge-test.sh kills wrangler dev and starts it
+//       again on the same storage): before it, a game of four members (three asked for
+//       resume, one original) is set up and written to STATE; the restart drops every
+//       connection. After it, two members come back with their tokens and get sessionResume
+//       with their old IDs and the data (the snapshot form: the object restarted), the game
+//       goes on, a newcomer joins, and the two that never come back (one original, one that
+//       asked for resume) leave when the grace period ends, by the session object's alarm.
+//
+// Every wait has a timeout; any unexpected frame fails the run with exit code 1.
+'use strict';
+const fs = require('fs');
+const WebSocket = require('ws');
+
+const MODE = process.argv[2];
+const PORT = process.env.PORT || '8787';
+const URL = `ws://127.0.0.1:${PORT}/`;
+const GRACE_MS = Number(process.env.GRACE_MS || 0);
+const TIMEOUT_MS = 10000;
+
+function fail(message) {
+  console.error(`FAILED ${MODE}: ${message}`);
+  process.exit(1);
+}
+
+function same(a, b) {
+  // Same JSON, keys in the same order.
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function client(name) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(URL);
+    const queue = [];
+    const waiting = [];
+    ws.name = name;
+    ws.on('message', (m) => {
+      const frame = JSON.parse(m.toString());
+      if (waiting.length) waiting.shift()(frame); else queue.push(frame);
+    });
+    ws.closed = new Promise((done) => ws.on('close', (code) => done(code)));
+    ws.recv = (ms = TIMEOUT_MS) => new Promise((res, rej) => {
+      if (queue.length) return res(queue.shift());
+      const timer = setTimeout(() => rej(new Error(`${name}: no frame within ${ms} ms`)), ms);
+      waiting.push((f) => { clearTimeout(timer); res(f); });
+    });
+    ws.cmd = (o) => { ws.send(JSON.stringify(o)); return ws.recv(); };
+    // The next frame must be exactly `expected`.
+    ws.expect = async (expected, what, ms) => {
+      const got = await ws.recv(ms);
+      if (!same(got, expected)) fail(`${name}: ${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(got)}`);
+      return got;
+    };
+    // Nothing is waiting: the next frame is the reply to an unknown command (error 12).
+    ws.quiet = async () => {
+      const got = await ws.cmd({ command: 'sentinel-round-trip' });
+      if (got.command !== 'error' || got.error !== 12) fail(`${name}: expected nothing before the sentinel's reply, got ${JSON.stringify(got)}`);
+    };
+    ws.on('open', () => resolve(ws));
+    ws.on('error', reject);
+  });
+}
+
+const join = (id, player) => ({ command: 'playerJoin', error: 0, playerID: id, player });
+const update = (id, player) => ({ command: 'playerUpdate', error: 0, playerID: id, player });
+const leave = (id) => ({ command: 'playerLeave', error: 0, playerID: id });
+
+async function hello(ws) {
+  const reply = await ws.cmd({ command: 'hello', features: ['resume'] });
+  if (!same(reply.features, ['resume'])) fail(`${ws.name}: hello: ${JSON.stringify(reply)}`);
+}
+
+/// Member `ws` sends updatePlayer; every one of `all` must get it next.
+async function play(ws, id, data, all) {
+  ws.send(JSON.stringify({ command: 'updatePlayer', player: data }));
+  for (const other of all) await other.expect(update(id, data), `${ws.name}'s update`);
+}
+
+/// A sessionResume of `id` in `session`, with a new token; returns it.
+function checkResume(reply, session, id, oldToken, who) {
+  const ok = reply.command === 'sessionResume' && reply.error === 0 && reply.sessionID === session
+    && reply.playerID === id && typeof reply.resumeToken === 'string' && reply.resumeToken !== oldToken;
+  if (!ok) fail(`${who}: expected a sessionResume of player ${id} with a new token, got ${JSON.stringify(reply)}`);
+  return reply;
+}
+
+/// After `reply` (a sessionResume), the frames the protocol says follow it: `missed` frames, or
+/// for a snapshot a playerJoin of every other member (`others`, [id, data] in join order).
+async function checkReplay(ws, reply, own, others, missed) {
+  if (reply.replay === 'snapshot') {
+    if (!same(reply.session, {}) || !same(reply.player, own)) fail(`${ws.name}: snapshot data: ${JSON.stringify(reply)}`);
+    for (const [id, data] of others) await ws.expect(join(id, data), 'snapshot playerJoin');
+  } else if (reply.replay === 'frames') {
+    if (reply.missed !== missed.length) fail(`${ws.name}: missed ${reply.missed}, expected ${missed.length}`);
+    for (const frame of missed) await ws.expect(frame, 'replayed frame');
+  } else {
+    fail(`${ws.name}: a replay the protocol does not define: ${JSON.stringify(reply)}`);
+  }
+}
+
+async function reset(session, keep) {
+  const res = await fetch(`http://127.0.0.1:${PORT}/__test/reset?session=${session}${keep ? '&memory=keep' : ''}`, { method: 'POST' });
+  const text = await res.text();
+  if (!res.ok) fail(`the reset hook answered ${res.status} ${text} (is TEST_HOOKS=1 set?)`);
+}
+
+async function relink() {
+  const zero = { x: 0 };
+  const a = await client('a (resume)');
+  await hello(a);
+  const ja = await a.cmd({ command: 'createSession', session: {}, player: zero });
+  const session = ja.sessionID;
+  let token = ja.resumeToken;
+  if (typeof token !== 'string') fail(`a: no token: ${JSON.stringify(ja)}`);
+  const b = await client('b (original)');
+  const jb = await b.cmd({ command: 'joinSession', sessionID: session });
+  if ('resumeToken' in jb) fail(`b: an original client got a token: ${JSON.stringify(jb)}`);
+  await b.expect(join(ja.playerID, zero), 'playerJoin of a');
+  await a.expect(join(jb.playerID, zero), 'playerJoin of b');
+  const c = await client('c (original)');
+  const jc = await c.cmd({ command: 'joinSession', sessionID: session });
+  await c.expect(join(ja.playerID, zero), 'playerJoin of a');
+  await c.expect(join(jb.playerID, zero), 'playerJoin of b');
+  await a.expect(join(jc.playerID, zero), 'playerJoin of c');
+  await b.expect(join(jc.playerID, zero), 'playerJoin of c');
+  const all = [a, b, c];
+  const data = { [ja.playerID]: zero, [jb.playerID]: { x: 5 }, [jc.playerID]: zero };
+  await play(b, jb.playerID, data[jb.playerID], all);
+
+  for (const keep of [false, true]) {
+    const what = keep ? 'links broken' : 'object reset';
+    await reset(session, keep);
+    // The client that asked for resume is told, unasked: its seat, its ID, a new token.
+    const reply = checkResume(await a.recv(), session, ja.playerID, token, `a after ${what}`);
+    token = reply.resumeToken;
+    await checkReplay(a, reply, data[ja.playerID], [[jb.playerID, data[jb.playerID]], [jc.playerID, data[jc.playerID]]], []);
+    console.log(`ok ${what}: a got sessionResume (${reply.replay}) with its ID`);
+    // The game goes on; the original clients saw nothing but the game (their next frame is
+    // a's update: their relays have their seats back by then).
+    data[ja.playerID] = { x: keep ? 2 : 1 };
+    await play(a, ja.playerID, data[ja.playerID], all);
+    data[jb.playerID] = { x: keep ? 4 : 3 };
+    await play(b, jb.playerID, data[jb.playerID], all);
+    data[jc.playerID] = { x: keep ? 6 : 5 };
+    await play(c, jc.playerID, data[jc.playerID], all);
+    for (const ws of all) await ws.quiet();
+    console.log(`ok ${what}: the original clients saw nothing new, updates flow as the same players`);
+  }
+  // A newcomer sees everyone as they are.
+  const d = await client('d (original)');
+  const jd = await d.cmd({ command: 'joinSession', sessionID: session });
+  for (const [id] of [[ja.playerID], [jb.playerID], [jc.playerID]]) await d.expect(join(id, data[id]), 'playerJoin');
+  for (const ws of all) await ws.expect(join(jd.playerID, zero), 'playerJoin of d');
+  for (const ws of [...all, d]) ws.close();
+  console.log('ok relink');
+}
+
+async function beforeRestart() {
+  const zero = { x: 0 };
+  const a = await client('a'); const b = await client('b'); const c = await client('c'); const d = await client('d');
+  for (const ws of [a, b, d]) await hello(ws);
+  const ja = await a.cmd({ command: 'createSession', session: {}, player: zero });
+  const session = ja.sessionID;
+  const members = [[a, ja]];
+  for (const ws of [b, c, d]) {
+    const j = await ws.cmd({ command: 'joinSession', sessionID: session });
+    if (j.error !== 0) fail(`${ws.name}: join: ${JSON.stringify(j)}`);
+    for (const [, m] of members) await ws.expect(join(m.playerID, zero), 'playerJoin');
+    for (const [other] of members) await other.expect(join(j.playerID, zero), 'playerJoin');
+    members.push([ws, j]);
+  }
+  const all = members.map(([ws]) => ws);
+  await play(a, ja.playerID, { x: 7 }, all);
+  await play(b, members[1][1].playerID, { x: 3 }, all);
+  const state = {
+    session,
+    members: members.map(([ws, j]) => ({ name: ws.name, id: j.playerID, token: j.resumeToken || null })),
+  };
+  fs.writeFileSync(process.env.STATE, JSON.stringify(state));
+  console.log('READY');
+  // The restart closes every connection.
+  const closed = Promise.all(all.map((ws) => ws.closed));
+  const timer = setTimeout(() => fail('the connections were not dropped within 60 s'), 60000);
+  await closed;
+  clearTimeout(timer);
+}
+
+async function afterRestart() {
+  const state = JSON.parse(fs.readFileSync(process.env.STATE));
+  const [ma, mb, mc, md] = state.members;
+  const data = { [ma.id]: { x: 7 }, [mb.id]: { x: 3 }, [mc.id]: { x: 0 }, [md.id]: { x: 0 } };
+  const back = [];
+  for (const m of [ma, mb]) {
+    const ws = await client(`${m.name} again`);
+    await hello(ws);
+    // received: what it had counted (its own joins' playerJoins and the two updates): the
+    // restored session cannot check it, and answers with the snapshot form.
+    const reply = checkResume(await ws.cmd({ command: 'resumeSession', resumeToken: m.token, received: 5 }), state.session, m.id, m.token, m.name);
+    if (reply.replay !== 'snapshot') fail(`${m.name}: after a restart the replay is a snapshot: ${JSON.stringify(reply)}`);
+    const others = state.members.filter((o) => o.id !== m.id).map((o) => [o.id, data[o.id]]);
+    await checkReplay(ws, reply, data[m.id], others, []);
+    back.push(ws);
+  }
+  console.log('ok after the restart: two members resumed with their IDs and the data (snapshot)');
+  const [a, b] = back;
+  data[ma.id] = { x: 8 };
+  await play(a, ma.id, data[ma.id], back);
+  data[mb.id] = { x: 9 };
+  await play(b, mb.id, data[mb.id], back);
+  // A newcomer still sees the two that have not come back: their seats are kept.
+  const e = await client('e');
+  const je = await e.cmd({ command: 'joinSession', sessionID: state.session });
+  if (je.error !== 0) fail(`e: join: ${JSON.stringify(je)}`);
+  for (const m of state.members) await e.expect(join(m.id, data[m.id]), 'playerJoin');
+  for (const ws of back) await ws.expect(join(je.playerID, { x: 0 }), 'playerJoin of e');
+  console.log('ok the game goes on after the restart');
+  // c (an original client) and d never come back: they leave when the grace ends.
+  const everyone = [a, b, e];
+  for (const ws of everyone) {
+    const left = new Set();
+    for (let i = 0; i < 2; i++) {
+      const f = await ws.recv(GRACE_MS + TIMEOUT_MS);
+      if (f.command !== 'playerLeave' || f.error !== 0) fail(`${ws.name}: expected playerLeave, got ${JSON.stringify(f)}`);
+      left.add(f.playerID);
+    }
+    if (!(left.has(mc.id) && left.has(md.id))) fail(`${ws.name}: expected c and d to leave, got ${[...left]}`);
+  }
+  // d's seat is gone, and its token with it.
+  const late = await client('d again, too late');
+  const refused = await late.cmd({ command: 'resumeSession', resumeToken: md.token });
+  if (refused.command !== 'sessionResume' || refused.error !== 22) fail(`late: expected 22, got ${JSON.stringify(refused)}`);
+  await play(a, ma.id, { x: 10 }, everyone);
+  for (const ws of everyone) await ws.quiet();
+  for (const ws of [...everyone, late]) ws.close();
+  console.log('ok the members that did not come back left when the grace ended (the alarm)');
+}
+
+const modes = { relink, 'before-restart': beforeRestart, 'after-restart': afterRestart };
+if (!modes[MODE]) fail(`unknown mode; one of ${Object.keys(modes).join(', ')}`);
+const guard = setTimeout(() => fail('did not finish within 120 s'), 120000);
+modes[MODE]().then(() => { clearTimeout(guard); process.exit(0); }, (e) => fail(e.stack || e));
