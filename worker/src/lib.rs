@@ -16,10 +16,13 @@
 //!   for `joinSession -1`.
 //! - [`link`]: how the three reach each other (requests, status and close codes) and the
 //!   limits; [`wire`]: the core's messages between a player and its session as WebSocket
-//!   messages on the relay's socket.
+//!   messages on the relay's socket; [`settings`]: the Worker variables (`RESUME_GRACE_MS`).
+//! - [`resync`]: what a relay keeps of its player's seat (its resume token, the events it
+//!   relayed, for an original client a digest of what it was told), so that it can take the
+//!   seat back itself when its link to the session object breaks, invisibly to the client.
 //!
-//! [`wire`] and [`persist`] touch no platform API and are compiled (and tested) on every
-//! target; everything else is wasm32 only.
+//! [`wire`], [`persist`], [`resync`] and [`settings`] touch no platform API and are compiled
+//! (and tested) on every target; everything else is wasm32 only.
 //!
 //! # What stays in the worker, and why not in core
 //! Every protocol rule (lobby or session, routing, replies and error codes, the `-1` retry,
@@ -39,8 +42,13 @@
 //!   player IDs meeting in one session (the session would take the join for its member's) is
 //!   a platform failure, closed with 1013. The core never draws IDs.
 //! - **Storage.** Which SQL rows a `Change` writes ([`persist`], [`store`]), reading them back
-//!   after a wake, removing members whose sockets vanished while the object was down, the
-//!   registry's alarm when a session ends. The core keeps no storage.
+//!   after a wake or restart (`Session::restore_members`, with a fresh seed for the resume
+//!   secrets), keeping the seats of members whose sockets vanished while the object was down,
+//!   the alarm at the first away member's deadline and when a session ends. The core keeps no
+//!   storage.
+//! - **A broken link.** A relay whose socket to the session object breaks while its client is
+//!   connected takes the seat back with the token it holds ([`resync`]): an object can be reset
+//!   under a live relay, which no native connection ever sees.
 //! - **Transport limits and failures.** The 64 KiB frame limit (checked before a frame is
 //!   copied into wasm, as the native host's frame reader checks it before buffering), and what
 //!   a failed platform call becomes: close 1011 (an object unreachable or failing), logged.
@@ -80,12 +88,14 @@
 //! only ever seen by members of one session, and a session object refuses a join by a player ID
 //! its session already has (the relay then closes with 1013, p ≈ members / 2^53 per join).
 //!
-//! # Hibernation
-//! The session (format, spelling, sessionData, members in join order, their playerData) is in
-//! the object's SQLite storage, written in the event that changes it, from what the session
-//! says changed; each socket's attachment
-//! holds its player ID. After a wake the first event reads both back; the members' sockets
-//! never closed.
+//! # Hibernation and restarts
+//! The session (format, spelling, sessionData, members in join order, their playerData, their
+//! resume secrets and away deadlines) is in the object's SQLite storage, written in the event
+//! that changes it, from what the session says changed; each socket's attachment holds its
+//! player ID (and the connection it is, after a resume). After a wake the first event reads
+//! both back; the members' sockets never closed. After a restart the sockets are gone: members
+//! with a token keep their seats for the grace period and resume with it (worker/README.md,
+//! "Resume").
 //!
 //! # Limits and failures
 //! The core's limits and rate limit apply as on the native host ([`link::limits`]); the relay
