@@ -119,6 +119,27 @@ fn succeeded(frame: &str) -> Option<&str> {
     matches!(rest.as_bytes().first(), Some(b',' | b'}')).then_some(command)
 }
 
+/// The player ID and playerData of a `playerJoin`, `playerUpdate` or `playerLeave` (no data)
+/// the core made, read without parsing the data: these frames are `{"command":…,"error":0,
+/// "playerID":N}` or `…,"playerID":N,"player":DATA}` (either spelling), and most of what a relay
+/// relays. `None` for any other frame.
+fn player_event(frame: &str) -> Option<(PlayerId, Option<&str>)> {
+    let rest = frame.strip_prefix(r#"{"command":""#)?;
+    let (_, rest) = rest.split_once('"')?;
+    let rest = rest.strip_prefix(r#","error":0,"playerID":"#)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let id = PlayerId(rest[..digits].parse().ok()?);
+    let rest = &rest[digits..];
+    if rest == "}" {
+        return Some((id, None));
+    }
+    let data = rest
+        .strip_prefix(r#","player":"#)
+        .or_else(|| rest.strip_prefix(r#","playerData":"#))?
+        .strip_suffix('}')?;
+    Some((id, Some(data)))
+}
+
 fn is_event(command: &str) -> bool {
     matches!(
         command,
@@ -158,10 +179,28 @@ impl View {
         })
     }
 
-    /// Follows one successful event.
-    fn apply(&mut self, command: &str, fields: &Fields) {
-        let id = fields.player_id.map(PlayerId);
-        let data = fields.player().map(digest);
+    /// Follows one successful event (`frame`, whose command is `command`).
+    fn follow(&mut self, command: &str, frame: &str) {
+        if command != "sessionUpdate" {
+            if let Some((id, data)) = player_event(frame) {
+                self.apply(command, Some(id), data.map(digest), None);
+            }
+        } else if let Some(fields) = Fields::read(frame) {
+            let session = fields.session().map(digest);
+            let default = fields.player().map(digest);
+            self.apply(command, None, default, session);
+        }
+    }
+
+    /// An event: its player, the digest of its playerData and, for `sessionUpdate`, of its
+    /// sessionData.
+    fn apply(
+        &mut self,
+        command: &str,
+        id: Option<PlayerId>,
+        data: Option<u64>,
+        session: Option<u64>,
+    ) {
         match (command, id, data) {
             ("playerJoin", Some(id), Some(data))
                 if id != self.own && !self.members.iter().any(|(m, _)| *m == id) =>
@@ -176,7 +215,7 @@ impl View {
             }
             ("playerLeave", Some(id), _) => self.members.retain(|(m, _)| *m != id),
             ("sessionUpdate", _, Some(default)) => {
-                self.session = fields.session().map_or(0, digest);
+                self.session = session.unwrap_or(0);
                 self.default = default;
                 self.own_data = default;
                 for member in &mut self.members {
@@ -329,9 +368,7 @@ impl Tracker {
                 if let Some(seat) = &mut self.seat {
                     seat.received += 1;
                     if let Some(view) = &mut seat.view {
-                        if let Some(fields) = Fields::read(&frame) {
-                            view.apply(command, &fields);
-                        }
+                        view.follow(command, &frame);
                     }
                 }
                 frame
@@ -386,9 +423,9 @@ impl Tracker {
                 let own = fields.player().ok_or("a snapshot without playerData")?;
                 let mut members = Vec::with_capacity(replayed.len());
                 for frame in replayed {
-                    let joined = Fields::read(frame)
+                    let joined = player_event(frame)
                         .filter(|_| succeeded(frame) == Some("playerJoin"))
-                        .and_then(|f| Some((PlayerId(f.player_id?), f.player()?)));
+                        .and_then(|(id, data)| Some((id, data?)));
                     members.push(joined.ok_or_else(|| format!("not a playerJoin: {frame:.200}"))?);
                 }
                 view.translate(session, own, default, &members)?
@@ -397,10 +434,8 @@ impl Tracker {
                 // The frames form: what the client missed, as the others got it.
                 let mut view = view;
                 for frame in replayed {
-                    if let (Some(command), Some(fields)) = (succeeded(frame), Fields::read(frame)) {
-                        if is_event(command) {
-                            view.apply(command, &fields);
-                        }
+                    if let Some(command) = succeeded(frame).filter(|c| is_event(c)) {
+                        view.follow(command, frame);
                     }
                 }
                 (replayed.to_vec(), view)
@@ -584,6 +619,27 @@ mod tests {
         ];
         assert_eq!(t.relinked(&snapshot, r#"{"x":0}"#).unwrap(), snapshot);
         assert_eq!(t.resume_with().unwrap().1, 1);
+    }
+
+    #[test]
+    fn player_events_are_read_without_parsing_their_data() {
+        let data = r#"{"a":"}","b":{"c":[1,2]}}"#;
+        for frame in [frame("playerUpdate", 7, data), frame("playerJoin", 7, data)] {
+            assert_eq!(player_event(&frame), Some((PlayerId(7), Some(data))));
+            let parsed = Fields::read(&frame).unwrap();
+            assert_eq!(parsed.player(), Some(data));
+        }
+        let long =
+            format!(r#"{{"command":"playerUpdate","error":0,"playerID":7,"playerData":{data}}}"#);
+        assert_eq!(player_event(&long), Some((PlayerId(7), Some(data))));
+        assert_eq!(player_event(&leave(12)), Some((PlayerId(12), None)));
+        for other in [
+            r#"{"command":"playerUpdate","error":4}"#,
+            r#"{"command":"sessionUpdate","error":0,"player":{}}"#,
+            r#"{"command":"playerUpdate","error":0,"playerID":7,"other":{}}"#,
+        ] {
+            assert_eq!(player_event(other), None, "{other}");
+        }
     }
 
     #[test]
