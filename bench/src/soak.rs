@@ -199,7 +199,7 @@ pub async fn run(args: SoakArgs) -> Result<(), String> {
     // in the sender's socket when its connection was cut. One that some members got and
     // others did not is a lost delivery.
     let finals = finals.lock().map_err(|e| e.to_string())?.clone();
-    let seen = seen.lock().map_err(|e| e.to_string())?;
+    let seen = std::mem::take(&mut *seen.lock().map_err(|e| e.to_string())?);
     let mut missing_at_end = 0u64;
     let mut not_applied = 0u64;
     for view in seen.iter() {
