@@ -188,7 +188,7 @@ export interface WebSocketLike {
 export interface ReconnectOptions {
   /** Attempts at most per drop (default 30). */
   maxAttempts?: number;
-  /** Milliseconds from the drop after which the client gives up (default 30,000: the server's default grace). */
+  /** Milliseconds from the drop after which no attempt starts, and the client gives up (default 30,000: the server's default grace). */
   maxTimeMs?: number;
   /** Bound of the first attempt's random delay; it doubles per attempt (default 250). */
   baseDelayMs?: number;

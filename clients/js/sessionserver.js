@@ -75,7 +75,7 @@ export const RECONNECT_CLOSE_CODES = Object.freeze([1006, 1011, 1012, 1013, 1014
 export const RECONNECT_DEFAULTS = Object.freeze({
   /** Attempts at most, per drop. */
   maxAttempts: 30,
-  /** Milliseconds from the drop after which the client gives up (the server's default grace). */
+  /** Milliseconds from the drop after which no attempt starts (the server's default grace). */
   maxTimeMs: 30_000,
   /** The first attempt's delay is drawn from [0, baseDelayMs]; the bound doubles per attempt… */
   baseDelayMs: 250,
@@ -751,9 +751,7 @@ export class SessionClient {
       if (error || RECONNECT_CLOSE_CODES.includes(code)) this._scheduleAttempt(code, reason, error);
       else this._giveUp('closed', code, reason, null);
     };
-    const left = this._reconnect.maxTimeMs - (Date.now() - this._drop.since);
-    const limit = Math.max(0, Math.min(this._reconnect.attemptTimeoutMs, left));
-    this._attemptTimer = setTimeout(() => failed(1006, 'no answer in time'), limit);
+    this._attemptTimer = setTimeout(() => failed(1006, 'no answer in time'), this._reconnect.attemptTimeoutMs);
     socket.onopen = () => {
       if (this._attempt !== socket) return;
       socket.send(JSON.stringify({ command: 'hello', features: ['resume'] }));

@@ -146,10 +146,12 @@ test('a second drop resumes too: the token of the first resume replaced the firs
     await b.updatePlayer({ x: round });
     assert.equal((await resumed).replay, 'frames');
   }
+  assert.deepEqual(log.filter(([e]) => e === 'resumed' || e === 'lost'), [['resumed', 'frames'], ['resumed', 'frames']]);
+  assert.equal(a.playerID, aID);
+  // Each update was sent while the server may not yet have found the connection gone: it is
+  // replayed from what A says it received.
   await until(() => fromB.length === 2, 5000, 'A to see both updates');
   assert.deepEqual(fromB, [1, 2]);
-  assert.equal(a.playerID, aID);
-  assert.deepEqual(log.filter(([e]) => e === 'resumed' || e === 'lost'), [['resumed', 'frames'], ['resumed', 'frames']]);
 });
 
 test('error 24 (the old connection not yet found gone): the client tries again and resumes', { skip }, async () => {
@@ -298,6 +300,26 @@ test('lost: the client gives up after reconnect.maxTimeMs; then it closes', { sk
   assert.equal(a.reconnecting, null);
   assert.deepEqual(log.filter(([e]) => e !== 'reconnecting'), [['lost', 'timeout'], ['close', 1006]]);
   assert.ok(log.length >= 3, 'at least one attempt');
+});
+
+test('backoff: full jitter under a doubling bound; maxAttempts attempts, then lost', { skip }, async () => {
+  const proxy = await proxyTo(server);
+  const settings = { baseDelayMs: 2, maxDelayMs: 12, maxAttempts: 5, maxTimeMs: 60_000 };
+  const { a } = await pair(server, proxy, settings);
+  const attempts = collect(a, 'reconnecting');
+  const closed = next(a, 'close', () => true, 15_000);
+  proxy.down();
+  proxy.cut();
+  const lost = await next(a, 'lost', () => true, 15_000);
+  await closed;
+  assert.equal(lost.reason, 'timeout');
+  assert.deepEqual(attempts.map((e) => e.attempt), [1, 2, 3, 4, 5]);
+  for (const { attempt, delay } of attempts) {
+    const bound = Math.min(12, 2 * 2 ** (attempt - 1));
+    assert.ok(Number.isInteger(delay) && delay >= 0 && delay <= bound, `attempt ${attempt}: delay ${delay} in [0, ${bound}]`);
+  }
+  // The first was caused by the drop; each later one by the refused attempt before it.
+  assert.ok(attempts.every((e) => e.code === 1006 && e.error === null));
 });
 
 test('close() while reconnecting stops it: close, and what waited rejects', { skip }, async () => {
