@@ -18,6 +18,9 @@ pub enum CloseReason {
     HeartbeatTimeout,
     /// 4001: the client stopped reading and its send queue filled up.
     SendQueueFull,
+    /// 4002: the player's seat was resumed on another connection (`resumeSession` with its
+    /// token) while this one still seemed open.
+    Replaced,
     /// 1011: the player's session was lost by the server (its task or object failed); the
     /// player is out of it.
     SessionLost,
@@ -25,7 +28,7 @@ pub enum CloseReason {
 
 impl CloseReason {
     /// Every close reason, in a fixed order (for metrics tables).
-    pub const ALL: [CloseReason; 8] = [
+    pub const ALL: [CloseReason; 9] = [
         CloseReason::Shutdown,
         CloseReason::ProtocolError,
         CloseReason::InvalidUtf8,
@@ -33,6 +36,7 @@ impl CloseReason {
         CloseReason::TooBig,
         CloseReason::HeartbeatTimeout,
         CloseReason::SendQueueFull,
+        CloseReason::Replaced,
         CloseReason::SessionLost,
     ];
 
@@ -46,6 +50,7 @@ impl CloseReason {
             CloseReason::TooBig => "too_big",
             CloseReason::HeartbeatTimeout => "heartbeat_timeout",
             CloseReason::SendQueueFull => "send_queue_full",
+            CloseReason::Replaced => "replaced",
             CloseReason::SessionLost => "session_lost",
         }
     }
@@ -60,6 +65,7 @@ impl CloseReason {
             CloseReason::TooBig => 1009,
             CloseReason::HeartbeatTimeout => 4000,
             CloseReason::SendQueueFull => 4001,
+            CloseReason::Replaced => 4002,
             CloseReason::SessionLost => 1011,
         }
     }
@@ -74,6 +80,7 @@ impl CloseReason {
             CloseReason::TooBig => "message too big",
             CloseReason::HeartbeatTimeout => "heartbeat timeout",
             CloseReason::SendQueueFull => "send queue full: the client is not reading",
+            CloseReason::Replaced => "replaced: the player resumed on another connection",
             CloseReason::SessionLost => "session lost by the server",
         }
     }

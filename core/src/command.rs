@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 
 use crate::data::{JsonObject, PlayerFormat, Spelling};
 use crate::error::ErrorCode;
-use crate::features::{Features, ResumeToken};
+use crate::features::{Features, ResumeRequest, ResumeToken};
 use crate::ids::MAX_ID;
 use crate::limits::Limits;
 use crate::reply::{self, ServerCommand, ServerFrame};
@@ -53,9 +53,9 @@ pub enum Command {
     LeaveSession,
     /// `hello {features}`: the extensions the connection asks for (unknown names left out).
     Hello(Features),
-    /// `resumeSession {resumeToken}`: `None` when the text is no token this server issues.
-    /// (Boxed: rare, and a token would double the size of every `Command`.)
-    ResumeSession(Option<Box<ResumeToken>>),
+    /// `resumeSession {resumeToken, received}`: `None` when the text is no token this server
+    /// issues. (Boxed: rare, and a token would double the size of every `Command`.)
+    ResumeSession(Option<Box<ResumeRequest>>),
 }
 
 impl Command {
@@ -120,9 +120,16 @@ impl Command {
                 let names: Vec<_> = features.names().collect();
                 format!(r#"{{"command":"{name}","features":{names:?}}}"#)
             }
-            Command::ResumeSession(Some(token)) => {
-                format!(r#"{{"command":"{name}","resumeToken":"{token}"}}"#)
-            }
+            Command::ResumeSession(Some(request)) => match request.received {
+                Some(received) => format!(
+                    r#"{{"command":"{name}","resumeToken":"{}","received":{received}}}"#,
+                    request.token
+                ),
+                None => format!(
+                    r#"{{"command":"{name}","resumeToken":"{}"}}"#,
+                    request.token
+                ),
+            },
             Command::ResumeSession(None) => {
                 format!(r#"{{"command":"{name}","resumeToken":""}}"#)
             }
@@ -183,6 +190,7 @@ struct Fields<'a> {
     player_data: Option<&'a RawValue>,
     features: Option<&'a RawValue>,
     resume_token: Option<&'a RawValue>,
+    received: Option<&'a RawValue>,
 }
 
 impl<'de> de::Deserialize<'de> for Fields<'de> {
@@ -212,6 +220,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
                 FieldName::PlayerData => &mut fields.player_data,
                 FieldName::Features => &mut fields.features,
                 FieldName::ResumeToken => &mut fields.resume_token,
+                FieldName::Received => &mut fields.received,
                 FieldName::Other => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
@@ -239,6 +248,7 @@ enum FieldName {
     PlayerData,
     Features,
     ResumeToken,
+    Received,
     Other,
 }
 
@@ -253,6 +263,7 @@ impl FieldName {
             FieldName::PlayerData => "playerData",
             FieldName::Features => "features",
             FieldName::ResumeToken => "resumeToken",
+            FieldName::Received => "received",
             FieldName::Other => "?",
         }
     }
@@ -276,6 +287,7 @@ impl<'de> de::Deserialize<'de> for FieldName {
                     "playerData" => FieldName::PlayerData,
                     "features" => FieldName::Features,
                     "resumeToken" => FieldName::ResumeToken,
+                    "received" => FieldName::Received,
                     _ => FieldName::Other,
                 })
             }
@@ -347,7 +359,7 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
     if !cursor.eat(b'{') {
         return None;
     }
-    let mut seen = [false; 8];
+    let mut seen = [false; 9];
     let mut name = None;
     if !cursor.eat(b'}') {
         loop {
@@ -361,6 +373,7 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
                 "playerData" => Some(5),
                 "features" => Some(6),
                 "resumeToken" => Some(7),
+                "received" => Some(8),
                 _ => None,
             };
             if let Some(field) = field {
@@ -590,7 +603,7 @@ fn hello(fields: &Fields) -> Result<Features, Rejection> {
     Ok(named.fold(Features::NONE, Features::union))
 }
 
-fn resume_session(fields: &Fields) -> Result<Option<Box<ResumeToken>>, Rejection> {
+fn resume_session(fields: &Fields) -> Result<Option<Box<ResumeRequest>>, Rejection> {
     let reply = ServerCommand::SessionResume;
     let raw = fields.resume_token.ok_or_else(|| {
         invalid(
@@ -607,7 +620,29 @@ fn resume_session(fields: &Fields) -> Result<Option<Box<ResumeToken>>, Rejection
             ),
         )
     })?;
-    Ok(ResumeToken::parse(&text).map(Box::new))
+    let received = match fields.received {
+        None => None,
+        Some(raw) => {
+            let text = raw.get().trim();
+            // Digits only: a count, never a float, a sign or an exponent.
+            let count = text
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| text.parse::<u64>().ok())
+                .flatten();
+            Some(count.ok_or_else(|| {
+                invalid(
+                    reply,
+                    format!(
+                        "`received` must be a non-negative integer (the session events you \
+                         received), got {}",
+                        excerpt(text)
+                    ),
+                )
+            })?)
+        }
+    };
+    Ok(ResumeToken::parse(&text).map(|token| Box::new(ResumeRequest { token, received })))
 }
 
 fn join_session(fields: &Fields) -> Result<JoinTarget, Rejection> {

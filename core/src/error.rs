@@ -62,14 +62,16 @@ pub enum ErrorCode {
     InvalidResumeToken,
     /// 23 (in `sessionResume`): `resumeSession` from a player already in a session.
     ResumeWhileInSession,
-    /// 24 (in `sessionResume`): the player the token names is still connected (its old
-    /// connection has not been found gone yet); try again after a moment.
-    PlayerStillConnected,
+    /// 25 (in `sessionResume`): `received` counts more events than the session sent that
+    /// seat since its last `sessionJoin` or `sessionResume`; nothing changes, the token is
+    /// still good.
+    ReceivedTooMany,
 }
 
 impl ErrorCode {
-    /// The highest code the server sends.
-    pub const MAX: u16 = 24;
+    /// The highest code the server sends. (24 is sent no more: a resume of a player whose
+    /// old connection still seems open takes its seat over.)
+    pub const MAX: u16 = 25;
 
     /// The number sent on the wire.
     pub const fn code(self) -> u16 {
@@ -95,7 +97,7 @@ impl ErrorCode {
             ErrorCode::HelloNotInLobby => 21,
             ErrorCode::InvalidResumeToken => 22,
             ErrorCode::ResumeWhileInSession => 23,
-            ErrorCode::PlayerStillConnected => 24,
+            ErrorCode::ReceivedTooMany => 25,
         }
     }
 

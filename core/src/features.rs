@@ -65,6 +65,19 @@ pub struct ResumeToken {
     pub secret: u128,
 }
 
+/// A `resumeSession`: the seat to take back, and how many of its session events the client
+/// got ([`ResumeRequest::received`]), so that what was in flight to the old connection is
+/// replayed too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumeRequest {
+    /// The token it sent.
+    pub token: ResumeToken,
+    /// How many session events (`playerJoin`, `playerUpdate`, `playerLeave`, `sessionUpdate`
+    /// with error 0) the client received since its last `sessionJoin` or `sessionResume`;
+    /// `None`: replay from when the server found the old connection gone.
+    pub received: Option<u64>,
+}
+
 impl ResumeToken {
     /// Reads a token as a client sent it; `None` if it is not one this server issues.
     pub fn parse(text: &str) -> Option<ResumeToken> {

@@ -85,7 +85,7 @@ pub use connection_guard::{Admission, ConnectionConfig, ConnectionGuard, TimerAc
 pub use data::{JsonObject, PlayerFormat, Shape, Spelling};
 pub use directory::Directory;
 pub use error::ErrorCode;
-pub use features::{Features, ResumeToken};
+pub use features::{Features, ResumeRequest, ResumeToken};
 pub use ids::{IdCounter, PlayerId, SessionId};
 pub use join_burst::JoinBurst;
 pub use limits::Limits;

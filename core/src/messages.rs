@@ -8,7 +8,7 @@
 //! text message on it, a disconnect is its close), not so that it can interpret them.
 
 use crate::command::{Command, Rejection, SessionFormat};
-use crate::features::{Features, ResumeToken};
+use crate::features::{Features, ResumeRequest};
 use crate::ids::{PlayerId, SessionId};
 
 /// An input for a session, from one of its players (or would-be players).
@@ -28,8 +28,9 @@ pub enum ToSession {
     Resume {
         /// The new connection's player ID (given up once resumed).
         player: PlayerId,
-        /// The token it sent. (Boxed: a token would double the size of every input.)
-        token: Box<ResumeToken>,
+        /// The token it sent and what it received. (Boxed: a token would double the size of
+        /// every input.)
+        request: Box<ResumeRequest>,
     },
     /// A member's command, or the rejection of its frame (to be answered in order with the
     /// session's other replies). A `leaveSession` is answered [`ToPlayer::Left`].
@@ -41,9 +42,11 @@ pub enum ToSession {
     },
     /// The player's connection is gone without a leave: it stops being a member, or, if it
     /// asked for `resume`, it is away for the grace period. Nothing is answered (no one is
-    /// listening). `player` may also be the connection ID a member resumed from.
+    /// listening).
     Disconnect {
-        /// Who is gone.
+        /// The connection that is gone, by the ID its host gave it ([`crate::Player`] keeps
+        /// it after a resume): a member's own, or the one it last resumed from. That of a
+        /// connection a later resume replaced concerns no one.
         player: PlayerId,
     },
 }

@@ -27,7 +27,7 @@ use crate::close::CloseReason;
 use crate::command::{self, Command, JoinTarget, Rejection};
 use crate::connection_guard::{Admission, ConnectionConfig, ConnectionGuard, TimerAction};
 use crate::error::ErrorCode;
-use crate::features::{Features, ResumeToken};
+use crate::features::{Features, ResumeRequest};
 use crate::ids::{PlayerId, SessionId};
 use crate::limits::Limits;
 use crate::lobby;
@@ -89,7 +89,11 @@ enum State {
 /// One connection's protocol state.
 #[derive(Debug)]
 pub struct Player {
+    /// Its ID: the host's for the connection, a member's once it resumed that member's seat.
     id: PlayerId,
+    /// The ID the host gave the connection, for good: what its disconnect names, so that a
+    /// session tells the connection a member has now from one a resume replaced.
+    connection: PlayerId,
     state: State,
     guard: ConnectionGuard,
     /// Shared: every player of a host has the same (one word per connection, not 64 bytes).
@@ -119,6 +123,7 @@ impl Player {
     ) -> Self {
         Player {
             id,
+            connection: id,
             state: State::Lobby,
             guard: ConnectionGuard::new(config, now_ms),
             limits: limits.into(),
@@ -326,7 +331,7 @@ impl Player {
         if self.is_attached() {
             self.outputs
                 .push_back(PlayerOutput::ToSession(ToSession::Disconnect {
-                    player: self.id,
+                    player: self.connection,
                 }));
         }
         self.state = State::Closed;
@@ -423,10 +428,10 @@ impl Player {
                 self.features = asked.intersect(self.guard.config().features);
                 reply::hello(self.id, self.features)
             }
-            Ok(Command::ResumeSession(Some(token)))
+            Ok(Command::ResumeSession(Some(request)))
                 if self.guard.config().features.contains(Features::RESUME) =>
             {
-                return self.start_resume(token);
+                return self.start_resume(request);
             }
             Ok(Command::ResumeSession(_)) => invalid_token(),
             Ok(
@@ -444,15 +449,16 @@ impl Player {
 
     /// Asks session `token.session` for the seat `token` names. Sending a token is asking
     /// for `resume`: the new token comes in the reply.
-    fn start_resume(&mut self, token: Box<ResumeToken>) {
+    fn start_resume(&mut self, request: Box<ResumeRequest>) {
+        let session = request.token.session;
         self.features = self.features.union(Features::RESUME);
-        self.state = State::Resuming(token.session);
+        self.state = State::Resuming(session);
         self.outputs.push_back(PlayerOutput::Join {
-            target: JoinTarget::Id(token.session.0),
+            target: JoinTarget::Id(session.0),
             skip: None,
             input: ToSession::Resume {
                 player: self.id,
-                token,
+                request,
             },
         });
     }

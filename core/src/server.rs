@@ -412,6 +412,21 @@ impl Server {
                         self.players.insert(to, connection);
                     }
                 }
+                Output::Replaced { player } => {
+                    // The old connection is closed; its disconnect, on its way like any
+                    // other, concerns no one any more.
+                    if let Some(mut old) = self.players.remove(&player) {
+                        self.closes.push_back((player, CloseReason::Replaced));
+                        old.player.handle_closed();
+                        while let Some(output) = old.player.poll_output() {
+                            if let (PlayerOutput::ToSession(input), Some(target)) =
+                                (output, old.target)
+                            {
+                                self.in_flight.push_back(Flight::ToSession(target, input));
+                            }
+                        }
+                    }
+                }
                 Output::Away { .. } => {}
                 Output::Changed(_) => {}
                 Output::Ended => {

@@ -14,7 +14,7 @@ use rand_core::{RngCore, SeedableRng};
 use crate::command::{Command, Rejection, SessionFormat};
 use crate::data::{JsonObject, PlayerFormat, Spelling};
 use crate::error::ErrorCode;
-use crate::features::{Features, ResumeToken};
+use crate::features::{Features, ResumeRequest, ResumeToken};
 use crate::ids::{PlayerId, SessionId};
 use crate::join_burst::JoinBurst;
 use crate::limits::Limits;
@@ -62,9 +62,17 @@ pub enum Output {
         to: PlayerId,
     },
     /// Member `player`'s connection is gone but it keeps its seat for the grace period: the
-    /// host lets go of that connection (frames for the member are kept by the session, to be
+    /// host lets go of that connection (the session keeps its recent events, to be
     /// replayed). Call [`Session::poll_timeout`] again.
     Away {
+        /// The member.
+        player: PlayerId,
+    },
+    /// Member `player` is being resumed on a new connection while its old one still seemed
+    /// open (a network switch the heartbeat has not noticed yet): the host closes that old
+    /// connection with [`crate::CloseReason::Replaced`] and lets go of it. Comes before the
+    /// [`Output::Rebind`] of the new one.
+    Replaced {
         /// The member.
         player: PlayerId,
     },
@@ -111,8 +119,13 @@ struct Member {
     /// While its connection is gone: what it is missing. Boxed: rare, and most members never
     /// need it.
     away: Option<Box<Away>>,
-    /// The connection ID it last resumed from: that connection's disconnect is its own.
+    /// The connection ID it last resumed from: that connection is its connection now.
     resumed_from: Option<PlayerId>,
+    /// Events it was sent with its welcome (`sessionJoin`'s join burst, a resume's replay or
+    /// snapshot): the first ones its client counts in `received`.
+    welcome_events: u64,
+    /// [`Session::events`] after its welcome: every event from there on was sent to it.
+    events_from: u64,
 }
 
 /// What an away member keeps.
@@ -120,11 +133,49 @@ struct Member {
 struct Away {
     /// When it leaves if it has not resumed.
     deadline_ms: u64,
-    /// The frames it missed, in order, while they fit in [`Limits::resume_replay_bytes`].
-    missed: Vec<ServerFrame>,
-    missed_bytes: usize,
-    /// More was missed than is kept: it gets a snapshot.
-    overflowed: bool,
+    /// The events it had been sent when its connection was found gone: where a resume
+    /// without `received` replays from.
+    sent_when_gone: u64,
+}
+
+/// The session's latest events (broadcasts), kept while a member could resume, up to
+/// [`Limits::resume_replay_bytes`]: one log for every member, whose frames share their
+/// bytes with what was sent.
+#[derive(Debug, Default)]
+struct EventLog {
+    /// The number of the first event in `frames` (events are numbered from 0 in the order
+    /// they were broadcast).
+    start: u64,
+    frames: VecDeque<ServerFrame>,
+    bytes: usize,
+}
+
+impl EventLog {
+    /// Event `number` was just broadcast: kept if `keep`, while the log fits in `limit`.
+    fn record(&mut self, number: u64, frame: &ServerFrame, keep: bool, limit: usize) {
+        if !keep {
+            *self = EventLog {
+                start: number + 1,
+                ..EventLog::default()
+            };
+            return;
+        }
+        self.frames.push_back(frame.clone());
+        self.bytes += frame.bytes().len();
+        while self.bytes > limit {
+            let Some(old) = self.frames.pop_front() else {
+                break;
+            };
+            self.bytes -= old.bytes().len();
+            self.start += 1;
+        }
+    }
+
+    /// The events from number `from` on, if the log still has them all.
+    fn since(&self, from: u64) -> Option<impl ExactSizeIterator<Item = &ServerFrame>> {
+        let skip = usize::try_from(from.checked_sub(self.start)?).ok()?;
+        Some(self.frames.iter().skip(skip))
+    }
 }
 
 impl Member {
@@ -136,7 +187,19 @@ impl Member {
             secret: None,
             away: None,
             resumed_from: None,
+            welcome_events: 0,
+            events_from: 0,
         }
+    }
+
+    /// The connection that is this member now: the one it last resumed from, else its own.
+    fn connection(&self) -> PlayerId {
+        self.resumed_from.unwrap_or(self.id)
+    }
+
+    /// How many events the session has sent it since its welcome, counting its welcome's.
+    fn events_sent(&self, events: u64) -> u64 {
+        self.welcome_events + (events - self.events_from)
     }
 }
 
@@ -205,6 +268,10 @@ pub struct Session {
     /// Where resume tokens' secrets come from; `None`: the host gave no seed, and no member
     /// is offered resume.
     secrets: Option<Box<ChaCha20Rng>>,
+    /// How many events (broadcasts) the session has sent.
+    events: u64,
+    /// The latest of them, for resumes.
+    log: EventLog,
 }
 
 impl Session {
@@ -242,6 +309,8 @@ impl Session {
             now_ms: 0,
             departed: Vec::new(),
             secrets: seed.map(|seed| Box::new(ChaCha20Rng::from_seed(seed))),
+            events: 0,
+            log: EventLog::default(),
         };
         session.outputs.push_back(Output::Changed(Change::Created));
         session.join(player, features);
@@ -272,6 +341,8 @@ impl Session {
             now_ms: 0,
             departed: Vec::new(),
             secrets: None,
+            events: 0,
+            log: EventLog::default(),
         };
         for (id, data) in members {
             if !session.contains(id) {
@@ -390,7 +461,7 @@ impl Session {
         self.now_ms = self.now_ms.max(now_ms);
         match input {
             ToSession::Join { player, features } => self.join(player, features),
-            ToSession::Resume { player, token } => self.resume(player, *token),
+            ToSession::Resume { player, request } => self.resume(player, *request),
             ToSession::Command { player, command } => self.handle_command(player, command),
             ToSession::Disconnect { player } => self.disconnect(player),
         }
@@ -430,22 +501,20 @@ impl Session {
         member.is_some_and(|m| m.away.is_some())
     }
 
-    /// The member a [`ToSession::Disconnect`] of `connection` would concern: the member of
-    /// that ID, or the one that resumed from that connection (and is not away).
+    /// The member a [`ToSession::Disconnect`] of `connection` would concern: the one whose
+    /// connection it is now (its own first connection, or the one it last resumed from) and
+    /// that is not away. The disconnect of a connection a resume replaced concerns nobody.
     pub fn member_of_connection(&self, connection: PlayerId) -> Option<PlayerId> {
-        let index = self.position(connection).or_else(|| {
-            let resumed = |m: &Member| m.resumed_from == Some(connection) && m.away.is_none();
-            self.members.iter().position(resumed)
-        })?;
-        Some(self.members[index].id)
+        let current = |m: &&Member| m.connection() == connection && m.away.is_none();
+        self.members.iter().find(current).map(|m| m.id)
     }
 
-    /// Bytes of frames the session keeps for its away members (their replay buffers): what a
-    /// host counts in its memory while they are away.
-    pub fn away_bytes(&self) -> usize {
-        let away = self.members.iter().filter_map(|m| m.away.as_ref());
-        away.map(|a| if a.overflowed { 0 } else { a.missed_bytes })
-            .sum()
+    /// Bytes of the events the session keeps for resumes (one log for all its members, up to
+    /// [`Limits::resume_replay_bytes`]; nothing in a session where no member asked for
+    /// `resume`): what a host counts in its memory. The frames share their bytes with those
+    /// sent, so this is at most what they cost.
+    pub fn replay_bytes(&self) -> usize {
+        self.log.bytes
     }
 
     /// How many members are away (their connection gone, their seat kept).
@@ -497,6 +566,7 @@ impl Session {
             token.as_ref(),
         );
         self.send(player, welcome);
+        let welcome_events = self.members.len() as u64;
         if !self.members.is_empty() {
             let members = self.members.iter().map(|m| (m.id, m.data.clone()));
             let burst = JoinBurst::new(self.spelling, default.clone(), members.collect());
@@ -512,13 +582,15 @@ impl Session {
         self.members.push(Member {
             egress,
             secret,
+            welcome_events,
             ..Member::new(player, None)
         });
-        self.keep_for_away(&announcement, Some(player));
-        self.outputs.push_back(Output::Broadcast {
-            frame: announcement,
-            except: Some(player),
-        });
+        self.broadcast_except(announcement, Some(player));
+        // Its own announcement is not sent to it: its count starts after it.
+        let events = self.events;
+        if let Some(member) = self.members.last_mut() {
+            member.events_from = events;
+        }
         self.outputs
             .push_back(Output::Changed(Change::MemberAdded(player)));
         self.tell(player, ToPlayer::Joined { session: self.id });
@@ -593,9 +665,7 @@ impl Session {
         if member.secret.is_some() && grace > 0 {
             member.away = Some(Box::new(Away {
                 deadline_ms: self.now_ms.saturating_add(grace),
-                missed: Vec::new(),
-                missed_bytes: 0,
-                overflowed: false,
+                sent_when_gone: member.events_sent(self.events),
             }));
             let player = member.id;
             self.outputs.push_back(Output::Away { player });
@@ -606,8 +676,10 @@ impl Session {
         self.broadcast(reply::player_leave(player));
     }
 
-    /// A new connection (`connection`) asks for the seat `token` names.
-    fn resume(&mut self, connection: PlayerId, token: ResumeToken) {
+    /// A new connection (`connection`) asks for the seat its token names, having received
+    /// `received` of the events sent to that seat since its last welcome.
+    fn resume(&mut self, connection: PlayerId, request: ResumeRequest) {
+        let ResumeRequest { token, received } = request;
         let index = self
             .position(token.player)
             .filter(|_| token.session == self.id);
@@ -615,66 +687,91 @@ impl Session {
             let secret = self.members[i].secret;
             secret.is_some_and(|secret| token.has_secret(secret))
         });
-        let refusal = match valid {
-            None => Some((
+        let Some(index) = valid else {
+            return self.refuse_resume(
+                connection,
                 ErrorCode::InvalidResumeToken,
                 "the resume token is not valid: used already, expired, or never issued",
-            )),
-            Some(i) if self.members[i].away.is_none() => Some((
-                ErrorCode::PlayerStillConnected,
-                "that player's connection is still open; resume again once it is found gone",
-            )),
-            Some(_) => None,
+            );
         };
-        if let Some((code, message)) = refusal {
-            let frame = reply::error(ServerCommand::SessionResume, code, Some(message));
-            self.send(connection, frame);
-            self.tell(connection, ToPlayer::ResumeRefused);
-            return;
+        let member = &self.members[index];
+        let sent = member.events_sent(self.events);
+        let received = match (received, &member.away) {
+            (Some(received), _) => received,
+            (None, Some(away)) => away.sent_when_gone,
+            // Taking over a connection that seems open: what it was sent, it is taken to have.
+            (None, None) => sent,
+        };
+        if received > sent {
+            let message = format!(
+                "`received` is {received}, but this seat was sent {sent} events since its \
+                 last sessionJoin or sessionResume"
+            );
+            return self.refuse_resume(connection, ErrorCode::ReceivedTooMany, &message);
         }
-        let index = valid.expect("a valid token names a member");
+        // The events it is missing: the welcome's own it lacks, or those after `received`.
+        let missing_from = received
+            .checked_sub(member.welcome_events)
+            .map(|after_welcome| member.events_from + after_welcome);
         let player = token.player;
+        let replaced = member.away.is_none();
         // Single use: the next resume needs the token given now.
         let secret = self.new_secret();
         let new_token = self.token(
             player,
             secret.expect("a session that issued tokens has secrets"),
         );
+        let events = self.events;
         let member = &mut self.members[index];
         member.secret = secret;
         member.resumed_from = Some(connection);
-        let away = *member.away.take().expect("checked away above");
+        member.away = None;
+        member.events_from = events;
+        if replaced {
+            self.outputs.push_back(Output::Replaced { player });
+        }
         self.outputs.push_back(Output::Rebind {
             from: connection,
             to: player,
         });
-        if away.overflowed {
-            let default = self.player_format.default_data().clone();
-            let own = self.members[index].data.clone().unwrap_or(default.clone());
-            let replay = Replay::Snapshot {
-                session_data: &self.session_data,
-                player_data: &own,
-                spelling: self.spelling,
-            };
-            let frame = reply::session_resume(self.id, player, &new_token, replay);
-            self.send(player, frame);
-            let others = self.members.iter().filter(|m| m.id != player);
-            let members: Vec<_> = others.map(|m| (m.id, m.data.clone())).collect();
-            if !members.is_empty() {
-                let burst = JoinBurst::new(self.spelling, default, members);
-                self.outputs
-                    .push_back(Output::SendJoinBurst { to: player, burst });
+        let replay: Option<Vec<ServerFrame>> = missing_from
+            .and_then(|from| self.log.since(from))
+            .map(|frames| frames.cloned().collect());
+        let welcome_events = match replay {
+            Some(frames) => {
+                let replay = Replay::Frames {
+                    missed: frames.len(),
+                };
+                let reply = reply::session_resume(self.id, player, &new_token, replay);
+                self.send(player, reply);
+                let count = frames.len();
+                for frame in frames {
+                    self.send(player, frame);
+                }
+                count
             }
-        } else {
-            let replay = Replay::Frames {
-                missed: away.missed.len(),
-            };
-            let frame = reply::session_resume(self.id, player, &new_token, replay);
-            self.send(player, frame);
-            for frame in away.missed {
-                self.send(player, frame);
+            None => {
+                let default = self.player_format.default_data().clone();
+                let own = self.members[index].data.clone().unwrap_or(default.clone());
+                let replay = Replay::Snapshot {
+                    session_data: &self.session_data,
+                    player_data: &own,
+                    spelling: self.spelling,
+                };
+                let reply = reply::session_resume(self.id, player, &new_token, replay);
+                self.send(player, reply);
+                let others = self.members.iter().filter(|m| m.id != player);
+                let members: Vec<_> = others.map(|m| (m.id, m.data.clone())).collect();
+                let count = members.len();
+                if !members.is_empty() {
+                    let burst = JoinBurst::new(self.spelling, default, members);
+                    self.outputs
+                        .push_back(Output::SendJoinBurst { to: player, burst });
+                }
+                count
             }
-        }
+        };
+        self.members[index].welcome_events = welcome_events as u64;
         self.tell(
             player,
             ToPlayer::Resumed {
@@ -682,6 +779,14 @@ impl Session {
                 player,
             },
         );
+    }
+
+    /// Answers a resume with error `code`: the connection stays in the lobby, the seat and
+    /// its token as they were.
+    fn refuse_resume(&mut self, connection: PlayerId, code: ErrorCode, message: &str) {
+        let frame = reply::error(ServerCommand::SessionResume, code, Some(message));
+        self.send(connection, frame);
+        self.tell(connection, ToPlayer::ResumeRefused);
     }
 
     /// A new secret for a resume token, if the host seeded the session.
@@ -697,26 +802,6 @@ impl Session {
             session: self.id,
             player,
             secret,
-        }
-    }
-
-    /// Keeps `frame` for every away member but `except`, while it fits in its replay buffer.
-    fn keep_for_away(&mut self, frame: &ServerFrame, except: Option<PlayerId>) {
-        let limit = self.limits.resume_replay_bytes;
-        for member in &mut self.members {
-            let Some(away) = member.away.as_mut() else {
-                continue;
-            };
-            if Some(member.id) == except || away.overflowed {
-                continue;
-            }
-            away.missed_bytes += frame.bytes().len();
-            if away.missed_bytes > limit {
-                away.overflowed = true;
-                away.missed = Vec::new();
-            } else {
-                away.missed.push(frame.clone());
-            }
         }
     }
 
@@ -822,13 +907,18 @@ impl Session {
         self.outputs.push_back(Output::ToPlayer { to, event });
     }
 
-    /// Queues `frame` for every member (and keeps it for the away ones); its bytes are
-    /// shared, not copied.
+    /// Queues event `frame` for every member; its bytes are shared, not copied.
     fn broadcast(&mut self, frame: ServerFrame) {
-        self.keep_for_away(&frame, None);
-        self.outputs.push_back(Output::Broadcast {
-            frame,
-            except: None,
-        });
+        self.broadcast_except(frame, None);
+    }
+
+    /// Queues event `frame` for every member but `except`, numbers it, and keeps it in the
+    /// log while some member could resume.
+    fn broadcast_except(&mut self, frame: ServerFrame, except: Option<PlayerId>) {
+        let resumable = self.members.iter().any(|m| m.secret.is_some());
+        let limit = self.limits.resume_replay_bytes;
+        self.log.record(self.events, &frame, resumable, limit);
+        self.events += 1;
+        self.outputs.push_back(Output::Broadcast { frame, except });
     }
 }

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-use sessionserver_core::{ConnectionConfig, Features, Limits, Output, PlayerId, Server};
+use sessionserver_core::{
+    CloseReason, ConnectionConfig, Features, Limits, Output, PlayerId, Server, SessionId,
+};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 const GRACE_MS: u64 = 30_000;
@@ -178,14 +180,117 @@ fn a_dropped_member_resumes_with_its_id_and_every_frame_it_missed_in_order() {
     let refused = game.take(thief);
     assert_eq!(refused[0]["command"], "sessionResume");
     assert_eq!(refused[0]["error"], 22);
-    // A valid token for a member that is still connected: try later.
-    let early = game.connect();
-    game.send(early, &resume(&new_token));
-    assert_eq!(game.take(early)[0]["error"], 24);
+    // A valid token while b's connection still seems open (a network switch not noticed
+    // yet): the new connection takes the seat over and the old one is closed with 4002.
+    game.take(b);
+    let switched = game.connect();
+    game.send(switched, &resume(&new_token));
+    let taken = game.take(b);
+    assert_eq!(taken[0]["command"], "sessionResume");
+    assert_eq!(taken[0]["error"], 0);
+    assert_eq!(taken[0]["playerID"], b.0);
+    assert_eq!(game.server.poll_close(), Some((b, CloseReason::Replaced)));
+    // The old connection's disconnect concerned no one: b is no away member, and nobody was
+    // told anything.
+    let session = game.server.session(SessionId(0)).unwrap();
+    assert!(session.contains(b) && !session.is_away(b));
+    assert!(game.take(a).is_empty() && game.take(c).is_empty());
+    let newest = taken[0]["resumeToken"].as_str().unwrap().to_owned();
     game.drop_connection(b);
     let back = game.connect();
-    game.send(back, &resume(&new_token));
+    game.send(back, &resume(&newest));
     assert_eq!(game.take(b)[0]["error"], 0);
+}
+
+fn resume_after(token: &str, received: u64) -> String {
+    format!(r#"{{"command":"resumeSession","resumeToken":"{token}","received":{received}}}"#)
+}
+
+fn update(x: u64) -> String {
+    format!(r#"{{"command":"updatePlayer","player":{{"x":{x}}}}}"#)
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn what_was_in_flight_when_the_connection_died_is_replayed_from_received() {
+    let mut game = Game::new(Limits::default());
+    let (a, _) = game.resumable_member(true);
+    let (b, token) = game.resumable_member(false);
+    game.take(a);
+    // b's join burst was a's playerJoin: one event, which its client got.
+    for x in 1..=5 {
+        game.send(a, &update(x));
+    }
+    // Sent to b's old connection, but only the first two reached its client.
+    let sent_to_b = game.take_text(b);
+    assert_eq!(sent_to_b.len(), 5);
+    game.take(a);
+    game.drop_connection(b);
+    game.send(a, &update(6));
+    let after_drop = game.take_text(a);
+
+    // A count beyond what was sent is refused, and the token stays good.
+    let liar = game.connect();
+    game.send(liar, &resume_after(&token, 8));
+    let refused = game.take(liar);
+    assert_eq!(refused[0]["command"], "sessionResume");
+    assert_eq!(refused[0]["error"], 25);
+    assert!(game.server.session(SessionId(0)).unwrap().is_away(b));
+
+    let fresh = game.connect();
+    game.send(fresh, &resume_after(&token, 1 + 2));
+    let got = game.take_text(b);
+    let reply: Value = serde_json::from_str(&got[0]).unwrap();
+    assert_eq!(reply["error"], 0);
+    assert_eq!(reply["replay"], "frames");
+    assert_eq!(reply["missed"], 4);
+    // The three it never read, then the one sent while it was away, in order.
+    assert_eq!(got[1..4], sent_to_b[2..]);
+    assert_eq!(got[4..], after_drop[..]);
+
+    // The count starts again at the resume, replayed frames included.
+    let token = reply["resumeToken"].as_str().unwrap().to_owned();
+    game.send(a, &update(7));
+    game.take(a);
+    let live = game.take_text(b);
+    game.drop_connection(b);
+    let again = game.connect();
+    game.send(again, &resume_after(&token, 4));
+    let got = game.take_text(b);
+    assert!(
+        got[0].contains(r#""replay":"frames","missed":1"#),
+        "{}",
+        got[0]
+    );
+    assert_eq!(got[1..], live[..]);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_join_burst_cut_short_or_a_bad_count_gets_a_snapshot_or_an_error() {
+    let mut game = Game::new(Limits::default());
+    let (a, _) = game.resumable_member(true);
+    let (_b, _) = game.resumable_member(false);
+    let (c, token) = game.resumable_member(false);
+    game.take(a);
+    // c's join burst held two playerJoins; its client got only one.
+    game.drop_connection(c);
+    let bad = game.connect();
+    game.send(
+        bad,
+        &format!(r#"{{"command":"resumeSession","resumeToken":"{token}","received":-1}}"#),
+    );
+    let refused = game.take(bad);
+    assert_eq!(refused[0]["command"], "sessionResume");
+    assert_eq!(refused[0]["error"], 13);
+    let fresh = game.connect();
+    game.send(fresh, &resume_after(&token, 1));
+    let got = game.take(c);
+    assert_eq!(got[0]["replay"], "snapshot");
+    assert_eq!(
+        got.len(),
+        3,
+        "the snapshot and a playerJoin of each other member"
+    );
+    assert!(got[1..].iter().all(|f| f["command"] == "playerJoin"));
 }
 
 #[wasm_bindgen_test(unsupported = test)]

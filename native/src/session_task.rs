@@ -128,7 +128,7 @@ pub(crate) fn spawn(
         unflushed: Vec::new(),
         ended: false,
         data: DataBytes::default(),
-        away_bytes: 0,
+        replay_bytes: 0,
         budget,
         epoch: std::time::Instant::now(),
     };
@@ -151,7 +151,7 @@ struct SessionTask {
     /// The data the session stores, as counted in the memory budget.
     data: DataBytes,
     /// The frames kept for away members, as counted in the memory budget.
-    away_bytes: usize,
+    replay_bytes: usize,
     budget: Arc<Budget>,
     /// The origin of the milliseconds the session counts in (its egress budgets).
     epoch: std::time::Instant,
@@ -204,7 +204,7 @@ impl Drop for SessionTask {
         let id = self.session.id();
         self.registry.remove_session(id);
         self.budget
-            .session_moved(self.data.total + self.away_bytes, 0);
+            .session_moved(self.data.total + self.replay_bytes, 0);
         if !self.ended {
             tracing::error!(session = %id, members = self.peers.len(), "session task failed");
             for peer in self.peers.values() {
@@ -353,6 +353,11 @@ impl SessionTask {
                 Output::Away { player } => {
                     self.peers.remove(&player);
                 }
+                Output::Replaced { player } => {
+                    if let Some(old) = self.peers.remove(&player) {
+                        old.end(sessionserver_core::CloseReason::Replaced);
+                    }
+                }
                 Output::ToPlayer { to, event } => {
                     if matches!(event, ToPlayer::JoinRefused | ToPlayer::ResumeRefused) {
                         gone = Some(to);
@@ -379,10 +384,10 @@ impl SessionTask {
         if let Some(player) = gone {
             self.peers.remove(&player);
         }
-        let away_bytes = self.session.away_bytes();
-        if away_bytes != self.away_bytes {
-            self.budget.session_moved(self.away_bytes, away_bytes);
-            self.away_bytes = away_bytes;
+        let replay_bytes = self.session.replay_bytes();
+        if replay_bytes != self.replay_bytes {
+            self.budget.session_moved(self.replay_bytes, replay_bytes);
+            self.replay_bytes = replay_bytes;
         }
         answer
     }

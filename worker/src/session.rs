@@ -480,7 +480,7 @@ impl Live {
                 }
                 // No member of this host asks for resume (no token is issued): nobody is away
                 // and nothing is rebound.
-                Output::Rebind { .. } | Output::Away { .. } => {}
+                Output::Rebind { .. } | Output::Away { .. } | Output::Replaced { .. } => {}
                 Output::Ended => ended = true,
             }
         }
