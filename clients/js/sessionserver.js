@@ -65,7 +65,8 @@ export const CLOSE_MEANINGS = Object.freeze({
  * connection was lost (1006: no close frame at all), or the server closed it for a reason a new
  * connection does not repeat (1011 its task failed, 1012-1014 restart / try again later /
  * gateway, 4000 heartbeat timeout, 4001 the client fell behind, 4002 the server was short of
- * memory). Any other close is final: 1000 and 1005 (a deliberate close by either side), 1001
+ * memory; 4002 also tells a connection its seat was resumed elsewhere, whose token is then used
+ * up, so the attempt ends in `lost`). Any other close is final: 1000 and 1005 (a deliberate close by either side), 1001
  * (the server is shutting down: its sessions go with it), 1002, 1007, 1008, 1009 (this client
  * broke a rule, and would again), and codes not listed here.
  */
