@@ -18,7 +18,7 @@ pub enum CloseReason {
     HeartbeatTimeout,
     /// 4001: the client stopped reading and its send queue filled up.
     SendQueueFull,
-    /// 4002: the player's seat was resumed on another connection (`resumeSession` with its
+    /// 4003: the player's seat was resumed on another connection (`resumeSession` with its
     /// token) while this one still seemed open.
     Replaced,
     /// 1011: the player's session was lost by the server (its task or object failed); the
@@ -65,7 +65,7 @@ impl CloseReason {
             CloseReason::TooBig => 1009,
             CloseReason::HeartbeatTimeout => 4000,
             CloseReason::SendQueueFull => 4001,
-            CloseReason::Replaced => 4002,
+            CloseReason::Replaced => 4003,
             CloseReason::SessionLost => 1011,
         }
     }

@@ -181,7 +181,7 @@ fn a_dropped_member_resumes_with_its_id_and_every_frame_it_missed_in_order() {
     assert_eq!(refused[0]["command"], "sessionResume");
     assert_eq!(refused[0]["error"], 22);
     // A valid token while b's connection still seems open (a network switch not noticed
-    // yet): the new connection takes the seat over and the old one is closed with 4002.
+    // yet): the new connection takes the seat over and the old one is closed with 4003.
     game.take(b);
     let switched = game.connect();
     game.send(switched, &resume(&new_token));

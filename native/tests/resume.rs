@@ -7,7 +7,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{body, connect, http_get, next_json, send, start, Client, PATIENCE};
+use common::{body, close_code, connect, http_get, next_json, send, start, Client, PATIENCE};
 use serde_json::{json, Value};
 use sessionserver::{Config, RunningServer};
 use sessionserver_core::Limits;
@@ -149,5 +149,91 @@ async fn without_a_resume_the_others_get_player_leave_when_the_grace_ends() {
         leave,
         json!({"command":"playerLeave","error":0,"playerID":b_join["playerID"]})
     );
+    server.shutdown().await;
+}
+
+/// A member and a resumable member of a new session, and the second one's ID and token.
+async fn pair(server: &RunningServer) -> (Client, Value, Client, Value, String) {
+    let (a, a_join) = hello_and(
+        server,
+        r#"{"command":"createSession","session":{},"player":{"x":0}}"#,
+    )
+    .await;
+    let join = format!(
+        r#"{{"command":"joinSession","sessionID":{}}}"#,
+        a_join["sessionID"]
+    );
+    let (b, b_join) = hello_and(server, &join).await;
+    let token = b_join["resumeToken"].as_str().unwrap().to_owned();
+    (
+        a,
+        a_join["playerID"].clone(),
+        b,
+        b_join["playerID"].clone(),
+        token,
+    )
+}
+
+#[tokio::test]
+async fn frames_written_to_a_connection_that_died_unread_are_replayed_from_received() {
+    let server = start(Config::default()).await;
+    let (mut a, a_id, mut b, b_id, token) = pair(&server).await;
+    next_json(&mut a).await; // b's playerJoin
+                             // b's join burst: a's playerJoin, the one event its client reads.
+    assert_eq!(next_json(&mut b).await["command"], "playerJoin");
+    for x in 1..=5 {
+        send(
+            &mut a,
+            &format!(r#"{{"command":"updatePlayer","player":{{"x":{x}}}}}"#),
+        )
+        .await;
+        expect_update(&mut a, &a_id, x).await;
+    }
+    // The server wrote the five updates to b's socket; b's client never read them, and its
+    // connection is destroyed with them still unread.
+    drop(b);
+    until_away(&server, &b_id).await;
+    let mut b = connect(&server).await;
+    send(
+        &mut b,
+        &format!(r#"{{"command":"resumeSession","resumeToken":"{token}","received":1}}"#),
+    )
+    .await;
+    let resumed = next_json(&mut b).await;
+    assert_eq!(resumed["error"], 0, "{resumed}");
+    assert_eq!(resumed["playerID"], b_id);
+    assert_eq!(resumed["replay"], "frames");
+    assert_eq!(resumed["missed"], 5, "{resumed}");
+    for x in 1..=5 {
+        expect_update(&mut b, &a_id, x).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_resume_while_the_old_connection_seems_open_takes_it_over() {
+    let server = start(Config::default()).await;
+    let (mut a, _, mut old, b_id, token) = pair(&server).await;
+    next_json(&mut a).await; // b's playerJoin
+    assert_eq!(next_json(&mut old).await["command"], "playerJoin");
+    // A network switch: the old connection is still open as far as the server knows.
+    let mut b = connect(&server).await;
+    send(
+        &mut b,
+        &format!(r#"{{"command":"resumeSession","resumeToken":"{token}","received":1}}"#),
+    )
+    .await;
+    let resumed = next_json(&mut b).await;
+    assert_eq!(resumed["error"], 0, "{resumed}");
+    assert_eq!(resumed["playerID"], b_id);
+    assert_eq!(resumed["missed"], 0, "{resumed}");
+    assert_eq!(u16::from(close_code(&mut old).await), 4003);
+    // The seat is b's new connection's, and nobody saw b leave: a's next frame is b's update.
+    send(&mut b, r#"{"command":"updatePlayer","player":{"x":7}}"#).await;
+    expect_update(&mut b, &b_id, 7).await;
+    expect_update(&mut a, &b_id, 7).await;
+    // Once the old connection is gone, the member is still connected (not away).
+    let sessions = body(&http_get(server.local_addr(), "/sessions", "").await).to_owned();
+    assert!(!sessions.contains(r#""away":true"#), "{sessions}");
     server.shutdown().await;
 }
