@@ -15,7 +15,7 @@ export const CLOSE_MEANINGS: Readonly<Record<number, string>>;
 export function errorMeaning(code: number, command?: string): string;
 /**
  * The close codes after which a client in a session reconnects and resumes (1006, 1011-1014,
- * 4000-4002); every other close is final.
+ * 4000-4002); every other close is final (4003 among them: the seat was resumed elsewhere).
  */
 export const RECONNECT_CLOSE_CODES: readonly number[];
 /** The defaults of the `reconnect` settings. */

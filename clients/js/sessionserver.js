@@ -58,6 +58,7 @@ export const CLOSE_MEANINGS = Object.freeze({
   4000: 'heartbeat timeout: nothing heard from the client, not even a pong',
   4001: 'the client stopped reading and its send queue filled up',
   4002: 'the server neared its memory budget and this connection held one of the largest send backlogs',
+  4003: "replaced: this player's seat was resumed on another connection",
 });
 
 /**
@@ -65,10 +66,10 @@ export const CLOSE_MEANINGS = Object.freeze({
  * connection was lost (1006: no close frame at all), or the server closed it for a reason a new
  * connection does not repeat (1011 its task failed, 1012-1014 restart / try again later /
  * gateway, 4000 heartbeat timeout, 4001 the client fell behind, 4002 the server was short of
- * memory; 4002 also tells a connection its seat was resumed elsewhere, whose token is then used
- * up, so the attempt ends in `lost`). Any other close is final: 1000 and 1005 (a deliberate close by either side), 1001
+ * memory). Any other close is final: 1000 and 1005 (a deliberate close by either side), 1001
  * (the server is shutting down: its sessions go with it), 1002, 1007, 1008, 1009 (this client
- * broke a rule, and would again), and codes not listed here.
+ * broke a rule, and would again), 4003 (the seat was resumed on another connection, which used
+ * up its token), and codes not listed here.
  */
 export const RECONNECT_CLOSE_CODES = Object.freeze([1006, 1011, 1012, 1013, 1014, 4000, 4001, 4002]);
 

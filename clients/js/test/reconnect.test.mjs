@@ -4,7 +4,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { SessionClient, SessionError, SessionLostError, ConnectionClosedError, RECONNECT_CLOSE_CODES } from '../sessionserver.js';
+import {
+  SessionClient,
+  SessionError,
+  SessionLostError,
+  ConnectionClosedError,
+  RECONNECT_CLOSE_CODES,
+  CLOSE_MEANINGS,
+} from '../sessionserver.js';
 import { startServer } from './server.mjs';
 import { startProxy } from './proxy.mjs';
 import { WebSocket, connect, next, collect, until, playersOf } from './helpers.mjs';
@@ -162,8 +169,8 @@ test('half-open: the server still holds the old connection; the resume takes it 
   a.on('playerUpdate', (e) => e.playerID === b.playerID && fromB.push(e.data.x));
   const bLeaves = collect(b, 'playerLeave');
   // Half-open: A's side is reset, the server's side stays open, so the server still holds A
-  // as connected. This server takes the seat over at once (closing the old connection); one
-  // that answers error 24 instead gets another attempt once the old connection is gone.
+  // as connected. This server takes the seat over at once (closing the old connection, 4003);
+  // one that answers error 24 instead gets another attempt once the old connection is gone.
   const refused = next(a, 'reconnecting', (e) => e.error?.code === 24, 15_000);
   const resumed = next(a, 'resumed', () => true, 15_000);
   proxy.cut({ keepUpstream: true });
@@ -355,6 +362,31 @@ test('a server that grants no resume: a drop closes the client as before', { ski
   assert.equal((await closed).code, 1006);
   await bSees;
   assert.deepEqual(log, [['close', 1006]]);
+  assert.equal(a.session, null);
+});
+
+test('4003: a client whose seat another connection resumed (with its token) does not come back', { skip }, async () => {
+  const a = await client(server.url);
+  const frames = collect(a, 'message');
+  const { id } = await a.createSession({}, { x: 0 });
+  const token = frames.find((f) => f.command === 'sessionJoin').resumeToken;
+  assert.equal(typeof token, 'string');
+  const aID = a.playerID;
+  const log = journal(a);
+  const closed = next(a, 'close');
+  // Someone else resumes A's seat while A's connection is open: the server hands it over.
+  const thief = new WebSocket(server.url);
+  cleanup.push(() => thief.close());
+  await new Promise((resolve) => thief.on('open', resolve));
+  const answer = new Promise((resolve) => thief.on('message', (d) => resolve(JSON.parse(String(d)))));
+  thief.send(JSON.stringify({ command: 'resumeSession', resumeToken: token, received: 0 }));
+  const resumed = await answer;
+  assert.deepEqual([resumed.command, resumed.error, resumed.sessionID, resumed.playerID], ['sessionResume', 0, id, aID]);
+  const e = await closed;
+  assert.equal(e.code, 4003);
+  assert.equal(e.meaning, CLOSE_MEANINGS[4003]);
+  assert.ok(!RECONNECT_CLOSE_CODES.includes(4003));
+  assert.deepEqual(log, [['close', 4003]], 'no reconnecting: the seat is not this client\'s any more');
   assert.equal(a.session, null);
 });
 
