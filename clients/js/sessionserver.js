@@ -39,7 +39,7 @@ export const ERROR_MEANINGS = Object.freeze({
   21: 'hello is answered in the lobby only: send it before creating or joining',
   22: 'the resume token is not valid: used already, expired, or never issued',
   23: 'resumeSession while in a session: resuming is for a new connection',
-  24: 'the player to resume is still connected; try again in a moment',
+  24: 'the player to resume is still connected (sent by older servers; current ones take the seat over); try again in a moment',
   25: 'resumeSession counted more events received than the session sent that seat; nothing changes',
 });
 
