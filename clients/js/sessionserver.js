@@ -818,13 +818,9 @@ export class SessionClient {
       this._snapshot = { seen: new Set() };
     }
     if (this._snapshot) {
-      // The snapshot does not say how many playerJoins follow: a command whose reply comes
-      // after them marks their end. hello within a session is answered error 21 in order with
-      // the session's frames, and changes nothing.
-      this._replay = null;
-      const done = () => this._finishResume();
-      this._pending.push({ command: 'hello', reply: 'hello', internal: 'end of snapshot', resolve: done, reject: done });
-      socket.send('{"command":"hello"}');
+      // `members`: how many playerJoins follow, one per other member.
+      this._replay = msg.members > 0 ? { left: msg.members } : null;
+      if (!this._replay) this._finishResume();
     } else if (this._resuming.missed > 0) {
       this._replay = { left: this._resuming.missed };
     } else {

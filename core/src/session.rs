@@ -753,16 +753,17 @@ impl Session {
             None => {
                 let default = self.player_format.default_data().clone();
                 let own = self.members[index].data.clone().unwrap_or(default.clone());
+                let others = self.members.iter().filter(|m| m.id != player);
+                let members: Vec<_> = others.map(|m| (m.id, m.data.clone())).collect();
+                let count = members.len();
                 let replay = Replay::Snapshot {
                     session_data: &self.session_data,
                     player_data: &own,
                     spelling: self.spelling,
+                    members: count,
                 };
                 let reply = reply::session_resume(self.id, player, &new_token, replay);
                 self.send(player, reply);
-                let others = self.members.iter().filter(|m| m.id != player);
-                let members: Vec<_> = others.map(|m| (m.id, m.data.clone())).collect();
-                let count = members.len();
                 if !members.is_empty() {
                     let burst = JoinBurst::new(self.spelling, default, members);
                     self.outputs
