@@ -554,3 +554,38 @@ impl ServerState {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A short soak against a native server in this process: every delivery once and in
+    /// order across cuts and switches, no leave, and nothing left on the server.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn members_that_drop_and_resume_lose_nothing() {
+        let server = sessionserver::start(sessionserver::Config {
+            bind: "127.0.0.1".parse().unwrap(),
+            port: 0,
+            ..sessionserver::Config::default()
+        })
+        .await
+        .unwrap();
+        let args = SoakArgs {
+            target: Target {
+                url: format!("ws://{}/", server.local_addr()),
+                server: "in-process".into(),
+                server_pid: None,
+            },
+            sessions: 4,
+            players: 3,
+            rate: 20.0,
+            seconds: 6.0,
+            drop_every: 1.0,
+            max_pause_ms: 300,
+            seed: 7,
+        };
+        let outcome = run(args).await;
+        server.shutdown().await;
+        outcome.expect("a clean soak");
+    }
+}
