@@ -12,6 +12,8 @@
 //!   update (one epoll thread, one `recv` per update, one `send` per delivery);
 //! - `tokio-relay-server`: the relay's work on a tokio current-thread runtime (a task per
 //!   connection, `try_write` per member): what tokio itself adds per update;
+//! - `soak`: sessions whose members drop and resume at random for minutes; every update must
+//!   reach every member once and in order, and the server must end where it started;
 //! - `attack`: one hostile client pattern (pings never read, joiners that never read, open
 //!   fragments, floods, …) with the server's RSS and memory gauges watched throughout.
 //!
@@ -29,6 +31,7 @@ mod floor;
 mod idle;
 mod reference;
 mod relay_server;
+mod soak;
 mod tokio_relay;
 mod ws;
 
@@ -63,6 +66,8 @@ enum Scenario {
     TokioRelayServer(tokio_relay::TokioRelayArgs),
     /// One attack against a running server, watching its memory (RSS, budget gauges).
     Attack(attack::AttackArgs),
+    /// Members dropping and resuming at random: nothing lost, nothing left over.
+    Soak(soak::SoakArgs),
 }
 
 fn main() {
@@ -86,6 +91,7 @@ fn main() {
                 match scenario {
                     Scenario::Idle(args) => idle::run(args).await,
                     Scenario::Attack(args) => attack::run(args).await,
+                    Scenario::Soak(args) => soak::run(args).await,
                     Scenario::Floor(_)
                     | Scenario::Fanout(_)
                     | Scenario::Churn(_)

@@ -5,7 +5,7 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 export type JsonObject = { [key: string]: JsonValue };
 
 /** The error codes the server sends (0 is success and never rejects). */
-export type ErrorCode = 2 | 4 | 5 | 6 | 7 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20;
+export type ErrorCode = 2 | 4 | 5 | 6 | 7 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25;
 
 /** What every error code means (code 4 has two meanings; see errorMeaning). */
 export const ERROR_MEANINGS: Readonly<Record<ErrorCode, string>>;
@@ -13,6 +13,13 @@ export const ERROR_MEANINGS: Readonly<Record<ErrorCode, string>>;
 export const CLOSE_MEANINGS: Readonly<Record<number, string>>;
 /** The meaning of an error code in the reply command it came in. */
 export function errorMeaning(code: number, command?: string): string;
+/**
+ * The close codes after which a client in a session reconnects and resumes (1006, 1011-1014,
+ * 4000-4002); every other close is final (4003 among them: the seat was resumed elsewhere).
+ */
+export const RECONNECT_CLOSE_CODES: readonly number[];
+/** The defaults of the `reconnect` settings. */
+export const RECONNECT_DEFAULTS: Readonly<Required<ReconnectOptions>>;
 
 /** A reply command of the server. */
 export type ReplyCommand =
@@ -22,13 +29,15 @@ export type ReplyCommand =
   | 'playerJoin'
   | 'playerUpdate'
   | 'playerLeave'
+  | 'hello'
+  | 'sessionResume'
   | 'error';
 
 /** An error reply of the server. */
 export class SessionError extends Error {
   constructor(code: number, command: ReplyCommand, serverMessage?: string);
   readonly name: 'SessionError';
-  /** The protocol's error code (2-19). */
+  /** The protocol's error code (2-25). */
   readonly code: ErrorCode;
   /** The reply command the error came in. */
   readonly command: ReplyCommand;
@@ -46,6 +55,25 @@ export class ConnectionClosedError extends Error {
   readonly code: number;
   readonly reason?: string;
   readonly meaning: string;
+}
+
+/** Why a seat could not be taken back after a drop. */
+export type LostReason =
+  /** The server refused the resume (error 22: the grace period ended, or the session is gone); the client is connected, in the lobby. */
+  | 'rejected'
+  /** No resume within `maxAttempts` / `maxTimeMs`; the client is closed. */
+  | 'timeout'
+  /** An attempt was closed with a final close code; the client is closed. */
+  | 'closed';
+
+/** Requests made while reconnecting reject with this when the seat is lost. */
+export class SessionLostError extends Error {
+  constructor(reason: LostReason, sessionID: number | null, cause?: Error);
+  readonly name: 'SessionLostError';
+  readonly reason: LostReason;
+  readonly sessionID: number | null;
+  /** The SessionError (rejected) or ConnectionClosedError (timeout, closed) behind it. */
+  readonly cause?: Error;
 }
 
 /** The session a client is in, kept up to date by the client. */
@@ -98,6 +126,32 @@ export interface CloseEvent {
   reason: string;
   meaning: string;
 }
+export interface ReconnectingEvent {
+  /** 1 for the first attempt after a drop, then 2, 3, … */
+  attempt: number;
+  /** Milliseconds before this attempt starts (full jitter: drawn from [0, min(maxDelayMs, baseDelayMs × 2^(attempt-1))]). */
+  delay: number;
+  /** The close code of the connection lost (attempt 1) or of the failed attempt before. */
+  code: number;
+  reason: string;
+  /** The server's refusal of the attempt before, if it was one (error 24: the old connection is not yet found gone). */
+  error: SessionError | null;
+}
+export interface ResumedEvent {
+  /** 'frames': the missed frames came as the usual events. 'snapshot': the state was rebuilt (read client.session). */
+  replay: 'frames' | 'snapshot';
+  /** How many frames were replayed; null for a snapshot. */
+  missed: number | null;
+  /** The attempts it took. */
+  attempts: number;
+}
+export interface LostEvent {
+  reason: LostReason;
+  /** The session that was lost. */
+  sessionID: number | null;
+  /** The SessionError (rejected) or ConnectionClosedError (timeout, closed) behind it. */
+  error: Error;
+}
 
 export interface SessionClientEvents<S extends JsonObject = JsonObject, P extends JsonObject = JsonObject> {
   sessionJoin: SessionJoinEvent<S, P>;
@@ -106,6 +160,12 @@ export interface SessionClientEvents<S extends JsonObject = JsonObject, P extend
   playerUpdate: PlayerUpdateEvent<P>;
   playerLeave: PlayerLeaveEvent<P>;
   sessionUpdate: SessionUpdateEvent<S, P>;
+  /** The connection dropped in a session (or an attempt failed): an attempt to resume follows after `delay`. */
+  reconnecting: ReconnectingEvent;
+  /** The seat is back, with the same player ID, and what was missed has been applied. */
+  resumed: ResumedEvent;
+  /** The seat could not be taken back; client.session is null. After 'timeout' and 'closed', `close` follows. */
+  lost: LostEvent;
   /** Every frame from the server, parsed, before the client acts on it. */
   message: { command: string; error: number; [key: string]: unknown };
   close: CloseEvent;
@@ -124,12 +184,32 @@ export interface WebSocketLike {
   onclose: ((event: { code: number; reason: string }) => void) | null;
 }
 
+/** Settings of reconnecting; every one has a default (RECONNECT_DEFAULTS). */
+export interface ReconnectOptions {
+  /** Attempts at most per drop (default 30). */
+  maxAttempts?: number;
+  /** Milliseconds from the drop after which no attempt starts, and the client gives up (default 30,000: the server's default grace). */
+  maxTimeMs?: number;
+  /** Bound of the first attempt's random delay; it doubles per attempt (default 250). */
+  baseDelayMs?: number;
+  /** Largest bound of an attempt's random delay (default 5,000). */
+  maxDelayMs?: number;
+  /** Milliseconds one attempt may take, from opening its socket to the server's answer (default 5,000). */
+  attemptTimeoutMs?: number;
+}
+
 export interface ConnectOptions {
   /** A WebSocket constructor; defaults to globalThis.WebSocket (browsers, Node 22+). */
   WebSocket?: new (url: string, protocols?: string | string[]) => any;
   /** The field spelling to send: 'short' (session/player, the default) or 'long' (sessionData/playerData). */
   spelling?: 'short' | 'long';
   protocols?: string | string[];
+  /**
+   * Ask the server for `resume` and, when the connection drops in a session, reconnect and take
+   * the seat back: true (the defaults), false, or settings. Default: true given a URL, false
+   * given a socket.
+   */
+  reconnect?: boolean | ReconnectOptions;
 }
 
 /** A connection to a session server: one player. */
@@ -140,8 +220,9 @@ export class SessionClient<S extends JsonObject = JsonObject, P extends JsonObje
     options?: ConnectOptions,
   ): Promise<SessionClient<S, P>>;
 
-  constructor(socket: WebSocketLike, options?: Pick<ConnectOptions, 'spelling'>);
+  constructor(socket: WebSocketLike & { readonly url?: string }, options?: ConnectOptions);
 
+  /** The current socket (a new one after each resume). */
   readonly socket: WebSocketLike;
   /** Resolves when the socket is open. */
   readonly opened: Promise<void>;
@@ -150,8 +231,12 @@ export class SessionClient<S extends JsonObject = JsonObject, P extends JsonObje
   readonly playerID: number | null;
   /** The session this player is in, or null. */
   readonly session: Session<S, P> | null;
-  /** The close code and reason once closed, else null. */
+  /** The close code and reason once closed for good, else null (also while reconnecting). */
   readonly closed: { code: number; reason: string } | null;
+  /** The extensions the server granted to hello (['resume']); [] if none; null while unknown or when no hello is sent. */
+  readonly features: string[] | null;
+  /** While taking the seat back after a drop; else null. Requests made meanwhile wait and are sent after the resume. */
+  readonly reconnecting: { attempt: number; delay: number; since: number } | null;
 
   /** Adds a listener; returns a function that removes it. */
   on<E extends keyof SessionClientEvents<S, P>>(event: E, fn: (arg: SessionClientEvents<S, P>[E]) => void): () => void;
@@ -169,7 +254,7 @@ export class SessionClient<S extends JsonObject = JsonObject, P extends JsonObje
   updateSession(sessionData?: S, playerData?: P): Promise<Session<S, P>>;
   /** Leaves the current session. */
   leaveSession(): Promise<void>;
-  /** Closes the connection; resolves once closed. */
+  /** Closes the connection (leaving the session first when the server would keep the seat); stops reconnecting; resolves once closed. */
   close(code?: number, reason?: string): Promise<{ code: number; reason: string }>;
   /** Sends a raw command object. */
   send(message: { command: string; [key: string]: unknown }): void;

@@ -28,8 +28,9 @@ pub struct Limits {
     /// How long a member that asked for `resume` keeps its seat after its connection is
     /// gone without a leave, in milliseconds; then it leaves (`playerLeave`). 0: no grace.
     pub resume_grace_ms: u64,
-    /// Bytes of frames a session keeps for an away member, to replay at its resume; past it
-    /// the member is given a snapshot instead.
+    /// Bytes of its latest events (broadcasts) a session keeps for resumes: one log for all
+    /// its members, kept while one of them asked for `resume`. A resume that needs older
+    /// events is given a snapshot instead.
     pub resume_replay_bytes: usize,
 }
 

@@ -217,6 +217,8 @@ pub enum Replay<'a> {
         player_data: &'a JsonObject,
         /// The session's spelling of the data fields.
         spelling: Spelling,
+        /// How many `playerJoin`s follow: one per other member.
+        members: usize,
     },
 }
 
@@ -248,8 +250,10 @@ pub fn session_resume(
             session_data,
             player_data,
             spelling,
+            members,
         } => {
             w.raw(",\"replay\":\"snapshot\"");
+            w.id("members", members as u64);
             w.data(spelling.session_field(), session_data);
             w.data(spelling.player_field(), player_data);
         }

@@ -135,6 +135,9 @@ struct Member {
     welcome_events: u64,
     /// [`Session::events`] after its welcome: every event from there on was sent to it.
     events_from: u64,
+    /// Restored from storage: what it was sent before is not known, so its resume gets a
+    /// snapshot.
+    uncounted: bool,
 }
 
 /// What an away member keeps.
@@ -198,6 +201,7 @@ impl Member {
             resumed_from: None,
             welcome_events: 0,
             events_from: 0,
+            uncounted: false,
         }
     }
 
@@ -356,7 +360,10 @@ impl Session {
         for (id, data) in members {
             if !session.contains(id) {
                 session.data_bytes += data.as_ref().map_or(0, |d| d.as_str().len());
-                session.members.push(Member::new(id, data));
+                session.members.push(Member {
+                    uncounted: true,
+                    ..Member::new(id, data)
+                });
             }
         }
         session
@@ -713,7 +720,7 @@ impl Session {
             // Taking over a connection that seems open: what it was sent, it is taken to have.
             (None, None) => sent,
         };
-        if received > sent {
+        if received > sent && !member.uncounted {
             let message = format!(
                 "`received` is {received}, but this seat was sent {sent} events since its \
                  last sessionJoin or sessionResume"
@@ -721,9 +728,13 @@ impl Session {
             return self.refuse_resume(connection, ErrorCode::ReceivedTooMany, &message);
         }
         // The events it is missing: the welcome's own it lacks, or those after `received`.
-        let missing_from = received
-            .checked_sub(member.welcome_events)
-            .map(|after_welcome| member.events_from + after_welcome);
+        // (`received` is at most `sent` here, so the sum cannot pass `self.events`.)
+        let missing_from = match member.uncounted {
+            true => None,
+            false => received
+                .checked_sub(member.welcome_events)
+                .map(|after_welcome| member.events_from + after_welcome),
+        };
         let player = token.player;
         let replaced = member.away.is_none();
         // Single use: the next resume needs the token given now.
@@ -738,6 +749,7 @@ impl Session {
         member.resumed_from = Some(connection);
         member.away = None;
         member.events_from = events;
+        member.uncounted = false;
         if replaced {
             self.outputs.push_back(Output::Replaced { player });
         }
@@ -766,16 +778,17 @@ impl Session {
             None => {
                 let default = self.player_format.default_data().clone();
                 let own = self.members[index].data.clone().unwrap_or(default.clone());
+                let others = self.members.iter().filter(|m| m.id != player);
+                let members: Vec<_> = others.map(|m| (m.id, m.data.clone())).collect();
+                let count = members.len();
                 let replay = Replay::Snapshot {
                     session_data: &self.session_data,
                     player_data: &own,
                     spelling: self.spelling,
+                    members: count,
                 };
                 let reply = reply::session_resume(self.id, player, &new_token, replay);
                 self.send(player, reply);
-                let others = self.members.iter().filter(|m| m.id != player);
-                let members: Vec<_> = others.map(|m| (m.id, m.data.clone())).collect();
-                let count = members.len();
                 if !members.is_empty() {
                     let burst = JoinBurst::new(self.spelling, default, members);
                     self.outputs

@@ -81,8 +81,9 @@ enum Op {
     Leave(u8),
     /// hello, asking for `resume` or nothing.
     Hello(u8, bool),
-    /// resumeSession with one of the tokens seen so far (used ones included).
-    Resume(u8, u8, Mutation),
+    /// resumeSession with one of the tokens seen so far (used ones included), and maybe a
+    /// count of events received (right, too high, too low: whatever the input says).
+    Resume(u8, u8, Option<u8>, Mutation),
     /// Deliver this many messages between the machines.
     Step(u8),
     /// Deliver every message on its way.
@@ -216,13 +217,16 @@ fuzz_target!(|ops: Vec<Op>| {
                     server.feed_text(p, &frame);
                 }
             }
-            Op::Resume(i, t, m) => {
+            Op::Resume(i, t, received, m) => {
                 if let (Some(p), false) = (pick(&players, *i), tokens.is_empty()) {
                     let token = &tokens[usize::from(*t) % tokens.len()];
                     if let Some(player) = token.split('.').nth(1).and_then(|s| s.parse().ok()) {
                         resuming.entry(player).or_default().push(p);
                     }
-                    let frame = format!(r#"{{"command":"resumeSession","resumeToken":"{token}"}}"#);
+                    let received = received.map_or(String::new(), |n| format!(r#","received":{n}"#));
+                    let frame = format!(
+                        r#"{{"command":"resumeSession","resumeToken":"{token}"{received}}}"#
+                    );
                     server.feed_text(p, &mutate(frame, m));
                 }
             }

@@ -1,7 +1,7 @@
 // The dots demo: every player is a coloured dot, moved with the arrow keys or a click.
 // Built on the JavaScript client (clients/js/sessionserver.js, served as /sessionserver.js).
 // No build step: the browser loads these ES modules as they are.
-import { SessionClient, SessionError } from './sessionserver.js';
+import { SessionClient, SessionError, ConnectionClosedError } from './sessionserver.js';
 
 const W = 800;
 const H = 500;
@@ -61,7 +61,9 @@ function serverURL() {
 async function connect() {
   status('connecting…');
   try {
-    client = await SessionClient.connect(serverURL());
+    // The client reconnects by itself when the connection drops in a session (the server keeps
+    // the seat for 30 s): the dots stay, and what was missed is replayed.
+    client = await SessionClient.connect(serverURL(), { reconnect: true });
   } catch (err) {
     status(`cannot connect: ${describe(err)}`, true);
     setTimeout(connect, 2000);
@@ -87,7 +89,26 @@ async function connect() {
     if (!self) dirty = true;
     render();
   });
-  client.on('error', (err) => status(describe(err), true));
+  client.on('error', (err) => {
+    if (!client?.reconnecting) status(describe(err), true);
+  });
+  client.on('reconnecting', ({ attempt, code }) => {
+    $('reconnecting').hidden = false;
+    $('reconnecting').textContent = `connection lost: reconnecting (attempt ${attempt})…`;
+    status(`connection lost (${code}); reconnecting, attempt ${attempt}…`, true);
+  });
+  client.on('resumed', ({ replay }) => {
+    $('reconnecting').hidden = true;
+    status(`reconnected: back in session ${client.session.id}${replay === 'snapshot' ? ' (redrawn from a snapshot)' : ''}`);
+    dirty = true; // send my position, which may have moved meanwhile
+    render();
+  });
+  client.on('lost', ({ reason, sessionID }) => {
+    $('reconnecting').hidden = true;
+    status(`lost session ${sessionID} (${reason === 'rejected' ? 'it did not keep my seat' : 'could not reconnect in time'})`, true);
+    shown.clear();
+    render();
+  });
   client.on('close', ({ code, meaning }) => {
     status(`disconnected (${code}: ${meaning}); reconnecting…`, true);
     client = null;
@@ -157,10 +178,12 @@ setInterval(async () => {
   dirty = false;
   sending = true;
   try {
+    // While the client reconnects, this waits and is sent once the seat is back.
     await client.updatePlayer({ name: me.name, x: Math.round(me.x), y: Math.round(me.y), color: me.color });
   } catch (err) {
     if (err instanceof SessionError && err.code === 18) dirty = true; // try again later
-    else status(describe(err), true);
+    else if (err instanceof ConnectionClosedError) dirty = true; // in flight when the connection dropped
+    else if (client?.session) status(describe(err), true);
   } finally {
     sending = false;
   }
@@ -186,6 +209,9 @@ function forget(id) {
   renderSessions();
 }
 window.addEventListener('storage', (e) => e.key === SESSIONS_KEY && renderSessions());
+// Leaving the page leaves the session at once (close() sends leaveSession first); otherwise the
+// server would keep this player's seat, and the others its dot, for the resume grace period.
+window.addEventListener('pagehide', () => client?.close());
 
 function renderSessions() {
   const ul = $('sessions');
@@ -359,6 +385,10 @@ window.demo = {
   /** This player's ID, or null. */
   get playerID() {
     return client?.playerID ?? null;
+  },
+  /** True while the client is taking its seat back after a dropped connection. */
+  get reconnecting() {
+    return Boolean(client?.reconnecting);
   },
   /** Every player's data as the server last sent it: { [playerID]: {name, x, y, color} }. */
   get players() {

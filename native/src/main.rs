@@ -75,8 +75,8 @@ struct Args {
     /// lost without a leave (0: no grace, and resume is not offered).
     #[arg(long, env = "RESUME_GRACE_MS", default_value_t = Limits::default().resume_grace_ms)]
     resume_grace_ms: u64,
-    /// Bytes of missed frames a session keeps for an away player, to replay at its resume (a
-    /// snapshot beyond).
+    /// Bytes of its latest events a session keeps for resumes (one log for all its members, only
+    /// while one asked for `resume`); a resume that needs older ones gets a snapshot.
     #[arg(long, env = "RESUME_REPLAY_BYTES", default_value_t = Limits::default().resume_replay_bytes)]
     resume_replay_bytes: usize,
     /// Sessions the server may hold (error 17 beyond).

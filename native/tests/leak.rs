@@ -1,5 +1,6 @@
-//! No memory leak: rounds of players connecting, creating, joining, updating, leaving and
-//! dropping their connections must leave the process's live heap where the previous round left
+//! No memory leak: rounds of players connecting, creating, joining, updating, leaving,
+//! dropping their connections and resuming (after a drop, or taking over a connection still
+//! open) must leave the process's live heap where the previous round left
 //! it. Counted with a global allocator, so the allocator's caching and fragmentation (which
 //! blur RSS, see the soak) do not hide a leak of a few bytes per connection.
 
@@ -52,7 +53,24 @@ async fn text(
     }
 }
 
-/// 20 sessions of 10 players: create, join, updates, leave / rejoin, close or drop.
+/// Resumes `token`'s seat on a new connection, then leaves and closes it.
+async fn resume_and_leave(url: &str, token: &str) {
+    let (mut ws, _) = connect_async(url).await.unwrap();
+    ws.send(Message::text(format!(
+        r#"{{"command":"resumeSession","resumeToken":"{token}"}}"#
+    )))
+    .await
+    .unwrap();
+    assert_eq!(text(&mut ws).await["error"], 0);
+    ws.send(Message::text(r#"{"command":"leaveSession"}"#))
+        .await
+        .unwrap();
+    while text(&mut ws).await["command"] != "sessionLeave" {}
+    ws.close(None).await.unwrap();
+}
+
+/// 20 sessions of 10 players (asking for `resume`): create, join, updates, then leave, close,
+/// drop, drop and resume, or resume from another connection.
 async fn round(url: &str) {
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -68,15 +86,21 @@ async fn round(url: &str) {
             let mut players = Vec::new();
             for _ in 0..9 {
                 let (mut ws, _) = connect_async(&url).await.unwrap();
+                ws.send(Message::text(r#"{"command":"hello","features":["resume"]}"#))
+                    .await
+                    .unwrap();
+                assert_eq!(text(&mut ws).await["command"], "hello");
                 ws.send(Message::text(format!(
                     r#"{{"command":"joinSession","sessionID":{id}}}"#
                 )))
                 .await
                 .unwrap();
-                assert_eq!(text(&mut ws).await["error"], 0);
-                players.push(ws);
+                let join = text(&mut ws).await;
+                assert_eq!(join["error"], 0);
+                let token = join["resumeToken"].as_str().unwrap().to_owned();
+                players.push((ws, token));
             }
-            for (i, ws) in players.iter_mut().enumerate() {
+            for (i, (ws, _)) in players.iter_mut().enumerate() {
                 ws.send(Message::text(format!(
                     r#"{{"command":"updatePlayer","player":{{"n":{i}}}}}"#
                 )))
@@ -84,8 +108,17 @@ async fn round(url: &str) {
                 .unwrap();
                 while text(ws).await["command"] != "playerUpdate" {}
             }
-            for (i, mut ws) in players.into_iter().enumerate() {
+            for (i, (mut ws, token)) in players.into_iter().enumerate() {
                 match i % 3 {
+                    0 if i == 0 => {
+                        drop(ws);
+                        resume_and_leave(&url, &token).await;
+                    }
+                    0 if i == 3 => {
+                        // The old connection is still open: the resume takes it over.
+                        resume_and_leave(&url, &token).await;
+                        while ws.next().await.is_some() {}
+                    }
                     0 => drop(ws),
                     1 => {
                         ws.send(Message::text(r#"{"command":"leaveSession"}"#))
@@ -107,7 +140,15 @@ async fn round(url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rounds_of_players_leave_no_memory_behind() {
-    let server = common::start(Config::default()).await;
+    // A short grace: members that dropped without resuming leave soon after.
+    let config = Config {
+        limits: sessionserver_core::Limits {
+            resume_grace_ms: 200,
+            ..sessionserver_core::Limits::default()
+        },
+        ..Config::default()
+    };
+    let server = common::start(config).await;
     let url = format!("ws://{}/", server.local_addr());
     let mut live = Vec::new();
     for _ in 0..6 {

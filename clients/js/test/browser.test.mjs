@@ -1,6 +1,7 @@
 // The demo game in headless Chromium (Playwright driving the machine's /usr/bin/chromium),
 // served by a real native server: two pages join one session, one moves, the other sees it
-// move and sees it leave when its page closes.
+// move and sees it leave when its page closes; and a page whose connection is cut (through a
+// TCP proxy, test/proxy.mjs) reconnects and keeps its dot.
 //
 // CHROMIUM=/path/to/chromium picks another browser; DEMO_SCREENSHOT=path saves a screenshot
 // of the second page with both dots (docs/demo.png is made this way).
@@ -11,6 +12,7 @@ import { dirname } from 'node:path';
 import { chromium } from 'playwright-core';
 
 import { startServer } from './server.mjs';
+import { startProxy } from './proxy.mjs';
 
 const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const external = Boolean(process.env.SESSIONSERVER_URL);
@@ -41,12 +43,12 @@ after(async () => {
   await server?.stop();
 });
 
-async function openDemo(context, name) {
+async function openDemo(context, name, query = '') {
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('console', (msg) => msg.type() === 'error' && problems.push(`console error: ${msg.text()}`));
-  await page.goto(server.http);
+  await page.goto(server.http + query);
   await page.waitForFunction(() => window.demo?.client && !window.demo.client.closed);
   await page.locator('#name').fill(name);
   return { page, problems };
@@ -163,5 +165,94 @@ test(
     await page.waitForFunction((id) => window.demo.sessionID === id, id);
     assert.deepEqual([...problems, ...other.problems], []);
     await context.close();
+  },
+);
+
+test(
+  'a page whose connection is cut reconnects: both players keep their dots and IDs, nobody leaves',
+  { skip: (!existsSync(executablePath) && `no browser at ${executablePath}`) || (external && 'external server'), timeout: 90_000 },
+  async () => {
+    const proxy = await startProxy(server.port);
+    const context = await browser.newContext({ viewport: { width: 1200, height: 680 } });
+    try {
+      // A's page talks to the server through the proxy; B's directly.
+      const a = await openDemo(context, 'Ann', `?server=${encodeURIComponent(proxy.url)}`);
+      const b = await openDemo(context, 'Ben');
+      await a.page.locator('#create').click();
+      await a.page.waitForFunction(() => window.demo.sessionID !== null); // (0 is a session ID)
+      const sessionID = await a.page.evaluate(() => window.demo.sessionID);
+      await b.page.locator('#join-id').fill(String(sessionID));
+      await b.page.locator('#join').click();
+      await b.page.waitForFunction((id) => window.demo.sessionID === id, sessionID);
+      const aID = await a.page.evaluate(() => window.demo.playerID);
+      const bID = await b.page.evaluate(() => window.demo.playerID);
+      await a.page.waitForFunction((id) => window.demo.players[id]?.name === 'Ben', bID);
+      await b.page.waitForFunction((id) => window.demo.players[id]?.name === 'Ann', aID);
+      // Every playerLeave either page's client reports, from now on.
+      for (const { page } of [a, b]) {
+        await page.evaluate(() => {
+          window.leaves = [];
+          window.demo.client.on('playerLeave', ({ playerID }) => window.leaves.push(playerID));
+        });
+      }
+
+      // The network goes: A's connection is reset and new ones are refused.
+      proxy.down();
+      proxy.cut();
+      await a.page.locator('#reconnecting', { hasText: 'reconnecting' }).waitFor({ state: 'visible' });
+      await a.page.locator('#status', { hasText: 'reconnecting' }).waitFor();
+      assert.equal(await a.page.evaluate(() => window.demo.reconnecting), true);
+      // A still shows B (its dot and its row), and B still shows A: the server keeps A's seat.
+      assert.equal((await playerOn(a.page, bID))?.name, 'Ben');
+      await a.page.locator('#players li', { hasText: 'Ben' }).waitFor();
+      await b.page.locator('#players li', { hasText: 'Ann' }).waitFor();
+
+      // B moves while A is away.
+      const box = await b.page.locator('#canvas').boundingBox();
+      const click = (x, y) => ({ x: (x / 800) * box.width, y: (y / 500) * box.height });
+      await b.page.bringToFront();
+      await b.page.locator('#canvas').click({ position: click(600, 120) });
+      // B's dot arrives, and the server has B's last position (B's own update came back).
+      await b.page.waitForFunction(
+        (id) => {
+          const { me, players } = window.demo;
+          const p = players[id];
+          return !me.target && p && p.x === Math.round(me.x) && p.y === Math.round(me.y) && Math.abs(p.x - 600) <= 1;
+        },
+        bID,
+        { timeout: 10_000 },
+      );
+      const bAt = await playerOn(b.page, bID);
+
+      // The network comes back: A reconnects as the same player and sees where B went.
+      proxy.up();
+      await a.page.locator('#reconnecting').waitFor({ state: 'hidden', timeout: 20_000 });
+      await a.page.locator('#status', { hasText: 'reconnected' }).waitFor();
+      assert.equal(await a.page.evaluate(() => window.demo.playerID), aID);
+      assert.equal(await a.page.evaluate(() => window.demo.sessionID), sessionID);
+      await a.page.waitForFunction(
+        ({ id, x, y }) => window.demo.players[id]?.x === x && window.demo.players[id]?.y === y,
+        { id: bID, x: bAt.x, y: bAt.y },
+        { timeout: 10_000 },
+      );
+      // And A moves: B sees it as the same player.
+      await a.page.bringToFront();
+      await a.page.locator('#canvas').click({ position: click(200, 380) });
+      await b.page.waitForFunction(
+        (id) => Math.abs(window.demo.players[id]?.x - 200) <= 1 && Math.abs(window.demo.players[id]?.y - 380) <= 1,
+        aID,
+        { timeout: 10_000 },
+      );
+      assert.deepEqual(Object.keys(await a.page.evaluate(() => window.demo.players)).sort(), [String(aID), String(bID)].sort());
+      assert.deepEqual(Object.keys(await b.page.evaluate(() => window.demo.players)).sort(), [String(aID), String(bID)].sort());
+      assert.deepEqual(await a.page.evaluate(() => window.leaves), []);
+      assert.deepEqual(await b.page.evaluate(() => window.leaves), []);
+      // The only console error allowed is the browser's own report of the cut connection.
+      const others = a.problems.filter((p) => !/WebSocket connection to .* failed/.test(p));
+      assert.deepEqual([...others, ...b.problems], []);
+    } finally {
+      await context.close();
+      await proxy.close();
+    }
   },
 );

@@ -1,7 +1,7 @@
 // Compiled (not run) by types.test.mjs with `tsc --strict --noEmit`: the declarations in
 // sessionserver.d.ts must accept this usage and reject the lines marked @ts-expect-error.
-import { SessionClient, SessionError, ConnectionClosedError, ERROR_MEANINGS, errorMeaning } from '../sessionserver.js';
-import type { Session, PlayerUpdateEvent } from '../sessionserver.js';
+import { SessionClient, SessionError, ConnectionClosedError, SessionLostError, ERROR_MEANINGS, errorMeaning, RECONNECT_CLOSE_CODES, RECONNECT_DEFAULTS } from '../sessionserver.js';
+import type { Session, PlayerUpdateEvent, LostReason } from '../sessionserver.js';
 // A WebSocket constructor, as from the `ws` package (whose types are not installed here).
 declare const WebSocket: new (url: string, protocols?: string | string[]) => unknown;
 
@@ -54,4 +54,33 @@ export async function example(): Promise<void> {
   // An untyped client takes any JSON objects.
   const loose = await SessionClient.connect('ws://127.0.0.1:7000/');
   await loose.createSession({ anything: [1, 'two', { three: null }] }, {});
+}
+
+// Reconnecting: the option, the three events, the state.
+export async function reconnecting(): Promise<void> {
+  const client = await SessionClient.connect<Game, Dot>('ws://127.0.0.1:7000/', {
+    WebSocket,
+    reconnect: { maxTimeMs: 30_000, baseDelayMs: 250, maxDelayMs: 5_000, maxAttempts: 30, attemptTimeoutMs: 5_000 },
+  });
+  await SessionClient.connect('ws://127.0.0.1:7000/', { reconnect: false });
+  // @ts-expect-error: no such setting
+  await SessionClient.connect('ws://127.0.0.1:7000/', { reconnect: { retries: 3 } });
+  client.on('reconnecting', ({ attempt, delay, code, error }) => void [attempt + delay + code, error?.code]);
+  client.on('resumed', ({ replay, missed, attempts }) => {
+    const snapshot: boolean = replay === 'snapshot';
+    const count: number | null = missed;
+    void [snapshot, count, attempts];
+  });
+  client.on('lost', ({ reason, sessionID, error }) => {
+    const why: LostReason = reason;
+    void [why, sessionID, error.message];
+  });
+  const features: string[] | null = client.features;
+  const state = client.reconnecting;
+  void [features, state?.attempt, RECONNECT_CLOSE_CODES.includes(1006), RECONNECT_DEFAULTS.maxTimeMs];
+  try {
+    await client.updatePlayer({ name: 'A', x: 1, y: 2, color: 'red' });
+  } catch (err) {
+    if (err instanceof SessionLostError) void [err.reason, err.sessionID];
+  }
 }
