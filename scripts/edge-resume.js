@@ -4,9 +4,10 @@
 //   node scripts/edge-resume.js relink          PORT, GRACE_MS
 //       A session object is reset (the TEST_HOOKS=1 hook) twice: once losing its memory (as
 //       when the platform evicts or restarts it), once losing only its sockets (a link
-//       failure). The relays take their players' seats back themselves: the client that
-//       asked for resume gets a sessionResume with its old ID and a new token, the original
-//       clients see nothing at all, and the game goes on.
+//       failure). The relays of the original clients take their seats back themselves: those
+//       clients see nothing at all. The client that asked for resume is closed with 1012 and
+//       resumes itself with its token (its old ID, a snapshot or exactly the frames it
+//       missed). The game goes on.
 //   node scripts/edge-resume.js before-restart  PORT, STATE (a file to write)
 //   node scripts/edge-resume.js after-restart   PORT, STATE, GRACE_MS
 //       Around a restart of the local runtime (edge-test.sh kills wrangler dev and starts it
@@ -44,11 +45,19 @@ function client(name) {
     const queue = [];
     const waiting = [];
     ws.name = name;
+    // Session events received since the last sessionJoin / sessionResume (`received`).
+    ws.received = 0;
     ws.on('message', (m) => {
       const frame = JSON.parse(m.toString());
+      if (frame.error === 0 && ['sessionJoin', 'sessionResume'].includes(frame.command)) ws.received = 0;
+      if (frame.error === 0 && ['playerJoin', 'playerUpdate', 'playerLeave', 'sessionUpdate'].includes(frame.command)) ws.received += 1;
       if (waiting.length) waiting.shift()(frame); else queue.push(frame);
     });
     ws.closed = new Promise((done) => ws.on('close', (code) => done(code)));
+    ws.closedWithin = (ms = TIMEOUT_MS) => Promise.race([
+      ws.closed,
+      new Promise((_, rej) => setTimeout(() => rej(new Error(`${name}: not closed within ${ms} ms`)), ms)),
+    ]);
     ws.recv = (ms = TIMEOUT_MS) => new Promise((res, rej) => {
       if (queue.length) return res(queue.shift());
       const timer = setTimeout(() => rej(new Error(`${name}: no frame within ${ms} ms`)), ms);
@@ -116,7 +125,7 @@ async function reset(session, keep) {
 
 async function relink() {
   const zero = { x: 0 };
-  const a = await client('a (resume)');
+  let a = await client('a (resume)');
   await hello(a);
   const ja = await a.cmd({ command: 'createSession', session: {}, player: zero });
   const session = ja.sessionID;
@@ -133,20 +142,27 @@ async function relink() {
   await c.expect(join(jb.playerID, zero), 'playerJoin of b');
   await a.expect(join(jc.playerID, zero), 'playerJoin of c');
   await b.expect(join(jc.playerID, zero), 'playerJoin of c');
-  const all = [a, b, c];
   const data = { [ja.playerID]: zero, [jb.playerID]: { x: 5 }, [jc.playerID]: zero };
-  await play(b, jb.playerID, data[jb.playerID], all);
+  await play(b, jb.playerID, data[jb.playerID], [a, b, c]);
 
   for (const keep of [false, true]) {
     const what = keep ? 'links broken' : 'object reset';
+    const received = a.received;
     await reset(session, keep);
-    // The client that asked for resume is told, unasked: its seat, its ID, a new token.
-    const reply = checkResume(await a.recv(), session, ja.playerID, token, `a after ${what}`);
+    // The client that asked for resume is closed with 1012 and resumes itself: its token is
+    // still good (the edge did not use it).
+    const code = await a.closedWithin();
+    if (code !== 1012) fail(`a after ${what}: closed with ${code}, expected 1012`);
+    a = await client('a (resumed)');
+    await hello(a);
+    const reply = checkResume(await a.cmd({ command: 'resumeSession', resumeToken: token, received }), session, ja.playerID, token, `a after ${what}`);
     token = reply.resumeToken;
+    if (!keep && reply.replay !== 'snapshot') fail(`a after ${what}: the object lost its memory, expected a snapshot: ${JSON.stringify(reply)}`);
     await checkReplay(a, reply, data[ja.playerID], [[jb.playerID, data[jb.playerID]], [jc.playerID, data[jc.playerID]]], []);
-    console.log(`ok ${what}: a got sessionResume (${reply.replay}) with its ID`);
+    console.log(`ok ${what}: a was closed with 1012 and resumed itself (${reply.replay}) with its ID`);
     // The game goes on; the original clients saw nothing but the game (their next frame is
     // a's update: their relays have their seats back by then).
+    const all = [a, b, c];
     data[ja.playerID] = { x: keep ? 2 : 1 };
     await play(a, ja.playerID, data[ja.playerID], all);
     data[jb.playerID] = { x: keep ? 4 : 3 };
@@ -154,14 +170,14 @@ async function relink() {
     data[jc.playerID] = { x: keep ? 6 : 5 };
     await play(c, jc.playerID, data[jc.playerID], all);
     for (const ws of all) await ws.quiet();
-    console.log(`ok ${what}: the original clients saw nothing new, updates flow as the same players`);
+    console.log(`ok ${what}: the original clients' relays took their seats back; they saw nothing new, updates flow as the same players`);
   }
   // A newcomer sees everyone as they are.
   const d = await client('d (original)');
   const jd = await d.cmd({ command: 'joinSession', sessionID: session });
-  for (const [id] of [[ja.playerID], [jb.playerID], [jc.playerID]]) await d.expect(join(id, data[id]), 'playerJoin');
-  for (const ws of all) await ws.expect(join(jd.playerID, zero), 'playerJoin of d');
-  for (const ws of [...all, d]) ws.close();
+  for (const id of [ja.playerID, jb.playerID, jc.playerID]) await d.expect(join(id, data[id]), 'playerJoin');
+  for (const ws of [a, b, c]) await ws.expect(join(jd.playerID, zero), 'playerJoin of d');
+  for (const ws of [a, b, c, d]) ws.close();
   console.log('ok relink');
 }
 

@@ -86,9 +86,11 @@ async fn round(url: &str) {
             let mut players = Vec::new();
             for _ in 0..9 {
                 let (mut ws, _) = connect_async(&url).await.unwrap();
-                ws.send(Message::text(r#"{"command":"hello","features":["resume"]}"#))
-                    .await
-                    .unwrap();
+                ws.send(Message::text(
+                    r#"{"command":"hello","features":["resume"]}"#,
+                ))
+                .await
+                .unwrap();
                 assert_eq!(text(&mut ws).await["command"], "hello");
                 ws.send(Message::text(format!(
                     r#"{{"command":"joinSession","sessionID":{id}}}"#

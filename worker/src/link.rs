@@ -109,6 +109,10 @@ pub mod close {
     /// To a client or relay: something on the platform failed (a session object could not be
     /// reached or lost the socket); the player is out of its session.
     pub const INTERNAL: u16 = 1011;
+    /// To a client that asked for `resume`: the link to its session's object broke (the
+    /// object was reset or restarted); its seat is kept for the grace period: resume it with
+    /// the token on a new connection (1012, "service restart").
+    pub const RESUME: u16 = 1012;
     /// To a client: try again on a new connection (two random player IDs met in one session,
     /// p ≈ members / 2^53 per join).
     pub const TRY_AGAIN: u16 = 1013;

@@ -34,13 +34,15 @@
 //! `sessionJoin` without the token, and when it goes (a close, a lost connection) the relay
 //! sends `leaveSession` before closing its link, so that the others see it leave at once, as
 //! without `resume`. When the link to the session object breaks while the client is still
-//! connected (the object was reset or restarted, or the link failed), the relay does not give
-//! the player up: it takes the seat back with the token ([`Op::Resume`]), retrying with an
-//! exponential backoff ([`resync::relink_delay_ms`]), holds the client's commands meanwhile
-//! (at most [`sessionserver_core::player::MAX_HELD`]), and tells the client what the resume
-//! brought ([`Tracker::relinked`]): the `sessionResume` as it came for a client that asked for
-//! `resume`, the original frames of what changed for one that did not. Only if every try fails
-//! (the seat was given up, its grace ended, the session is gone) is the client closed with 1011.
+//! connected (the object was reset or restarted, or the link failed), the player keeps its
+//! seat. A client that asked for `resume` is closed with 1012 and resumes itself (the relay
+//! never uses its token: a token is good once, and the client would not know the new one).
+//! For an original client the relay takes the seat back itself with the token
+//! ([`Op::Resume`]), retrying with an exponential backoff ([`resync::relink_delay_ms`]), holds
+//! the client's commands meanwhile (at most [`sessionserver_core::player::MAX_HELD`]), and tells
+//! the client what the resume brought as the original frames of what changed
+//! ([`Tracker::relinked`]). Only if every try fails (the seat was given up, its grace ended,
+//! the session is gone) is the client closed with 1011.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -368,7 +370,7 @@ impl Relay {
                 let reason = CloseReason::Replaced;
                 self.close_client(reason.code(), reason.text()).await;
             }
-            Inbound::Closed(code) => self.link_broke(session, code),
+            Inbound::Closed(code) => self.link_broke(session, code).await,
         }
     }
 
@@ -383,12 +385,24 @@ impl Relay {
         self.player.features().contains(Features::RESUME)
     }
 
-    /// The link to session `session` closed with `code` (or could not take a message): the
-    /// relay takes the seat back if it can, else the player has lost its session (1011).
-    fn link_broke(&mut self, session: SessionId, code: u16) {
+    /// The link to session `session` closed with `code` (or could not take a message). A
+    /// client that asked for `resume` is closed with 1012 and resumes itself (its token is
+    /// still good: the relay does not use it); for any other the relay takes the seat back
+    /// itself if it can. Else the player has lost its session (1011).
+    async fn link_broke(&mut self, session: SessionId, code: u16) {
         self.link = None;
         // A leave on its way is not retried: its answer may have been lost with the link.
         let in_session = self.player.session() == Some(session) && !self.player.is_waiting();
+        if in_session && self.asked_for_resume() && self.tracker.resume_with().is_some() {
+            console_log!(
+                "player {}: link to session {session} broke ({code}); the client resumes",
+                self.player.id()
+            );
+            self.tracker.forget();
+            let reason = "the session's host restarted: resume with your token";
+            self.close_client(close::RESUME, reason).await;
+            return;
+        }
         match self.resume_task(0) {
             Some((token_session, task)) if in_session && token_session == session => {
                 console_log!(
@@ -596,7 +610,7 @@ impl Relay {
                     };
                     if sent.is_err() {
                         let session = link.session;
-                        self.link_broke(session, close::LOST);
+                        self.link_broke(session, close::LOST).await;
                     }
                 }
                 PlayerOutput::ToSession(ToSession::Disconnect { .. }) => {

@@ -9,8 +9,8 @@
 //! so every member has a token. What a client sees:
 //!
 //! - A client that asked for `resume` sees what the protocol says: its token in
-//!   `sessionJoin`, and after a resume the relay made for it, the `sessionResume` it got (its
-//!   new token, the replay or the snapshot) exactly as if it had resumed itself, unasked.
+//!   `sessionJoin`. The relay does not resume for it (it would use up the client's token): it
+//!   closes it with 1012 and the client resumes itself.
 //! - A client that did not (an original client) sees the original protocol byte for byte: its
 //!   `sessionJoin` without `resumeToken` (cut off the end, where the session puts it), and
 //!   never a `sessionResume`. After a resume with the frames form it gets the replayed frames,
@@ -408,15 +408,8 @@ impl Tracker {
             .iter()
             .filter(|f| succeeded(f).is_some_and(is_event))
             .count() as u64;
-        let Some(view) = seat.view.take() else {
-            // A client that asked for `resume`: the resume as it would have had it.
-            *seat = Seat {
-                token,
-                received: events,
-                view: None,
-            };
-            return Ok(welcome.to_vec());
-        };
+        // A client that asked for `resume` resumes itself (the relay closes it with 1012).
+        let view = seat.view.take().ok_or("the client resumes itself")?;
         let (out, view) = match fields.replay.as_deref() {
             Some("snapshot") => {
                 let session = fields.session().ok_or("a snapshot without sessionData")?;
@@ -609,16 +602,16 @@ mod tests {
     }
 
     #[test]
-    fn a_client_that_asked_for_resume_gets_the_resume_as_it_came() {
+    fn a_client_that_asked_for_resume_is_not_resumed_by_the_relay() {
         let mut t = Tracker::default();
         t.relay(join_frame(true), false);
         t.relay(frame("playerJoin", 1, r#"{"x":1}"#), false);
+        assert_eq!(t.resume_with(), Some((TOKEN, 1)));
         let snapshot = [
             resume(r#""snapshot","session":{},"player":{"x":0}"#),
             frame("playerJoin", 1, r#"{"x":1}"#),
         ];
-        assert_eq!(t.relinked(&snapshot, r#"{"x":0}"#).unwrap(), snapshot);
-        assert_eq!(t.resume_with().unwrap().1, 1);
+        assert!(t.relinked(&snapshot, r#"{"x":0}"#).is_err());
     }
 
     #[test]

@@ -28,14 +28,6 @@ pub struct StoredMember {
     pub connection: Option<PlayerId>,
 }
 
-/// What a restored member is taken to have been sent since its welcome: more than any count
-/// of events a client can have received. The session's count of the events it sent before
-/// the restore is gone with its memory, so a resume of a restored seat cannot be checked
-/// against it (never error 25) and gets the snapshot form, unless the events it missed all
-/// came after the restore (a member connected through the restore that goes away later: its
-/// replay from when it went away is in the log).
-const UNKNOWN_WELCOME: u64 = 1 << 62;
-
 impl Away {
     /// An away member restored from storage: the events it missed were in memory only, so
     /// its resume gets the snapshot form.
@@ -51,8 +43,9 @@ impl Session {
     /// As [`Session::restore`], with each member's resume state as stored, and `seed` (32
     /// fresh bytes from the host's secure random source) for the secrets of the tokens it
     /// issues from now on: a restored session must not draw the secrets it drew before. An
-    /// away member keeps its deadline (call [`Session::poll_timeout`]); what it missed was not
-    /// stored, so its resume gets the snapshot form. Nothing is sent.
+    /// away member keeps its deadline (call [`Session::poll_timeout`]). What the members were
+    /// sent before was not stored, so a resume of any of them gets the snapshot form, whatever
+    /// it says it received. Nothing is sent.
     pub fn restore_members(
         id: SessionId,
         spelling: Spelling,
@@ -78,7 +71,6 @@ impl Session {
             };
             member.secret = stored.secret;
             member.resumed_from = stored.connection.filter(|&c| c != stored.id);
-            member.welcome_events = UNKNOWN_WELCOME;
             // Without a secret no resume can come: such a member is not kept away.
             if member.secret.is_some() {
                 member.away = stored.away_until_ms.map(Away::restored);
