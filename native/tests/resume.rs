@@ -24,6 +24,21 @@ async fn hello_and(server: &RunningServer, command: &str) -> (Client, Value) {
     (client, join)
 }
 
+/// A new connection that asks for `token`'s seat, saying it received `received` events
+/// (`None`: not said), and the server's answer.
+async fn resume(server: &RunningServer, token: &str, received: Option<u64>) -> (Client, Value) {
+    let received = received.map_or(String::new(), |n| format!(r#","received":{n}"#));
+    let mut client = connect(server).await;
+    send(
+        &mut client,
+        &format!(r#"{{"command":"resumeSession","resumeToken":"{token}"{received}}}"#),
+    )
+    .await;
+    let answer = next_json(&mut client).await;
+    assert_eq!(answer["command"], "sessionResume", "{answer}");
+    (client, answer)
+}
+
 /// Waits until `/sessions` shows member `player` away.
 async fn until_away(server: &RunningServer, player: &Value) {
     let away = format!(r#""playerID":{player},"playerData":{{"x":0}},"away":true"#);
@@ -85,14 +100,7 @@ async fn a_destroyed_connection_resumes_with_its_id_and_what_it_missed() {
         expect_update(&mut legacy, &a_id, x).await;
     }
 
-    let mut b = connect(&server).await;
-    send(
-        &mut b,
-        &format!(r#"{{"command":"resumeSession","resumeToken":"{token}"}}"#),
-    )
-    .await;
-    let resumed = next_json(&mut b).await;
-    assert_eq!(resumed["command"], "sessionResume", "{resumed}");
+    let (mut b, resumed) = resume(&server, &token, None).await;
     assert_eq!(resumed["error"], 0);
     assert_eq!(resumed["playerID"], b_id);
     assert_eq!(resumed["sessionID"], session);
@@ -110,14 +118,7 @@ async fn a_destroyed_connection_resumes_with_its_id_and_what_it_missed() {
     expect_update(&mut legacy, &b_id, 42).await;
 
     // The token was for one use.
-    let mut thief = connect(&server).await;
-    send(
-        &mut thief,
-        &format!(r#"{{"command":"resumeSession","resumeToken":"{token}"}}"#),
-    )
-    .await;
-    let refused = next_json(&mut thief).await;
-    assert_eq!(refused["command"], "sessionResume");
+    let (_thief, refused) = resume(&server, &token, None).await;
     assert_eq!(refused["error"], 22);
     server.shutdown().await;
 }
@@ -193,13 +194,7 @@ async fn frames_written_to_a_connection_that_died_unread_are_replayed_from_recei
     // connection is destroyed with them still unread.
     drop(b);
     until_away(&server, &b_id).await;
-    let mut b = connect(&server).await;
-    send(
-        &mut b,
-        &format!(r#"{{"command":"resumeSession","resumeToken":"{token}","received":1}}"#),
-    )
-    .await;
-    let resumed = next_json(&mut b).await;
+    let (mut b, resumed) = resume(&server, &token, Some(1)).await;
     assert_eq!(resumed["error"], 0, "{resumed}");
     assert_eq!(resumed["playerID"], b_id);
     assert_eq!(resumed["replay"], "frames");
@@ -217,13 +212,7 @@ async fn a_resume_while_the_old_connection_seems_open_takes_it_over() {
     next_json(&mut a).await; // b's playerJoin
     assert_eq!(next_json(&mut old).await["command"], "playerJoin");
     // A network switch: the old connection is still open as far as the server knows.
-    let mut b = connect(&server).await;
-    send(
-        &mut b,
-        &format!(r#"{{"command":"resumeSession","resumeToken":"{token}","received":1}}"#),
-    )
-    .await;
-    let resumed = next_json(&mut b).await;
+    let (mut b, resumed) = resume(&server, &token, Some(1)).await;
     assert_eq!(resumed["error"], 0, "{resumed}");
     assert_eq!(resumed["playerID"], b_id);
     assert_eq!(resumed["missed"], 0, "{resumed}");

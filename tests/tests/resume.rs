@@ -94,6 +94,41 @@ async fn resumable_joiner(
     (client, id, token)
 }
 
+/// A session of three: a (its creator) and b asked for `resume`, c is an original client.
+struct Game {
+    a: Client,
+    session: u64,
+    a_id: u64,
+    b: Client,
+    b_id: u64,
+    /// b's resume token.
+    token: String,
+    c: Client,
+    c_id: u64,
+}
+
+impl Game {
+    async fn start(t: &Target, zero: &Value) -> Game {
+        let (mut a, session, a_id) = resumable_creator(t, "a", zero).await;
+        let (b, b_id, token) = resumable_joiner(t, "b", session, zero, &mut [(&mut a, a_id)]).await;
+        // An original client: no hello. Its sessionJoin is the original's, exactly.
+        let mut c = t.connect("c (original)").await;
+        let members = [(a_id, zero.clone()), (b_id, zero.clone())];
+        let c_id = c.join(SP, session, &json!({}), zero, &members).await;
+        a.expect_frame(&frames::player_join(SP, c_id, zero)).await;
+        Game {
+            a,
+            session,
+            a_id,
+            b,
+            b_id,
+            token,
+            c,
+            c_id,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destroyed_connection_resumes_with_its_id_and_every_update_it_missed() {
     let t = Target::start().await;
@@ -102,20 +137,16 @@ async fn a_destroyed_connection_resumes_with_its_id_and_every_update_it_missed()
         return;
     }
     let zero = json!({"x": 0});
-    let (mut a, session, a_id) = resumable_creator(&t, "a", &zero).await;
-    let (b, b_id, token) = resumable_joiner(&t, "b", session, &zero, &mut [(&mut a, a_id)]).await;
-    // An original client: no hello. Its sessionJoin is the original's, exactly.
-    let mut c = t.connect("c (original)").await;
-    let c_id = c
-        .join(
-            SP,
-            session,
-            &json!({}),
-            &zero,
-            &[(a_id, zero.clone()), (b_id, zero.clone())],
-        )
-        .await;
-    a.expect_frame(&frames::player_join(SP, c_id, &zero)).await;
+    let Game {
+        mut a,
+        session,
+        a_id,
+        b,
+        b_id,
+        token,
+        mut c,
+        c_id,
+    } = Game::start(&t, &zero).await;
     // b got two events since its sessionJoin: a's playerJoin and c's. (b's frames are not
     // read: they count as received once the server wrote them.)
     let received = 2;
@@ -213,19 +244,15 @@ async fn without_a_resume_the_others_see_the_member_leave_when_the_grace_ends() 
         return;
     };
     let zero = json!({"x": 0});
-    let (mut a, session, a_id) = resumable_creator(&t, "a", &zero).await;
-    let (b, b_id, token) = resumable_joiner(&t, "b", session, &zero, &mut [(&mut a, a_id)]).await;
-    let mut c = t.connect("c (original)").await;
-    let c_id = c
-        .join(
-            SP,
-            session,
-            &json!({}),
-            &zero,
-            &[(a_id, zero.clone()), (b_id, zero.clone())],
-        )
-        .await;
-    a.expect_frame(&frames::player_join(SP, c_id, &zero)).await;
+    let Game {
+        mut a,
+        b,
+        b_id,
+        token,
+        c,
+        c_id,
+        ..
+    } = Game::start(&t, &zero).await;
 
     // b's connection is destroyed, then the original client c goes (with a close): c leaves
     // at once, as without resume, and b only when its grace period ends, so a sees c's
