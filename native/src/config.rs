@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use sessionserver_core::{ConnectionConfig, Limits};
 
+use crate::auth::Authorizer;
+
 /// Every option of the native server. `Config::default()` is what `cargo run -p native` uses.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -59,6 +61,11 @@ pub struct Config {
     /// list, an upgrade whose `Origin` is present and not in it gets HTTP 403; requests
     /// without `Origin` (native apps, the original clients) are still served.
     pub allowed_origins: Option<Vec<String>>,
+    /// Who may connect: a check every WebSocket upgrade passes before it is answered, which
+    /// either lets it through (with the subject the connection is then known by) or answers
+    /// a plain HTTP refusal instead (see [`Authorizer`]). `None` (the default): anyone.
+    /// `--auth-secret` sets [`Authorizer::jwt_hs256`]. Plain HTTP requests are not checked.
+    pub authorize: Option<Authorizer>,
 }
 
 impl Config {
@@ -99,6 +106,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(5),
             allowed_origins: None,
+            authorize: None,
         }
     }
 }

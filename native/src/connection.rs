@@ -64,7 +64,8 @@ impl Shared {
 }
 
 /// The task of one connection: runs it to its end; `counted` (what counts the connection) is
-/// dropped then. `None` (and `counted` dropped now) when no player ID is left.
+/// dropped then. `None` (and `counted` dropped now) when no player ID is left. `subject` is
+/// who the upgrade's auth check found the connection to be (`Config::authorize`), if any.
 ///
 /// Not an `async fn`: an async fn keeps its arguments in the task's future for the whole
 /// connection, beside whatever they were moved into (memory per idle player: tokio allocates
@@ -76,13 +77,15 @@ pub(crate) fn run(
     addr: SocketAddr,
     shared: Arc<Shared>,
     counted: Counted,
+    subject: Option<String>,
 ) -> Option<impl Future<Output = ()> + Send> {
     let Some(id) = shared.registry.new_player_id() else {
         tracing::error!("player IDs exhausted; refusing connection");
         return None;
     };
-    tracing::info!(player = %id, %addr, "connected");
-    let mut connection = PlayerConnection::new(id, outbox.clone(), shared.clone(), counted);
+    let mut connection =
+        PlayerConnection::new(id, outbox.clone(), shared.clone(), counted, subject);
+    tracing::info!(player = %id, %addr, subject = connection.subject(), "connected");
     Some(async move {
         let end = tokio::select! {
             end = connection.read_loop(&mut frames) => end,
@@ -125,6 +128,8 @@ pub(crate) struct PlayerConnection {
     /// gauge, the shutdown's wait), let go last (after lingering, see
     /// [`PlayerConnection::finish`]).
     counted: Option<Counted>,
+    /// Who the upgrade's auth check found the connection to be (`Config::authorize`).
+    subject: Option<Box<str>>,
 }
 
 impl Drop for PlayerConnection {
@@ -156,6 +161,7 @@ impl PlayerConnection {
         outbox: Arc<Outbox>,
         shared: Arc<Shared>,
         counted: Counted,
+        subject: Option<String>,
     ) -> Self {
         shared.metrics.connection_opened();
         PlayerConnection {
@@ -174,7 +180,16 @@ impl PlayerConnection {
             end: None,
             inbound: 0,
             counted: Some(counted),
+            subject: subject.map(String::into_boxed_str),
         }
+    }
+
+    /// Who the upgrade's auth check found this connection to be: the JWT's `sub` with
+    /// `--auth-secret`, what a library's [`Authorizer`](crate::Authorizer) answered, or
+    /// `None` (no check, or one that names no one). It stays the same for the connection's
+    /// whole life.
+    pub(crate) fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
     }
 
     /// Reads until the client goes; `Some` is the reason the server closes the connection.

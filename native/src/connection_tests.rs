@@ -97,7 +97,7 @@ impl Rig {
         let reader = FrameReader::new(read, Vec::new(), 64 * 1024);
         let permit = self.permits.clone().try_acquire_owned().unwrap();
         let counted = Counted::new(permit, self.open.enter(), self.alive.clone());
-        let task = run(reader, outbox, addr, self.shared.clone(), counted);
+        let task = run(reader, outbox, addr, self.shared.clone(), counted, None);
         let task = tokio::spawn(task.expect("a player ID"));
         (task, client.unwrap())
     }
@@ -470,4 +470,34 @@ async fn a_real_session_sees_a_cancelled_member_leave_and_ends_with_the_last() {
     .await
     .expect("the session still exists 10 s after its last member went");
     rig.assert_released(2);
+}
+
+/// The subject an upgrade's auth check gave stays with the connection, for the session
+/// wiring to read; a connection without one has none.
+#[tokio::test]
+async fn a_connection_keeps_the_subject_of_its_upgrade() {
+    let rig = Rig::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (_client, accepted) = tokio::join!(
+        TcpStream::connect(listener.local_addr().unwrap()),
+        listener.accept()
+    );
+    let (_, write) = accepted.unwrap().0.into_split();
+    let outbox = Outbox::new(write, 1 << 20, rig.shared.budget.clone());
+    let mut connections = Vec::new();
+    for (id, subject) in [(7, Some("ada")), (8, None)] {
+        let permit = rig.permits.clone().try_acquire_owned().unwrap();
+        let counted = Counted::new(permit, rig.open.enter(), rig.alive.clone());
+        let connection = super::PlayerConnection::new(
+            PlayerId(id),
+            outbox.clone(),
+            rig.shared.clone(),
+            counted,
+            subject.map(str::to_owned),
+        );
+        assert_eq!(connection.subject(), subject);
+        connections.push(connection);
+    }
+    drop(connections);
+    assert_eq!(rig.permits.available_permits(), 4);
 }

@@ -1,5 +1,7 @@
 //! One TCP connection: hyper reads the HTTP request; a WebSocket upgrade (on any path, like
-//! the original) becomes a player connection, anything else gets a plain HTTP answer.
+//! the original) becomes a player connection, anything else gets a plain HTTP answer. An
+//! upgrade passes the auth check (`Config::authorize`, auth.rs) before it is answered; its
+//! subject goes to the connection's task.
 //!
 //! Before its upgrade a connection holds one of the `--max-connections` permits (taken when
 //! it is accepted, see server.rs) and always has a deadline: hyper's header-read timeout for
@@ -23,6 +25,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::assets;
+use crate::auth::{Authorizer, UpgradeRequest};
 use crate::connection::{self, Shared};
 use crate::counting::Counted;
 use crate::frame_reader::FrameReader;
@@ -48,6 +51,8 @@ pub(crate) struct Context {
     pub(crate) keep_alive: Duration,
     /// Origins allowed to open a WebSocket; `None`: any.
     pub(crate) allowed_origins: Option<Vec<String>>,
+    /// The check every upgrade passes; `None`: anyone may connect.
+    pub(crate) authorize: Option<Authorizer>,
 }
 
 /// What one TCP connection's HTTP side holds: its connection permit (until an upgrade moves
@@ -298,6 +303,25 @@ fn upgrade(
             "Pages of this origin may not open a WebSocket here (see --allowed-origins).\n",
         );
     }
+    // Who the connection is, when an auth check is set; refused here, before the upgrade.
+    let subject = match &ctx.authorize {
+        None => None,
+        Some(authorize) => {
+            match authorize.check(&UpgradeRequest::new(req.uri(), req.headers(), addr)) {
+                Ok(subject) => subject,
+                Err(rejection) => {
+                    ctx.shared.metrics.upgrade_unauthorized();
+                    tracing::debug!(
+                        %addr,
+                        status = rejection.status(),
+                        reason = rejection.message(),
+                        "upgrade refused by the auth check"
+                    );
+                    return rejection.response();
+                }
+            }
+        }
+    };
     if ctx.shared.budget.near() {
         // The memory budget is nearly spent: no new connection until it is not.
         ctx.shared.budget.refused();
@@ -346,7 +370,8 @@ fn upgrade(
                 // A task of its own: this one's state (hyper's upgrade, the context) is then
                 // freed, and an open connection's task holds only the connection.
                 let shared = ctx.shared.clone();
-                if let Some(task) = connection::run(reader, outbox, addr, shared, counted) {
+                if let Some(task) = connection::run(reader, outbox, addr, shared, counted, subject)
+                {
                     tokio::spawn(task);
                 }
             }

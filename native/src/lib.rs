@@ -16,6 +16,8 @@
 //!
 //! Where things live:
 //! - `config.rs`: [`Config`], every option.
+//! - `auth.rs`: [`Authorizer`], the check every WebSocket upgrade passes when
+//!   [`Config::authorize`] is set (`--auth-secret`: an HS256 JWT), and what it sees and answers.
 //! - `server.rs`: [`start`], the accept loop, shutdown, and [`RunningServer`].
 //! - `http.rs`: one TCP connection: plain HTTP (the demo, `/healthz`, `/metrics`, `/sessions`,
 //!   `/monitor`) or the WebSocket upgrade.
@@ -58,6 +60,7 @@
 
 mod admin;
 mod assets;
+mod auth;
 mod budget;
 mod config;
 mod connection;
@@ -74,6 +77,7 @@ mod session_task;
 mod shutdown;
 mod socket;
 
+pub use auth::{Authorizer, Rejection, SecretTooShort, UpgradeRequest};
 pub use budget::default_memory_budget;
 pub use config::Config;
 #[cfg(fuzzing)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::builder::RangedU64ValueParser;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
-use sessionserver::Config;
+use sessionserver::{Authorizer, Config};
 use sessionserver_core::{ConnectionConfig, Limits};
 use tracing_subscriber::EnvFilter;
 
@@ -119,11 +119,27 @@ struct Args {
     /// `*`: any origin.
     #[arg(long, env = "ALLOWED_ORIGINS", default_value = "*")]
     allowed_origins: String,
+    /// Secret (32 bytes or more) for HS256-signed JWTs: every WebSocket upgrade must then
+    /// carry one, valid now (exp, nbf; no leeway), as ?token=<JWT> or Authorization: Bearer
+    /// <JWT>, else it gets HTTP 401 saying why; its `sub` names the player. Set it in the
+    /// environment or the --config file: a flag shows in `ps`.
+    #[arg(long, env = "AUTH_SECRET", hide_env_values = true)]
+    auth_secret: Option<String>,
 }
 
 impl Args {
-    fn config(&self) -> Config {
-        Config {
+    /// The server's config; `Err` for an auth secret too short (checked here rather than by
+    /// clap, whose errors would show the value).
+    fn config(&self) -> Result<Config, String> {
+        // `--auth-secret`: its bytes as given, at least 32 of them.
+        let authorize = match &self.auth_secret {
+            None => None,
+            Some(secret) => Some(
+                Authorizer::jwt_hs256(secret.as_str())
+                    .map_err(|e| format!("--auth-secret: {e}"))?,
+            ),
+        };
+        Ok(Config {
             bind: self.bind,
             port: self.port,
             max_connections: self.max_connections,
@@ -154,7 +170,8 @@ impl Args {
             header_timeout: Duration::from_millis(self.header_timeout_ms),
             keep_alive: Duration::from_millis(self.keep_alive_ms),
             allowed_origins: origins(&self.allowed_origins),
-        }
+            authorize,
+        })
     }
 
     /// Parses the command line, the environment and the --config file.
@@ -219,14 +236,14 @@ async fn main() -> std::io::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = match Args::load() {
-        Ok(args) => args,
+    let config = match Args::load().and_then(|args| args.config()) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("sessionserver: {e}");
             std::process::exit(2);
         }
     };
-    let server = sessionserver::start(args.config()).await?;
+    let server = sessionserver::start(config).await?;
     println!(
         "[SessionServer] Listening on port {}",
         server.local_addr().port()

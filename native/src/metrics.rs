@@ -25,6 +25,7 @@ const CODES: usize = ErrorCode::MAX as usize + 1;
 pub(crate) struct Metrics {
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
+    upgrades_unauthorized: AtomicU64,
     players_in_sessions: AtomicI64,
     sessions_created: AtomicU64,
     commands: [AtomicU64; COMMANDS.len()],
@@ -45,6 +46,11 @@ impl Metrics {
 
     pub(crate) fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Relaxed);
+    }
+
+    /// An upgrade refused by the auth check (`Config::authorize`).
+    pub(crate) fn upgrade_unauthorized(&self) {
+        self.upgrades_unauthorized.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn connection_closed(&self, reason: Option<Ending>) {
@@ -127,6 +133,11 @@ impl Metrics {
             "sessionserver_connections_refused_total",
             "WebSocket upgrades refused at the connection limit.",
             self.connections_refused.load(Relaxed),
+        );
+        counter(
+            "sessionserver_upgrades_unauthorized_total",
+            "WebSocket upgrades refused by the auth check (--auth-secret or a library's own).",
+            self.upgrades_unauthorized.load(Relaxed),
         );
         counter(
             "sessionserver_sessions_created_total",

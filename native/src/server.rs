@@ -109,6 +109,7 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         header_timeout: config.header_timeout,
         keep_alive: config.keep_alive.max(Duration::from_millis(1)),
         allowed_origins: config.allowed_origins.clone(),
+        authorize: config.authorize.clone(),
         max_message_size: config.max_message_size,
         alive,
     });
