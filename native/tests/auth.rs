@@ -151,6 +151,12 @@ async fn an_upgrade_without_a_token_gets_401() {
         ),
         Some(2)
     );
+    // Refused before the upgrade: no player ID was used, the first player is player 0.
+    let mut client = connect(&server, &format!("/?token={}", good("ada")), None)
+        .await
+        .expect("the upgrade");
+    send(&mut client, r#"{"command":"createSession"}"#).await;
+    assert_eq!(next_json(&mut client).await["playerID"], 0);
 }
 
 #[tokio::test]
