@@ -27,7 +27,7 @@ use hyper::{HeaderMap, Response, StatusCode, Uri};
 use sessionserver_core::auth::{find_token, verify_hs256, AuthError, MIN_SECRET_BYTES};
 
 /// What an [`Authorizer`] sees of a WebSocket upgrade request.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct UpgradeRequest<'a> {
     uri: &'a Uri,
     headers: &'a HeaderMap,
@@ -72,6 +72,17 @@ impl<'a> UpgradeRequest<'a> {
     /// [`AuthError::TwoTokens`] when there are several (`sessionserver_core::auth::find_token`).
     pub fn bearer_token(&self) -> Result<String, AuthError> {
         find_token(self.query(), self.header_values("authorization"))
+    }
+}
+
+impl fmt::Debug for UpgradeRequest<'_> {
+    /// The path and the peer: the query and the headers may hold a token, which must not end
+    /// up in a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpgradeRequest")
+            .field("path", &self.path())
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
     }
 }
 
