@@ -128,8 +128,14 @@ pub(crate) struct PlayerConnection {
     /// gauge, the shutdown's wait), let go last (after lingering, see
     /// [`PlayerConnection::finish`]).
     counted: Option<Counted>,
-    /// Who the upgrade's auth check found the connection to be (`Config::authorize`).
-    subject: Option<Box<str>>,
+    /// Who the upgrade's auth check found the connection to be (`Config::authorize`). A thin
+    /// box, one word: every idle connection carries it, and tokio sizes a connection's task
+    /// in 128-byte steps (BENCHMARKS.md, "Memory per idle player").
+    #[expect(
+        clippy::box_collection,
+        reason = "one word in every connection, where a Box<str> is two"
+    )]
+    subject: Option<Box<String>>,
 }
 
 impl Drop for PlayerConnection {
@@ -180,7 +186,7 @@ impl PlayerConnection {
             end: None,
             inbound: 0,
             counted: Some(counted),
-            subject: subject.map(String::into_boxed_str),
+            subject: subject.map(Box::new),
         }
     }
 
@@ -189,7 +195,7 @@ impl PlayerConnection {
     /// `None` (no check, or one that names no one). It stays the same for the connection's
     /// whole life.
     pub(crate) fn subject(&self) -> Option<&str> {
-        self.subject.as_deref()
+        self.subject.as_deref().map(String::as_str)
     }
 
     /// Reads until the client goes; `Some` is the reason the server closes the connection.
