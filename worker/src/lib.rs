@@ -21,7 +21,11 @@
 //!   relayed, for an original client a digest of what it was told), so that it can take the
 //!   seat back itself when its link to the session object breaks, invisibly to the client.
 //!
-//! [`wire`], [`persist`], [`resync`] and [`settings`] touch no platform API and are compiled
+//! - [`auth`]: connect-time auth. With the secret `AUTH_SECRET` set, the relay checks every
+//!   WebSocket upgrade's JWT by the core's rules before it accepts it, and refuses it as the
+//!   native host does (401 or 400, `WWW-Authenticate`, a plain-text sentence).
+//!
+//! [`auth`], [`wire`], [`persist`], [`resync`] and [`settings`] touch no platform API and are compiled
 //! (and tested) on every target; everything else is wasm32 only.
 //!
 //! # What stays in the worker, and why not in core
@@ -107,6 +111,7 @@
 //! A closed or failed socket is a player leaving. Every command gets its reply, or the
 //! connection is closed with a code that says why.
 
+pub mod auth;
 #[cfg(target_arch = "wasm32")]
 mod link;
 pub mod persist;

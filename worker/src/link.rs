@@ -7,7 +7,7 @@ use sessionserver_core::{ConnectionConfig, Limits, PlayerId, ResumeToken};
 use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Method, Request, RequestInit, Result, Stub};
 
-use crate::settings::{self, VarValue, RESUME_GRACE_VAR, TEST_HOOKS_VAR};
+use crate::settings::{self, VarValue, AUTH_SECRET_VAR, RESUME_GRACE_VAR, TEST_HOOKS_VAR};
 
 /// Binding of the session objects in wrangler.toml, one object per session ID.
 pub const SESSIONS: &str = "SESSIONS";
@@ -42,6 +42,12 @@ pub fn limits(env: &Env) -> Result<Limits> {
 /// grace period ([`settings::connection_config`]).
 pub fn connection_config(limits: &Limits) -> ConnectionConfig {
     settings::connection_config(limits)
+}
+
+/// The secret of connect-time auth, if `AUTH_SECRET` is set (a secret or a variable: both are
+/// strings on `env`); an error for one too short ([`settings::auth_secret`]).
+pub fn auth_secret(env: &Env) -> Result<Option<Vec<u8>>> {
+    settings::auth_secret(&var(env, AUTH_SECRET_VAR)).map_err(worker::Error::RustError)
 }
 
 /// Whether the test hooks are on ([`TEST_HOOKS_VAR`]).

@@ -66,6 +66,7 @@ use worker::{
     WebSocketPair, WebsocketEvent,
 };
 
+use crate::auth::{self, Refusal};
 use crate::link::{self, close, status, Ask, Op, MAX_FRAME};
 use crate::resync::{self, Tracker};
 use crate::wire;
@@ -94,11 +95,25 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
             ),
         };
     }
-    let limits = match link::limits(&env) {
-        Ok(limits) => limits,
+    let settings = link::limits(&env).and_then(|limits| Ok((limits, link::auth_secret(&env)?)));
+    let (limits, secret) = match settings {
+        Ok(settings) => settings,
         Err(e) => {
             console_error!("{e}");
             return Response::error(format!("server misconfigured: {e}\n"), 500);
+        }
+    };
+    // Connect-time auth (`AUTH_SECRET`): refused here, before the socket is accepted or a
+    // player ID drawn, as natively.
+    let _subject = match &secret {
+        None => None,
+        Some(secret) => {
+            let url = req.url()?;
+            let authorization = req.headers().get("Authorization")?;
+            match auth::check(url.query(), authorization.as_deref(), secret, now_s()) {
+                Ok(subject) => subject,
+                Err(refusal) => return refused_upgrade(&refusal),
+            }
         }
     };
     let id = PlayerId(link::random_id()?);
@@ -117,6 +132,16 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
     };
     spawn_local(relay.run());
     Response::from_websocket(pair.client)
+}
+
+/// The plain-text answer to an upgrade the auth check refused, as the native host's.
+fn refused_upgrade(refusal: &Refusal) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", auth::CONTENT_TYPE)?;
+    headers.set("WWW-Authenticate", &refusal.challenge)?;
+    Ok(Response::ok(refusal.body.as_str())?
+        .with_status(refusal.status)
+        .with_headers(headers))
 }
 
 /// Test hook ([`crate::settings::TEST_HOOKS_VAR`]): resets the object of session `?session=`
@@ -150,6 +175,11 @@ fn asset(body: &'static str, content_type: &str) -> Result<Response> {
     let headers = Headers::new();
     headers.set("Content-Type", content_type)?;
     Ok(Response::ok(body)?.with_headers(headers))
+}
+
+/// Whole seconds since 1970, for the tokens' `exp` and `nbf`.
+fn now_s() -> u64 {
+    (worker::js_sys::Date::now() / 1000.0).floor() as u64
 }
 
 /// Milliseconds for the core's rate limit. (In a Worker the clock advances between I/O

@@ -2,6 +2,7 @@
 //! or the dashboard), read the same way by the relay and the session objects. Compiled on
 //! every target, so that `cargo test` checks the parsing natively.
 
+use sessionserver_core::auth::MIN_SECRET_BYTES;
 use sessionserver_core::{ConnectionConfig, Features, Limits};
 
 /// The variable holding the resume grace period in milliseconds, as the native host's
@@ -13,6 +14,11 @@ pub const RESUME_GRACE_VAR: &str = "RESUME_GRACE_MS";
 /// that session's object as the platform does when it evicts or restarts one, while the relays
 /// stay up. Set only by scripts/edge-test.sh (`wrangler dev --var`); never in wrangler.toml.
 pub const TEST_HOOKS_VAR: &str = "TEST_HOOKS";
+
+/// The secret of connect-time auth (`wrangler secret put AUTH_SECRET`; locally `.dev.vars` or
+/// `wrangler dev --var AUTH_SECRET:…`), as the native host's `--auth-secret` / `AUTH_SECRET`:
+/// when set, every WebSocket upgrade must carry an HS256 JWT signed with it ([`crate::auth`]).
+pub const AUTH_SECRET_VAR: &str = "AUTH_SECRET";
 
 /// A variable's value as the platform gives it: a string (`[vars] X = "30000"`), a number
 /// (`X = 30000`), or absent.
@@ -51,6 +57,24 @@ pub fn resume_grace_ms(value: &VarValue) -> Result<u64, String> {
         }
         VarValue::Number(n) => Err(bad(&n.to_string())),
         VarValue::Other => Err(bad("a value that is neither a string nor a number")),
+    }
+}
+
+/// The auth secret's bytes: `None` when unset (no check, as natively without
+/// `--auth-secret`), else the string's bytes as given, at least [`MIN_SECRET_BYTES`] of them
+/// (RFC 7518 §3.2), as natively. Anything else is an error naming the variable and never
+/// showing its value (the relay then answers every upgrade with 500).
+pub fn auth_secret(value: &VarValue) -> Result<Option<Vec<u8>>, String> {
+    match value {
+        VarValue::Absent => Ok(None),
+        VarValue::Text(text) if text.len() >= MIN_SECRET_BYTES => Ok(Some(text.as_bytes().to_vec())),
+        VarValue::Text(text) => Err(format!(
+            "{AUTH_SECRET_VAR} is {} bytes; HS256 needs at least {MIN_SECRET_BYTES} (RFC 7518 §3.2)",
+            text.len()
+        )),
+        VarValue::Number(_) | VarValue::Other => Err(format!(
+            "{AUTH_SECRET_VAR} must be a string (a secret of {MIN_SECRET_BYTES} bytes or more)"
+        )),
     }
 }
 
@@ -100,6 +124,37 @@ mod tests {
         ] {
             let error = resume_grace_ms(&bad).unwrap_err();
             assert!(error.starts_with("RESUME_GRACE_MS must be"), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_auth_secret_is_its_bytes_and_a_short_one_is_an_error() {
+        assert_eq!(auth_secret(&VarValue::Absent), Ok(None));
+        let secret = "a secret of thirty-two bytes, ok";
+        assert_eq!(secret.len(), 32);
+        assert_eq!(
+            auth_secret(&VarValue::Text(secret.into())),
+            Ok(Some(secret.as_bytes().to_vec()))
+        );
+        // As given: not trimmed.
+        let spaced = format!(" {secret} ");
+        assert_eq!(
+            auth_secret(&VarValue::Text(spaced.clone())),
+            Ok(Some(spaced.into_bytes()))
+        );
+        let short = &secret[..31];
+        let error = auth_secret(&VarValue::Text(short.into())).unwrap_err();
+        assert_eq!(
+            error,
+            "AUTH_SECRET is 31 bytes; HS256 needs at least 32 (RFC 7518 §3.2)"
+        );
+        assert!(!error.contains(short));
+        assert!(auth_secret(&VarValue::Text(String::new()))
+            .unwrap_err()
+            .starts_with("AUTH_SECRET is 0 bytes"));
+        for other in [VarValue::Number(1e40), VarValue::Other] {
+            let error = auth_secret(&other).unwrap_err();
+            assert!(error.starts_with("AUTH_SECRET must be a string"), "{error}");
         }
     }
 
