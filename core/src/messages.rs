@@ -7,6 +7,8 @@
 //! them onto its transport (the edge host: a join is a request for a socket, a command is a
 //! text message on it, a disconnect is its close), not so that it can interpret them.
 
+use std::sync::Arc;
+
 use crate::command::{Command, Rejection, SessionFormat};
 use crate::features::{Features, ResumeRequest};
 use crate::ids::{PlayerId, SessionId};
@@ -21,6 +23,8 @@ pub enum ToSession {
         player: PlayerId,
         /// The extensions its connection asked for (`resume`: it is given a token).
         features: Features,
+        /// Who its connection is ([`crate::Player::with_subject`]).
+        subject: Option<Arc<String>>,
     },
     /// A new connection, as player `player`, asks to take back the seat `token` names. The
     /// session answers [`ToPlayer::Resumed`] (after [`crate::Output::Rebind`]) or
@@ -31,6 +35,8 @@ pub enum ToSession {
         /// The token it sent and what it received. (Boxed: a token would double the size of
         /// every input.)
         request: Box<ResumeRequest>,
+        /// Who the new connection is: it must be the seat's subject.
+        subject: Option<Arc<String>>,
     },
     /// A member's command, or the rejection of its frame (to be answered in order with the
     /// session's other replies). A `leaveSession` is answered [`ToPlayer::Left`].
@@ -88,6 +94,8 @@ pub struct CreateRequest {
     pub format: SessionFormat,
     /// The extensions the creator's connection asked for.
     pub features: Features,
+    /// Who the creator's connection is ([`crate::Player::with_subject`]).
+    pub subject: Option<Arc<String>>,
 }
 
 /// Why a host did not create the session a player asked for

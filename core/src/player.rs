@@ -111,6 +111,9 @@ pub struct Player {
     closing: bool,
     /// The extensions the connection asked for in `hello` that the host offers.
     features: Features,
+    /// Who the host's connect-time auth found the connection to be (a JWT's `sub`): the
+    /// session keeps it with the seat. (An `Arc<String>`, one word: in every connection.)
+    subject: Option<Arc<String>>,
 }
 
 impl Player {
@@ -131,7 +134,21 @@ impl Player {
             held: None,
             closing: false,
             features: Features::NONE,
+            subject: None,
         }
+    }
+
+    /// The player, known as `subject` (what the host's connect-time auth found: a JWT's
+    /// `sub`), which its session keeps with its seat: only a connection of the same subject
+    /// may resume it.
+    pub fn with_subject(mut self, subject: Option<Arc<String>>) -> Self {
+        self.subject = subject;
+        self
+    }
+
+    /// Who the host's connect-time auth found the connection to be, if anyone.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref().map(String::as_str)
     }
 
     /// The extensions the connection asked for (in `hello`) that the host offers.
@@ -306,6 +323,7 @@ impl Player {
                     input: ToSession::Join {
                         player: self.id,
                         features: self.features,
+                        subject: self.subject.clone(),
                     },
                 });
             }
@@ -409,6 +427,7 @@ impl Player {
                     player: self.id,
                     format: *format,
                     features: self.features,
+                    subject: self.subject.clone(),
                 }));
                 return;
             }
@@ -420,6 +439,7 @@ impl Player {
                     input: ToSession::Join {
                         player: self.id,
                         features: self.features,
+                        subject: self.subject.clone(),
                     },
                 });
                 return;
@@ -459,6 +479,7 @@ impl Player {
             input: ToSession::Resume {
                 player: self.id,
                 request,
+                subject: self.subject.clone(),
             },
         });
     }

@@ -7,6 +7,7 @@
 //! one per Durable Object.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -138,6 +139,9 @@ struct Member {
     /// Restored from storage: what it was sent before is not known, so its resume gets a
     /// snapshot.
     uncounted: bool,
+    /// Who its connection was found to be at connect time (a JWT's `sub`): only a connection
+    /// of the same subject may resume its seat.
+    subject: Option<Arc<String>>,
 }
 
 /// What an away member keeps.
@@ -202,6 +206,7 @@ impl Member {
             welcome_events: 0,
             events_from: 0,
             uncounted: false,
+            subject: None,
         }
     }
 
@@ -308,6 +313,7 @@ impl Session {
             player,
             format,
             features,
+            subject,
         } = request;
         let mut session = Session {
             id,
@@ -326,7 +332,7 @@ impl Session {
             log: EventLog::default(),
         };
         session.outputs.push_back(Output::Changed(Change::Created));
-        session.join(player, features);
+        session.join(player, features, subject);
         session
     }
 
@@ -420,7 +426,8 @@ impl Session {
     /// `{"sessionID":…,"spelling":"short"|"long","sessionData":…,"defaultPlayerData":…,
     /// "players":[{"playerID":…,"playerData":…},…]}` with the data as the clients sent it; a
     /// member that is away (its connection gone, its seat kept for `resume`) has
-    /// `"away":true`.
+    /// `"away":true`, and one whose connection a connect-time auth check named has
+    /// `"subject":"…"`.
     pub fn describe(&self) -> String {
         let spelling = match self.spelling {
             Spelling::Short => "short",
@@ -441,8 +448,16 @@ impl Session {
             } else {
                 ""
             };
+            let subject = match self.members[i].subject.as_deref() {
+                // Serializing a str cannot fail.
+                Some(subject) => format!(
+                    r#","subject":{}"#,
+                    serde_json::to_string(subject).unwrap_or_default()
+                ),
+                None => String::new(),
+            };
             out.push_str(&format!(
-                r#"{{"playerID":{player},"playerData":{}{away}}}"#,
+                r#"{{"playerID":{player},"playerData":{}{away}{subject}}}"#,
                 data.as_str()
             ));
         }
@@ -476,8 +491,16 @@ impl Session {
         }
         self.now_ms = self.now_ms.max(now_ms);
         match input {
-            ToSession::Join { player, features } => self.join(player, features),
-            ToSession::Resume { player, request } => self.resume(player, *request),
+            ToSession::Join {
+                player,
+                features,
+                subject,
+            } => self.join(player, features, subject),
+            ToSession::Resume {
+                player,
+                request,
+                subject,
+            } => self.resume(player, *request, subject),
             ToSession::Command { player, command } => self.handle_command(player, command),
             ToSession::Disconnect { player } => self.disconnect(player),
         }
@@ -548,7 +571,7 @@ impl Session {
     /// Adds `player`: it gets `sessionJoin` and a `playerJoin` for each member in join order
     /// (one [`Output::SendJoinBurst`]); every member gets a `playerJoin` of it. A full session
     /// sends it error 16 instead. A player already in the session is only told it is a member.
-    fn join(&mut self, player: PlayerId, features: Features) {
+    fn join(&mut self, player: PlayerId, features: Features, subject: Option<Arc<String>>) {
         if self.contains(player) {
             self.tell(player, ToPlayer::Joined { session: self.id });
             return;
@@ -599,6 +622,7 @@ impl Session {
             egress,
             secret,
             welcome_events,
+            subject,
             ..Member::new(player, None)
         });
         self.broadcast_except(announcement, Some(player));
@@ -696,14 +720,21 @@ impl Session {
 
     /// A new connection (`connection`) asks for the seat its token names, having received
     /// `received` of the events sent to that seat since its last welcome.
-    fn resume(&mut self, connection: PlayerId, request: ResumeRequest) {
+    fn resume(
+        &mut self,
+        connection: PlayerId,
+        request: ResumeRequest,
+        subject: Option<Arc<String>>,
+    ) {
         let ResumeRequest { token, received } = request;
         let index = self
             .position(token.player)
             .filter(|_| token.session == self.id);
+        // A token found in another account's hands moves no seat: it is as good as none.
         let valid = index.filter(|&i| {
-            let secret = self.members[i].secret;
-            secret.is_some_and(|secret| token.has_secret(secret))
+            let member = &self.members[i];
+            let secret = member.secret;
+            secret.is_some_and(|secret| token.has_secret(secret)) && member.subject == subject
         });
         let Some(index) = valid else {
             return self.refuse_resume(

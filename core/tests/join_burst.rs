@@ -48,6 +48,7 @@ fn join(session: &mut Session, player: u64) -> Option<JoinBurst> {
         ToSession::Join {
             player: PlayerId(player),
             features: Features::NONE,
+            subject: None,
         },
     );
     let (burst, frames) = drain(session, player);
@@ -70,6 +71,7 @@ fn a_burst_is_the_members_as_they_were_at_the_join_sharing_their_data() {
     let big = format!(r#"{{"name":"{}"}}"#, "d".repeat(1000));
     let request = CreateRequest {
         features: Features::NONE,
+        subject: None,
         player: PlayerId(1),
         format: format(&format!(
             r#"{{"command":"createSession","session":{{}},"player":{big}}}"#
@@ -138,6 +140,7 @@ fn a_burst_of_a_big_session_holds_no_copy_of_the_data() {
     let default = format!(r#"{{"blob":"{}"}}"#, "x".repeat(60_000));
     let request = CreateRequest {
         features: Features::NONE,
+        subject: None,
         player: PlayerId(1),
         format: format(&format!(
             r#"{{"command":"createSession","session":{{}},"player":{default}}}"#
@@ -154,6 +157,7 @@ fn a_burst_of_a_big_session_holds_no_copy_of_the_data() {
             ToSession::Join {
                 player: PlayerId(player),
                 features: Features::NONE,
+                subject: None,
             },
         );
         while session.poll_output().is_some() {}

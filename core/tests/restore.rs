@@ -51,6 +51,7 @@ fn game() -> (Session, String, String) {
         player: PlayerId(1),
         format: *format,
         features: Features::RESUME,
+        subject: None,
     };
     let mut session = Session::create_seeded(SessionId(5), request, limits(), Some([3; 32]));
     let (frames, _) = drain(&mut session);
@@ -63,6 +64,7 @@ fn game() -> (Session, String, String) {
         ToSession::Join {
             player: PlayerId(2),
             features: Features::RESUME,
+            subject: None,
         },
     );
     let (frames, _) = drain(&mut session);
@@ -75,6 +77,7 @@ fn game() -> (Session, String, String) {
         ToSession::Join {
             player: PlayerId(3),
             features: Features::NONE,
+            subject: None,
         },
     );
     drain(&mut session);
@@ -118,6 +121,7 @@ fn resume_received(connection: u64, token: &str, received: Option<u64>) -> ToSes
             token: ResumeToken::parse(token).expect("a token"),
             received,
         }),
+        subject: None,
     }
 }
 
@@ -249,6 +253,7 @@ fn a_restored_session_draws_fresh_secrets_from_its_new_seed() {
                 ToSession::Join {
                     player: PlayerId(8),
                     features: Features::RESUME,
+                    subject: None,
                 },
             );
             drain(&mut restored);
@@ -277,6 +282,7 @@ fn a_restored_session_draws_fresh_secrets_from_its_new_seed() {
         ToSession::Join {
             player: PlayerId(8),
             features: Features::RESUME,
+            subject: None,
         },
     );
     let (frames, _) = drain(&mut unseeded);

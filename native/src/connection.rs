@@ -128,14 +128,6 @@ pub(crate) struct PlayerConnection {
     /// gauge, the shutdown's wait), let go last (after lingering, see
     /// [`PlayerConnection::finish`]).
     counted: Option<Counted>,
-    /// Who the upgrade's auth check found the connection to be (`Config::authorize`). A thin
-    /// box, one word: every idle connection carries it, and tokio sizes a connection's task
-    /// in 128-byte steps (BENCHMARKS.md, "Memory per idle player").
-    #[expect(
-        clippy::box_collection,
-        reason = "one word in every connection, where a Box<str> is two"
-    )]
-    subject: Option<Box<String>>,
 }
 
 impl Drop for PlayerConnection {
@@ -176,7 +168,8 @@ impl PlayerConnection {
                 shared.player_limits.clone(),
                 shared.connection,
                 shared.now_ms(),
-            ),
+            )
+            .with_subject(subject.map(Arc::new)),
             peer: Peer::new(outbox, shared.metrics.clone()),
             session: None,
             waiting: None,
@@ -186,16 +179,15 @@ impl PlayerConnection {
             end: None,
             inbound: 0,
             counted: Some(counted),
-            subject: subject.map(Box::new),
         }
     }
 
     /// Who the upgrade's auth check found this connection to be: the JWT's `sub` with
     /// `--auth-secret`, what a library's [`Authorizer`](crate::Authorizer) answered, or
     /// `None` (no check, or one that names no one). It stays the same for the connection's
-    /// whole life.
+    /// whole life; its session keeps it with the seat.
     pub(crate) fn subject(&self) -> Option<&str> {
-        self.subject.as_deref().map(String::as_str)
+        self.player.subject()
     }
 
     /// Reads until the client goes; `Some` is the reason the server closes the connection.

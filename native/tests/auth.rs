@@ -434,3 +434,38 @@ fn a_short_secret_is_refused_at_start_without_showing_it() {
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
 }
+
+/// The subject stays with the seat: `/sessions` shows it, and a resume token in the hands of
+/// another subject is as good as none (22), while the seat's own subject resumes it.
+#[tokio::test]
+async fn a_seat_keeps_its_subject_and_resumes_only_for_it() {
+    let server = jwt_server().await;
+    let mut ada = connect(&server, &format!("/?token={}", good("ada")), None)
+        .await
+        .expect("the upgrade");
+    send(&mut ada, r#"{"command":"hello","features":["resume"]}"#).await;
+    assert_eq!(next_json(&mut ada).await["command"], "hello");
+    let token = plays_resumable(&mut ada).await;
+    let sessions = body(&http_get(server.local_addr(), "/sessions", "").await).to_owned();
+    assert!(sessions.contains(r#""subject":"ada""#), "{sessions}");
+    drop(ada);
+    for (who, error) in [("eve", 22), ("ada", 0)] {
+        let mut client = connect(&server, &format!("/?token={}", good(who)), None)
+            .await
+            .expect("the upgrade");
+        let frame = format!(r#"{{"command":"resumeSession","resumeToken":"{token}"}}"#);
+        send(&mut client, &frame).await;
+        let reply = next_json(&mut client).await;
+        assert_eq!(reply["command"], "sessionResume", "{who}: {reply}");
+        assert_eq!(reply["error"], error, "{who}: {reply}");
+    }
+}
+
+/// As [`plays`], for a connection that asked for `resume`: the `resumeToken` of its
+/// `sessionJoin`.
+async fn plays_resumable(client: &mut Client) -> String {
+    send(client, r#"{"command":"createSession","session":{"n":1}}"#).await;
+    let reply = next_json(client).await;
+    assert_eq!(reply["error"], 0, "{reply}");
+    reply["resumeToken"].as_str().expect("a token").to_owned()
+}

@@ -227,6 +227,7 @@ mod tests {
             player: PlayerId(1),
             format: *format,
             features: Features::NONE,
+            subject: None,
         };
         let mut session = Session::create(SessionId(7), request, LIMITS);
         settle(&mut session, &mut rows);
@@ -234,10 +235,12 @@ mod tests {
             ToSession::Join {
                 player: PlayerId(2),
                 features: Features::NONE,
+                subject: None,
             },
             ToSession::Join {
                 player: PlayerId(3),
                 features: Features::NONE,
+                subject: None,
             },
             command(1, r#"{"command":"updatePlayer","playerData":{"x":5}}"#),
             command(3, r#"{"command":"updatePlayer","playerData":{"x":6}}"#),
@@ -251,6 +254,7 @@ mod tests {
             ToSession::Join {
                 player: PlayerId(4),
                 features: Features::NONE,
+                subject: None,
             },
         );
         let frames = settle(&mut session, &mut rows);
@@ -337,6 +341,7 @@ mod tests {
             player: PlayerId(1),
             format: *format,
             features: Features::RESUME,
+            subject: None,
         };
         let mut session = Session::create_seeded(SessionId(7), request, limits, Some([2; 32]));
         let frames = settle_with(&mut session, &mut rows, limits);
@@ -346,6 +351,7 @@ mod tests {
             ToSession::Join {
                 player: PlayerId(2),
                 features: Features::RESUME,
+                subject: None,
             },
         );
         let frames = settle_with(&mut session, &mut rows, limits);
@@ -373,6 +379,7 @@ mod tests {
                     token,
                     received: None,
                 }),
+                subject: None,
             },
         );
         settle_with(&mut session, &mut rows, limits);

@@ -601,7 +601,10 @@ impl Relay {
                     self.pending = Some(Box::pin(task));
                 }
                 PlayerOutput::Join {
-                    input: ToSession::Resume { player, request },
+                    input:
+                        ToSession::Resume {
+                            player, request, ..
+                        },
                     ..
                 } => {
                     let ResumeRequest { token, received } = *request;

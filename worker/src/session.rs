@@ -332,7 +332,14 @@ impl SessionObject {
                 Response::error("player ID already in the session", status::CONFLICT)
             }
             (Op::Join, Stored::Live(session)) => {
-                session.handle(now_ms(), ToSession::Join { player, features });
+                session.handle(
+                    now_ms(),
+                    ToSession::Join {
+                        player,
+                        features,
+                        subject: None,
+                    },
+                );
                 let unsent = live.drain()?;
                 match unsent.event_for(player) {
                     Some(ToPlayer::Joined { .. }) => {}
@@ -363,6 +370,7 @@ impl SessionObject {
                 let input = ToSession::Resume {
                     player,
                     request: Box::new(ResumeRequest { token, received }),
+                    subject: None,
                 };
                 session.handle(now_ms(), input);
                 let unsent = live.drain()?;
