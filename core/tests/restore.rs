@@ -2,6 +2,8 @@
 //! restart of its session object): away members keep their seats until their deadline, their
 //! tokens stay good and get the snapshot form, and the restored session draws fresh secrets.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use sessionserver_core::{
     parse, Change, Command, CreateRequest, Features, JsonObject, Limits, Output, PlayerId,
@@ -94,6 +96,7 @@ fn stored(session: &Session) -> Vec<StoredMember> {
             secret: session.secret_of(id),
             away_until_ms: session.away_until(id),
             connection: None,
+            subject: session.subject_of(id).cloned(),
         })
         .collect()
 }
@@ -290,4 +293,66 @@ fn a_restored_session_draws_fresh_secrets_from_its_new_seed() {
         json(&frames[0].1).get("resumeToken").is_none(),
         "{frames:?}"
     );
+}
+
+/// A seat's subject is stored with it and restored: the restored session still refuses a
+/// resume of that seat by another subject (or by none), and takes the subject's own.
+#[wasm_bindgen_test(unsupported = test)]
+fn a_restored_seat_keeps_its_subject() {
+    let (mut session, _, _) = game();
+    let bob = Some(Arc::new("bob".to_owned()));
+    session.handle(
+        0,
+        ToSession::Join {
+            player: PlayerId(4),
+            features: Features::RESUME,
+            subject: bob.clone(),
+        },
+    );
+    let (frames, _) = drain(&mut session);
+    let token4 = json(&frames[0].1)["resumeToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(session.subject_of(PlayerId(4)), bob.as_ref());
+    assert_eq!(session.subject_of(PlayerId(2)), None);
+    session.handle(
+        1000,
+        ToSession::Disconnect {
+            player: PlayerId(4),
+        },
+    );
+    drain(&mut session);
+
+    let mut restored = restore(&session, [4; 32]);
+    assert_eq!(restored.describe(), session.describe());
+    assert!(restored.describe().contains(r#""subject":"bob""#));
+    let as_subject = |subject: Option<&str>| {
+        let ToSession::Resume {
+            player, request, ..
+        } = resume(9, &token4)
+        else {
+            unreachable!()
+        };
+        ToSession::Resume {
+            player,
+            request,
+            subject: subject.map(|s| Arc::new(s.to_owned())),
+        }
+    };
+    for other in [None, Some("ada")] {
+        restored.handle(2000, as_subject(other));
+        let (frames, _) = drain(&mut restored);
+        let reply = json(&frames[0].1);
+        assert_eq!(
+            (reply["command"].as_str(), reply["error"].as_u64()),
+            (Some("sessionResume"), Some(22)),
+            "{other:?}"
+        );
+    }
+    restored.handle(3000, as_subject(Some("bob")));
+    let (frames, _) = drain(&mut restored);
+    let reply = json(&frames[0].1);
+    assert_eq!(reply["error"], 0, "{reply}");
+    assert_eq!(reply["playerID"], 4);
 }

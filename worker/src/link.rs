@@ -2,12 +2,15 @@
 //! opens a socket to a session, what the answers mean, and the limits all three apply. What
 //! travels on that socket is in [`crate::wire`].
 
+use std::sync::Arc;
+
 use sessionserver_core::ids::MAX_ID;
 use sessionserver_core::{ConnectionConfig, Limits, PlayerId, ResumeToken};
 use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Method, Request, RequestInit, Result, Stub};
 
 use crate::settings::{self, VarValue, AUTH_SECRET_VAR, RESUME_GRACE_VAR, TEST_HOOKS_VAR};
+use crate::wire;
 
 /// Binding of the session objects in wrangler.toml, one object per session ID.
 pub const SESSIONS: &str = "SESSIONS";
@@ -150,6 +153,9 @@ impl Op {
 const TOKEN_HEADER: &str = "Resume-Token";
 /// The header of a resume's `received`.
 const RECEIVED_HEADER: &str = "Resume-Received";
+/// The header of the player's subject ([`crate::wire::encode_subject`]), when connect-time
+/// auth gave it one: the session keeps it with the seat.
+const SUBJECT_HEADER: &str = "Player-Subject";
 
 /// A relay's request for a socket to a session object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,6 +170,9 @@ pub struct Ask {
     pub token: Option<ResumeToken>,
     /// A resume's `received`: the session events the client got since its last welcome.
     pub received: Option<u64>,
+    /// Who the player's connection is (a JWT's `sub`), for the seat: a create's or join's
+    /// member has it; a resume must come from the seat's own.
+    pub subject: Option<Arc<String>>,
 }
 
 impl Ask {
@@ -176,6 +185,9 @@ impl Ask {
         }
         if let Some(received) = self.received {
             headers.set(RECEIVED_HEADER, &received.to_string())?;
+        }
+        if let Some(subject) = &self.subject {
+            headers.set(SUBJECT_HEADER, &wire::encode_subject(subject))?;
         }
         let mut init = RequestInit::new();
         init.with_method(Method::Get).with_headers(headers);
@@ -217,12 +229,17 @@ impl Ask {
             Some(text) => Some(text.parse().ok()?),
             None => None,
         };
+        let subject = match req.headers().get(SUBJECT_HEADER).ok().flatten() {
+            Some(text) => Some(Arc::new(wire::decode_subject(&text)?)),
+            None => None,
+        };
         Some(Ask {
             op,
             player: PlayerId(player),
             resume: query("resume").as_deref() == Some("1"),
             token,
             received,
+            subject,
         })
     }
 }

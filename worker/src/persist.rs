@@ -13,12 +13,14 @@ pub trait Rows {
     /// A new session: its ID, spelling, sessionData and default playerData, and no members.
     fn create(&mut self, session: &Session) -> Result<(), Self::Error>;
     /// A member, after the others, unless it is stored already, with the secret of its
-    /// resume token if it has one.
+    /// resume token if it has one, and its subject (who its connection was found to be at
+    /// connect time) if it has one: both are needed to honour its token after a restart.
     fn add_member(
         &mut self,
         player: PlayerId,
         data: Option<&JsonObject>,
         secret: Option<u128>,
+        subject: Option<&str>,
     ) -> Result<(), Self::Error>;
     /// A member is gone.
     fn remove_member(&mut self, player: PlayerId) -> Result<(), Self::Error>;
@@ -65,12 +67,15 @@ pub fn store<R: Rows>(change: Change, session: &Session, rows: &mut R) -> Result
 
 fn add_member<R: Rows>(player: PlayerId, session: &Session, rows: &mut R) -> Result<(), R::Error> {
     let data = session.stored_player_data(player);
-    rows.add_member(player, data, session.secret_of(player))
+    let subject = session.subject_of(player).map(|s| s.as_str());
+    rows.add_member(player, data, session.secret_of(player), subject)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
     use sessionserver_core::{
         parse, CreateRequest, Features, Limits, Output, ResumeRequest, ResumeToken, SessionId,
         Spelling, StoredMember, ToSession,
@@ -102,6 +107,7 @@ mod tests {
             p: PlayerId,
             data: Option<&JsonObject>,
             secret: Option<u128>,
+            subject: Option<&str>,
         ) -> Result<(), String> {
             if !self.members.iter().any(|m| m.id == p) {
                 self.members.push(StoredMember {
@@ -110,6 +116,7 @@ mod tests {
                     secret,
                     away_until_ms: None,
                     connection: None,
+                    subject: subject.map(|s| Arc::new(s.to_owned())),
                 });
             }
             Ok(())
@@ -202,9 +209,14 @@ mod tests {
             for player in session.member_ids() {
                 assert_eq!(restored.secret_of(player), session.secret_of(player));
                 assert_eq!(restored.away_until(player), session.away_until(player));
+                assert_eq!(restored.subject_of(player), session.subject_of(player));
             }
         }
         frames
+    }
+
+    fn subject(name: &str) -> Option<Arc<String>> {
+        Some(Arc::new(name.to_owned()))
     }
 
     fn command(player: u64, frame: &str) -> ToSession {
@@ -227,7 +239,7 @@ mod tests {
             player: PlayerId(1),
             format: *format,
             features: Features::NONE,
-            subject: None,
+            subject: subject("ada"),
         };
         let mut session = Session::create(SessionId(7), request, LIMITS);
         settle(&mut session, &mut rows);
@@ -235,7 +247,7 @@ mod tests {
             ToSession::Join {
                 player: PlayerId(2),
                 features: Features::NONE,
-                subject: None,
+                subject: subject("bob"),
             },
             ToSession::Join {
                 player: PlayerId(3),
@@ -248,6 +260,13 @@ mod tests {
             session.handle(0, input);
             settle(&mut session, &mut rows);
         }
+        // Each member's subject is stored with it (a resume must come from the same one).
+        let subjects: Vec<Option<&str>> = rows
+            .members
+            .iter()
+            .map(|m| m.subject.as_deref().map(String::as_str))
+            .collect();
+        assert_eq!(subjects, [Some("ada"), Some("bob"), None]);
         // A full session refuses a fourth player: nothing is stored.
         session.handle(
             0,
@@ -351,7 +370,7 @@ mod tests {
             ToSession::Join {
                 player: PlayerId(2),
                 features: Features::RESUME,
-                subject: None,
+                subject: subject("bob"),
             },
         );
         let frames = settle_with(&mut session, &mut rows, limits);
@@ -379,7 +398,7 @@ mod tests {
                     token,
                     received: None,
                 }),
-                subject: None,
+                subject: subject("bob"),
             },
         );
         settle_with(&mut session, &mut rows, limits);

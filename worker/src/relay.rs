@@ -46,6 +46,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -105,7 +106,7 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
     };
     // Connect-time auth (`AUTH_SECRET`): refused here, before the socket is accepted or a
     // player ID drawn, as natively.
-    let _subject = match &secret {
+    let subject = match &secret {
         None => None,
         Some(secret) => {
             let url = req.url()?;
@@ -121,7 +122,8 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
     let relay = Relay {
         from_client: pump(pair.server.clone(), Side::Client),
         client: pair.server,
-        player: Player::new(id, limits, link::connection_config(&limits), now_ms()),
+        player: Player::new(id, limits, link::connection_config(&limits), now_ms())
+            .with_subject(subject.map(Arc::new)),
         limits,
         env,
         link: None,
@@ -460,7 +462,16 @@ impl Relay {
         let (token, received) = self.tracker.resume_with()?;
         let token = ResumeToken::parse(token)?;
         let session = token.session;
-        let task = resume_session(self.env.clone(), None, token, Some(received), delay_ms);
+        // The seat's subject is this connection's: the session takes the seat back only for it.
+        let subject = self.player.subject().map(|s| Arc::new(s.to_owned()));
+        let task = resume_session(
+            self.env.clone(),
+            None,
+            token,
+            Some(received),
+            delay_ms,
+            subject,
+        );
         Some((session, Box::pin(task)))
     }
 
@@ -597,18 +608,27 @@ impl Relay {
                 PlayerOutput::Create(request) => {
                     let create =
                         wire::encode_command(&Command::CreateSession(Box::new(request.format)));
-                    let task = create_session(self.env.clone(), request.player, resume, create);
+                    let task = create_session(
+                        self.env.clone(),
+                        request.player,
+                        resume,
+                        create,
+                        request.subject,
+                    );
                     self.pending = Some(Box::pin(task));
                 }
                 PlayerOutput::Join {
                     input:
                         ToSession::Resume {
-                            player, request, ..
+                            player,
+                            request,
+                            subject,
                         },
                     ..
                 } => {
                     let ResumeRequest { token, received } = *request;
-                    let task = resume_session(self.env.clone(), Some(player), token, received, 0);
+                    let env = self.env.clone();
+                    let task = resume_session(env, Some(player), token, received, 0, subject);
                     self.pending = Some(Box::pin(task));
                 }
                 PlayerOutput::Join {
@@ -616,7 +636,18 @@ impl Relay {
                     skip,
                     input,
                 } => {
-                    let task = join_session(self.env.clone(), input.player(), resume, target, skip);
+                    let ask = Ask {
+                        op: Op::Join,
+                        player: input.player(),
+                        resume,
+                        token: None,
+                        received: None,
+                        subject: match input {
+                            ToSession::Join { subject, .. } => subject,
+                            _ => None,
+                        },
+                    };
+                    let task = join_session(self.env.clone(), ask, target, skip);
                     self.pending = Some(Box::pin(task));
                 }
                 PlayerOutput::ToSession(ToSession::Command { command, .. }) => {
@@ -728,13 +759,20 @@ const GONE: Inbound = Inbound::Closed(close::LOST);
 /// Creates a session under a random ID: opens a socket to the object of that ID and sends
 /// the create on it. An ID that is taken (in the object's storage, or by a create that came
 /// first) is drawn again.
-async fn create_session(env: Env, player: PlayerId, resume: bool, create: String) -> Answer {
+async fn create_session(
+    env: Env,
+    player: PlayerId,
+    resume: bool,
+    create: String,
+    subject: Option<Arc<String>>,
+) -> Answer {
     let ask = Ask {
         op: Op::Create,
         player,
         resume,
         token: None,
         received: None,
+        subject,
     };
     for _ in 0..CREATE_ATTEMPTS {
         let id = match link::random_id() {
@@ -774,14 +812,9 @@ async fn create_session(env: Env, player: PlayerId, resume: bool, create: String
     Answer::CreateRefused
 }
 
-/// Joins the session `target` names; for `-1` the registry's latest other than `skip`.
-async fn join_session(
-    env: Env,
-    player: PlayerId,
-    resume: bool,
-    target: JoinTarget,
-    skip: Option<SessionId>,
-) -> Answer {
+/// Joins the session `target` names (`ask`, an [`Op::Join`]); for `-1` the registry's latest
+/// other than `skip`.
+async fn join_session(env: Env, ask: Ask, target: JoinTarget, skip: Option<SessionId>) -> Answer {
     let (id, named) = match target {
         // No object can be named by it: IDs are below 2^53.
         JoinTarget::Id(id) if id > MAX_ID => return Answer::NoSuchSession,
@@ -791,13 +824,6 @@ async fn join_session(
             Ok(None) => return Answer::NoSuchSession,
             Err(e) => return e.into(),
         },
-    };
-    let ask = Ask {
-        op: Op::Join,
-        player,
-        resume,
-        token: None,
-        received: None,
     };
     match open(&env, &ask, id).await {
         // The session's frames (sessionJoin, playerJoin…) come on the link.
@@ -816,7 +842,8 @@ async fn join_session(
 
 /// Takes back the seat `token` names, after `delay_ms`: for the client's own
 /// `resumeSession` (as `connection`, the player's ID), or for the relay itself after its link
-/// broke (`None`: a new random connection ID). The welcome (the `sessionResume`, then the
+/// broke (`None`: a new random connection ID), for the seat of `subject` (the player's). The
+/// welcome (the `sessionResume`, then the
 /// replayed frames or the snapshot's `playerJoin`s) comes on the new link before the end
 /// marker, which carries the session's default playerData.
 async fn resume_session(
@@ -825,6 +852,7 @@ async fn resume_session(
     token: ResumeToken,
     received: Option<u64>,
     delay_ms: u64,
+    subject: Option<Arc<String>>,
 ) -> Answer {
     if delay_ms > 0 {
         Delay::from(Duration::from_millis(delay_ms)).await;
@@ -844,6 +872,7 @@ async fn resume_session(
         resume: true,
         token: Some(token),
         received,
+        subject,
     };
     match open(&env, &ask, id).await {
         Ok(Opened::Link(mut link)) => {

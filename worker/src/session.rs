@@ -20,6 +20,7 @@
 
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sessionserver_core::{
@@ -54,6 +55,12 @@ struct Attachment {
     /// A socket opened to create the session: its creator asked for `resume`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     resume: bool,
+    /// A socket opened to create the session: its creator's subject, if it has one, until the
+    /// create arrives. A token is at most 8 KiB, so its `sub` fits the platform's 16 KiB per
+    /// attachment unless it is mostly control characters (JSON-escaped to 6 bytes each): such
+    /// a create fails (1011). A member's subject is the session's, in memory and storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
 }
 
 /// The session object.
@@ -337,7 +344,7 @@ impl SessionObject {
                     ToSession::Join {
                         player,
                         features,
-                        subject: None,
+                        subject: ask.subject,
                     },
                 );
                 let unsent = live.drain()?;
@@ -370,7 +377,7 @@ impl SessionObject {
                 let input = ToSession::Resume {
                     player,
                     request: Box::new(ResumeRequest { token, received }),
-                    subject: None,
+                    subject: ask.subject,
                 };
                 session.handle(now_ms(), input);
                 let unsent = live.drain()?;
@@ -401,7 +408,8 @@ impl SessionObject {
             (Op::Join | Op::Resume, _) => Response::error("no such session", status::NOT_FOUND),
             (Op::Create, Stored::Vacant) => {
                 // The session is created when the create arrives on this socket.
-                let pair = self.accept(player, player, ask.resume)?;
+                let subject = ask.subject.map(|s| s.as_str().to_owned());
+                let pair = self.accept(player, player, ask.resume, subject)?;
                 Response::from_websocket(pair.client)
             }
             (Op::Create, _) => Response::error("session ID taken", status::CONFLICT),
@@ -417,7 +425,7 @@ impl SessionObject {
         member: PlayerId,
         connection: PlayerId,
     ) -> Result<WebSocketPair> {
-        match self.accept(member, connection, false) {
+        match self.accept(member, connection, false, None) {
             Ok(pair) => Ok(pair),
             Err(e) => {
                 if let Stored::Live(session) = &mut live.stored {
@@ -430,12 +438,14 @@ impl SessionObject {
         }
     }
 
-    /// A new hibernatable socket speaking for `player`, as the connection `connection`.
+    /// A new hibernatable socket speaking for `player`, as the connection `connection`; for a
+    /// create, whether its creator asked for `resume` and who it is.
     fn accept(
         &self,
         player: PlayerId,
         connection: PlayerId,
         resume: bool,
+        subject: Option<String>,
     ) -> Result<WebSocketPair> {
         let pair = WebSocketPair::new()?;
         // Not `State::accept_web_socket`: it panics where the platform refuses a socket.
@@ -447,6 +457,7 @@ impl SessionObject {
             player: Some(player.0),
             connection: (connection != player).then_some(connection.0),
             resume,
+            subject,
         })?;
         Ok(pair)
     }
@@ -490,10 +501,10 @@ impl SessionObject {
             .name()
             .parse()
             .map_err(|_| worker::Error::RustError("object name is no session ID".into()))?;
-        let resume = matches!(
-            ws.deserialize_attachment::<Attachment>(),
-            Ok(Some(Attachment { resume: true, .. }))
-        );
+        let (resume, subject) = match ws.deserialize_attachment::<Attachment>() {
+            Ok(Some(attachment)) => (attachment.resume, attachment.subject),
+            _ => (false, None),
+        };
         let request = CreateRequest {
             player,
             format: *format,
@@ -502,6 +513,7 @@ impl SessionObject {
             } else {
                 Features::NONE
             },
+            subject: subject.map(Arc::new),
         };
         let session = Session::create_seeded(SessionId(id), request, live.limits, link::seed());
         live.sockets.insert(player, ws.clone());
@@ -738,6 +750,7 @@ fn retire(ws: &WebSocket, code: u16, reason: &str) {
         player: None,
         connection: None,
         resume: false,
+        subject: None,
     });
     let _ = ws.close(Some(code), Some(reason));
 }

@@ -4,15 +4,18 @@
 //! playerData; once the session is over only `ended = 1` stays, so that its ID is never handed
 //! out again. Table `member` has one row per member, in join order (rowid), with its playerData,
 //! NULL while that is the session's default, the secret of its resume token (32 hex digits,
-//! NULL if it has none) and, while it is away, when its grace period ends (`away_until`,
-//! milliseconds since the epoch; NULL while connected). Storage written before resume existed
-//! lacks the last two columns: they are added when such a session is loaded.
+//! NULL if it has none), while it is away, when its grace period ends (`away_until`,
+//! milliseconds since the epoch; NULL while connected), and its subject (who its connection
+//! was found to be by connect-time auth; NULL for none), set when it joins. Storage written
+//! before resume existed lacks `secret` and `away_until`, storage written before auth lacks
+//! `subject`: they are added when such a session is loaded.
 //!
 //! Every change the core reports (`Output::Changed`) is written in the event that made it,
 //! through [`crate::persist::store`]. The platform holds the frames an event sends until its
 //! writes are durable, so no member ever sees a state that a restart could take back.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use sessionserver_core::{
@@ -36,7 +39,8 @@ CREATE TABLE member (
     player INTEGER NOT NULL UNIQUE,
     data TEXT,
     secret TEXT,
-    away_until INTEGER
+    away_until INTEGER,
+    subject TEXT
 );";
 
 /// What the object's storage holds.
@@ -70,6 +74,7 @@ struct MemberRow {
     data: Option<String>,
     secret: Option<String>,
     away_until: Option<f64>,
+    subject: Option<String>,
 }
 
 fn int(id: u64) -> SqlStorageValue {
@@ -150,7 +155,7 @@ impl Store {
         let members: Vec<MemberRow> = self
             .sql
             .exec(
-                "SELECT player, data, secret, away_until FROM member ORDER BY seq",
+                "SELECT player, data, secret, away_until, subject FROM member ORDER BY seq",
                 None,
             )?
             .to_array()?;
@@ -180,6 +185,7 @@ impl Store {
                 secret,
                 away_until_ms,
                 connection: sockets.get(&id).copied().filter(|&c| c != id),
+                subject: m.subject.map(Arc::new),
             });
         }
         Ok(Stored::Live(Session::restore_members(
@@ -193,7 +199,8 @@ impl Store {
         )))
     }
 
-    /// Adds the resume columns to a member table made before they existed.
+    /// Adds the resume columns and the subject column to a member table made before they
+    /// existed.
     fn migrate(&self) -> Result<()> {
         #[derive(Deserialize)]
         struct Table {
@@ -211,6 +218,10 @@ impl Store {
                 .exec("ALTER TABLE member ADD COLUMN secret TEXT", None)?;
             self.sql
                 .exec("ALTER TABLE member ADD COLUMN away_until INTEGER", None)?;
+        }
+        if tables.iter().any(|t| !t.sql.contains("subject")) {
+            self.sql
+                .exec("ALTER TABLE member ADD COLUMN subject TEXT", None)?;
         }
         Ok(())
     }
@@ -254,13 +265,15 @@ impl Rows for Store {
         player: PlayerId,
         data: Option<&JsonObject>,
         secret_of: Option<u128>,
+        subject: Option<&str>,
     ) -> Result<()> {
         self.sql.exec(
-            "INSERT OR IGNORE INTO member (player, data, secret) VALUES (?, ?, ?)",
+            "INSERT OR IGNORE INTO member (player, data, secret, subject) VALUES (?, ?, ?, ?)",
             vec![
                 int(player.0),
                 data.map(text).unwrap_or(SqlStorageValue::Null),
                 secret(secret_of),
+                subject.map_or(SqlStorageValue::Null, |s| s.into()),
             ],
         )?;
         Ok(())

@@ -26,8 +26,29 @@
 //! - a close with `link::close::LEFT` is `ToPlayer::Left`, after the player's `sessionLeave`;
 //! - the answer `link::status::ANSWERED` to a join is `ToPlayer::JoinRefused`; its body holds
 //!   the frames for the refused player ([`encode_frames`]).
+//!
+//! A create, join or resume (the request for the socket, `link::Ask`) carries the player's
+//! subject, when connect-time auth gave it one, in a header ([`encode_subject`]).
 
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 use sessionserver_core::Command;
+
+/// What a subject's header value percent-encodes besides every non-ASCII byte: controls
+/// (a header value cannot hold a line break, and workerd refuses NUL), `%` itself, and space
+/// and tab (the Fetch API trims them off a value's ends).
+const SUBJECT_ESCAPES: &AsciiSet = &CONTROLS.add(b'%').add(b' ');
+
+/// A subject (a JWT's `sub`: any string) as a header value: its UTF-8 bytes, percent-encoded
+/// where a header could not carry them as they are.
+pub fn encode_subject(subject: &str) -> String {
+    utf8_percent_encode(subject, SUBJECT_ESCAPES).to_string()
+}
+
+/// The subject of a header value made by [`encode_subject`]; `None` if it is no UTF-8.
+pub fn decode_subject(value: &str) -> Option<String> {
+    let bytes: Vec<u8> = percent_decode_str(value).collect();
+    String::from_utf8(bytes).ok()
+}
 
 /// Object to relay: the player is a member of the session it created (`ToPlayer::Joined`),
 /// after its `sessionJoin`.
@@ -114,6 +135,25 @@ mod tests {
         assert_eq!(decode_resumed(JOINED), None);
         assert_eq!(decode_resumed(b"resumed:\xff"), None);
         assert_eq!(decode_resumed(&[b'r', 0xff]), None);
+    }
+
+    #[test]
+    fn a_subject_survives_its_header() {
+        for subject in [
+            "ada",
+            "",
+            " spaced\t",
+            "line\r\nbreak\0",
+            "100% é 🎲 \u{7f}",
+            "user:42|a=b,c;\"q\"",
+        ] {
+            let value = encode_subject(subject);
+            // Visible ASCII only: what a header keeps as it is.
+            assert!(value.bytes().all(|b| b.is_ascii_graphic()), "{value}");
+            assert_eq!(decode_subject(&value).as_deref(), Some(subject), "{value}");
+        }
+        assert_eq!(encode_subject("ada"), "ada");
+        assert_eq!(decode_subject("%FF"), None);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! keeps sessions in Durable Object storage across hibernation and restarts), and what a host
 //! reads to store it.
 
+use std::sync::Arc;
+
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -26,6 +28,9 @@ pub struct StoredMember {
     /// The ID of the connection that is this member now, if not its own: a member that
     /// resumed is that connection, whose [`crate::ToSession::Disconnect`] concerns it.
     pub connection: Option<PlayerId>,
+    /// Who its connection was found to be at connect time ([`Session::subject_of`]): only a
+    /// connection of the same subject may resume its seat.
+    pub subject: Option<Arc<String>>,
 }
 
 impl Away {
@@ -71,6 +76,7 @@ impl Session {
             };
             member.secret = stored.secret;
             member.resumed_from = stored.connection.filter(|&c| c != stored.id);
+            member.subject = stored.subject;
             // Without a secret no resume can come: such a member is not kept away.
             if member.secret.is_some() {
                 member.away = stored.away_until_ms.map(Away::restored);
@@ -85,6 +91,14 @@ impl Session {
     pub fn secret_of(&self, player: PlayerId) -> Option<u128> {
         let member = self.members.iter().find(|m| m.id == player)?;
         member.secret
+    }
+
+    /// Who member `player`'s connection was found to be at connect time (a JWT's `sub`), if
+    /// anyone: what a host stores with the seat ([`StoredMember::subject`]). It is set when
+    /// the member joins and never changes (a resume must come from the same subject).
+    pub fn subject_of(&self, player: PlayerId) -> Option<&Arc<String>> {
+        let member = self.members.iter().find(|m| m.id == player)?;
+        member.subject.as_ref()
     }
 
     /// When member `player`'s grace period ends, while it is away ([`super::Change::MemberAway`]).
