@@ -3,13 +3,15 @@
 # with the same build as a deploy), runs the black-box suite (tests/) against it, hibernation
 # and resume tests included, resets a session object under its members (the relays take their
 # seats back: scripts/edge-resume.js relink), restarts the local runtime mid-game (members
-# resume with their tokens, those that do not come back leave by the object's alarm), and
-# checks that `wrangler deploy --dry-run` succeeds.
+# resume with their tokens, those that do not come back leave by the object's alarm), then
+# checks connect-time auth on a second local worker started with AUTH_SECRET (and on a third
+# with one too short), and checks that `wrangler deploy --dry-run` succeeds.
 #
 # Needs only crates.io and the npm registry; runs as root, with CI=true and no input. Traffic
 # goes to 127.0.0.1 only.
 #
 #   EDGE_PORT       port for the local worker (default 8787)
+#   EDGE_AUTH_PORT  port for the workers with AUTH_SECRET (default EDGE_PORT + 1)
 #   EDGE_IDLE_SECS  how long the hibernation test idles (default 20; locally an idle object
 #                   hibernates after about 10 s)
 #   EDGE_RESUME_GRACE_MS  the worker's resume grace period for the run (default 6000: short, so
@@ -20,6 +22,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 PORT=${EDGE_PORT:-8787}
+AUTH_PORT=${EDGE_AUTH_PORT:-$((PORT + 1))}
 IDLE=${EDGE_IDLE_SECS:-20}
 GRACE=${EDGE_RESUME_GRACE_MS:-6000}
 OUT=$ROOT/target/edge
@@ -50,25 +53,38 @@ fi
 echo "== cargo build of the suite (before the worker starts)"
 cargo test -p sessionserver-tests --no-run
 
-if node -e "require('net').connect($PORT, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))"; then
-    echo "port $PORT on 127.0.0.1 is taken; set EDGE_PORT" >&2
-    exit 1
-fi
+for P in "$PORT" "$AUTH_PORT"; do
+    if node -e "require('net').connect($P, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))"; then
+        echo "port $P on 127.0.0.1 is taken; set EDGE_PORT (and EDGE_AUTH_PORT)" >&2
+        exit 1
+    fi
+done
+# wrangler dev would load these files' variables (an AUTH_SECRET, say) into the test workers.
+for F in .dev.vars .env; do
+    if [ -e "$F" ]; then
+        echo "$F would set variables of the test workers: move it away while edge-test.sh runs" >&2
+        exit 1
+    fi
+done
 
-rm -rf "$OUT/state"
-# Starts wrangler dev (log: $1) on the state in $OUT/state, and waits until it answers. Its own
-# process group (setsid), so that stop_dev stops wrangler and the workerd it starts, and
-# nothing else. RESUME_GRACE_MS: short for the run; TEST_HOOKS: the session reset hook.
+rm -rf "$OUT/state" "$OUT/auth-state"
+# start_dev LOG PORT STATE NAME:value...: starts wrangler dev on 127.0.0.1:PORT (log: LOG) on
+# the storage in STATE with these variables, and waits until it answers. Its own process
+# group (setsid), so that stop_dev stops wrangler and the workerd it starts, and nothing else.
+# The main worker's: RESUME_GRACE_MS short for the run; TEST_HOOKS: the session reset hook.
 start_dev() {
     LOG=$1
-    echo "== wrangler dev --local on 127.0.0.1:$PORT (log: $LOG)"
-    setsid node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$PORT" \
-        --persist-to "$OUT/state" --var "RESUME_GRACE_MS:$GRACE" --var TEST_HOOKS:1 \
-        >"$LOG" 2>&1 </dev/null &
+    local port=$2 state=$3
+    shift 3
+    local vars=()
+    for v in "$@"; do vars+=(--var "$v"); done
+    echo "== wrangler dev --local on 127.0.0.1:$port (log: $LOG)"
+    setsid node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$port" \
+        --persist-to "$state" "${vars[@]}" >"$LOG" 2>&1 </dev/null &
     DEV_PID=$!
     echo "$DEV_PID" >"$OUT/dev.pid"
     for i in $(seq 1 240); do
-        if node -e "fetch('http://127.0.0.1:$PORT/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"; then
+        if node -e "fetch('http://127.0.0.1:$port/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"; then
             echo "worker answers after ~$((i / 2)) s"
             return
         fi
@@ -104,7 +120,11 @@ no_panic() {
     fi
 }
 trap stop_dev EXIT
-start_dev "$OUT/dev.log"
+MAIN_VARS=("RESUME_GRACE_MS:$GRACE" TEST_HOOKS:1)
+start_dev "$OUT/dev.log" "$PORT" "$OUT/state" "${MAIN_VARS[@]}"
+
+echo "== without AUTH_SECRET, tokens are not looked at"
+PORT=$PORT node scripts/edge-auth.js off
 
 echo "== the demo and the JavaScript client are served as on the native host"
 PORT=$PORT node -e '
@@ -209,14 +229,39 @@ if ! grep -q READY "$OUT/before-restart.log"; then
 fi
 stop_dev
 wait "$BEFORE" || { cat "$OUT/before-restart.log" >&2; exit 1; }
-start_dev "$OUT/dev-restarted.log"
+start_dev "$OUT/dev-restarted.log" "$PORT" "$OUT/state" "${MAIN_VARS[@]}"
 PORT=$PORT STATE=$STATE GRACE_MS=$GRACE node scripts/edge-resume.js after-restart
 no_panic "$LOG"
+stop_dev
 
+# Connect-time auth: a worker with a secret (random for the run; on the command line, which is
+# fine for a test secret, not for a real one: see worker/README.md), on storage of its own.
+echo "== connect-time auth: a worker with AUTH_SECRET"
+AUTH_SECRET=$(node -e "process.stdout.write(require('crypto').randomBytes(24).toString('hex'))")
+start_dev "$OUT/dev-auth.log" "$AUTH_PORT" "$OUT/auth-state" "AUTH_SECRET:$AUTH_SECRET" \
+    "RESUME_GRACE_MS:$GRACE" TEST_HOOKS:1
+PORT=$AUTH_PORT AUTH_SECRET=$AUTH_SECRET node scripts/edge-auth.js check
+no_panic "$LOG"
+stop_dev
+
+echo "== connect-time auth: a worker with an AUTH_SECRET too short"
+SHORT=tooShort-7f3a
+start_dev "$OUT/dev-auth-short.log" "$AUTH_PORT" "$OUT/auth-state" "AUTH_SECRET:$SHORT"
+PORT=$AUTH_PORT AUTH_SECRET=$SHORT node scripts/edge-auth.js misconfigured
+if ! grep -q "AUTH_SECRET is ${#SHORT} bytes; HS256 needs at least 32" "$LOG"; then
+    echo "the worker did not log why it refuses upgrades (expected in $LOG)" >&2
+    exit 1
+fi
+if grep -q "$SHORT" "$LOG"; then
+    echo "the worker's log shows the secret ($LOG)" >&2
+    exit 1
+fi
+echo "ok the worker logged: $(grep -m1 -o "AUTH_SECRET is ${#SHORT} bytes[^\"]*" "$LOG")"
+no_panic "$LOG"
 stop_dev
 trap - EXIT
 
 echo "== wrangler deploy --dry-run"
 node_modules/.bin/wrangler deploy --dry-run --outdir "$OUT/dry-run"
 
-echo "edge: suite passed against the local worker (hibernation and resume included), relays took their seats back after object resets, members resumed after a restart; wasm $RAW bytes, $GZIP gzip"
+echo "edge: suite passed against the local worker (hibernation and resume included), relays took their seats back after object resets, members resumed after a restart, connect-time auth checked with AUTH_SECRET; wasm $RAW bytes, $GZIP gzip"
