@@ -496,7 +496,7 @@ fn a_seat_keeps_its_subject_for_operators_and_for_resumes() {
             ToSession::Resume {
                 player: PlayerId(connection),
                 request: Box::new(ResumeRequest {
-                    token: token.clone(),
+                    token,
                     received: None,
                 }),
                 subject: who,
