@@ -446,3 +446,73 @@ fn a_resume_whose_connection_closes_on_the_way_leaves_no_ghost() {
         [serde_json::json!({"command":"playerLeave","error":0,"playerID":b.0})]
     );
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_seat_keeps_its_subject_for_operators_and_for_resumes() {
+    use sessionserver_core::{
+        parse, Command, CreateRequest, ResumeRequest, ResumeToken, Session, ToSession,
+    };
+    use std::sync::Arc;
+    let Ok(Command::CreateSession(format)) = parse(
+        r#"{"command":"createSession","session":{},"player":{}}"#,
+        &Limits::default(),
+    ) else {
+        panic!("a createSession");
+    };
+    let subject = Some(Arc::new(r#"ada "the first""#.to_owned()));
+    let request = CreateRequest {
+        player: PlayerId(1),
+        format: *format,
+        features: Features::RESUME,
+        subject: subject.clone(),
+    };
+    let mut session =
+        Session::create_seeded(SessionId(4), request, Limits::default(), Some([5; 32]));
+    let mut token = None;
+    while let Some(output) = session.poll_output() {
+        if let Output::Send { frame, .. } = output {
+            let join: Value = serde_json::from_str(frame.as_str()).unwrap();
+            token = join["resumeToken"].as_str().map(str::to_owned);
+        }
+    }
+    // Shown to operators, escaped as JSON.
+    assert!(
+        session
+            .describe()
+            .contains(r#""playerID":1,"playerData":{},"subject":"ada \"the first\""}"#),
+        "{}",
+        session.describe()
+    );
+    session.handle(
+        0,
+        ToSession::Disconnect {
+            player: PlayerId(1),
+        },
+    );
+    let token = ResumeToken::parse(&token.expect("a token")).unwrap();
+    let mut resume = |connection: u64, who: Option<Arc<String>>| {
+        session.handle(
+            0,
+            ToSession::Resume {
+                player: PlayerId(connection),
+                request: Box::new(ResumeRequest {
+                    token,
+                    received: None,
+                }),
+                subject: who,
+            },
+        );
+        let mut error = None;
+        while let Some(output) = session.poll_output() {
+            if let Output::Send { frame, .. } = output {
+                let reply: Value = serde_json::from_str(frame.as_str()).unwrap();
+                error = error.or(reply["error"].as_u64());
+            }
+        }
+        error
+    };
+    // Another subject, or none, holding the token: as good as no token.
+    assert_eq!(resume(7, Some(Arc::new("eve".into()))), Some(22));
+    assert_eq!(resume(8, None), Some(22));
+    assert_eq!(resume(9, subject), Some(0));
+}
