@@ -1,6 +1,11 @@
 //! The Worker: one client connection is one player, run by the core's [`Player`] machine, and
 //! the Worker is its relay.
 //!
+//! With `AUTH_SECRET` set, an upgrade is first checked ([`crate::auth`]): a refused one gets
+//! the native host's plain-text 401 or 400 and no socket; an accepted one's `sub` is the
+//! player's subject ([`Player::with_subject`]), which every create, join and resume carries
+//! to the session object (a header, [`Ask::subject`]), the relay's own resumes included.
+//!
 //! The relay feeds the player what the client sends and what the session's object answers,
 //! and maps each [`PlayerOutput`] onto the platform:
 //!
@@ -842,8 +847,8 @@ async fn join_session(env: Env, ask: Ask, target: JoinTarget, skip: Option<Sessi
 
 /// Takes back the seat `token` names, after `delay_ms`: for the client's own
 /// `resumeSession` (as `connection`, the player's ID), or for the relay itself after its link
-/// broke (`None`: a new random connection ID), for the seat of `subject` (the player's). The
-/// welcome (the `sessionResume`, then the
+/// broke (`None`: a new random connection ID), as `subject` (the player's: the session gives
+/// the seat back only to its own subject). The welcome (the `sessionResume`, then the
 /// replayed frames or the snapshot's `playerJoin`s) comes on the new link before the end
 /// marker, which carries the session's default playerData.
 async fn resume_session(
