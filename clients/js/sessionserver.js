@@ -54,6 +54,7 @@ export const CLOSE_MEANINGS = Object.freeze({
   1008: 'the client kept sending commands over its rate limit',
   1009: 'a message larger than the maximum',
   1011: 'the server lost the session (its task or object failed, or could not be reached)',
+  1012: 'edge host: the link to the session broke (its object restarted); the seat is kept: resume',
   1013: 'edge host: a player ID collision; connect again',
   4000: 'heartbeat timeout: nothing heard from the client, not even a pong',
   4001: 'the client stopped reading and its send queue filled up',
