@@ -187,6 +187,22 @@ pub fn find_token<'a>(
     }
 }
 
+/// A compact JWT of `header` and `claims` (JSON text, used as is), signed HMAC-SHA256 with
+/// `secret`: what an issuer writes (a Rust game backend, or a test). `verify_hs256` checks
+/// what the text says, so a header other than `{"alg":"HS256",…}` makes a token it refuses.
+pub fn sign_hs256(header: &str, claims: &str, secret: &[u8]) -> String {
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    // HMAC takes a key of any length.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(signed.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signed}.{signature}")
+}
+
 /// Checks `token`, a compact JWT, against `secret` at `now_unix_s` (seconds since 1970), by
 /// the rules of the module's doc; what it claims, if it is good.
 pub fn verify_hs256(token: &str, secret: &[u8], now_unix_s: u64) -> Result<Claims, AuthError> {
@@ -320,13 +336,8 @@ mod tests {
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// A token with this header and these claims (JSON text, used as is), signed here with
-    /// HMAC-SHA256 and `secret`.
     fn token(header: &str, claims: &str, secret: &[u8]) -> String {
-        let signed = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
-        mac.update(signed.as_bytes());
-        format!("{signed}.{}", b64(&mac.finalize().into_bytes()))
+        sign_hs256(header, claims, secret)
     }
 
     fn hs256(claims: &str) -> String {
@@ -378,6 +389,12 @@ mod tests {
             verify_hs256(jws, SECRET, 1_300_819_379),
             Err(AuthError::Signature)
         );
+        // The signer writes the same bytes from the example's header and claims (so that
+        // the hosts' tests, which sign with it, sign as another implementation would).
+        let header = "{\"typ\":\"JWT\",\r\n \"alg\":\"HS256\"}";
+        let claims =
+            "{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}";
+        assert_eq!(sign_hs256(header, claims, &key), jws);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

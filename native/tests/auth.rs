@@ -15,9 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{body, http_get, http_raw, next_json, sample, send, Client};
-use hmac::{Hmac, Mac};
 use sessionserver::{Authorizer, Config, Rejection, RunningServer};
-use sha2::Sha256;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -38,10 +36,7 @@ fn b64(bytes: &[u8]) -> String {
 
 /// A compact JWT of this header and these claims (JSON text), signed HS256 with `secret`.
 fn jwt(header: &str, claims: &str, secret: &str) -> String {
-    let signed = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(signed.as_bytes());
-    format!("{signed}.{}", b64(&mac.finalize().into_bytes()))
+    sessionserver_core::auth::sign_hs256(header, claims, secret.as_bytes())
 }
 
 /// A good token for `sub`, valid for the next hour.

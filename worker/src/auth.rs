@@ -86,9 +86,7 @@ mod tests {
     use super::*;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
-    use hmac::{Hmac, Mac};
     use sessionserver_core::auth::{Part, MAX_TOKEN_BYTES};
-    use sha2::Sha256;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const NOW: u64 = 1_700_000_000;
@@ -97,12 +95,9 @@ mod tests {
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// A JWT of this header and these claims (JSON text), signed here HS256 with `secret`.
+    /// A JWT of this header and these claims (JSON text), signed HS256 with `secret`.
     fn jwt(header: &str, claims: &str, secret: &[u8]) -> String {
-        let signed = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
-        mac.update(signed.as_bytes());
-        format!("{signed}.{}", b64(&mac.finalize().into_bytes()))
+        sessionserver_core::auth::sign_hs256(header, claims, secret)
     }
 
     fn hs256(claims: &str) -> String {
