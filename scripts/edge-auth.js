@@ -22,21 +22,11 @@
 'use strict';
 const crypto = require('crypto');
 const http = require('http');
-const WebSocket = require('ws');
+const { TIMEOUT_MS, fail, client: open, join, update, hello } = require('./edge-client');
 
 const MODE = process.argv[2];
 const PORT = process.env.PORT || '8788';
 const SECRET = process.env.AUTH_SECRET || '';
-const TIMEOUT_MS = 10000;
-
-function fail(message) {
-  console.error(`FAILED ${MODE}: ${message}`);
-  process.exit(1);
-}
-
-function same(a, b) {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
 
 const b64 = (data) => Buffer.from(data).toString('base64url');
 const now = () => Math.floor(Date.now() / 1000);
@@ -99,53 +89,9 @@ function checkRefusal(what, got, status, code, why) {
 
 /// A WebSocket client with ?token= (`query`) or `Authorization: Bearer` (`bearer`).
 function client(name, { query, bearer } = {}) {
-  return new Promise((resolve, reject) => {
-    const url = `ws://127.0.0.1:${PORT}/${query === undefined ? '' : `?token=${query}`}`;
-    const headers = bearer === undefined ? {} : { Authorization: `Bearer ${bearer}` };
-    const ws = new WebSocket(url, { headers, handshakeTimeout: TIMEOUT_MS });
-    const queue = [];
-    const waiting = [];
-    ws.name = name;
-    ws.received = 0;
-    ws.on('message', (m) => {
-      const frame = JSON.parse(m.toString());
-      if (frame.error === 0 && ['sessionJoin', 'sessionResume'].includes(frame.command)) ws.received = 0;
-      if (frame.error === 0 && ['playerJoin', 'playerUpdate', 'playerLeave', 'sessionUpdate'].includes(frame.command)) ws.received += 1;
-      if (waiting.length) waiting.shift()(frame); else queue.push(frame);
-    });
-    ws.closed = new Promise((done) => ws.on('close', (code) => done(code)));
-    ws.closedWithin = (ms = TIMEOUT_MS) => Promise.race([
-      ws.closed,
-      new Promise((_, rej) => setTimeout(() => rej(new Error(`${name}: not closed within ${ms} ms`)), ms)),
-    ]);
-    ws.recv = (ms = TIMEOUT_MS) => new Promise((res, rej) => {
-      if (queue.length) return res(queue.shift());
-      const timer = setTimeout(() => rej(new Error(`${name}: no frame within ${ms} ms`)), ms);
-      waiting.push((f) => { clearTimeout(timer); res(f); });
-    });
-    ws.cmd = (o) => { ws.send(JSON.stringify(o)); return ws.recv(); };
-    ws.expect = async (expected, what) => {
-      const got = await ws.recv();
-      if (!same(got, expected)) fail(`${name}: ${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(got)}`);
-      return got;
-    };
-    // Nothing is waiting: the next frame is the reply to an unknown command (error 12).
-    ws.quiet = async () => {
-      const got = await ws.cmd({ command: 'sentinel-round-trip' });
-      if (got.command !== 'error' || got.error !== 12) fail(`${name}: expected nothing before the sentinel's reply, got ${JSON.stringify(got)}`);
-    };
-    ws.on('open', () => resolve(ws));
-    ws.on('unexpected-response', (_, res) => reject(new Error(`${name}: the upgrade was refused with ${res.statusCode}`)));
-    ws.on('error', reject);
-  });
-}
-
-const join = (id, player) => ({ command: 'playerJoin', error: 0, playerID: id, player });
-const update = (id, player) => ({ command: 'playerUpdate', error: 0, playerID: id, player });
-
-async function hello(ws) {
-  const reply = await ws.cmd({ command: 'hello', features: ['resume'] });
-  if (!same(reply.features, ['resume'])) fail(`${ws.name}: hello: ${JSON.stringify(reply)}`);
+  const url = `ws://127.0.0.1:${PORT}/${query === undefined ? '' : `?token=${query}`}`;
+  const headers = bearer === undefined ? {} : { Authorization: `Bearer ${bearer}` };
+  return open(url, name, headers);
 }
 
 async function play(ws, id, data, all) {

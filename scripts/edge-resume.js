@@ -21,73 +21,14 @@
 // Every wait has a timeout; any unexpected frame fails the run with exit code 1.
 'use strict';
 const fs = require('fs');
-const WebSocket = require('ws');
+const { TIMEOUT_MS, fail, same, client: open, join, update, leave, hello } = require('./edge-client');
 
 const MODE = process.argv[2];
 const PORT = process.env.PORT || '8787';
 const URL = `ws://127.0.0.1:${PORT}/`;
 const GRACE_MS = Number(process.env.GRACE_MS || 0);
-const TIMEOUT_MS = 10000;
 
-function fail(message) {
-  console.error(`FAILED ${MODE}: ${message}`);
-  process.exit(1);
-}
-
-function same(a, b) {
-  // Same JSON, keys in the same order.
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
-function client(name) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(URL);
-    const queue = [];
-    const waiting = [];
-    ws.name = name;
-    // Session events received since the last sessionJoin / sessionResume (`received`).
-    ws.received = 0;
-    ws.on('message', (m) => {
-      const frame = JSON.parse(m.toString());
-      if (frame.error === 0 && ['sessionJoin', 'sessionResume'].includes(frame.command)) ws.received = 0;
-      if (frame.error === 0 && ['playerJoin', 'playerUpdate', 'playerLeave', 'sessionUpdate'].includes(frame.command)) ws.received += 1;
-      if (waiting.length) waiting.shift()(frame); else queue.push(frame);
-    });
-    ws.closed = new Promise((done) => ws.on('close', (code) => done(code)));
-    ws.closedWithin = (ms = TIMEOUT_MS) => Promise.race([
-      ws.closed,
-      new Promise((_, rej) => setTimeout(() => rej(new Error(`${name}: not closed within ${ms} ms`)), ms)),
-    ]);
-    ws.recv = (ms = TIMEOUT_MS) => new Promise((res, rej) => {
-      if (queue.length) return res(queue.shift());
-      const timer = setTimeout(() => rej(new Error(`${name}: no frame within ${ms} ms`)), ms);
-      waiting.push((f) => { clearTimeout(timer); res(f); });
-    });
-    ws.cmd = (o) => { ws.send(JSON.stringify(o)); return ws.recv(); };
-    // The next frame must be exactly `expected`.
-    ws.expect = async (expected, what, ms) => {
-      const got = await ws.recv(ms);
-      if (!same(got, expected)) fail(`${name}: ${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(got)}`);
-      return got;
-    };
-    // Nothing is waiting: the next frame is the reply to an unknown command (error 12).
-    ws.quiet = async () => {
-      const got = await ws.cmd({ command: 'sentinel-round-trip' });
-      if (got.command !== 'error' || got.error !== 12) fail(`${name}: expected nothing before the sentinel's reply, got ${JSON.stringify(got)}`);
-    };
-    ws.on('open', () => resolve(ws));
-    ws.on('error', reject);
-  });
-}
-
-const join = (id, player) => ({ command: 'playerJoin', error: 0, playerID: id, player });
-const update = (id, player) => ({ command: 'playerUpdate', error: 0, playerID: id, player });
-const leave = (id) => ({ command: 'playerLeave', error: 0, playerID: id });
-
-async function hello(ws) {
-  const reply = await ws.cmd({ command: 'hello', features: ['resume'] });
-  if (!same(reply.features, ['resume'])) fail(`${ws.name}: hello: ${JSON.stringify(reply)}`);
-}
+const client = (name) => open(URL, name);
 
 /// Member `ws` sends updatePlayer; every one of `all` must get it next.
 async function play(ws, id, data, all) {
