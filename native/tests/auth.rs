@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -364,11 +363,7 @@ fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, u1
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let port = banner.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    let port = common::listening_port(&mut child);
     (child, port)
 }
 

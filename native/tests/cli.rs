@@ -1,6 +1,7 @@
 //! The `sessionserver` binary's options: flags, environment and the --config file.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::process::{Command, Stdio};
 
 use futures_util::{SinkExt, StreamExt};
@@ -39,11 +40,7 @@ async fn the_config_file_sets_options_and_flags_override_it() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let port: u16 = banner.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    let port = common::listening_port(&mut child);
     assert_ne!(port, 1, "the --port flag beats the file");
     let url = format!("ws://127.0.0.1:{port}/");
     let (mut a, _) = tokio_tungstenite::connect_async(&url).await.unwrap();

@@ -180,3 +180,19 @@ pub fn sample(metrics: &str, name: &str) -> Option<u64> {
         value.trim().parse().ok()
     })
 }
+
+/// The port a `sessionserver` binary started with its stdout piped listens on, read from its
+/// first line ("[SessionServer] Listening on port N"): once this returns, it accepts
+/// connections.
+pub fn listening_port(child: &mut std::process::Child) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().expect("the binary's stdout piped"))
+        .read_line(&mut banner)
+        .unwrap();
+    let port = banner
+        .trim()
+        .strip_prefix("[SessionServer] Listening on port ");
+    port.and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("not the banner: {banner:?}"))
+}
