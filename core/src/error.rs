@@ -82,12 +82,15 @@ pub enum ErrorCode {
     /// 31 (in `messageSent`): `sendMessage`'s `to` names a player that is no member of the
     /// session; nothing is sent.
     NoSuchRecipient,
+    /// 32 (in `sessionList`): `listSessions` from a player in a session: sessions are listed
+    /// from the lobby.
+    ListWhileInSession,
 }
 
 impl ErrorCode {
     /// The highest code the server sends. (24 is sent no more: a resume of a player whose
     /// old connection still seems open takes its seat over.)
-    pub const MAX: u16 = 31;
+    pub const MAX: u16 = 32;
 
     /// The number sent on the wire.
     pub const fn code(self) -> u16 {
@@ -120,6 +123,7 @@ impl ErrorCode {
             ErrorCode::NotHost => 29,
             ErrorCode::NoSuchMember => 30,
             ErrorCode::NoSuchRecipient => 31,
+            ErrorCode::ListWhileInSession => 32,
         }
     }
 

@@ -81,11 +81,15 @@ pub enum ServerCommand {
     MessageSent,
     /// A member's message (members with the `messages` feature only).
     Message,
+    /// Reply to setMetadata.
+    SessionMetadata,
+    /// Reply to listSessions.
+    SessionList,
 }
 
 impl ServerCommand {
     /// Every reply command, in a fixed order (for metrics tables).
-    pub const ALL: [ServerCommand; 14] = [
+    pub const ALL: [ServerCommand; 16] = [
         ServerCommand::SessionJoin,
         ServerCommand::SessionUpdate,
         ServerCommand::SessionLeave,
@@ -100,6 +104,8 @@ impl ServerCommand {
         ServerCommand::Pong,
         ServerCommand::MessageSent,
         ServerCommand::Message,
+        ServerCommand::SessionMetadata,
+        ServerCommand::SessionList,
     ];
 
     /// Its position in [`ServerCommand::ALL`].
@@ -124,6 +130,8 @@ impl ServerCommand {
             ServerCommand::Pong => "pong",
             ServerCommand::MessageSent => "messageSent",
             ServerCommand::Message => "message",
+            ServerCommand::SessionMetadata => "sessionMetadata",
+            ServerCommand::SessionList => "sessionList",
         }
     }
 }
@@ -355,6 +363,52 @@ pub fn message(from: PlayerId, data: &str) -> ServerFrame {
     w.id("playerID", from.0);
     w.raw(",\"data\":");
     w.raw(data);
+    w.finish()
+}
+
+/// `sessionMetadata`, error 0: the session's metadata now.
+pub fn session_metadata(metadata: &JsonObject) -> ServerFrame {
+    let mut w = Writer::new(
+        ServerCommand::SessionMetadata,
+        0,
+        metadata.as_str().len() + 16,
+    );
+    w.data("metadata", metadata);
+    w.finish()
+}
+
+/// `sessionList`, error 0: `sessions` as `(ID, listing)`, and the session to continue after
+/// (`next`), if more may follow.
+pub fn session_list(
+    sessions: &[(SessionId, &crate::directory::Listing)],
+    next: Option<u64>,
+) -> ServerFrame {
+    let size: usize = sessions
+        .iter()
+        .map(|(_, l)| l.metadata.as_ref().map_or(2, |m| m.as_str().len()) + 80)
+        .sum();
+    let mut w = Writer::new(ServerCommand::SessionList, 0, size + 40);
+    w.raw(",\"sessions\":[");
+    for (i, (id, listing)) in sessions.iter().enumerate() {
+        w.raw(if i == 0 { "{" } else { ",{" });
+        w.raw("\"sessionID\":");
+        w.number(id.0);
+        w.id("players", u64::from(listing.players));
+        match listing.max_players {
+            Some(max) => w.id("maxPlayers", u64::from(max)),
+            None => w.raw(",\"maxPlayers\":null"),
+        }
+        match &listing.metadata {
+            Some(metadata) => w.data("metadata", metadata),
+            None => w.raw(",\"metadata\":{}"),
+        }
+        w.raw("}");
+    }
+    w.raw("]");
+    match next {
+        Some(next) => w.id("next", next),
+        None => w.raw(",\"next\":null"),
+    }
     w.finish()
 }
 

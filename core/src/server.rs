@@ -348,6 +348,12 @@ impl Server {
             match output {
                 PlayerOutput::Send(frame) => self.outputs.push_back(Output::Send { to: id, frame }),
                 PlayerOutput::Ping => {}
+                PlayerOutput::ListSessions(request) => {
+                    let max = self.limits.max_players_per_session;
+                    let (page, next) = self.sessions.list(&request, max);
+                    let frame = crate::reply::session_list(&page, next);
+                    self.outputs.push_back(Output::Send { to: id, frame });
+                }
                 // The reference host's clock is the time it was given (`advance_time`).
                 PlayerOutput::Pong(t) => {
                     let frame = crate::reply::pong(t.as_deref(), self.now_ms);
@@ -466,6 +472,12 @@ impl Server {
                         let frame = crate::reply::pong(t.as_deref(), self.now_ms);
                         self.outputs.push_back(Output::Send { to, frame });
                     }
+                }
+                Output::Listing(listing) => {
+                    let id = session.id();
+                    self.sessions.set_listing(id, *listing);
+                    // The borrow of the session ended with the directory's change.
+                    return self.drain_session(id);
                 }
                 Output::Away { .. } | Output::Release { .. } => {}
                 Output::Changed(_) => {}

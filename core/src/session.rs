@@ -97,6 +97,10 @@ pub enum Output {
         /// The `t` it sent, as JSON text, if any.
         t: Option<Box<str>>,
     },
+    /// What `listSessions` shows of this public session changed (members, lock, metadata):
+    /// the host keeps it in its directory ([`crate::Directory::set_listing`]). Never for a
+    /// private session.
+    Listing(Box<crate::directory::Listing>),
     /// Deliver `event` to player `to`'s machine ([`crate::Player::handle_from_session`]),
     /// after every frame output before it.
     ToPlayer {
@@ -132,8 +136,9 @@ pub enum Change {
     /// A member resumed its seat: it is no longer away and has a new resume secret
     /// ([`Session::secret_of`]).
     MemberBack(PlayerId),
-    /// The host locked or unlocked the session ([`Session::access`]).
-    Locked,
+    /// The host locked or unlocked the session, or changed its metadata
+    /// ([`Session::access`]).
+    Access,
 }
 
 #[derive(Clone, Debug)]
@@ -326,6 +331,8 @@ pub struct Session {
     access: Box<Access>,
     /// Kicked players whose machines have not yet let go of the session.
     kicked: Vec<KickedConnection>,
+    /// What it last reported for `listSessions` (public sessions only).
+    listed: Option<Box<crate::directory::Listing>>,
 }
 
 impl Session {
@@ -369,10 +376,12 @@ impl Session {
             log: EventLog::default(),
             access: Box::new(Access::new(&options)),
             kicked: Vec::new(),
+            listed: None,
         };
         session.outputs.push_back(Output::Changed(Change::Created));
         // The creator knows the password: it set it.
         session.join(player, features, subject, options.password);
+        session.report_listing();
         session
     }
 
@@ -404,6 +413,7 @@ impl Session {
             log: EventLog::default(),
             access: Box::default(),
             kicked: Vec::new(),
+            listed: None,
         };
         for (id, data) in members {
             if !session.contains(id) {
@@ -541,6 +551,9 @@ impl Session {
                 options.push(format!(r#""{name}":true"#));
             }
         }
+        if let Some(metadata) = &access.metadata {
+            options.push(format!(r#""metadata":{}"#, metadata.as_str()));
+        }
         if !options.is_empty() {
             out.push_str(&format!(r#","options":{{{}}}"#, options.join(",")));
         }
@@ -590,6 +603,30 @@ impl Session {
             ToSession::Disconnect { player } => self.disconnect(player),
         }
         self.end_if_empty();
+        self.report_listing();
+    }
+
+    /// What `listSessions` shows of it now.
+    pub fn listing(&self) -> crate::directory::Listing {
+        crate::directory::Listing {
+            players: u32::try_from(self.members.len()).unwrap_or(u32::MAX),
+            max_players: self.access.max_players,
+            locked: self.access.locked,
+            password: self.access.password.is_some(),
+            metadata: self.access.metadata.clone(),
+        }
+    }
+
+    /// Reports the listing if it changed (a public session that has not ended).
+    fn report_listing(&mut self) {
+        if self.access.private || self.ended {
+            return;
+        }
+        let listing = self.listing();
+        if self.listed.as_deref() != Some(&listing) {
+            self.listed = Some(Box::new(listing.clone()));
+            self.outputs.push_back(Output::Listing(Box::new(listing)));
+        }
     }
 
     /// When [`Session::handle_timeout`] must next be called: the first away member's
@@ -615,6 +652,7 @@ impl Session {
             self.remove_and_announce(index);
         }
         self.end_if_empty();
+        self.report_listing();
     }
 
     /// Whether member `player` is away (its connection gone, its seat kept).
@@ -818,11 +856,28 @@ impl Session {
                 self.refuse_not_host(player, ServerCommand::SessionLock, "lockSession")
             }
             Ok(Command::Ping(t)) => self.outputs.push_back(Output::Pong { to: player, t }),
+            Ok(Command::ListSessions(_)) => self.send(
+                player,
+                reply::error(
+                    ServerCommand::SessionList,
+                    ErrorCode::ListWhileInSession,
+                    Some("sessions are listed from the lobby: leave this one first"),
+                ),
+            ),
+            Ok(Command::SetMetadata(_)) if index != 0 => {
+                self.refuse_not_host(player, ServerCommand::SessionMetadata, "setMetadata")
+            }
+            Ok(Command::SetMetadata(metadata)) => {
+                let frame = reply::session_metadata(&metadata);
+                self.access.metadata = Some(metadata);
+                self.outputs.push_back(Output::Changed(Change::Access));
+                self.send(player, frame);
+            }
             Ok(Command::SendMessage(message)) => self.send_message(index, *message),
             Ok(Command::LockSession(locked)) => {
                 if self.access.locked != locked {
                     self.access.locked = locked;
-                    self.outputs.push_back(Output::Changed(Change::Locked));
+                    self.outputs.push_back(Output::Changed(Change::Access));
                 }
                 let frame = reply::session_lock(locked);
                 self.send(player, frame.clone());
@@ -866,6 +921,11 @@ impl Session {
                 self.outputs.push_back(Output::Pong { to: player, t });
                 return;
             }
+            Ok(Command::ListSessions(_)) => reply::error(
+                ServerCommand::SessionList,
+                ErrorCode::ListWhileInSession,
+                Some("sessions are listed from the lobby: leave this one first"),
+            ),
             Ok(Command::LeaveSession) => {
                 self.kicked.swap_remove(at);
                 self.send(player, lobby::not_in_session(ServerCommand::SessionLeave));

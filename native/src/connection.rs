@@ -312,6 +312,10 @@ impl PlayerConnection {
                 PlayerOutput::Send(frame) => self.peer.send(&frame),
                 // A full queue is the overflow rule's business, not the heartbeat's.
                 PlayerOutput::Ping => self.peer.outbox.ping(),
+                PlayerOutput::ListSessions(request) => {
+                    let max = self.shared.limits.max_players_per_session;
+                    self.peer.send(&self.shared.registry.list(&request, max));
+                }
                 PlayerOutput::Pong(t) => self
                     .peer
                     .send(&sessionserver_core::reply::pong(t.as_deref(), unix_ms())),

@@ -180,7 +180,7 @@ impl DataBytes {
             Change::MemberAdded(_)
             | Change::MemberAway(_)
             | Change::MemberBack(_)
-            | Change::Locked => {}
+            | Change::Access => {}
             Change::MemberRemoved(player) => {
                 self.total -= self.own.remove(&player).unwrap_or(0);
             }
@@ -320,6 +320,9 @@ impl SessionTask {
                             self.unflushed.push(outbox);
                         }
                     }
+                }
+                Output::Listing(listing) => {
+                    self.registry.set_listing(self.session.id(), *listing);
                 }
                 Output::Pong { to, t } => {
                     if let Some(peer) = self.peers.get(&to) {

@@ -619,6 +619,16 @@ impl Relay {
                 PlayerOutput::Send(frame) => self.send(frame.as_str()),
                 // handle_timeout is never called: no heartbeat on this host.
                 PlayerOutput::Ping => {}
+                // Listing at the edge needs the registry to keep every public session's listing:
+                // not built yet (PROTOCOL.md, "Finding a game").
+                PlayerOutput::ListSessions(_) => {
+                    let frame = sessionserver_core::reply::error(
+                        sessionserver_core::ServerCommand::SessionList,
+                        sessionserver_core::ErrorCode::UnknownCommand,
+                        Some("listSessions is not available on the edge host yet"),
+                    );
+                    self.send(frame.as_str());
+                }
                 // A lobby ping is the relay's to answer (in a session, the object answers).
                 PlayerOutput::Pong(t) => {
                     let frame = sessionserver_core::reply::pong(t.as_deref(), now_ms());

@@ -690,6 +690,8 @@ impl Live {
         let mut ended = false;
         while let Some(output) = session.poll_output() {
             match output {
+                // The edge's registry keeps no listings yet (see the relay).
+                Output::Listing(_) => {}
                 Output::Pong { to, t } => {
                     let frame = sessionserver_core::reply::pong(t.as_deref(), now_ms());
                     match sockets.get(&to) {
