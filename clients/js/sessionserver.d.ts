@@ -5,7 +5,7 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 export type JsonObject = { [key: string]: JsonValue };
 
 /** The error codes the server sends (0 is success and never rejects). */
-export type ErrorCode = 2 | 4 | 5 | 6 | 7 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 29 | 30 | 31;
+export type ErrorCode = 2 | 4 | 5 | 6 | 7 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 29 | 30 | 31 | 32;
 
 /** What every error code means (code 4 has two meanings; see errorMeaning). */
 export const ERROR_MEANINGS: Readonly<Record<ErrorCode, string>>;
@@ -35,13 +35,15 @@ export type ReplyCommand =
   | 'hostChange'
   | 'pong'
   | 'messageSent'
+  | 'sessionList'
+  | 'sessionMetadata'
   | 'error';
 
 /** An error reply of the server. */
 export class SessionError extends Error {
   constructor(code: number, command: ReplyCommand, serverMessage?: string);
   readonly name: 'SessionError';
-  /** The protocol's error code (2-31). */
+  /** The protocol's error code (2-32). */
   readonly code: ErrorCode;
   /** The reply command the error came in. */
   readonly command: ReplyCommand;
@@ -106,6 +108,25 @@ export interface SessionOptions {
   password?: string;
   /** Only the host may updateSession (others get SessionError 29). */
   hostOnlySessionUpdates?: boolean;
+  /** Public information for listSessions (a JSON object of at most 4 KiB). */
+  metadata?: JsonObject;
+}
+
+/** One public session in a listSessions page. */
+export interface ListedSession {
+  sessionID: number;
+  players: number;
+  maxPlayers: number | null;
+  metadata: JsonObject;
+}
+
+export interface ListOptions {
+  /** Leave out sessions that are full, locked or have a password. */
+  available?: boolean;
+  /** A previous page's `next`. */
+  after?: number | null;
+  /** At most this many (1-50, default 50). */
+  limit?: number;
 }
 
 export interface JoinOptions {
@@ -311,6 +332,10 @@ export class SessionClient<S extends JsonObject = JsonObject, P extends JsonObje
   lockSession(locked?: boolean): Promise<boolean>;
   /** Sends data to the other members (or those in `to`) that asked for `messages`; resolves with how many got it (SessionError 31: `to` names a non-member). */
   sendMessage(data: JsonValue, to?: number[]): Promise<number>;
+  /** Public sessions, newest first, whose metadata has the filter's keys and values (from the lobby; SessionError 32 in a session). */
+  listSessions(filter?: JsonObject, options?: ListOptions): Promise<{ sessions: ListedSession[]; next: number | null }>;
+  /** The host replaces the session's metadata; resolves with it (SessionError 29: not the host). */
+  setMetadata(metadata: JsonObject): Promise<JsonObject>;
   /** The round trip to the server and its clock's offset from this one, in milliseconds. */
   ping(): Promise<{ rtt: number; offset: number; serverTime: number }>;
   /** Replaces this player's playerData (same key structure as the default, else error 4). */

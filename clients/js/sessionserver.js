@@ -47,6 +47,7 @@ export const ERROR_MEANINGS = Object.freeze({
   29: "only the session's host may do that",
   30: 'kickPlayer names no other member of the session',
   31: 'sendMessage names a recipient that is no member of the session; nothing was sent',
+  32: 'listSessions from a player in a session: sessions are listed from the lobby',
 });
 
 /** What each WebSocket close code the server sends means. */
@@ -426,6 +427,31 @@ export class SessionClient {
   }
 
   /**
+   * Lists public sessions, newest first (from the lobby): `filter` matches metadata keys
+   * exactly; `available: true` leaves out full, locked and password sessions; `after` is a
+   * previous page's `next`. Resolves with `{ sessions: [{sessionID, players, maxPlayers,
+   * metadata}], next }` (`next` null on the last page).
+   * @returns {Promise<{sessions: object[], next: number|null}>}
+   */
+  listSessions(filter = undefined, { available, after, limit } = {}) {
+    const fields = {};
+    if (filter !== undefined) fields.filter = filter;
+    if (available !== undefined) fields.available = available;
+    if (after !== undefined && after !== null) fields.after = after;
+    if (limit !== undefined) fields.limit = limit;
+    return this._request('listSessions', 'sessionList', fields).then((msg) => ({ sessions: msg.sessions, next: msg.next }));
+  }
+
+  /**
+   * The host replaces the session's metadata (what listSessions shows). Resolves with it;
+   * rejects with SessionError 29 if this player is not the host.
+   * @returns {Promise<object>}
+   */
+  setMetadata(metadata) {
+    return this._request('setMetadata', 'sessionMetadata', { metadata }).then((msg) => msg.metadata);
+  }
+
+  /**
    * Measures the round trip to the server and its clock: resolves with `{ rtt, offset,
    * serverTime }` in milliseconds, where `offset` is the server's clock minus this one's
    * (estimated at the middle of the round trip).
@@ -646,6 +672,10 @@ export class SessionClient {
         return this._take('messageSent')?.resolve(msg.recipients);
       case 'pong':
         return this._take('pong')?.resolve(msg);
+      case 'sessionList':
+        return this._take('sessionList')?.resolve(msg);
+      case 'sessionMetadata':
+        return this._take('sessionMetadata')?.resolve(msg);
       default:
         return this._emit('error', new Error(`unknown command from the server: ${msg.command}`));
     }

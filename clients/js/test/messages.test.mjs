@@ -57,3 +57,19 @@ test('ping gives the round trip and the server clock, in the lobby and in a sess
   const inSession = await c.ping();
   assert.ok(Math.abs(inSession.serverTime - Date.now()) < 60_000, JSON.stringify(inSession));
 });
+
+test('listSessions: public sessions with their metadata, filtered; setMetadata by the host', async () => {
+  const host = await client();
+  const game = await host.createSession({}, {}, { maxPlayers: 4, metadata: { mode: 'ctf' } });
+  const hidden = await client();
+  await hidden.createSession({}, {}, { private: true, metadata: { mode: 'ctf' } });
+  const browser = await client();
+  const { sessions, next } = await browser.listSessions({ mode: 'ctf' });
+  assert.deepEqual(sessions, [{ sessionID: game.id, players: 1, maxPlayers: 4, metadata: { mode: 'ctf' } }]);
+  assert.equal(next, null);
+  assert.deepEqual(await host.setMetadata({ mode: 'ctf', round: 2 }), { mode: 'ctf', round: 2 });
+  const after = await browser.listSessions({ round: 2 }, { available: true });
+  assert.deepEqual(after.sessions.map((s) => s.sessionID), [game.id]);
+  const err = await host.listSessions().catch((e) => e);
+  assert.ok(err instanceof SessionError && err.code === 32, String(err));
+});
