@@ -54,7 +54,9 @@ pub enum PlayerOutput {
     /// Create a session: allocate an ID and run [`crate::Session::create`] with this request,
     /// or call [`Player::handle_create_refused`] when the host holds its maximum of sessions
     /// ([`CreateRefusal::SessionCap`]) or finds no free ID ([`CreateRefusal::NoFreeId`]).
-    Create(CreateRequest),
+    /// (Boxed: rare, and its options would make every connection's pending output larger:
+    /// memory per idle player.)
+    Create(Box<CreateRequest>),
     /// Find the session `target` names (for [`JoinTarget::Latest`]: the latest one, other than
     /// `skip`, which was just found gone) and deliver `input` to it; or call
     /// [`Player::handle_no_such_session`]. Later [`PlayerOutput::ToSession`]s go to the same
@@ -441,13 +443,14 @@ impl Player {
             Ok(Command::CreateSession(new)) => {
                 let NewSession { format, options } = *new;
                 self.state = State::Creating;
-                self.outputs.push_back(PlayerOutput::Create(CreateRequest {
-                    player: self.id,
-                    format,
-                    features: self.features,
-                    subject: self.subject.clone(),
-                    options,
-                }));
+                self.outputs
+                    .push_back(PlayerOutput::Create(Box::new(CreateRequest {
+                        player: self.id,
+                        format,
+                        features: self.features,
+                        subject: self.subject.clone(),
+                        options,
+                    })));
                 return;
             }
             Ok(Command::JoinSession(target, password)) => {

@@ -377,7 +377,7 @@ impl Server {
                                 seed
                             });
                             let session =
-                                Session::create_seeded(session_id, request, self.limits, seed);
+                                Session::create_seeded(session_id, *request, self.limits, seed);
                             match private {
                                 true => self.sessions.insert_unlisted(session_id, session),
                                 false => self.sessions.insert(session_id, session),

@@ -323,7 +323,7 @@ impl PlayerConnection {
                 PlayerOutput::Create(request) => {
                     let registry = &self.shared.registry;
                     let limits = self.shared.limits;
-                    match session_task::spawn(registry, request, self.peer.clone(), limits) {
+                    match session_task::spawn(registry, *request, self.peer.clone(), limits) {
                         Some((id, handle, answer)) => {
                             self.session = Some((id, handle));
                             match answer {
