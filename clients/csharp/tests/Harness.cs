@@ -198,6 +198,12 @@ namespace SessionServer.Tests
             return Cleanup.Add(new Server(process, port), s => s.Stop());
         }
 
+        /// <summary>SIGTERM: the server closes every socket with 1001 and exits.</summary>
+        public void Terminate()
+        {
+            Process.Start("kill", "-TERM " + process.Id).WaitForExit();
+        }
+
         public void Stop()
         {
             try
