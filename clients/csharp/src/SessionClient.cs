@@ -564,11 +564,13 @@ namespace SessionServer
         {
             var frame = Parse(text);
             if (frame == null) return;
-            if (frame.Error == 0 && SessionEvents.Contains(frame.Command)) received++;
+            bool sessionEvent = frame.Error == 0 && SessionEvents.Contains(frame.Command);
+            if (sessionEvent) received++;
             if (frame.Error != 0) OnErrorReply(frame);
             else Dispatch(frame);
-            // The frames a resume replays: once the last is applied, the client is back.
-            if (replayLeft > 0 && --replayLeft == 0) FinishResume();
+            // The frames a resume replays (session events only: hostChange and sessionLock are
+            // neither counted nor replayed): once the last is applied, the client is back.
+            if (sessionEvent && replayLeft > 0 && --replayLeft == 0) FinishResume();
         }
 
         void Dispatch(Frame frame)
