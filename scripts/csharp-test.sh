@@ -46,7 +46,8 @@ mcs -langversion:7 -warnaserror+ -out:"$out/SessionServer.Tests.exe" -r:"$out/Se
 cp "$newtonsoft" "$out/"
 
 step "clients/csharp: the tests against the native server ($bin)"
-mono "$out/SessionServer.Tests.exe" "$(realpath "$bin")" ${2:+"$2"}
+# A hard stop for a hung run; each wait in the tests gives up after 20 s by itself.
+timeout 600 mono "$out/SessionServer.Tests.exe" "$(realpath "$bin")" ${2:+"$2"}
 
 if command -v node >/dev/null; then
   step "clients/csharp/unity: the WebGL transport's jslib in Node against the native server"

@@ -34,11 +34,11 @@ namespace SessionServer
             { 23, "resumeSession while in a session: resuming is for a new connection" },
             { 24, "the player to resume is still connected (sent by older servers; current ones take the seat over); try again in a moment" },
             { 25, "resumeSession counted more events received than the session sent that seat; nothing changes" },
-            { 26, "wrong or missing password" },
-            { 27, "too many wrong passwords for this session; try again later" },
-            { 28, "the session is locked" },
-            { 29, "only the host may do that" },
-            { 30, "no such other member" },
+            { 26, "the session has a password: joinSession needs the right one" },
+            { 27, "too many wrong passwords for this session lately: try again in a second" },
+            { 28, "the session's host locked it: it takes no new players" },
+            { 29, "only the session's host may do that" },
+            { 30, "kickPlayer names no other member of the session" },
         };
 
         /// <summary>What each WebSocket close code the server sends means.</summary>

@@ -17,7 +17,7 @@ namespace SessionServer
     public sealed class SessionLeaveEventArgs : EventArgs
     {
         public long? SessionID { get; internal set; }
-        /// <summary>True when the host removed this player (kickPlayer; with the host feature).</summary>
+        /// <summary>True when the host removed this player (kickPlayer) rather than a leaveSession of its own.</summary>
         public bool Kicked { get; internal set; }
     }
 
@@ -44,6 +44,8 @@ namespace SessionServer
         public long PlayerID { get; internal set; }
         /// <summary>The leaving player's last playerData (null if it was not known).</summary>
         public JToken Data { get; internal set; }
+        /// <summary>True when this client kicked it (the reply to its kickPlayer).</summary>
+        public bool Kicked { get; internal set; }
     }
 
     public sealed class SessionUpdateEventArgs : EventArgs
@@ -66,6 +68,8 @@ namespace SessionServer
     public sealed class SessionLockEventArgs : EventArgs
     {
         public bool Locked { get; internal set; }
+        /// <summary>True for the reply to this client's own lockSession.</summary>
+        public bool Self { get; internal set; }
     }
 
     public sealed class CloseEventArgs : EventArgs

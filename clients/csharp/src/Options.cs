@@ -57,7 +57,6 @@ namespace SessionServer
         public SessionClientOptions()
         {
             Reconnect = new ReconnectOptions();
-            Hello = true;
         }
 
         /// <summary>The field spelling to send (default Short).</summary>
@@ -71,13 +70,10 @@ namespace SessionServer
         /// Set it for Unity WebGL (WebGLTransport), for headers (a JWT) or for tests.</summary>
         public Func<ITransport> Transport { get; set; }
 
-        /// <summary>Send <c>hello</c> on connect (default true), asking for <c>resume</c> (when
-        /// reconnecting is on) and <c>host</c>. False: the original protocol, byte for byte (and
-        /// then no reconnecting).</summary>
-        public bool Hello { get; set; }
-
-        /// <summary>Further hello features to ask for (names the server does not know are left
-        /// out of its answer).</summary>
-        public IList<string> Features { get; set; }
+        /// <summary>Ask for the <c>host</c> extension (default false): Session.HostID, the
+        /// HostChange and SessionLock events, and Kicked in the SessionLeave of a kick. hello is
+        /// sent when this or Reconnect asks for something; with neither, the client speaks the
+        /// original protocol byte for byte.</summary>
+        public bool Host { get; set; }
     }
 }

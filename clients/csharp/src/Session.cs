@@ -27,8 +27,9 @@ namespace SessionServer
         public PlayerList Players { get; private set; }
         /// <summary>The host's player ID, when the server grants the <c>host</c> feature; else null.</summary>
         public long? HostID { get; internal set; }
-        /// <summary>Whether the session is locked, as last heard (sessionLock); null while not known.</summary>
-        public bool? Locked { get; internal set; }
+        /// <summary>Whether the host locked the session, as far as this client was told (its own
+        /// lockSession, or with the host feature the host's).</summary>
+        public bool Locked { get; internal set; }
     }
 
     /// <summary>Player IDs and their playerData, in the order they were added.</summary>

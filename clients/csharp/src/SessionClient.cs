@@ -32,7 +32,6 @@ namespace SessionServer
         readonly string url;
         readonly Func<ITransport> makeTransport;
         readonly ReconnectOptions reconnect;
-        readonly bool hello;
         readonly List<string> features = new List<string>();
 
         ITransport socket;
@@ -78,15 +77,11 @@ namespace SessionServer
             options = options ?? new SessionClientOptions();
             this.url = url;
             Spelling = options.Spelling;
-            hello = options.Hello;
-            reconnect = hello && options.Reconnect != null ? options.Reconnect.Checked() : null;
+            reconnect = options.Reconnect != null ? options.Reconnect.Checked() : null;
             makeTransport = options.Transport ?? (() => new WebSocketTransport());
+            // The extensions asked for: `resume` when reconnecting, `host` if asked to.
             if (reconnect != null) features.Add("resume");
-            features.Add("host");
-            if (options.Features != null)
-            {
-                foreach (var f in options.Features) if (!features.Contains(f)) features.Add(f);
-            }
+            if (options.Host) features.Add("host");
         }
 
         // --- state ---
@@ -418,7 +413,7 @@ namespace SessionServer
 
         void SendHello()
         {
-            if (!hello) return;
+            if (features.Count == 0) return;
             var req = new Request("hello", "hello", ",\"features\":" + new JArray(features.ToArray()).ToString(Newtonsoft.Json.Formatting.None));
             req.Internal = "hello";
             req.Resolve = v => Features = GrantedFeatures(v as Frame);
@@ -644,11 +639,12 @@ namespace SessionServer
 
         void OnSessionLeave(Frame frame)
         {
-            bool kicked = frame.Bool("kicked") == true;
             long? sessionID = Session != null ? Session.ID : (long?)null;
             Session = null;
             token = null;
-            // A kick is not the answer to a request; our own leave is.
+            // A sessionLeave no leaveSession asked for: the host kicked this player (`kicked`
+            // says so with the host feature; without it, no leave was pending).
+            bool kicked = frame.Bool("kicked") == true || Head("sessionLeave") == null;
             var req = kicked ? null : Take("sessionLeave");
             // The leave Close() sends is part of closing: Closed reports it.
             if (req == null || req.Internal != "leave") Emit(SessionLeave, new SessionLeaveEventArgs { SessionID = sessionID, Kicked = kicked });
@@ -699,7 +695,7 @@ namespace SessionServer
                 req = head;
                 pending.RemoveAt(0);
             }
-            Emit(PlayerLeave, new PlayerLeaveEventArgs { PlayerID = id.Value, Data = data });
+            Emit(PlayerLeave, new PlayerLeaveEventArgs { PlayerID = id.Value, Data = data, Kicked = req != null });
             if (req != null) req.Resolve(null);
         }
 
@@ -748,7 +744,7 @@ namespace SessionServer
                 req = head;
                 pending.RemoveAt(0);
             }
-            Emit(SessionLock, new SessionLockEventArgs { Locked = locked });
+            Emit(SessionLock, new SessionLockEventArgs { Locked = locked, Self = req != null });
             if (req != null) req.Resolve(locked);
         }
 

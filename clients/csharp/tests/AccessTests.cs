@@ -13,9 +13,9 @@ namespace SessionServer.Tests
         static void MaxPlayers()
         {
             var server = Server.Start();
-            var a = Clients.Connect(server.Url);
-            var b = Clients.Connect(server.Url);
-            var c = Clients.Connect(server.Url);
+            var a = Clients.Connect(server.Url, Clients.Host());
+            var b = Clients.Connect(server.Url, Clients.Host());
+            var c = Clients.Connect(server.Url, Clients.Host());
             var s = Wait.On(a.CreateSession(null, null, new SessionOptions { MaxPlayers = 2 }), a);
             Wait.On(b.JoinSession(s.ID), a, b);
             var e = Assert.Fails<SessionException>(c.JoinSession(s.ID), a, b, c);
@@ -30,13 +30,13 @@ namespace SessionServer.Tests
         static void Passwords()
         {
             var server = Server.Start();
-            var a = Clients.Connect(server.Url);
-            var b = Clients.Connect(server.Url);
+            var a = Clients.Connect(server.Url, Clients.Host());
+            var b = Clients.Connect(server.Url, Clients.Host());
             var s = Wait.On(a.CreateSession(null, null, new SessionOptions { Password = "open sesame" }), a);
 
             var e = Assert.Fails<SessionException>(b.JoinSession(s.ID), a, b);
             Assert.Equal(26, e.Code, "no password");
-            Assert.Equal("wrong or missing password", e.Meaning, "its meaning");
+            Assert.Equal("the session has a password: joinSession needs the right one", e.Meaning, "its meaning");
             e = Assert.Fails<SessionException>(b.JoinSession(s.ID, "sesame"), a, b);
             Assert.Equal(26, e.Code, "a wrong password");
             Wait.On(b.JoinSession(s.ID, "open sesame"), a, b);
@@ -52,15 +52,15 @@ namespace SessionServer.Tests
             Assert.True(codes.Distinct().SequenceEqual(new[] { 26, 27 }), "26 for each wrong guess, then 27: " + string.Join(",", codes));
             e = Assert.Fails<SessionException>(b.JoinSession(s.ID, "open sesame"), a, b);
             Assert.Equal(27, e.Code, "none is checked until the allowance refills");
-            Assert.Equal("too many wrong passwords for this session; try again later", e.Meaning, "its meaning");
+            Assert.Equal("too many wrong passwords for this session lately: try again in a second", e.Meaning, "its meaning");
         }
 
         [Test]
         static void PrivateSessions()
         {
             var server = Server.Start();
-            var a = Clients.Connect(server.Url);
-            var b = Clients.Connect(server.Url);
+            var a = Clients.Connect(server.Url, Clients.Host());
+            var b = Clients.Connect(server.Url, Clients.Host());
             var s = Wait.On(a.CreateSession(null, null, new SessionOptions { Private = true }), a);
             var e = Assert.Fails<SessionException>(b.JoinSession(-1), a, b);
             Assert.Equal(6, e.Code, "-1 does not find a private session");
@@ -73,9 +73,9 @@ namespace SessionServer.Tests
         static void TheHostKicks()
         {
             var server = Server.Start();
-            var a = Clients.Connect(server.Url);
-            var b = Clients.Connect(server.Url);
-            var c = Clients.Connect(server.Url);
+            var a = Clients.Connect(server.Url, Clients.Host());
+            var b = Clients.Connect(server.Url, Clients.Host());
+            var c = Clients.Connect(server.Url, Clients.Host());
             var s = Wait.On(a.CreateSession(), a);
             Wait.On(b.JoinSession(s.ID), a, b);
             Wait.On(c.JoinSession(s.ID), a, b, c);
@@ -93,7 +93,10 @@ namespace SessionServer.Tests
             err = Assert.Fails<SessionException>(a.KickPlayer(a.PlayerID.Value), a, b, c);
             Assert.Equal(30, err.Code, "no such other member");
 
+            var kicks = new List<PlayerLeaveEventArgs>();
+            a.PlayerLeave += (x, e) => kicks.Add(e);
             Wait.On(a.KickPlayer(bID), a, b, c);
+            Assert.True(kicks.Single().Kicked && kicks[0].PlayerID == bID, "the host's PlayerLeave says it kicked b");
             Assert.True(!a.Session.Players.ContainsKey(bID), "b is gone from the host's list");
             Wait.For(() => leaves.Count == 1, "b to be told", a, b, c);
             Assert.True(leaves[0].Kicked, "b was kicked");
@@ -104,16 +107,34 @@ namespace SessionServer.Tests
         }
 
         [Test]
-        static void TheHostLocks()
+        static void AKickWithoutTheHostFeature()
         {
             var server = Server.Start();
             var a = Clients.Connect(server.Url);
             var b = Clients.Connect(server.Url);
-            var c = Clients.Connect(server.Url);
+            var s = Wait.On(a.CreateSession(), a);
+            Wait.On(b.JoinSession(s.ID), a, b);
+            var leaves = new List<SessionLeaveEventArgs>();
+            b.SessionLeave += (x, e) => leaves.Add(e);
+            Wait.On(a.KickPlayer(b.PlayerID.Value), a, b);
+            Wait.For(() => leaves.Count == 1, "b to be told", a, b);
+            Assert.True(leaves[0].Kicked, "a sessionLeave b did not ask for is a kick");
+            Assert.True(b.Session == null && a.Session.HostID == null, "b in the lobby; no host feature, no host ID");
+        }
+
+        [Test]
+        static void TheHostLocks()
+        {
+            var server = Server.Start();
+            var a = Clients.Connect(server.Url, Clients.Host());
+            var b = Clients.Connect(server.Url, Clients.Host());
+            var c = Clients.Connect(server.Url, Clients.Host());
             var s = Wait.On(a.CreateSession(), a);
             Wait.On(b.JoinSession(s.ID), a, b);
             var locks = new List<bool>();
             b.SessionLock += (x, e) => locks.Add(e.Locked);
+            var own = new List<bool>();
+            a.SessionLock += (x, e) => own.Add(e.Self);
 
             var err = Assert.Fails<SessionException>(b.LockSession(true), a, b);
             Assert.Equal(29, err.Code, "only the host locks");
@@ -122,19 +143,20 @@ namespace SessionServer.Tests
             Assert.Equal(true, b.Session.Locked, "b's session knows");
             err = Assert.Fails<SessionException>(c.JoinSession(s.ID), a, b, c);
             Assert.Equal(28, err.Code, "a locked session");
-            Assert.Equal("the session is locked", err.Meaning, "its meaning");
+            Assert.Equal("the session's host locked it: it takes no new players", err.Meaning, "its meaning");
             Assert.Equal(false, Wait.On(a.LockSession(false), a, b), "unlocked");
             Wait.On(c.JoinSession(s.ID), a, b, c);
             Assert.Sequence(new[] { true, false }, locks, "b saw both");
+            Assert.Sequence(new[] { true, true }, own, "the host's were its own");
         }
 
         [Test]
         static void TheHostChanges()
         {
             var server = Server.Start();
-            var a = Clients.Connect(server.Url);
-            var b = Clients.Connect(server.Url);
-            var c = Clients.Connect(server.Url);
+            var a = Clients.Connect(server.Url, Clients.Host());
+            var b = Clients.Connect(server.Url, Clients.Host());
+            var c = Clients.Connect(server.Url, Clients.Host());
             var s = Wait.On(a.CreateSession(null, null, new SessionOptions { HostOnlySessionUpdates = true }), a);
             Wait.On(b.JoinSession(s.ID), a, b);
             Wait.On(c.JoinSession(s.ID), a, b, c);
@@ -160,9 +182,11 @@ namespace SessionServer.Tests
         {
             var server = Server.Start();
             var proxy = Proxy.To(server);
-            var a = Clients.Connect(server.Url);
-            var b = Clients.Connect(server.Url);
-            var c = Clients.Connect(proxy.Url, Clients.Quick());
+            var a = Clients.Connect(server.Url, Clients.Host());
+            var b = Clients.Connect(server.Url, Clients.Host());
+            var quick = Clients.Quick();
+            quick.Host = true;
+            var c = Clients.Connect(proxy.Url, quick);
             var s = Wait.On(a.CreateSession(), a);
             Wait.On(b.JoinSession(s.ID), a, b);
             Wait.On(c.JoinSession(s.ID), a, b, c);

@@ -151,7 +151,7 @@ namespace SessionServer.Tests
             Assert.True(a.Features.Contains("resume"), "resume granted: " + string.Join(",", a.Features));
             Assert.True(a.PlayerID.HasValue, "the player ID from hello");
 
-            var plain = Clients.Connect(server.Url, new SessionClientOptions { Hello = false });
+            var plain = Clients.Connect(server.Url, new SessionClientOptions { Reconnect = null });
             var frames = new List<string>();
             plain.FrameReceived += (s, e) => frames.Add(e.Frame.Text);
             Wait.On(plain.CreateSession(), plain);
