@@ -177,6 +177,12 @@ namespace SessionServer.Tests
 
         public static Server Start(params string[] args)
         {
+            return StartWith(null, args);
+        }
+
+        /// <summary>With environment variables (secrets belong there, not in flags).</summary>
+        public static Server StartWith(IDictionary<string, string> env, params string[] args)
+        {
             var info = new ProcessStartInfo(Runner.ServerBinary, "--bind 127.0.0.1 --port 0 " + string.Join(" ", args))
             {
                 UseShellExecute = false,
@@ -185,6 +191,7 @@ namespace SessionServer.Tests
             };
             // Logs are not needed; reading them keeps the pipe from filling.
             info.EnvironmentVariables["RUST_LOG"] = "warn";
+            if (env != null) foreach (var v in env) info.EnvironmentVariables[v.Key] = v.Value;
             var process = Process.Start(info);
             process.ErrorDataReceived += (s, e) => { };
             process.BeginErrorReadLine();
