@@ -67,7 +67,8 @@ namespace SessionServer
         {
             var token = Get(key);
             if (token == null || token.Type != JTokenType.Integer) return null;
-            try { return token.Value<long>(); } catch (OverflowException) { return null; }
+            // A peer's number beyond long (a BigInteger) is no ID.
+            try { return token.Value<long>(); } catch (Exception) { return null; }
         }
 
         internal string String(string key)
@@ -98,7 +99,7 @@ namespace SessionServer
             if (error != null)
             {
                 if (error.Type != JTokenType.Integer) return null;
-                try { frame.Error = error.Value<int>(); } catch (OverflowException) { return null; }
+                try { frame.Error = error.Value<int>(); } catch (Exception) { return null; }
             }
             return frame;
         }
@@ -120,9 +121,10 @@ namespace SessionServer
             {
                 return Read(text);
             }
-            catch (JsonReaderException)
+            catch (Exception)
             {
-                // Valid to the scanner (it split the frame) but not representable: keep the text.
+                // Valid JSON to the scanner but not to Newtonsoft (a number it cannot hold):
+                // keep the text.
                 if (SplitValue(text, 0) == text.Length) return new JRaw(text);
                 throw;
             }
