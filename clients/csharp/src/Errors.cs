@@ -39,6 +39,7 @@ namespace SessionServer
             { 28, "the session's host locked it: it takes no new players" },
             { 29, "only the session's host may do that" },
             { 30, "kickPlayer names no other member of the session" },
+            { 31, "sendMessage names a recipient that is no member of the session; nothing was sent" },
         };
 
         /// <summary>What each WebSocket close code the server sends means.</summary>
@@ -103,7 +104,7 @@ namespace SessionServer
             ServerMessage = serverMessage;
         }
 
-        /// <summary>The error code (2-30).</summary>
+        /// <summary>The error code (2-31).</summary>
         public int Code { get; private set; }
         /// <summary>The reply command the error came in (sessionJoin, playerUpdate, …, or error).</summary>
         public string Command { get; private set; }

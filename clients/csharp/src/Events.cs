@@ -72,6 +72,28 @@ namespace SessionServer
         public bool Self { get; internal set; }
     }
 
+    /// <summary>A member's sendMessage (with the messages feature).</summary>
+    public sealed class MessageEventArgs : EventArgs
+    {
+        /// <summary>The sender.</summary>
+        public long PlayerID { get; internal set; }
+        /// <summary>Its data (any JSON value).</summary>
+        public JToken Data { get; internal set; }
+        /// <summary>The data's text exactly as the sender sent it.</summary>
+        public string Raw { get; internal set; }
+    }
+
+    /// <summary>What Ping() measured, in milliseconds.</summary>
+    public sealed class PingResult
+    {
+        /// <summary>The round trip (JS: <c>rtt</c>).</summary>
+        public double Rtt { get; internal set; }
+        /// <summary>The server's clock minus this one's, estimated at the middle of the round trip.</summary>
+        public double Offset { get; internal set; }
+        /// <summary>The server's clock in milliseconds since the Unix epoch.</summary>
+        public long ServerTime { get; internal set; }
+    }
+
     public sealed class CloseEventArgs : EventArgs
     {
         public int Code { get; internal set; }

@@ -143,13 +143,12 @@ namespace SessionServer
             }
         }
 
-        /// <summary>The JSON text of a data value to send: a JToken as it is (a JRaw verbatim),
-        /// null as <c>{}</c>, a string as raw JSON text, anything else through JToken.FromObject.</summary>
+        /// <summary>The JSON text of a value to send: a JToken as it is (a JRaw verbatim: the way
+        /// to send text of your own), null as <c>{}</c> (data fields default to an empty object),
+        /// anything else through JToken.FromObject (a string is a JSON string).</summary>
         public static string Serialize(object data)
         {
             if (data == null) return "{}";
-            var raw = data as string;
-            if (raw != null) return raw;
             var token = data as JToken ?? JToken.FromObject(data);
             return token.ToString(Formatting.None);
         }

@@ -75,5 +75,9 @@ namespace SessionServer
         /// sent when this or Reconnect asks for something; with neither, the client speaks the
         /// original protocol byte for byte.</summary>
         public bool Host { get; set; }
+
+        /// <summary>Ask for the <c>messages</c> extension (default false): Message events of
+        /// other members' SendMessage.</summary>
+        public bool Messages { get; set; }
     }
 }

@@ -82,6 +82,7 @@ namespace SessionServer
             // The extensions asked for: `resume` when reconnecting, `host` if asked to.
             if (reconnect != null) features.Add("resume");
             if (options.Host) features.Add("host");
+            if (options.Messages) features.Add("messages");
         }
 
         // --- state ---
@@ -124,8 +125,10 @@ namespace SessionServer
         public event EventHandler<ResumedEventArgs> Resumed;
         /// <summary>The seat could not be taken back; Session is null. After Timeout and Closed, Closed follows.</summary>
         public event EventHandler<LostEventArgs> Lost;
-        /// <summary>Every frame from the server, before the client acts on it (JS: <c>message</c>;
-        /// that name is kept for the messages extension).</summary>
+        /// <summary>A member's sendMessage (needs the Messages option).</summary>
+        public event EventHandler<MessageEventArgs> Message;
+        /// <summary>Every frame from the server, before the client acts on it (JS: <c>frame</c>;
+        /// a C# event cannot share its name with the class Frame it carries).</summary>
         public event EventHandler<FrameEventArgs> FrameReceived;
         /// <summary>The connection is closed for good (JS: <c>close</c>).</summary>
         public event EventHandler<CloseEventArgs> Closed;
@@ -305,6 +308,41 @@ namespace SessionServer
             return Start<bool>(new Request("lockSession", "sessionLock", ",\"locked\":" + (locked ? "true" : "false")));
         }
 
+        /// <summary>Sends <paramref name="data"/> (any JSON value; a JRaw verbatim) to the other
+        /// members, or only to the player IDs in <paramref name="to"/> (the sender too, if listed):
+        /// each that asked for messages gets a Message event; nothing is stored. Completes with how
+        /// many got it; fails with 31 if <paramref name="to"/> names a player not in the session
+        /// (then nobody gets it), 2 from the lobby.</summary>
+        public Task<int> SendMessage(object data, IEnumerable<long> to = null)
+        {
+            var fields = ",\"data\":" + (data == null ? "null" : Json.Serialize(data));
+            if (to != null) fields += ",\"to\":[" + string.Join(",", to) + "]";
+            return Start<int>(new Request("sendMessage", "messageSent", fields));
+        }
+
+        /// <summary>Measures the round trip to the server and its clock's offset from this one's
+        /// (in the lobby too).</summary>
+        public Task<PingResult> Ping()
+        {
+            var watch = Stopwatch.StartNew();
+            double sentAt = (DateTime.UtcNow - Epoch).TotalMilliseconds;
+            var req = new Request("ping", "pong", ",\"t\":" + Math.Round(sentAt).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var tcs = new TaskCompletionSource<PingResult>();
+            req.Resolve = v =>
+            {
+                double rtt = watch.Elapsed.TotalMilliseconds;
+                var frame = (Frame)v;
+                var serverTime = frame.Long("serverTime") ?? 0;
+                // In doubles: the server's number is never added to in a type that can wrap.
+                tcs.TrySetResult(new PingResult { Rtt = rtt, Offset = serverTime - (sentAt + rtt / 2), ServerTime = serverTime });
+            };
+            req.Reject = e => tcs.TrySetException(e);
+            Enqueue(req);
+            return tcs.Task;
+        }
+
+        static readonly DateTime Epoch = new DateTime(1970, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+
         /// <summary>Closes the connection (normally, 1000); completes once closed (in Poll()). In a
         /// session whose seat the server would keep for a resume, leaves it first, so the others
         /// see this player leave now. While reconnecting, stops: no more attempts.</summary>
@@ -395,6 +433,12 @@ namespace SessionServer
             var tcs = new TaskCompletionSource<T>();
             req.Resolve = v => tcs.TrySetResult(v == null ? default(T) : (T)v);
             req.Reject = e => tcs.TrySetException(e);
+            Enqueue(req);
+            return tcs.Task;
+        }
+
+        void Enqueue(Request req)
+        {
             lock (gate)
             {
                 if (CloseStatus != null) req.Reject(new ConnectionClosedException(CloseStatus.Code, CloseStatus.Reason));
@@ -402,7 +446,6 @@ namespace SessionServer
                 else if (queueing) queue.Add(req);
                 else SendRequest(req);
             }
-            return tcs.Task;
         }
 
         void SendRequest(Request req)
@@ -580,6 +623,15 @@ namespace SessionServer
                 case "sessionUpdate": OnSessionUpdate(frame); break;
                 case "hostChange": OnHostChange(frame); break;
                 case "sessionLock": OnSessionLock(frame); break;
+                case "message": OnMessage(frame); break;
+                case "messageSent":
+                    var sent = Take("messageSent");
+                    if (sent != null) sent.Resolve((int)Math.Min(Math.Max(frame.Long("recipients") ?? 0, 0), int.MaxValue));
+                    break;
+                case "pong":
+                    var pong = Take("pong");
+                    if (pong != null) pong.Resolve(frame);
+                    break;
                 case "hello":
                     var req = Take("hello");
                     if (req != null) req.Resolve(frame);
@@ -721,6 +773,14 @@ namespace SessionServer
             }
             Emit(SessionUpdate, new SessionUpdateEventArgs { Data = data, PlayerData = playerData, Raw = sKey == null ? "{}" : frame.Raw(sKey), Self = req != null });
             if (req != null) req.Resolve(Session);
+        }
+
+        void OnMessage(Frame frame)
+        {
+            var id = frame.Long("playerID");
+            if (id == null) { Report(new FormatException("message without a playerID")); return; }
+            var raw = frame.Raw("data");
+            Emit(Message, new MessageEventArgs { PlayerID = id.Value, Data = frame.Get("data") ?? JValue.CreateNull(), Raw = raw ?? "null" });
         }
 
         void OnHostChange(Frame frame)
