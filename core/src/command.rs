@@ -37,6 +37,15 @@ pub struct NewSession {
     pub options: SessionOptions,
 }
 
+/// A `sendMessage`: data for other members, not kept by the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Any JSON value, as the client wrote it.
+    pub data: Box<str>,
+    /// The recipients; `None`: every other member.
+    pub to: Option<Vec<PlayerId>>,
+}
+
 /// Which session a `joinSession` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JoinTarget {
@@ -71,6 +80,10 @@ pub enum Command {
     KickPlayer(PlayerId),
     /// `lockSession {locked}`: the host refuses (`true`) or allows new joins.
     LockSession(bool),
+    /// `ping {t}`: answered `pong` with `t` as sent (its JSON text) and the host's clock.
+    Ping(Option<Box<str>>),
+    /// `sendMessage {data, to}`.
+    SendMessage(Box<Message>),
 }
 
 impl Command {
@@ -86,6 +99,8 @@ impl Command {
             Command::ResumeSession(_) => "resumeSession",
             Command::KickPlayer(_) => "kickPlayer",
             Command::LockSession(_) => "lockSession",
+            Command::Ping(_) => "ping",
+            Command::SendMessage(_) => "sendMessage",
         }
     }
 
@@ -100,6 +115,8 @@ impl Command {
             Command::ResumeSession(_) => ServerCommand::SessionResume,
             Command::KickPlayer(_) => ServerCommand::PlayerLeave,
             Command::LockSession(_) => ServerCommand::SessionLock,
+            Command::Ping(_) => ServerCommand::Pong,
+            Command::SendMessage(_) => ServerCommand::MessageSent,
         }
     }
 
@@ -155,6 +172,19 @@ impl Command {
             Command::LockSession(locked) => {
                 format!(r#"{{"command":"{name}","locked":{locked}}}"#)
             }
+            Command::Ping(Some(t)) => format!(r#"{{"command":"{name}","t":{t}}}"#),
+            Command::Ping(None) => format!(r#"{{"command":"{name}"}}"#),
+            Command::SendMessage(message) => match &message.to {
+                Some(to) => {
+                    let ids: Vec<String> = to.iter().map(|p| p.0.to_string()).collect();
+                    format!(
+                        r#"{{"command":"{name}","data":{},"to":[{}]}}"#,
+                        message.data,
+                        ids.join(",")
+                    )
+                }
+                None => format!(r#"{{"command":"{name}","data":{}}}"#, message.data),
+            },
             Command::UpdatePlayer(data) => {
                 format!(r#"{{"command":"{name}","player":{}}}"#, data.as_str())
             }
@@ -238,6 +268,9 @@ struct Fields<'a> {
     password: Option<&'a RawValue>,
     player_id: Option<&'a RawValue>,
     locked: Option<&'a RawValue>,
+    t: Option<&'a RawValue>,
+    data: Option<&'a RawValue>,
+    to: Option<&'a RawValue>,
 }
 
 impl<'de> de::Deserialize<'de> for Fields<'de> {
@@ -272,6 +305,9 @@ impl<'de> Visitor<'de> for FieldsVisitor {
                 FieldName::Password => &mut fields.password,
                 FieldName::PlayerId => &mut fields.player_id,
                 FieldName::Locked => &mut fields.locked,
+                FieldName::T => &mut fields.t,
+                FieldName::Data => &mut fields.data,
+                FieldName::To => &mut fields.to,
                 FieldName::Other => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
@@ -304,6 +340,9 @@ enum FieldName {
     Password,
     PlayerId,
     Locked,
+    T,
+    Data,
+    To,
     Other,
 }
 
@@ -323,6 +362,9 @@ impl FieldName {
             FieldName::Password => "password",
             FieldName::PlayerId => "playerID",
             FieldName::Locked => "locked",
+            FieldName::T => "t",
+            FieldName::Data => "data",
+            FieldName::To => "to",
             FieldName::Other => "?",
         }
     }
@@ -351,6 +393,9 @@ impl<'de> de::Deserialize<'de> for FieldName {
                     "password" => FieldName::Password,
                     "playerID" => FieldName::PlayerId,
                     "locked" => FieldName::Locked,
+                    "t" => FieldName::T,
+                    "data" => FieldName::Data,
+                    "to" => FieldName::To,
                     _ => FieldName::Other,
                 })
             }
@@ -399,6 +444,8 @@ pub fn parse(frame: &str, limits: &Limits) -> Result<Command, Rejection> {
         "resumeSession" => resume_session(&fields).map(Command::ResumeSession),
         "kickPlayer" => kick_player(&fields).map(Command::KickPlayer),
         "lockSession" => lock_session(&fields).map(Command::LockSession),
+        "ping" => Ok(Command::Ping(fields.t.map(|t| t.get().trim().into()))),
+        "sendMessage" => send_message(&fields).map(|m| Command::SendMessage(Box::new(m))),
         other => Err(Rejection::new(
             ServerCommand::Error,
             ErrorCode::UnknownCommand,
@@ -426,7 +473,7 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
     if !cursor.eat(b'{') {
         return None;
     }
-    let mut seen = [false; 13];
+    let mut seen = [false; 16];
     let mut name = None;
     if !cursor.eat(b'}') {
         loop {
@@ -445,6 +492,9 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
                 "password" => Some(10),
                 "playerID" => Some(11),
                 "locked" => Some(12),
+                "t" => Some(13),
+                "data" => Some(14),
+                "to" => Some(15),
                 _ => None,
             };
             if let Some(field) = field {
@@ -478,6 +528,8 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
         "resumeSession",
         "kickPlayer",
         "lockSession",
+        "ping",
+        "sendMessage",
     ]
     .into_iter()
     .find(|known| name.as_deref() == Some(*known))
@@ -494,6 +546,8 @@ pub(crate) fn reply_of(name: Option<&str>) -> ServerCommand {
         Some("resumeSession") => ServerCommand::SessionResume,
         Some("kickPlayer") => ServerCommand::PlayerLeave,
         Some("lockSession") => ServerCommand::SessionLock,
+        Some("ping") => ServerCommand::Pong,
+        Some("sendMessage") => ServerCommand::MessageSent,
         _ => ServerCommand::Error,
     }
 }
@@ -709,6 +763,35 @@ fn session_options(raw: &RawValue, limits: &Limits) -> Result<SessionOptions, Re
         private: options.private.unwrap_or(false),
         password,
         host_only_session_updates: options.host_only_session_updates.unwrap_or(false),
+    })
+}
+
+fn send_message(fields: &Fields) -> Result<Message, Rejection> {
+    let reply = ServerCommand::MessageSent;
+    let data = fields.data.ok_or_else(|| {
+        invalid(
+            reply,
+            "sendMessage needs `data`: any JSON value, delivered as it is",
+        )
+    })?;
+    let to = match fields.to {
+        None => None,
+        Some(raw) => {
+            let ids: Vec<u64> = serde_json::from_str(raw.get()).map_err(|_| {
+                invalid(
+                    reply,
+                    format!(
+                        "`to` must be an array of player IDs, got {}",
+                        excerpt(raw.get().trim())
+                    ),
+                )
+            })?;
+            Some(ids.into_iter().map(PlayerId).collect())
+        }
+    };
+    Ok(Message {
+        data: data.get().trim().into(),
+        to,
     })
 }
 

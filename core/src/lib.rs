@@ -85,7 +85,7 @@ pub mod session;
 
 pub use access::{Access, Password, PasswordDigest, SessionOptions};
 pub use close::CloseReason;
-pub use command::{parse, Command, JoinTarget, NewSession, Rejection, SessionFormat};
+pub use command::{parse, Command, JoinTarget, Message, NewSession, Rejection, SessionFormat};
 pub use connection_guard::{Admission, ConnectionConfig, ConnectionGuard, TimerAction};
 pub use data::{JsonObject, PlayerFormat, Shape, Spelling};
 pub use directory::Directory;

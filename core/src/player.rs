@@ -45,6 +45,9 @@ pub enum PlayerOutput {
     Send(ServerFrame),
     /// Send a WebSocket ping (the heartbeat).
     Ping,
+    /// Answer a `ping` command: send [`crate::reply::pong`] with this `t` (the JSON text the
+    /// client sent, if any) and the host's clock, in order with the other frames.
+    Pong(Option<Box<str>>),
     /// Create a session: allocate an ID and run [`crate::Session::create`] with this request,
     /// or call [`Player::handle_create_refused`] when the host holds its maximum of sessions
     /// ([`CreateRefusal::SessionCap`]) or finds no free ID ([`CreateRefusal::NoFreeId`]).
@@ -468,12 +471,17 @@ impl Player {
                 return self.start_resume(request);
             }
             Ok(Command::ResumeSession(_)) => invalid_token(),
+            Ok(Command::Ping(t)) => {
+                self.outputs.push_back(PlayerOutput::Pong(t));
+                return;
+            }
             Ok(
                 command @ (Command::UpdateSession(_)
                 | Command::UpdatePlayer(_)
                 | Command::LeaveSession
                 | Command::KickPlayer(_)
-                | Command::LockSession(_)),
+                | Command::LockSession(_)
+                | Command::SendMessage(_)),
             ) => lobby::not_in_session(command.reply()),
         };
         self.send(frame);

@@ -75,11 +75,17 @@ pub enum ServerCommand {
     SessionLock,
     /// The session's host changed (members with the `host` feature only).
     HostChange,
+    /// Reply to ping.
+    Pong,
+    /// Reply to sendMessage.
+    MessageSent,
+    /// A member's message (members with the `messages` feature only).
+    Message,
 }
 
 impl ServerCommand {
     /// Every reply command, in a fixed order (for metrics tables).
-    pub const ALL: [ServerCommand; 11] = [
+    pub const ALL: [ServerCommand; 14] = [
         ServerCommand::SessionJoin,
         ServerCommand::SessionUpdate,
         ServerCommand::SessionLeave,
@@ -91,6 +97,9 @@ impl ServerCommand {
         ServerCommand::SessionResume,
         ServerCommand::SessionLock,
         ServerCommand::HostChange,
+        ServerCommand::Pong,
+        ServerCommand::MessageSent,
+        ServerCommand::Message,
     ];
 
     /// Its position in [`ServerCommand::ALL`].
@@ -112,6 +121,9 @@ impl ServerCommand {
             ServerCommand::SessionResume => "sessionResume",
             ServerCommand::SessionLock => "sessionLock",
             ServerCommand::HostChange => "hostChange",
+            ServerCommand::Pong => "pong",
+            ServerCommand::MessageSent => "messageSent",
+            ServerCommand::Message => "message",
         }
     }
 }
@@ -315,6 +327,34 @@ pub fn session_lock(locked: bool) -> ServerFrame {
     } else {
         ",\"locked\":false"
     });
+    w.finish()
+}
+
+/// `pong`, error 0: the ping's `t` as it was sent (none if it had none), and the host's clock
+/// (`server_time_ms`, milliseconds since the Unix epoch).
+pub fn pong(t: Option<&str>, server_time_ms: u64) -> ServerFrame {
+    let mut w = Writer::new(ServerCommand::Pong, 0, t.map_or(0, str::len) + 40);
+    if let Some(t) = t {
+        w.raw(",\"t\":");
+        w.raw(t);
+    }
+    w.id("serverTime", server_time_ms);
+    w.finish()
+}
+
+/// `messageSent`, error 0: how many members the message was delivered to.
+pub fn message_sent(recipients: usize) -> ServerFrame {
+    let mut w = Writer::new(ServerCommand::MessageSent, 0, 24);
+    w.id("recipients", recipients as u64);
+    w.finish()
+}
+
+/// `message`, error 0: member `from`'s message, its data as sent.
+pub fn message(from: PlayerId, data: &str) -> ServerFrame {
+    let mut w = Writer::new(ServerCommand::Message, 0, data.len() + 40);
+    w.id("playerID", from.0);
+    w.raw(",\"data\":");
+    w.raw(data);
     w.finish()
 }
 

@@ -348,6 +348,11 @@ impl Server {
             match output {
                 PlayerOutput::Send(frame) => self.outputs.push_back(Output::Send { to: id, frame }),
                 PlayerOutput::Ping => {}
+                // The reference host's clock is the time it was given (`advance_time`).
+                PlayerOutput::Pong(t) => {
+                    let frame = crate::reply::pong(t.as_deref(), self.now_ms);
+                    self.outputs.push_back(Output::Send { to: id, frame });
+                }
                 PlayerOutput::Create(request) => {
                     let room = self.sessions.len() < self.limits.max_sessions;
                     let private = request.options.private;
@@ -454,6 +459,12 @@ impl Server {
                                 self.in_flight.push_back(Flight::ToSession(target, input));
                             }
                         }
+                    }
+                }
+                Output::Pong { to, t } => {
+                    if self.players.contains_key(&to) {
+                        let frame = crate::reply::pong(t.as_deref(), self.now_ms);
+                        self.outputs.push_back(Output::Send { to, frame });
                     }
                 }
                 Output::Away { .. } | Output::Release { .. } => {}

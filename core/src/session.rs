@@ -88,6 +88,15 @@ pub enum Output {
         /// The member.
         player: PlayerId,
     },
+    /// Answer player `to`'s `ping`: send it [`crate::reply::pong`] with this `t` and the
+    /// host's clock (milliseconds since the Unix epoch), after every output to `to` before this
+    /// one.
+    Pong {
+        /// The player.
+        to: PlayerId,
+        /// The `t` it sent, as JSON text, if any.
+        t: Option<Box<str>>,
+    },
     /// Deliver `event` to player `to`'s machine ([`crate::Player::handle_from_session`]),
     /// after every frame output before it.
     ToPlayer {
@@ -808,6 +817,8 @@ impl Session {
             Ok(Command::LockSession(_)) if index != 0 => {
                 self.refuse_not_host(player, ServerCommand::SessionLock, "lockSession")
             }
+            Ok(Command::Ping(t)) => self.outputs.push_back(Output::Pong { to: player, t }),
+            Ok(Command::SendMessage(message)) => self.send_message(index, *message),
             Ok(Command::LockSession(locked)) => {
                 if self.access.locked != locked {
                     self.access.locked = locked;
@@ -851,6 +862,10 @@ impl Session {
                 ErrorCode::ResumeWhileInSession,
                 Some("you are in a session: resumeSession is for a new connection"),
             ),
+            Ok(Command::Ping(t)) => {
+                self.outputs.push_back(Output::Pong { to: player, t });
+                return;
+            }
             Ok(Command::LeaveSession) => {
                 self.kicked.swap_remove(at);
                 self.send(player, lobby::not_in_session(ServerCommand::SessionLeave));
@@ -861,6 +876,51 @@ impl Session {
             Ok(command) => lobby::not_in_session(command.reply()),
         };
         self.send(player, frame);
+    }
+
+    /// Member `index`'s `sendMessage`: a `message` to each recipient that asked for
+    /// `messages` (every other member, or those in `to`; not those away), one frame shared,
+    /// paid from the sender's egress budget; then `messageSent` to the sender.
+    fn send_message(&mut self, index: usize, message: crate::command::Message) {
+        let sender = self.members[index].id;
+        if let Some(to) = &message.to {
+            if let Some(stranger) = to.iter().find(|p| !self.contains(**p)) {
+                let text =
+                    format!("player {stranger} is no member of this session: nothing was sent");
+                let frame = reply::error(
+                    ServerCommand::MessageSent,
+                    ErrorCode::NoSuchRecipient,
+                    Some(&text),
+                );
+                return self.send(sender, frame);
+            }
+        }
+        let listening = |m: &&Member| m.features.contains(Features::MESSAGES) && m.away.is_none();
+        let recipients: Vec<PlayerId> = match &message.to {
+            Some(to) => self
+                .members
+                .iter()
+                .filter(|m| to.contains(&m.id))
+                .filter(listening)
+                .map(|m| m.id)
+                .collect(),
+            None => self
+                .members
+                .iter()
+                .filter(|m| m.id != sender)
+                .filter(listening)
+                .map(|m| m.id)
+                .collect(),
+        };
+        let frame = reply::message(sender, &message.data);
+        let count = recipients.len() as u64;
+        if !self.take_egress_for(index, &frame, count, ServerCommand::MessageSent) {
+            return;
+        }
+        for to in &recipients {
+            self.send(*to, frame.clone());
+        }
+        self.send(sender, reply::message_sent(recipients.len()));
     }
 
     /// Error 29 to `player`, in `reply`.
@@ -1160,6 +1220,18 @@ impl Session {
     /// if not, it is sent error 20 (in the frame's reply command).
     fn take_egress(&mut self, index: usize, frame: &ServerFrame) -> bool {
         let recipients = self.members.len() as u64;
+        self.take_egress_for(index, frame, recipients, frame.command())
+    }
+
+    /// Whether member `index`'s egress budget takes `frame` to `recipients` members; if not,
+    /// it is sent error 20 in `reply`.
+    fn take_egress_for(
+        &mut self,
+        index: usize,
+        frame: &ServerFrame,
+        recipients: u64,
+        reply: ServerCommand,
+    ) -> bool {
         let bytes = (frame.bytes().len() as u64).saturating_mul(recipients);
         let member = &mut self.members[index];
         if member.egress.take(self.now_ms, bytes, &self.limits) {
@@ -1170,7 +1242,7 @@ impl Session {
              frame's bytes times its {recipients} recipients: nothing was broadcast",
             self.limits.egress_bytes_per_second, self.limits.egress_burst_bytes
         );
-        let refusal = reply::error(frame.command(), ErrorCode::EgressBudget, Some(&message));
+        let refusal = reply::error(reply, ErrorCode::EgressBudget, Some(&message));
         let to = member.id;
         self.send(to, refusal);
         false

@@ -321,6 +321,18 @@ impl SessionTask {
                         }
                     }
                 }
+                Output::Pong { to, t } => {
+                    if let Some(peer) = self.peers.get(&to) {
+                        let frame = sessionserver_core::reply::pong(
+                            t.as_deref(),
+                            crate::connection::unix_ms(),
+                        );
+                        self.metrics.frames_out(&frame, 1);
+                        if let Some(outbox) = peer.queue(ws_frame_of(&frame)) {
+                            self.unflushed.push(outbox);
+                        }
+                    }
+                }
                 Output::SendJoinBurst { to, burst } => {
                     if let Some(outbox) = self.peers.get(&to).and_then(|p| p.queue_burst(burst)) {
                         self.unflushed.push(outbox);

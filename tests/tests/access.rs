@@ -306,3 +306,66 @@ async fn bad_options_are_error_13() {
     client.expect_error("sessionLock", 2).await;
     t.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_command_of_a_kicked_player_is_answered_once_in_order() {
+    let t = Target::start().await;
+    let mut host = t.connect("host").await;
+    let (session, _) = host.create(SP, &json!({}), &json!({"i":0})).await;
+    let mut victim = t.connect("victim").await;
+    let victim_id = victim
+        .join(
+            SP,
+            session,
+            &json!({}),
+            &json!({"i":0}),
+            &[(0, json!({"i":0}))][..0],
+        )
+        .await;
+    victim.expect("playerJoin").await;
+    host.expect("playerJoin").await;
+    // The victim's updates are on their way while the host kicks it.
+    const UPDATES: usize = 40;
+    for i in 0..UPDATES {
+        victim
+            .send_json(&sessionserver_tests::cmd::update_player(
+                SP,
+                &json!({ "i": i }),
+            ))
+            .await;
+    }
+    host.send_json(&format!(
+        r#"{{"command":"kickPlayer","playerID":{victim_id}}}"#
+    ))
+    .await;
+    let (mut applied, mut refused, mut left) = (0, 0, false);
+    while applied + refused < UPDATES || !left {
+        let frame = victim.recv().await;
+        match (frame["command"].as_str(), frame["error"].as_u64()) {
+            (Some("playerUpdate"), Some(0)) => {
+                assert!(!left, "an update applied after the kick: {frame}");
+                assert_eq!(frame["playerID"], victim_id);
+                applied += 1;
+            }
+            (Some("playerUpdate"), Some(2)) => {
+                assert!(left, "refused before the kick's sessionLeave: {frame}");
+                refused += 1;
+            }
+            (Some("sessionLeave"), Some(0)) => {
+                assert!(!left, "two sessionLeaves");
+                left = true;
+            }
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+    assert_eq!(applied + refused, UPDATES);
+    eprintln!("kicked after {applied} of {UPDATES} updates; {refused} answered 2");
+    victim.expect_nothing_pending().await;
+    // The host saw exactly the applied ones, then the leave.
+    for _ in 0..applied {
+        assert_eq!(host.expect("playerUpdate").await["playerID"], victim_id);
+    }
+    host.expect_frame(&frames::player_leave(victim_id)).await;
+    host.expect_nothing_pending().await;
+    t.shutdown().await;
+}

@@ -254,6 +254,7 @@ mod tests {
                 | Output::Rebind { .. }
                 | Output::Away { .. }
                 | Output::Release { .. }
+                | Output::Pong { .. }
                 | Output::Replaced { .. } => {}
                 Output::Ended => ended = true,
             }
