@@ -319,12 +319,14 @@ mod tests {
                 features: Features::NONE,
                 subject: subject("bob"),
                 password: None,
+                quiet: false,
             },
             ToSession::Join {
                 player: PlayerId(3),
                 features: Features::NONE,
                 subject: None,
                 password: None,
+                quiet: false,
             },
             command(1, r#"{"command":"updatePlayer","playerData":{"x":5}}"#),
             command(3, r#"{"command":"updatePlayer","playerData":{"x":6}}"#),
@@ -347,6 +349,7 @@ mod tests {
                 features: Features::NONE,
                 subject: None,
                 password: None,
+                quiet: false,
             },
         );
         let frames = settle(&mut session, &mut rows);
@@ -446,6 +449,7 @@ mod tests {
                 features: Features::RESUME,
                 subject: subject("bob"),
                 password: None,
+                quiet: false,
             },
         );
         let frames = settle_with(&mut session, &mut rows, limits);
@@ -526,6 +530,7 @@ mod tests {
                     features: Features::NONE,
                     subject: None,
                     password: Some(sessionserver_core::Password::guess(password)),
+                    quiet: false,
                 },
             );
             let frames = settle(&mut restored, &mut rows);

@@ -615,7 +615,13 @@ impl Relay {
             // Asked for in every create and join while there is a grace period, so that the
             // relay can take the seat back itself (see the module's docs).
             let resume = self.limits.resume_grace_ms > 0;
+            // The edge lists no sessions yet (see ListSessions below): a joinOrCreate creates.
+            let output = match output {
+                PlayerOutput::JoinOrCreate(request) => request.into_output(None),
+                other => other,
+            };
             match output {
+                PlayerOutput::JoinOrCreate(_) => {}
                 PlayerOutput::Send(frame) => self.send(frame.as_str()),
                 // handle_timeout is never called: no heartbeat on this host.
                 PlayerOutput::Ping => {}

@@ -371,6 +371,8 @@ impl SessionObject {
                         features,
                         subject: ask.subject,
                         password: ask.password,
+                        // A joinOrCreate never joins at the edge (it lists nothing yet).
+                        quiet: false,
                     },
                 );
                 let unsent = live.drain()?;
