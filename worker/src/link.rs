@@ -125,6 +125,16 @@ pub mod close {
     /// To a client: try again on a new connection (two random player IDs met in one session,
     /// p ≈ members / 2^53 per join).
     pub const TRY_AGAIN: u16 = 1013;
+
+    /// The code to answer a peer's close frame with (RFC 6455 5.5.1: usually the one it
+    /// sent): its own if that may be sent on the wire, else 1000 (1005, 1006 and 1015 are only
+    /// ever reported, and the peer's number is not to be trusted).
+    pub fn echo(code: usize) -> u16 {
+        match code {
+            1000..=1003 | 1007..=1014 | 3000..=4999 => code as u16,
+            _ => NORMAL,
+        }
+    }
 }
 
 /// What a relay asks of a session object.

@@ -179,10 +179,15 @@ impl DurableObject for SessionObject {
     async fn websocket_close(
         &self,
         ws: WebSocket,
-        _code: usize,
+        code: usize,
         _reason: String,
         _was_clean: bool,
     ) -> Result<()> {
+        // Below compatibility date 2026-04-07 (`web_socket_auto_reply_to_close`; ours is
+        // older, see wrangler.toml) the runtime does not answer a peer's close frame itself:
+        // without this the relay's close handshake never completes. On a socket this side
+        // closed first the call changes nothing (its error is ignored).
+        let _ = ws.close(Some(link::close::echo(code)), Some(""));
         self.socket_gone(&ws).await;
         Ok(())
     }
