@@ -58,10 +58,18 @@ async function checkReplay(ws, reply, own, others, missed) {
   }
 }
 
-async function reset(session, keep) {
-  const res = await fetch(`http://127.0.0.1:${PORT}/__test/reset?session=${session}${keep ? '&memory=keep' : ''}`, { method: 'POST' });
+async function hook(path) {
+  const res = await fetch(`http://127.0.0.1:${PORT}/__test/${path}`, { method: 'POST' });
   const text = await res.text();
-  if (!res.ok) fail(`the reset hook answered ${res.status} ${text} (is TEST_HOOKS=1 set?)`);
+  if (!res.ok || text.trim() !== '200') fail(`the hook ${path} answered ${res.status} ${text} (is TEST_HOOKS=1 set?)`);
+}
+
+/// The object writes the playerData it holds unwritten (at most FLUSH_MS of it, see
+/// worker/README.md, "Storage"), as its flush timer does: a reset after this loses nothing.
+const flushed = (session) => hook(`flush?session=${session}`);
+
+async function reset(session, keep) {
+  await hook(`reset?session=${session}${keep ? '&memory=keep' : ''}`);
 }
 
 async function relink() {
@@ -89,6 +97,7 @@ async function relink() {
   for (const keep of [false, true]) {
     const what = keep ? 'links broken' : 'object reset';
     const received = a.received;
+    await flushed(session);
     await reset(session, keep);
     // The client that asked for resume is closed with 1012 and resumes itself: its token is
     // still good (the edge did not use it).
@@ -139,6 +148,8 @@ async function beforeRestart() {
   const all = members.map(([ws]) => ws);
   await play(a, ja.playerID, { x: 7 }, all);
   await play(b, members[1][1].playerID, { x: 3 }, all);
+  // The runtime is killed next: nothing may wait in the loss window.
+  await flushed(session);
   const state = {
     session,
     members: members.map(([ws, j]) => ({ name: ws.name, id: j.playerID, token: j.resumeToken || null })),

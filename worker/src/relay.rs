@@ -95,6 +95,7 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
             "/demo.js" => asset(DEMO_JS, "text/javascript; charset=utf-8"),
             "/sessionserver.js" => asset(CLIENT_JS, "text/javascript; charset=utf-8"),
             "/__test/reset" if link::test_hooks(&env) => reset_session(&req, &env).await,
+            "/__test/flush" if link::test_hooks(&env) => flush_session(&req, &env).await,
             _ => Response::error(
                 "Not found. WebSocket clients connect on any path (wss://host/).\n",
                 404,
@@ -156,12 +157,7 @@ fn refused_upgrade(refusal: &Refusal) -> Result<Response> {
 /// to the relays break and its memory is gone; with `&memory=keep` only the sockets break.
 async fn reset_session(req: &Request, env: &Env) -> Result<Response> {
     let url = req.url()?;
-    let id = url
-        .query_pairs()
-        .find(|(k, _)| k == "session")
-        .and_then(|(_, v)| v.parse::<u64>().ok())
-        .filter(|&id| id <= MAX_ID);
-    let Some(id) = id else {
+    let Some(id) = hooked_session(&url) else {
         return Response::error("?session=<ID> expected\n", 400);
     };
     let keep = url.query_pairs().any(|(k, v)| k == "memory" && v == "keep");
@@ -172,6 +168,27 @@ async fn reset_session(req: &Request, env: &Env) -> Result<Response> {
     };
     let answer = link::session_stub(env, id)?.fetch_with_str(path).await?;
     Response::ok(format!("{}\n", answer.status_code()))
+}
+
+/// Test hook ([`crate::settings::TEST_HOOKS_VAR`]): session `?session=`'s object writes the
+/// playerData it has not written yet, as its flush timer would (so that a test can reset it
+/// with nothing left in the loss window).
+async fn flush_session(req: &Request, env: &Env) -> Result<Response> {
+    let Some(id) = hooked_session(&req.url()?) else {
+        return Response::error("?session=<ID> expected\n", 400);
+    };
+    let answer = link::session_stub(env, id)?
+        .fetch_with_str("https://session/flush")
+        .await?;
+    Response::ok(format!("{}\n", answer.status_code()))
+}
+
+/// The session a test hook's `?session=` names.
+fn hooked_session(url: &worker::Url) -> Option<u64> {
+    url.query_pairs()
+        .find(|(k, _)| k == "session")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .filter(|&id| id <= MAX_ID)
 }
 
 const INDEX_HTML: &str = include_str!("../../native/assets/index.html");

@@ -20,16 +20,19 @@
 
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sessionserver_core::{
     command, Command, CreateRequest, Features, Limits, Output, PlayerId, ResumeRequest,
     ServerFrame, Session, SessionId, ToPlayer, ToSession,
 };
+use worker::wasm_bindgen_futures::spawn_local;
 use worker::{
-    console_error, console_log, durable_object, DurableObject, Env, Request, Response, Result,
-    ScheduledTime, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    console_error, console_log, durable_object, Delay, DurableObject, Env, Request, Response,
+    Result, ScheduledTime, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
 use crate::link::{self, close, status, Ask, Op};
@@ -68,8 +71,9 @@ struct Attachment {
 pub struct SessionObject {
     state: State,
     env: Env,
-    /// `None` after a start or wake, until an event loads it.
-    live: RefCell<Option<Live>>,
+    /// `None` after a start or wake, until an event loads it. Shared with the flush timer
+    /// ([`SessionObject::schedule_flush`]).
+    live: Rc<RefCell<Option<Live>>>,
 }
 
 struct Live {
@@ -83,6 +87,10 @@ struct Live {
     /// The alarm this instance set for the first away member's deadline (`None`: none, or not
     /// known since the start).
     alarm_at: Option<u64>,
+    /// The members whose playerData is not written yet ([`persist::flush`]).
+    pending: persist::Pending,
+    /// A flush timer is running: `pending` is written within [`persist::FLUSH_MS`].
+    flush_timer: bool,
 }
 
 /// What a drain leaves for its handler: what was meant for players with no socket here (a
@@ -130,11 +138,16 @@ impl DurableObject for SessionObject {
         SessionObject {
             state,
             env,
-            live: RefCell::new(None),
+            live: Rc::new(RefCell::new(None)),
         }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
+        if req.path() == "/flush" && link::test_hooks(&self.env) {
+            // Test hook: what the flush timer does, now.
+            self.live()?.flush()?;
+            return Response::ok("flushed\n");
+        }
         if req.path() == "/reset" && link::test_hooks(&self.env) {
             let keep = req
                 .url()?
@@ -212,6 +225,8 @@ impl DurableObject for SessionObject {
         let ended = {
             let mut live = self.live()?;
             live.alarm_at = None;
+            // An alarm may be the last event before the object stops.
+            live.flush()?;
             let ended = match live.stored {
                 Stored::Ended(id) => Some(id),
                 _ => None,
@@ -302,6 +317,8 @@ impl SessionObject {
             sockets,
             forget: false,
             alarm_at: None,
+            pending: persist::Pending::default(),
+            flush_timer: false,
         };
         // A member whose socket is gone while the object was not running (a restart rather
         // than hibernation) has disconnected. One with a token is away already (the store made
@@ -548,6 +565,11 @@ impl SessionObject {
             session.handle(now_ms(), input);
         }
         live.drain()?;
+        if live.sockets.is_empty() {
+            // With no socket left the object may hibernate or be evicted soon: nothing is
+            // left unwritten.
+            live.flush()?;
+        }
         Ok(Then::Nothing)
     }
 
@@ -569,16 +591,22 @@ impl SessionObject {
                 );
             }
         }
-        let (forget, deadline, alarm_at) = match self.live.borrow_mut().as_mut() {
+        let (forget, deadline, alarm_at, flush) = match self.live.borrow_mut().as_mut() {
             Some(live) => {
                 let deadline = match &live.stored {
                     Stored::Live(session) => session.poll_timeout(),
                     _ => None,
                 };
-                (std::mem::take(&mut live.forget), deadline, live.alarm_at)
+                let flush = !live.pending.is_empty() && !live.flush_timer;
+                live.flush_timer |= flush;
+                let forget = std::mem::take(&mut live.forget);
+                (forget, deadline, live.alarm_at, flush)
             }
-            None => (false, None, None),
+            None => (false, None, None, false),
         };
+        if flush {
+            self.schedule_flush();
+        }
         let storage = self.state.storage();
         let set = if forget {
             storage.set_alarm(0).await.map(|()| None)
@@ -605,6 +633,34 @@ impl SessionObject {
         }
     }
 
+    /// Writes the playerData not written yet in [`persist::FLUSH_MS`] (a timer, not the alarm:
+    /// it costs no storage operation, and wakes no object). While it runs the object does
+    /// not hibernate (the platform hibernates an object only with nothing pending), so data
+    /// is never left unwritten by hibernation; a reset or eviction of the object loses what
+    /// the timer had not written yet.
+    fn schedule_flush(&self) {
+        let live = Rc::clone(&self.live);
+        spawn_local(async move {
+            loop {
+                Delay::from(Duration::from_millis(persist::FLUSH_MS)).await;
+                // Handlers hold no borrow across an await: it is free between events. Were
+                // it not, the flush waits for another period.
+                let Ok(mut slot) = live.try_borrow_mut() else {
+                    continue;
+                };
+                // `None`: the memory was dropped (the test hook's reset), and the data with it.
+                if let Some(live) = slot.as_mut() {
+                    live.flush_timer = false;
+                    if let Err(e) = live.flush() {
+                        // Still pending: the next event starts a timer again.
+                        console_error!("writing playerData failed: {e}");
+                    }
+                }
+                return;
+            }
+        });
+    }
+
     async fn register(&self, id: SessionId) -> Result<()> {
         let url = format!("https://registry/add?id={id}");
         let code = link::registry_stub(&self.env)?
@@ -621,6 +677,23 @@ impl SessionObject {
 }
 
 impl Live {
+    /// Writes the playerData not written yet ([`persist::flush`]).
+    fn flush(&mut self) -> Result<()> {
+        let Live {
+            store,
+            stored,
+            pending,
+            ..
+        } = self;
+        match stored {
+            Stored::Live(session) => {
+                persist::flush(session, store, pending)?;
+            }
+            _ => pending.clear(),
+        }
+        Ok(())
+    }
+
     /// Away members whose grace period is over leave (`playerLeave` to the others).
     fn expire(&mut self) -> Result<()> {
         let Stored::Live(session) = &mut self.stored else {
@@ -653,6 +726,7 @@ impl Live {
             stored,
             sockets,
             forget,
+            pending,
             ..
         } = self;
         let Stored::Live(session) = stored else {
@@ -696,7 +770,7 @@ impl Live {
                     _ => unsent.events.push((to, event)),
                 },
                 Output::Changed(change) => {
-                    if let Err(e) = persist::store(change, session, store) {
+                    if let Err(e) = persist::store(change, session, store, pending) {
                         failed.get_or_insert(e);
                     }
                 }
@@ -722,6 +796,7 @@ impl Live {
                 failed.get_or_insert(e);
             }
             *stored = Stored::Ended(session.id());
+            pending.clear();
             sockets.clear();
             *forget = true;
         }

@@ -10,9 +10,14 @@
 //! before resume existed lacks `secret` and `away_until`, storage written before auth lacks
 //! `subject`: they are added when such a session is loaded.
 //!
-//! Every change the core reports (`Output::Changed`) is written in the event that made it,
-//! through [`crate::persist::store`]. The platform holds the frames an event sends until its
-//! writes are durable, so no member ever sees a state that a restart could take back.
+//! Every change the core reports (`Output::Changed`) is written through
+//! [`crate::persist::store`]: in the event that made it, except a member's playerData, which
+//! is written at most about once a second per member by [`crate::persist::flush`] (the
+//! object's flush timer, its last socket closing, its alarm). The platform holds the frames an
+//! event sends until its writes are durable: for joins, leaves, seats and the format no member
+//! ever sees a state that a restart could take back; for playerData a restart takes back at
+//! most the last flush period (worker/README.md, "Storage"), and a broadcast of an
+//! `updatePlayer` waits for no write.
 
 use std::collections::HashMap;
 use std::sync::Arc;
