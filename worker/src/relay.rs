@@ -75,6 +75,7 @@ use worker::{
 use crate::auth::{self, Refusal};
 use crate::link::{self, close, status, Ask, Op, MAX_FRAME};
 use crate::resync::{self, Tracker};
+use crate::retry::Failure;
 use crate::wire;
 
 /// Session IDs drawn for one `createSession` before giving up. A draw collides with a used ID
@@ -286,6 +287,9 @@ enum Answer {
     Gone(SessionId),
     /// No session has the ID, or no session exists for `-1`.
     NoSuchSession,
+    /// `-1`: the registry could not be asked (after its retries). The client gets error 6,
+    /// as if no session existed, and stays connected.
+    NoDirectory(worker::Error),
     /// No free session ID was found.
     CreateRefused,
     /// A collision of random IDs the platform cannot resolve: the client should reconnect.
@@ -541,8 +545,16 @@ impl Relay {
                 );
                 false
             }
-            // A try failed on the platform (the object is still restarting), or two random
-            // IDs met.
+            // The object is overloaded: trying again would add to its load.
+            Answer::Failed(e) if link::failure(&e) == Failure::Overloaded => {
+                console_error!(
+                    "player {}: resume of {session}: {e} (overloaded): not tried again",
+                    self.player.id()
+                );
+                false
+            }
+            // A try failed on the platform (the object is still restarting: its stub calls
+            // were tried again already when retryable), or two random IDs met.
             Answer::Failed(e) => {
                 console_error!("player {}: resume of {session}: {e}", self.player.id());
                 true
@@ -551,6 +563,7 @@ impl Relay {
             Answer::Joined { .. }
             | Answer::Gone(_)
             | Answer::NoSuchSession
+            | Answer::NoDirectory(_)
             | Answer::CreateRefused => false,
         };
         relink.attempt += 1;
@@ -608,8 +621,21 @@ impl Relay {
             }
             Answer::Gone(session) => self.player.handle_session_gone(session),
             Answer::NoSuchSession => self.player.handle_no_such_session(),
+            Answer::NoDirectory(e) => {
+                console_error!(
+                    "player {}: joinSession -1: the registry failed ({e}): error 6",
+                    self.player.id()
+                );
+                self.player.handle_no_such_session();
+            }
             Answer::CreateRefused => self.player.handle_create_refused(CreateRefusal::NoFreeId),
             Answer::TryAgain(reason) => self.close_client(close::TRY_AGAIN, reason).await,
+            // Trying again now would add to the object's load: the client comes back later.
+            Answer::Failed(e) if link::failure(&e) == Failure::Overloaded => {
+                console_error!("player {}: {e} (overloaded)", self.player.id());
+                let reason = "the session is overloaded: try again later";
+                self.close_client(close::TRY_AGAIN, reason).await;
+            }
             Answer::Failed(e) => {
                 console_error!("player {}: {e}", self.player.id());
                 self.close_client(close::INTERNAL, "internal error").await;
@@ -844,7 +870,7 @@ async fn join_session(env: Env, ask: Ask, target: JoinTarget, skip: Option<Sessi
         JoinTarget::Latest => match latest(&env, skip).await {
             Ok(Some(id)) => (SessionId(id), true),
             Ok(None) => return Answer::NoSuchSession,
-            Err(e) => return e.into(),
+            Err(e) => return Answer::NoDirectory(e),
         },
     };
     match open(&env, &ask, id).await {
@@ -951,7 +977,11 @@ async fn latest(env: &Env, gone: Option<SessionId>) -> Result<Option<u64>> {
         Some(id) => format!("https://registry/latest?gone={id}"),
         None => "https://registry/latest".to_owned(),
     };
-    let mut response = link::registry_stub(env)?.fetch_with_str(&url).await?;
+    let url = url.as_str();
+    let mut response = link::retrying("registry lookup", move || async move {
+        link::registry_stub(env)?.fetch_with_str(url).await
+    })
+    .await?;
     match response.status_code() {
         200 => Ok(response.text().await?.trim().parse().ok()),
         404 => Ok(None),
@@ -971,9 +1001,16 @@ enum Opened {
 }
 
 /// Asks session `id`'s object for a socket.
+/// A retryable failure of the platform is tried again with a new stub ([`link::retrying`]).
+/// (A join whose first try reached the object although its answer was lost finds the player
+/// in the session on the next: 409, the client is closed with 1013 and reconnects.)
 async fn open(env: &Env, ask: &Ask, id: SessionId) -> Result<Opened> {
-    let stub = link::session_stub(env, id.0)?;
-    let mut response = stub.fetch_with_request(ask.request()?).await?;
+    let what = format!("{:?} of session {id}", ask.op);
+    let mut response = link::retrying(&what, move || async move {
+        let stub = link::session_stub(env, id.0)?;
+        stub.fetch_with_request(ask.request()?).await
+    })
+    .await?;
     match response.status_code() {
         status::OPEN => match response.websocket() {
             Some(ws) => Ok(Opened::Link(Link::new(ws, id))),

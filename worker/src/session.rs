@@ -20,8 +20,10 @@
 
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
+use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -121,7 +123,8 @@ impl Unsent {
 #[must_use]
 enum Then {
     Nothing,
-    /// The session was just created: register it, then drain its outputs (its `sessionJoin`).
+    /// The session was just created: send its registration, drain its outputs (its
+    /// `sessionJoin`) without waiting for the answer, then wait for it.
     Register(SessionId),
 }
 
@@ -540,8 +543,8 @@ impl SessionObject {
         let session = Session::create_seeded(SessionId(id), request, live.limits, link::seed());
         live.sockets.insert(player, ws.clone());
         live.stored = Stored::Live(session);
-        // Its outputs (the rows, the sessionJoin) wait until the registry knows the session
-        // (see `finish`), so that a `joinSession -1` after the sessionJoin finds it.
+        // Its outputs (the rows, the sessionJoin) are drained by `finish`, once the
+        // registry's add is on its way (not answered: see `finish`).
         Ok(Then::Register(SessionId(id)))
     }
 
@@ -579,16 +582,27 @@ impl SessionObject {
     /// retried by the platform until it succeeds).
     async fn finish(&self, then: Then) {
         if let Then::Register(id) = then {
-            if let Err(e) = self.register(id).await {
-                console_error!("session {}: {e}", self.name());
-            }
-            // The outputs go out either way: without the registry the session still works,
-            // only `joinSession -1` cannot find it.
+            // The registry is off the creator's path: its request is sent first (a Rust
+            // future does nothing until polled: this poll sends it), then the outputs (the
+            // rows, the sessionJoin) go out without waiting for its answer, which may come
+            // from far away (one registry for the deployment). A `joinSession -1` that
+            // reaches the registry before the add finds the sessions before this one.
+            let mut registering = Box::pin(self.register(id));
+            let registered = poll_fn(|cx| Poll::Ready(registering.as_mut().poll(cx))).await;
             if let Err(e) = self.live().and_then(|mut live| live.drain().map(drop)) {
                 console_error!(
                     "session {}: storing the new session failed: {e}",
                     self.name()
                 );
+            }
+            let registered = match registered {
+                Poll::Ready(result) => result,
+                Poll::Pending => registering.await,
+            };
+            // Without the registry the session still works; only `joinSession -1` cannot
+            // find it.
+            if let Err(e) = registered {
+                console_error!("session {}: {e}", self.name());
             }
         }
         let (forget, deadline, alarm_at, flush) = match self.live.borrow_mut().as_mut() {
@@ -663,10 +677,12 @@ impl SessionObject {
 
     async fn register(&self, id: SessionId) -> Result<()> {
         let url = format!("https://registry/add?id={id}");
-        let code = link::registry_stub(&self.env)?
-            .fetch_with_str(&url)
-            .await?
-            .status_code();
+        let (env, url) = (&self.env, url.as_str());
+        let code = link::retrying("registering the session", move || async move {
+            link::registry_stub(env)?.fetch_with_str(url).await
+        })
+        .await?
+        .status_code();
         match code {
             200 => Ok(()),
             code => Err(worker::Error::RustError(format!(
