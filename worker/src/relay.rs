@@ -96,7 +96,8 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
             "/demo.js" => asset(DEMO_JS, "text/javascript; charset=utf-8"),
             "/sessionserver.js" => asset(CLIENT_JS, "text/javascript; charset=utf-8"),
             "/__test/reset" if link::test_hooks(&env) => reset_session(&req, &env).await,
-            "/__test/flush" if link::test_hooks(&env) => flush_session(&req, &env).await,
+            "/__test/flush" if link::test_hooks(&env) => hook(&req, &env, "flush").await,
+            "/__test/stats" if link::test_hooks(&env) => hook(&req, &env, "stats").await,
             _ => Response::error(
                 "Not found. WebSocket clients connect on any path (wss://host/).\n",
                 404,
@@ -171,17 +172,21 @@ async fn reset_session(req: &Request, env: &Env) -> Result<Response> {
     Response::ok(format!("{}\n", answer.status_code()))
 }
 
-/// Test hook ([`crate::settings::TEST_HOOKS_VAR`]): session `?session=`'s object writes the
-/// playerData it has not written yet, as its flush timer would (so that a test can reset it
-/// with nothing left in the loss window).
-async fn flush_session(req: &Request, env: &Env) -> Result<Response> {
+/// Test hooks ([`crate::settings::TEST_HOOKS_VAR`]) passed on to session `?session=`'s
+/// object: `flush` writes the playerData it has not written yet, as its flush timer would (so
+/// that a test can reset it with nothing left in the loss window); `stats` answers the rows
+/// its storage wrote and its timer's flushes since its last load, as JSON.
+async fn hook(req: &Request, env: &Env, name: &str) -> Result<Response> {
     let Some(id) = hooked_session(&req.url()?) else {
         return Response::error("?session=<ID> expected\n", 400);
     };
-    let answer = link::session_stub(env, id)?
-        .fetch_with_str("https://session/flush")
+    let mut answer = link::session_stub(env, id)?
+        .fetch_with_str(&format!("https://session/{name}"))
         .await?;
-    Response::ok(format!("{}\n", answer.status_code()))
+    match name {
+        "stats" => Response::ok(answer.text().await?),
+        _ => Response::ok(format!("{}\n", answer.status_code())),
+    }
 }
 
 /// The session a test hook's `?session=` names.

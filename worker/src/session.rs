@@ -93,6 +93,8 @@ struct Live {
     pending: persist::Pending,
     /// A flush timer is running: `pending` is written within [`persist::FLUSH_MS`].
     flush_timer: bool,
+    /// Flushes by the timer since the load (for the test hook `/stats`).
+    timer_flushes: u64,
 }
 
 /// What a drain leaves for its handler: what was meant for players with no socket here (a
@@ -150,6 +152,14 @@ impl DurableObject for SessionObject {
             // Test hook: what the flush timer does, now.
             self.live()?.flush()?;
             return Response::ok("flushed\n");
+        }
+        if req.path() == "/stats" && link::test_hooks(&self.env) {
+            // Test hook: what this instance has written, and how often its timer flushed.
+            let live = self.live()?;
+            let (rows, flushes) = (live.store.rows_written(), live.timer_flushes);
+            return Response::ok(format!(
+                r#"{{"rowsWritten":{rows},"timerFlushes":{flushes}}}"#
+            ));
         }
         if req.path() == "/reset" && link::test_hooks(&self.env) {
             let keep = req
@@ -322,6 +332,7 @@ impl SessionObject {
             alarm_at: None,
             pending: persist::Pending::default(),
             flush_timer: false,
+            timer_flushes: 0,
         };
         // A member whose socket is gone while the object was not running (a restart rather
         // than hibernation) has disconnected. One with a token is away already (the store made
@@ -665,6 +676,7 @@ impl SessionObject {
                 // `None`: the memory was dropped (the test hook's reset), and the data with it.
                 if let Some(live) = slot.as_mut() {
                     live.flush_timer = false;
+                    live.timer_flushes = live.timer_flushes.saturating_add(1);
                     if let Err(e) = live.flush() {
                         // Still pending: the next event starts a timer again.
                         console_error!("writing playerData failed: {e}");

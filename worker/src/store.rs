@@ -19,6 +19,7 @@
 //! most the last flush period (worker/README.md, "Storage"), and a broadcast of an
 //! `updatePlayer` waits for no write.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ use serde::Deserialize;
 use sessionserver_core::{
     JsonObject, Limits, PlayerId, Session, SessionId, Spelling, StoredMember,
 };
-use worker::{Error, Result, SqlStorage, SqlStorageValue, State};
+use worker::{Error, Result, SqlCursor, SqlStorage, SqlStorageValue, State};
 
 use crate::persist::Rows;
 
@@ -61,7 +62,31 @@ pub enum Stored {
 
 /// The SQL storage of one session object.
 pub struct Store {
-    sql: SqlStorage,
+    sql: Sql,
+}
+
+/// The object's SQL storage, counting the rows its statements write (what the platform
+/// bills), for the test hook that reports them ([`Store::rows_written`]).
+struct Sql {
+    inner: SqlStorage,
+    written: Cell<u64>,
+}
+
+impl Sql {
+    fn exec(
+        &self,
+        query: &str,
+        bindings: impl Into<Option<Vec<SqlStorageValue>>>,
+    ) -> Result<SqlCursor> {
+        let cursor = self.inner.exec(query, bindings)?;
+        // A statement that returns no rows has run to its end in `exec`.
+        let written = self
+            .written
+            .get()
+            .saturating_add(cursor.rows_written() as u64);
+        self.written.set(written);
+        Ok(cursor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -108,8 +133,16 @@ impl Store {
     /// that was never used leaves no storage behind.
     pub fn open(state: &State) -> Store {
         Store {
-            sql: state.storage().sql(),
+            sql: Sql {
+                inner: state.storage().sql(),
+                written: Cell::new(0),
+            },
         }
+    }
+
+    /// Rows written through this store since it was opened (the object's last load).
+    pub fn rows_written(&self) -> u64 {
+        self.sql.written.get()
     }
 
     /// Reads the session back (after a start or a wake from hibernation), with `limits` and
