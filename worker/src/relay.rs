@@ -47,7 +47,14 @@
 //! the client's commands meanwhile (at most [`sessionserver_core::player::MAX_HELD`]), and tells
 //! the client what the resume brought as the original frames of what changed
 //! ([`Tracker::relinked`]). Only if every try fails (the seat was given up, its grace ended,
-//! the session is gone) is the client closed with 1011.
+//! the session is gone, or the object answered overloaded) is the client closed with 1011.
+//!
+//! # Platform errors
+//! Every call to an object (a session's create, join or resume, the registry's lookup) that
+//! fails with a `.retryable` error is made again with a new stub after a short jittered
+//! backoff ([`link::retrying`], [`crate::retry`]); an `.overloaded` one never: the client is
+//! closed with 1013 (try again later), a relay's own resume gives up. A `-1` whose registry
+//! cannot be asked is answered error 6, and the client stays connected in the lobby.
 
 use std::future::Future;
 use std::pin::Pin;
