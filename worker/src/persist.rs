@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 
-use sessionserver_core::{Change, JsonObject, PlayerId, Session};
+use sessionserver_core::{Access, Change, JsonObject, PasswordDigest, PlayerId, Session};
 
 /// How long a member's changed playerData may stay unwritten, in milliseconds: the object
 /// flushes this long after the first change it has not written.
@@ -38,6 +38,8 @@ pub trait Rows {
     ) -> Result<(), Self::Error>;
     /// A member is gone.
     fn remove_member(&mut self, player: PlayerId) -> Result<(), Self::Error>;
+    /// The session's options and lock ([`access_text`]: `None` for none).
+    fn save_access(&mut self, access: Option<String>) -> Result<(), Self::Error>;
     /// New sessionData and default playerData, and every member back to the default.
     fn save_format(&mut self, session: &Session) -> Result<(), Self::Error>;
     /// One member's playerData (`None`: the default).
@@ -87,6 +89,9 @@ pub fn store<R: Rows>(
         Change::Created => {
             pending.clear();
             rows.create(session)?;
+            if let Some(text) = access_text(session.access()) {
+                rows.save_access(Some(text))?;
+            }
             for (player, _) in session.members() {
                 add_member(player, session, rows)?;
             }
@@ -113,6 +118,7 @@ pub fn store<R: Rows>(
             session.secret_of(player),
             session.away_until(player),
         ),
+        Change::Locked => rows.save_access(access_text(session.access())),
     }
 }
 
@@ -141,6 +147,48 @@ pub fn flush<R: Rows>(
     Ok(written)
 }
 
+/// A session's options and lock as the text its row keeps: a JSON object of those that are
+/// set (the password as its SHA-256 in hex), `None` when none is.
+pub fn access_text(access: &Access) -> Option<String> {
+    let mut fields = serde_json::Map::new();
+    if let Some(max) = access.max_players {
+        fields.insert("maxPlayers".into(), max.into());
+    }
+    if let Some(digest) = &access.password {
+        fields.insert("passwordSha256".into(), digest.to_hex().into());
+    }
+    for (set, name) in [
+        (access.private, "private"),
+        (access.host_only_session_updates, "hostOnlySessionUpdates"),
+        (access.locked, "locked"),
+    ] {
+        if set {
+            fields.insert(name.into(), true.into());
+        }
+    }
+    (!fields.is_empty()).then(|| serde_json::Value::Object(fields).to_string())
+}
+
+/// Reads [`access_text`]'s text back; `None` if it is not one.
+pub fn access_of(text: &str) -> Option<Access> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let fields = value.as_object()?;
+    let flag = |name: &str| fields.get(name).and_then(|v| v.as_bool()).unwrap_or(false);
+    let mut access = Access::default();
+    access.max_players = match fields.get("maxPlayers") {
+        Some(max) => Some(u32::try_from(max.as_u64()?).ok()?),
+        None => None,
+    };
+    access.password = match fields.get("passwordSha256") {
+        Some(hex) => Some(PasswordDigest::from_hex(hex.as_str()?)?),
+        None => None,
+    };
+    access.private = flag("private");
+    access.host_only_session_updates = flag("hostOnlySessionUpdates");
+    access.locked = flag("locked");
+    Some(access)
+}
+
 fn add_member<R: Rows>(player: PlayerId, session: &Session, rows: &mut R) -> Result<(), R::Error> {
     let data = session.stored_player_data(player);
     let subject = session.subject_of(player).map(|s| s.as_str());
@@ -164,6 +212,7 @@ mod tests {
         members: Vec<StoredMember>,
         /// Rows written so far (inserted, updated or deleted), as SQLite bills them.
         written: usize,
+        access: Option<String>,
     }
 
     impl Rows for Memory {
@@ -206,6 +255,11 @@ mod tests {
             self.members.retain(|m| m.id != p);
             Ok(())
         }
+        fn save_access(&mut self, access: Option<String>) -> Result<(), String> {
+            self.written += 1;
+            self.access = access;
+            Ok(())
+        }
         fn save_format(&mut self, s: &Session) -> Result<(), String> {
             self.written += 1 + self.members.len();
             let row = self.session.as_mut().ok_or("no session")?;
@@ -242,7 +296,12 @@ mod tests {
         fn restore(&self, limits: Limits) -> Session {
             let (id, spelling, data, default) = self.session.clone().expect("created");
             let members = self.members.clone();
+            let access = match &self.access {
+                Some(text) => access_of(text).expect("stored access reads back"),
+                None => Default::default(),
+            };
             Session::restore_members(id, spelling, data, default, members, limits, Some([1; 32]))
+                .with_access(access)
         }
     }
 
@@ -308,6 +367,7 @@ mod tests {
                 Output::ToPlayer { .. }
                 | Output::Rebind { .. }
                 | Output::Away { .. }
+                | Output::Release { .. }
                 | Output::Replaced { .. } => {}
                 Output::Ended => ended = true,
             }
@@ -340,9 +400,10 @@ mod tests {
         };
         let request = CreateRequest {
             player: PlayerId(1),
-            format: *format,
+            format: format.format,
             features: Features::NONE,
             subject: subject("ada"),
+            options: Default::default(),
         };
         let mut session = Session::create(SessionId(7), request, LIMITS);
         settle(&mut session, &mut rows);
@@ -351,11 +412,13 @@ mod tests {
                 player: PlayerId(2),
                 features: Features::NONE,
                 subject: subject("bob"),
+                password: None,
             },
             ToSession::Join {
                 player: PlayerId(3),
                 features: Features::NONE,
                 subject: None,
+                password: None,
             },
             command(1, r#"{"command":"updatePlayer","playerData":{"x":5}}"#),
             command(3, r#"{"command":"updatePlayer","playerData":{"x":6}}"#),
@@ -377,6 +440,7 @@ mod tests {
                 player: PlayerId(4),
                 features: Features::NONE,
                 subject: None,
+                password: None,
             },
         );
         let frames = settle(&mut session, &mut rows);
@@ -461,9 +525,10 @@ mod tests {
         };
         let request = CreateRequest {
             player: PlayerId(1),
-            format: *format,
+            format: format.format,
             features: Features::RESUME,
             subject: None,
+            options: Default::default(),
         };
         let mut session = Session::create_seeded(SessionId(7), request, limits, Some([2; 32]));
         let frames = settle_with(&mut session, &mut rows, limits);
@@ -474,6 +539,7 @@ mod tests {
                 player: PlayerId(2),
                 features: Features::RESUME,
                 subject: subject("bob"),
+                password: None,
             },
         );
         let frames = settle_with(&mut session, &mut rows, limits);
@@ -502,6 +568,7 @@ mod tests {
                     received: None,
                 }),
                 subject: subject("bob"),
+                features: Features::RESUME,
             },
         );
         settle_with(&mut session, &mut rows, limits);
@@ -530,9 +597,10 @@ mod tests {
         };
         let request = CreateRequest {
             player: PlayerId(1),
-            format: *format,
+            format: format.format,
             features: Features::NONE,
             subject: None,
+            options: Default::default(),
         };
         let mut session = Session::create(SessionId(7), request, LIMITS);
         settle(&mut session, &mut rows);
@@ -543,6 +611,7 @@ mod tests {
                     player: PlayerId(player),
                     features: Features::NONE,
                     subject: None,
+                    password: None,
                 },
             );
             settle(&mut session, &mut rows);
@@ -618,5 +687,52 @@ mod tests {
         assert_ne!(rows.restore(LIMITS).describe(), session.describe());
         assert_eq!(flush(&session, &mut rows, &mut pending), Ok(1));
         assert_eq!(rows.restore(LIMITS).describe(), session.describe());
+    }
+
+    #[test]
+    fn options_and_the_lock_are_stored_and_the_password_only_as_its_digest() {
+        let frame = r#"{"command":"createSession","options":{"maxPlayers":2,"private":true,"password":"pw","hostOnlySessionUpdates":true}}"#;
+        let Ok(sessionserver_core::Command::CreateSession(new)) = parse(frame, &LIMITS) else {
+            panic!("a create");
+        };
+        let request = CreateRequest {
+            player: PlayerId(1),
+            format: new.format,
+            features: Features::NONE,
+            subject: None,
+            options: new.options,
+        };
+        let mut rows = Memory::default();
+        let mut session = Session::create(SessionId(9), request, LIMITS);
+        settle(&mut session, &mut rows);
+        let stored = rows.access.clone().expect("options are stored");
+        assert!(!stored.contains("\"pw\""), "{stored}");
+        session.handle(0, command(1, r#"{"command":"lockSession","locked":true}"#));
+        settle(&mut session, &mut rows);
+        let restored = rows.restore(LIMITS);
+        assert_eq!(restored.access(), session.access());
+        assert!(restored.access().locked);
+        // The password still works after a restore; a wrong one does not.
+        let mut restored = restored;
+        for (password, error) in [("nope", "26"), ("pw", "0")] {
+            restored.handle(
+                0,
+                ToSession::Join {
+                    player: PlayerId(2),
+                    features: Features::NONE,
+                    subject: None,
+                    password: Some(sessionserver_core::Password::guess(password)),
+                },
+            );
+            let frames = settle(&mut restored, &mut rows);
+            // Locked: a right password is answered 28, a wrong one 26 (the password first).
+            let expected = if error == "0" { "28" } else { error };
+            assert!(
+                frames[0].contains(&format!(r#""error":{expected}"#)),
+                "{password}: {frames:?}"
+            );
+        }
+        assert_eq!(access_of("{}"), Some(Default::default()));
+        assert_eq!(access_of(r#"{"passwordSha256":"zz"}"#), None);
     }
 }

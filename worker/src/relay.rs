@@ -68,8 +68,8 @@ use futures_util::{FutureExt, StreamExt};
 use sessionserver_core::ids::MAX_ID;
 use sessionserver_core::player::MAX_HELD;
 use sessionserver_core::{
-    CloseReason, Command, CreateRefusal, Features, JoinTarget, Limits, Player, PlayerId,
-    PlayerOutput, ResumeRequest, ResumeToken, SessionId, ToPlayer, ToSession,
+    CloseReason, Command, CreateRefusal, Features, JoinTarget, Limits, NewSession, Player,
+    PlayerId, PlayerOutput, ResumeRequest, ResumeToken, SessionId, ToPlayer, ToSession,
 };
 use worker::js_sys::JsString;
 use worker::wasm_bindgen::JsCast;
@@ -427,6 +427,13 @@ impl Relay {
                 self.player
                     .handle_from_session(ToPlayer::Joined { session });
             }
+            Inbound::Binary(event) if event == wire::KICKED => {
+                // What the session answered to what was sent before it knew reaches the
+                // client first; then the player, in the lobby, lets go of the link.
+                self.drain().await;
+                self.player
+                    .handle_from_session(ToPlayer::Kicked { session });
+            }
             Inbound::Binary(_) | Inbound::TooBig => {}
             Inbound::Closed(close::LEFT) => {
                 self.link = None;
@@ -502,6 +509,7 @@ impl Relay {
         let session = token.session;
         // The seat's subject is this connection's: the session takes the seat back only for it.
         let subject = self.player.subject().map(|s| Arc::new(s.to_owned()));
+        let host = self.player.features().contains(Features::HOST);
         let task = resume_session(
             self.env.clone(),
             None,
@@ -509,6 +517,7 @@ impl Relay {
             Some(received),
             delay_ms,
             subject,
+            host,
         );
         Some((session, Box::pin(task)))
     }
@@ -667,11 +676,16 @@ impl Relay {
                 PlayerOutput::Ping => {}
                 PlayerOutput::Create(request) => {
                     let create =
-                        wire::encode_command(&Command::CreateSession(Box::new(request.format)));
+                        wire::encode_command(&Command::CreateSession(Box::new(NewSession {
+                            format: request.format,
+                            options: request.options,
+                        })));
+                    let host = request.features.contains(Features::HOST);
                     let task = create_session(
                         self.env.clone(),
                         request.player,
                         resume,
+                        host,
                         create,
                         request.subject,
                     );
@@ -683,12 +697,14 @@ impl Relay {
                             player,
                             request,
                             subject,
+                            features,
                         },
                     ..
                 } => {
                     let ResumeRequest { token, received } = *request;
                     let env = self.env.clone();
-                    let task = resume_session(env, Some(player), token, received, 0, subject);
+                    let host = features.contains(Features::HOST);
+                    let task = resume_session(env, Some(player), token, received, 0, subject, host);
                     self.pending = Some(Box::pin(task));
                 }
                 PlayerOutput::Join {
@@ -696,16 +712,25 @@ impl Relay {
                     skip,
                     input,
                 } => {
+                    let player = input.player();
+                    let (subject, password, host) = match input {
+                        ToSession::Join {
+                            subject,
+                            password,
+                            features,
+                            ..
+                        } => (subject, password, features.contains(Features::HOST)),
+                        _ => (None, None, false),
+                    };
                     let ask = Ask {
                         op: Op::Join,
-                        player: input.player(),
+                        player,
                         resume,
+                        host,
+                        password,
                         token: None,
                         received: None,
-                        subject: match input {
-                            ToSession::Join { subject, .. } => subject,
-                            _ => None,
-                        },
+                        subject,
                     };
                     let task = join_session(self.env.clone(), ask, target, skip);
                     self.pending = Some(Box::pin(task));
@@ -823,6 +848,7 @@ async fn create_session(
     env: Env,
     player: PlayerId,
     resume: bool,
+    host: bool,
     create: String,
     subject: Option<Arc<String>>,
 ) -> Answer {
@@ -830,6 +856,8 @@ async fn create_session(
         op: Op::Create,
         player,
         resume,
+        host,
+        password: None,
         token: None,
         received: None,
         subject,
@@ -913,6 +941,7 @@ async fn resume_session(
     received: Option<u64>,
     delay_ms: u64,
     subject: Option<Arc<String>>,
+    host: bool,
 ) -> Answer {
     if delay_ms > 0 {
         Delay::from(Duration::from_millis(delay_ms)).await;
@@ -930,6 +959,8 @@ async fn resume_session(
         op: Op::Resume,
         player,
         resume: true,
+        host,
+        password: None,
         token: Some(token),
         received,
         subject,
