@@ -23,6 +23,55 @@ pub struct Listing {
     pub metadata: Option<JsonObject>,
 }
 
+impl Listing {
+    /// Whether `request` asks for this session (its filter, and `available`); `max_players`
+    /// is the host's players-per-session limit.
+    pub fn matches(&self, request: &ListRequest, max_players: usize) -> bool {
+        matches(self, request, max_players)
+    }
+
+    /// As a JSON object (for a host that keeps listings elsewhere: the edge's registry), the
+    /// metadata as its text.
+    pub fn encode(&self) -> String {
+        let max = self
+            .max_players
+            .map_or("null".to_owned(), |m| m.to_string());
+        // Serializing a str cannot fail.
+        let metadata = self.metadata.as_ref().map_or("null".to_owned(), |m| {
+            serde_json::to_string(m.as_str()).unwrap_or_default()
+        });
+        format!(
+            r#"{{"players":{},"maxPlayers":{max},"locked":{},"password":{},"metadata":{metadata}}}"#,
+            self.players, self.locked, self.password
+        )
+    }
+
+    /// Reads [`Listing::encode`]'s text back; `None` if it is not one.
+    pub fn decode(text: &str) -> Option<Listing> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Stored {
+            players: u32,
+            max_players: Option<u32>,
+            locked: bool,
+            password: bool,
+            metadata: Option<String>,
+        }
+        let stored: Stored = serde_json::from_str(text).ok()?;
+        let metadata = match stored.metadata {
+            Some(text) => Some(JsonObject::parse(&text).ok()?),
+            None => None,
+        };
+        Some(Listing {
+            players: stored.players,
+            max_players: stored.max_players,
+            locked: stored.locked,
+            password: stored.password,
+            metadata,
+        })
+    }
+}
+
 /// Live sessions by ID, each with a host-chosen handle `H` (the session itself, a channel to
 /// its task, …), in order of creation. Private sessions are in it by ID only: `-1` never
 /// finds them.
@@ -219,4 +268,27 @@ fn matches(listing: &Listing, request: &ListRequest, max_players: usize) -> bool
         .filter
         .iter()
         .all(|(key, value)| fields.get(key) == Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_listing_reads_back_what_it_writes() {
+        for listing in [
+            Listing::default(),
+            Listing {
+                players: 3,
+                max_players: Some(4),
+                locked: true,
+                password: true,
+                metadata: JsonObject::parse(r#"{"mode":"ctf", "n":1.50}"#).ok(),
+            },
+        ] {
+            assert_eq!(Listing::decode(&listing.encode()), Some(listing));
+        }
+        assert_eq!(Listing::decode("{}"), None);
+    }
 }

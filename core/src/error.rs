@@ -85,12 +85,15 @@ pub enum ErrorCode {
     /// 32 (in `sessionList`): `listSessions` from a player in a session: sessions are listed
     /// from the lobby.
     ListWhileInSession,
+    /// 33 (in `sessionList`): the host could not read its list of sessions just now (the edge
+    /// host's registry did not answer); try again.
+    ListUnavailable,
 }
 
 impl ErrorCode {
     /// The highest code the server sends. (24 is sent no more: a resume of a player whose
     /// old connection still seems open takes its seat over.)
-    pub const MAX: u16 = 32;
+    pub const MAX: u16 = 33;
 
     /// The number sent on the wire.
     pub const fn code(self) -> u16 {
@@ -124,6 +127,7 @@ impl ErrorCode {
             ErrorCode::NoSuchMember => 30,
             ErrorCode::NoSuchRecipient => 31,
             ErrorCode::ListWhileInSession => 32,
+            ErrorCode::ListUnavailable => 33,
         }
     }
 

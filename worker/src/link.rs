@@ -190,6 +190,8 @@ pub struct Ask {
     pub extras: Features,
     /// The password a join carried.
     pub password: Option<Password>,
+    /// A `joinOrCreate`'s try: a refusal carries no frame ([`sessionserver_core::ToSession::Join`]).
+    pub quiet: bool,
     /// The token of a resume.
     pub token: Option<ResumeToken>,
     /// A resume's `received`: the session events the client got since its last welcome.
@@ -229,8 +231,9 @@ impl Ask {
         } else {
             ""
         };
+        let quiet = if self.quiet { "&quiet=1" } else { "" };
         let url = format!(
-            "https://session/{}?player={}{resume}{host}{messages}",
+            "https://session/{}?player={}{resume}{host}{messages}{quiet}",
             self.op.path(),
             self.player
         );
@@ -286,6 +289,7 @@ impl Ask {
                 flag("host", Features::HOST).union(flag("messages", Features::MESSAGES))
             },
             password,
+            quiet: query("quiet").as_deref() == Some("1"),
             token,
             received,
             subject,

@@ -670,9 +670,23 @@ impl Relay {
             // Asked for in every create and join while there is a grace period, so that the
             // relay can take the seat back itself (see the module's docs).
             let resume = self.limits.resume_grace_ms > 0;
-            // The edge lists no sessions yet (see ListSessions below): a joinOrCreate creates.
+            // A joinOrCreate's match comes from the registry; without one it creates.
             let output = match output {
-                PlayerOutput::JoinOrCreate(request) => request.into_output(None),
+                PlayerOutput::JoinOrCreate(request) => {
+                    let found = match request.create_only {
+                        true => None,
+                        false => best_match(&self.env, &request.filter)
+                            .await
+                            .unwrap_or_else(|e| {
+                                console_error!(
+                                    "player {}: no match from the registry: {e}",
+                                    self.player.id()
+                                );
+                                None
+                            }),
+                    };
+                    request.into_output(found)
+                }
                 other => other,
             };
             match output {
@@ -680,15 +694,22 @@ impl Relay {
                 PlayerOutput::Send(frame) => self.send(frame.as_str()),
                 // handle_timeout is never called: no heartbeat on this host.
                 PlayerOutput::Ping => {}
-                // Listing at the edge needs the registry to keep every public session's listing:
-                // not built yet (PROTOCOL.md, "Finding a game").
-                PlayerOutput::ListSessions(_) => {
-                    let frame = sessionserver_core::reply::error(
-                        sessionserver_core::ServerCommand::SessionList,
-                        sessionserver_core::ErrorCode::UnknownCommand,
-                        Some("listSessions is not available on the edge host yet"),
-                    );
-                    self.send(frame.as_str());
+                // The registry keeps the public sessions' listings and answers from them.
+                PlayerOutput::ListSessions(request) => {
+                    let frame = match list_sessions(&self.env, *request).await {
+                        Ok(frame) => frame,
+                        Err(e) => {
+                            console_error!("player {}: listing failed: {e}", self.player.id());
+                            sessionserver_core::reply::error(
+                                sessionserver_core::ServerCommand::SessionList,
+                                sessionserver_core::ErrorCode::ListUnavailable,
+                                Some("the list of sessions cannot be read just now; try again"),
+                            )
+                            .as_str()
+                            .to_owned()
+                        }
+                    };
+                    self.send(&frame);
                 }
                 // A lobby ping is the relay's to answer (in a session, the object answers).
                 PlayerOutput::Pong(t) => {
@@ -735,14 +756,15 @@ impl Relay {
                     input,
                 } => {
                     let player = input.player();
-                    let (subject, password, extras) = match input {
+                    let (subject, password, extras, quiet) = match input {
                         ToSession::Join {
                             subject,
                             password,
                             features,
+                            quiet,
                             ..
-                        } => (subject, password, features.intersect(link::EXTRAS)),
-                        _ => (None, None, Features::NONE),
+                        } => (subject, password, features.intersect(link::EXTRAS), quiet),
+                        _ => (None, None, Features::NONE, false),
                     };
                     let ask = Ask {
                         op: Op::Join,
@@ -750,6 +772,7 @@ impl Relay {
                         resume,
                         extras,
                         password,
+                        quiet,
                         token: None,
                         received: None,
                         subject,
@@ -880,6 +903,7 @@ async fn create_session(
         resume,
         extras,
         password: None,
+        quiet: false,
         token: None,
         received: None,
         subject,
@@ -983,6 +1007,7 @@ async fn resume_session(
         resume: true,
         extras,
         password: None,
+        quiet: false,
         token: Some(token),
         received,
         subject,
@@ -1037,6 +1062,46 @@ fn refused(id: SessionId, body: &str, event: ToPlayer) -> Answer {
 
 /// The latest live session, from the registry; `gone` is one it named before that has ended
 /// since.
+/// The registry's `sessionList` frame for a `listSessions`.
+async fn list_sessions(env: &Env, request: sessionserver_core::ListRequest) -> Result<String> {
+    let body = Command::ListSessions(Box::new(request)).encode();
+    let mut response = registry_post(env, "https://registry/list", &body).await?;
+    match response.status_code() {
+        200 => response.text().await,
+        code => Err(worker::Error::RustError(format!(
+            "registry answered {code}"
+        ))),
+    }
+}
+
+/// The registry's best match for a `joinOrCreate` with `filter`, if one has room.
+async fn best_match(
+    env: &Env,
+    filter: &[(String, serde_json::Value)],
+) -> Result<Option<SessionId>> {
+    let object: serde_json::Map<String, serde_json::Value> = filter.iter().cloned().collect();
+    let body = serde_json::Value::Object(object).to_string();
+    let mut response = registry_post(env, "https://registry/match", &body).await?;
+    match response.status_code() {
+        200 => Ok(response.text().await?.trim().parse().ok().map(SessionId)),
+        404 => Ok(None),
+        code => Err(worker::Error::RustError(format!(
+            "registry answered {code}"
+        ))),
+    }
+}
+
+async fn registry_post(env: &Env, url: &str, body: &str) -> Result<worker::Response> {
+    link::retrying("registry request", move || async move {
+        let mut init = worker::RequestInit::new();
+        init.with_method(worker::Method::Post)
+            .with_body(Some(body.into()));
+        let req = Request::new_with_init(url, &init)?;
+        link::registry_stub(env)?.fetch_with_request(req).await
+    })
+    .await
+}
+
 async fn latest(env: &Env, gone: Option<SessionId>) -> Result<Option<u64>> {
     let url = match gone {
         Some(id) => format!("https://registry/latest?gone={id}"),

@@ -117,6 +117,8 @@ struct Live {
     flush_timer: bool,
     /// Flushes by the timer since the load (for the test hook `/stats`).
     timer_flushes: u64,
+    /// What `listSessions` should show of the session now, not yet sent to the registry.
+    listing: Option<sessionserver_core::Listing>,
 }
 
 /// What a drain leaves for its handler: what was meant for players with no socket here (a
@@ -359,6 +361,7 @@ impl SessionObject {
             pending: persist::Pending::default(),
             flush_timer: false,
             timer_flushes: 0,
+            listing: None,
         };
         // A member whose socket is gone while the object was not running (a restart rather
         // than hibernation) has disconnected. One with a token is away already (the store made
@@ -407,8 +410,7 @@ impl SessionObject {
                         features,
                         subject: ask.subject,
                         password: ask.password,
-                        // A joinOrCreate never joins at the edge (it lists nothing yet).
-                        quiet: false,
+                        quiet: ask.quiet,
                     },
                 );
                 let unsent = live.drain()?;
@@ -651,6 +653,18 @@ impl SessionObject {
                 console_error!("session {}: {e}", self.name());
             }
         }
+        let listing = self
+            .live
+            .borrow_mut()
+            .as_mut()
+            .and_then(|live| live.listing.take());
+        if let Some(listing) = listing {
+            // Eventually consistent: a failure leaves the registry's listing behind until
+            // the next change.
+            if let Err(e) = self.send_listing(&listing).await {
+                console_error!("session {}: updating its listing failed: {e}", self.name());
+            }
+        }
         let (forget, deadline, alarm_at, flush) = match self.live.borrow_mut().as_mut() {
             Some(live) => {
                 let deadline = match &live.stored {
@@ -722,6 +736,29 @@ impl SessionObject {
         });
     }
 
+    /// Tells the registry what `listSessions` shows of this session now.
+    async fn send_listing(&self, listing: &sessionserver_core::Listing) -> Result<()> {
+        let id = self.name();
+        let url = format!("https://registry/listing?id={id}");
+        let body = listing.encode();
+        let (env, url, body) = (&self.env, url.as_str(), body.as_str());
+        let code = link::retrying("updating the listing", move || async move {
+            let mut init = worker::RequestInit::new();
+            init.with_method(worker::Method::Post)
+                .with_body(Some(body.into()));
+            let req = Request::new_with_init(url, &init)?;
+            link::registry_stub(env)?.fetch_with_request(req).await
+        })
+        .await?
+        .status_code();
+        match code {
+            200 => Ok(()),
+            code => Err(worker::Error::RustError(format!(
+                "registry answered {code} to a listing"
+            ))),
+        }
+    }
+
     async fn register(&self, id: SessionId) -> Result<()> {
         let url = format!("https://registry/add?id={id}");
         let (env, url) = (&self.env, url.as_str());
@@ -790,6 +827,7 @@ impl Live {
             sockets,
             forget,
             pending,
+            listing: listed,
             ..
         } = self;
         let Stored::Live(session) = stored else {
@@ -799,8 +837,8 @@ impl Live {
         let mut ended = false;
         while let Some(output) = session.poll_output() {
             match output {
-                // The edge's registry keeps no listings yet (see the relay).
-                Output::Listing(_) => {}
+                // Sent to the registry by `finish`, the latest only.
+                Output::Listing(listing) => *listed = Some(*listing),
                 Output::Pong { to, t } => {
                     let frame = sessionserver_core::reply::pong(t.as_deref(), now_ms());
                     match sockets.get(&to) {
