@@ -8,10 +8,11 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::access::{Password, SessionOptions};
 use crate::data::{JsonObject, PlayerFormat, Spelling};
 use crate::error::ErrorCode;
 use crate::features::{Features, ResumeRequest, ResumeToken};
-use crate::ids::MAX_ID;
+use crate::ids::{PlayerId, MAX_ID};
 use crate::limits::Limits;
 use crate::reply::{self, ServerCommand, ServerFrame};
 use crate::scan::Cursor;
@@ -27,6 +28,15 @@ pub struct SessionFormat {
     pub spelling: Spelling,
 }
 
+/// A `createSession`: the new session's format and options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSession {
+    /// Its sessionData, default playerData and spelling.
+    pub format: SessionFormat,
+    /// Its `options` (all defaults when the frame had none).
+    pub options: SessionOptions,
+}
+
 /// Which session a `joinSession` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JoinTarget {
@@ -40,11 +50,12 @@ pub enum JoinTarget {
 /// One parsed client command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// `createSession {sessionData, playerData}`. (The format is boxed in both variants: the
-    /// two are rare, and a smaller `Command` keeps every connection's state small.)
-    CreateSession(Box<SessionFormat>),
-    /// `joinSession {sessionID}`.
-    JoinSession(JoinTarget),
+    /// `createSession {sessionData, playerData, options}`. (The format is boxed in both
+    /// variants: the two are rare, and a smaller `Command` keeps every connection's state
+    /// small.)
+    CreateSession(Box<NewSession>),
+    /// `joinSession {sessionID, password}`.
+    JoinSession(JoinTarget, Option<Password>),
     /// `updateSession {sessionData, playerData}`.
     UpdateSession(Box<SessionFormat>),
     /// `updatePlayer {playerData}`.
@@ -56,6 +67,10 @@ pub enum Command {
     /// `resumeSession {resumeToken, received}`: `None` when the text is no token this server
     /// issues. (Boxed: rare, and a token would double the size of every `Command`.)
     ResumeSession(Option<Box<ResumeRequest>>),
+    /// `kickPlayer {playerID}`: the host removes a member.
+    KickPlayer(PlayerId),
+    /// `lockSession {locked}`: the host refuses (`true`) or allows new joins.
+    LockSession(bool),
 }
 
 impl Command {
@@ -63,24 +78,28 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::CreateSession(_) => "createSession",
-            Command::JoinSession(_) => "joinSession",
+            Command::JoinSession(..) => "joinSession",
             Command::UpdateSession(_) => "updateSession",
             Command::UpdatePlayer(_) => "updatePlayer",
             Command::LeaveSession => "leaveSession",
             Command::Hello(_) => "hello",
             Command::ResumeSession(_) => "resumeSession",
+            Command::KickPlayer(_) => "kickPlayer",
+            Command::LockSession(_) => "lockSession",
         }
     }
 
     /// The command the server answers this one with.
     pub fn reply(&self) -> ServerCommand {
         match self {
-            Command::CreateSession(_) | Command::JoinSession(_) => ServerCommand::SessionJoin,
+            Command::CreateSession(_) | Command::JoinSession(..) => ServerCommand::SessionJoin,
             Command::UpdateSession(_) => ServerCommand::SessionUpdate,
             Command::UpdatePlayer(_) => ServerCommand::PlayerUpdate,
             Command::LeaveSession => ServerCommand::SessionLeave,
             Command::Hello(_) => ServerCommand::Hello,
             Command::ResumeSession(_) => ServerCommand::SessionResume,
+            Command::KickPlayer(_) => ServerCommand::PlayerLeave,
+            Command::LockSession(_) => ServerCommand::SessionLock,
         }
     }
 
@@ -91,26 +110,50 @@ impl Command {
     /// way.)
     pub fn encode(&self) -> String {
         let name = self.name();
+        let format_fields = |format: &SessionFormat| {
+            let SessionFormat {
+                session_data,
+                player_format,
+                spelling,
+            } = format;
+            format!(
+                r#""{}":{},"{}":{}"#,
+                spelling.session_field(),
+                session_data.as_str(),
+                spelling.player_field(),
+                player_format.default_data().as_str()
+            )
+        };
         match self {
-            Command::CreateSession(format) | Command::UpdateSession(format) => {
-                let SessionFormat {
-                    session_data,
-                    player_format,
-                    spelling,
-                } = &**format;
-                format!(
-                    r#"{{"command":"{name}","{}":{},"{}":{}}}"#,
-                    spelling.session_field(),
-                    session_data.as_str(),
-                    spelling.player_field(),
-                    player_format.default_data().as_str()
-                )
+            Command::CreateSession(new) => match new.options.encode() {
+                Some(options) => format!(
+                    r#"{{"command":"{name}",{},"options":{options}}}"#,
+                    format_fields(&new.format)
+                ),
+                None => format!(r#"{{"command":"{name}",{}}}"#, format_fields(&new.format)),
+            },
+            Command::UpdateSession(format) => {
+                format!(r#"{{"command":"{name}",{}}}"#, format_fields(format))
             }
-            Command::JoinSession(JoinTarget::Latest) => {
-                format!(r#"{{"command":"{name}","sessionID":-1}}"#)
+            Command::JoinSession(target, password) => {
+                let id = match target {
+                    JoinTarget::Latest => "-1".to_owned(),
+                    JoinTarget::Id(id) => id.to_string(),
+                };
+                match password {
+                    // Serializing a str cannot fail.
+                    Some(password) => format!(
+                        r#"{{"command":"{name}","sessionID":{id},"password":{}}}"#,
+                        serde_json::to_string(password.as_str()).unwrap_or_default()
+                    ),
+                    None => format!(r#"{{"command":"{name}","sessionID":{id}}}"#),
+                }
             }
-            Command::JoinSession(JoinTarget::Id(id)) => {
-                format!(r#"{{"command":"{name}","sessionID":{id}}}"#)
+            Command::KickPlayer(player) => {
+                format!(r#"{{"command":"{name}","playerID":{player}}}"#)
+            }
+            Command::LockSession(locked) => {
+                format!(r#"{{"command":"{name}","locked":{locked}}}"#)
             }
             Command::UpdatePlayer(data) => {
                 format!(r#"{{"command":"{name}","player":{}}}"#, data.as_str())
@@ -191,6 +234,10 @@ struct Fields<'a> {
     features: Option<&'a RawValue>,
     resume_token: Option<&'a RawValue>,
     received: Option<&'a RawValue>,
+    options: Option<&'a RawValue>,
+    password: Option<&'a RawValue>,
+    player_id: Option<&'a RawValue>,
+    locked: Option<&'a RawValue>,
 }
 
 impl<'de> de::Deserialize<'de> for Fields<'de> {
@@ -221,6 +268,10 @@ impl<'de> Visitor<'de> for FieldsVisitor {
                 FieldName::Features => &mut fields.features,
                 FieldName::ResumeToken => &mut fields.resume_token,
                 FieldName::Received => &mut fields.received,
+                FieldName::Options => &mut fields.options,
+                FieldName::Password => &mut fields.password,
+                FieldName::PlayerId => &mut fields.player_id,
+                FieldName::Locked => &mut fields.locked,
                 FieldName::Other => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
@@ -249,6 +300,10 @@ enum FieldName {
     Features,
     ResumeToken,
     Received,
+    Options,
+    Password,
+    PlayerId,
+    Locked,
     Other,
 }
 
@@ -264,6 +319,10 @@ impl FieldName {
             FieldName::Features => "features",
             FieldName::ResumeToken => "resumeToken",
             FieldName::Received => "received",
+            FieldName::Options => "options",
+            FieldName::Password => "password",
+            FieldName::PlayerId => "playerID",
+            FieldName::Locked => "locked",
             FieldName::Other => "?",
         }
     }
@@ -288,6 +347,10 @@ impl<'de> de::Deserialize<'de> for FieldName {
                     "features" => FieldName::Features,
                     "resumeToken" => FieldName::ResumeToken,
                     "received" => FieldName::Received,
+                    "options" => FieldName::Options,
+                    "password" => FieldName::Password,
+                    "playerID" => FieldName::PlayerId,
+                    "locked" => FieldName::Locked,
                     _ => FieldName::Other,
                 })
             }
@@ -325,13 +388,17 @@ pub fn parse(frame: &str, limits: &Limits) -> Result<Command, Rejection> {
         )
     })?;
     match command_name(command)?.as_ref() {
-        "createSession" => create_session(&fields).map(|f| Command::CreateSession(Box::new(f))),
-        "joinSession" => join_session(&fields).map(Command::JoinSession),
+        "createSession" => {
+            create_session(&fields, limits).map(|new| Command::CreateSession(Box::new(new)))
+        }
+        "joinSession" => join_session(&fields),
         "updateSession" => update_session(&fields).map(|f| Command::UpdateSession(Box::new(f))),
         "updatePlayer" => update_player(&fields).map(Command::UpdatePlayer),
         "leaveSession" => Ok(Command::LeaveSession),
         "hello" => hello(&fields).map(Command::Hello),
         "resumeSession" => resume_session(&fields).map(Command::ResumeSession),
+        "kickPlayer" => kick_player(&fields).map(Command::KickPlayer),
+        "lockSession" => lock_session(&fields).map(Command::LockSession),
         other => Err(Rejection::new(
             ServerCommand::Error,
             ErrorCode::UnknownCommand,
@@ -359,7 +426,7 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
     if !cursor.eat(b'{') {
         return None;
     }
-    let mut seen = [false; 9];
+    let mut seen = [false; 13];
     let mut name = None;
     if !cursor.eat(b'}') {
         loop {
@@ -374,6 +441,10 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
                 "features" => Some(6),
                 "resumeToken" => Some(7),
                 "received" => Some(8),
+                "options" => Some(9),
+                "password" => Some(10),
+                "playerID" => Some(11),
+                "locked" => Some(12),
                 _ => None,
             };
             if let Some(field) = field {
@@ -405,6 +476,8 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
         "leaveSession",
         "hello",
         "resumeSession",
+        "kickPlayer",
+        "lockSession",
     ]
     .into_iter()
     .find(|known| name.as_deref() == Some(*known))
@@ -419,6 +492,8 @@ pub(crate) fn reply_of(name: Option<&str>) -> ServerCommand {
         Some("leaveSession") => ServerCommand::SessionLeave,
         Some("hello") => ServerCommand::Hello,
         Some("resumeSession") => ServerCommand::SessionResume,
+        Some("kickPlayer") => ServerCommand::PlayerLeave,
+        Some("lockSession") => ServerCommand::SessionLock,
         _ => ServerCommand::Error,
     }
 }
@@ -566,8 +641,103 @@ fn session_format(fields: &Fields, reply: ServerCommand) -> Result<SessionFormat
     })
 }
 
-fn create_session(fields: &Fields) -> Result<SessionFormat, Rejection> {
-    session_format(fields, ServerCommand::SessionJoin)
+fn create_session(fields: &Fields, limits: &Limits) -> Result<NewSession, Rejection> {
+    let format = session_format(fields, ServerCommand::SessionJoin)?;
+    let options = match fields.options {
+        Some(raw) => session_options(raw, limits)?,
+        None => SessionOptions::default(),
+    };
+    Ok(NewSession { format, options })
+}
+
+/// `createSession`'s `options` object. Unknown keys are refused (a misspelt `maxPlayer`
+/// would otherwise make an open session of a private one).
+fn session_options(raw: &RawValue, limits: &Limits) -> Result<SessionOptions, Rejection> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Options<'a> {
+        max_players: Option<u64>,
+        private: Option<bool>,
+        #[serde(borrow)]
+        password: Option<std::borrow::Cow<'a, str>>,
+        host_only_session_updates: Option<bool>,
+    }
+    let reply = ServerCommand::SessionJoin;
+    let text = raw.get().trim();
+    if !text.starts_with('{') {
+        return Err(invalid(
+            reply,
+            format!("`options` must be a JSON object, got {}", excerpt(text)),
+        ));
+    }
+    let options: Options = serde_json::from_str(text).map_err(|e| {
+        invalid(
+            reply,
+            format!(
+                "`options` is not valid ({e}): it takes maxPlayers (an integer), private \
+                 (true or false), password (a string) and hostOnlySessionUpdates (true or false)"
+            ),
+        )
+    })?;
+    let cap = limits.max_players_per_session;
+    let max_players = match options.max_players {
+        None => None,
+        Some(n) => match u32::try_from(n) {
+            Ok(n) if n >= 1 && usize::try_from(n).is_ok_and(|n| n <= cap) => Some(n),
+            _ => {
+                return Err(invalid(
+                    reply,
+                    format!("`maxPlayers` must be an integer from 1 to {cap}, got {n}"),
+                ))
+            }
+        },
+    };
+    let password = match options.password {
+        None => None,
+        Some(text) => Some(Password::new(&text).ok_or_else(|| {
+            invalid(
+                reply,
+                format!(
+                    "`password` must be 1 to {} bytes long",
+                    crate::access::MAX_PASSWORD_BYTES
+                ),
+            )
+        })?),
+    };
+    Ok(SessionOptions {
+        max_players,
+        private: options.private.unwrap_or(false),
+        password,
+        host_only_session_updates: options.host_only_session_updates.unwrap_or(false),
+    })
+}
+
+fn kick_player(fields: &Fields) -> Result<PlayerId, Rejection> {
+    let reply = ServerCommand::PlayerLeave;
+    let raw = fields
+        .player_id
+        .ok_or_else(|| invalid(reply, "kickPlayer needs `playerID`: the member to remove"))?;
+    let text = raw.get().trim();
+    match text.parse::<u64>() {
+        Ok(id) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(PlayerId(id)),
+        _ => Err(invalid(
+            reply,
+            format!("`playerID` must be a player's ID, got {}", excerpt(text)),
+        )),
+    }
+}
+
+fn lock_session(fields: &Fields) -> Result<bool, Rejection> {
+    let reply = ServerCommand::SessionLock;
+    match fields.locked.map(|raw| raw.get().trim()) {
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(invalid(
+            reply,
+            format!("`locked` must be true or false, got {}", excerpt(other)),
+        )),
+        None => Err(invalid(reply, "lockSession needs `locked`: true or false")),
+    }
 }
 
 fn update_session(fields: &Fields) -> Result<SessionFormat, Rejection> {
@@ -645,7 +815,29 @@ fn resume_session(fields: &Fields) -> Result<Option<Box<ResumeRequest>>, Rejecti
     Ok(ResumeToken::parse(&text).map(|token| Box::new(ResumeRequest { token, received })))
 }
 
-fn join_session(fields: &Fields) -> Result<JoinTarget, Rejection> {
+fn join_session(fields: &Fields) -> Result<Command, Rejection> {
+    let target = join_target(fields)?;
+    let password = match fields.password {
+        None => None,
+        Some(raw) => {
+            let text: std::borrow::Cow<'_, str> =
+                serde_json::from_str(raw.get()).map_err(|_| {
+                    invalid(
+                        ServerCommand::SessionJoin,
+                        format!(
+                            "`password` must be a string, got {}",
+                            excerpt(raw.get().trim())
+                        ),
+                    )
+                })?;
+            // One no session can have (empty, too long) is simply a wrong one.
+            Some(Password::guess(&text))
+        }
+    };
+    Ok(Command::JoinSession(target, password))
+}
+
+fn join_target(fields: &Fields) -> Result<JoinTarget, Rejection> {
     let reply = ServerCommand::SessionJoin;
     let raw = fields
         .session_id
@@ -685,7 +877,7 @@ mod tests {
         )
         .unwrap();
         match cmd {
-            Command::CreateSession(format) => assert_eq!(format.spelling, Spelling::Long),
+            Command::CreateSession(format) => assert_eq!(format.format.spelling, Spelling::Long),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -830,7 +1022,7 @@ mod tests {
             let frame = format!(r#"{{"command":"joinSession","sessionID":{text}}}"#);
             assert_eq!(
                 parse(&frame, &Limits::default()),
-                Ok(Command::JoinSession(JoinTarget::Id(u64::MAX)))
+                Ok(Command::JoinSession(JoinTarget::Id(u64::MAX), None))
             );
         }
     }

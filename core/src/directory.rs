@@ -7,10 +7,12 @@ use crate::error::ErrorCode;
 use crate::ids::SessionId;
 
 /// Live sessions by ID, each with a host-chosen handle `H` (the session itself, a channel to
-/// its task, …), in order of creation.
+/// its task, …), in order of creation. Private sessions are in it by ID only: `-1` never
+/// finds them.
 #[derive(Debug)]
 pub struct Directory<H> {
-    by_id: HashMap<SessionId, (u64, H)>,
+    /// Each session's place in the order of creation; `None`: unlisted (private).
+    by_id: HashMap<SessionId, (Option<u64>, H)>,
     by_creation: BTreeMap<u64, SessionId>,
     created: u64,
 }
@@ -39,15 +41,27 @@ impl<H> Directory<H> {
         }
         let order = self.created;
         self.created += 1;
-        self.by_id.insert(id, (order, handle));
+        self.by_id.insert(id, (Some(order), handle));
         self.by_creation.insert(order, id);
+        true
+    }
+
+    /// Adds a newly created private session: found by its ID only, never the latest.
+    /// Returns `false`, changing nothing, if the ID is taken.
+    pub fn insert_unlisted(&mut self, id: SessionId, handle: H) -> bool {
+        if self.by_id.contains_key(&id) {
+            return false;
+        }
+        self.by_id.insert(id, (None, handle));
         true
     }
 
     /// Removes a destroyed session.
     pub fn remove(&mut self, id: SessionId) -> Option<H> {
         let (order, handle) = self.by_id.remove(&id)?;
-        self.by_creation.remove(&order);
+        if let Some(order) = order {
+            self.by_creation.remove(&order);
+        }
         Some(handle)
     }
 
@@ -61,7 +75,7 @@ impl<H> Directory<H> {
         self.by_id.get_mut(&id).map(|(_, h)| h)
     }
 
-    /// The most recently created session that still exists.
+    /// The most recently created listed (not private) session that still exists.
     pub fn latest(&self) -> Option<SessionId> {
         self.by_creation.values().next_back().copied()
     }

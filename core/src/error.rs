@@ -66,12 +66,25 @@ pub enum ErrorCode {
     /// seat since its last `sessionJoin` or `sessionResume`; nothing changes, the token is
     /// still good.
     ReceivedTooMany,
+    /// 26 (in `sessionJoin`): the session has a password, and the `joinSession` carried none
+    /// or another one.
+    WrongPassword,
+    /// 27 (in `sessionJoin`): the session had too many wrong passwords lately; none is
+    /// checked until its allowance has refilled (PROTOCOL.md, "Who may play").
+    TooManyGuesses,
+    /// 28 (in `sessionJoin`): the session's host locked it: it takes no new members.
+    SessionLocked,
+    /// 29: `kickPlayer`, `lockSession`, or (in a session with `hostOnlySessionUpdates`)
+    /// `updateSession` from a member that is not the session's host; nothing changes.
+    NotHost,
+    /// 30 (in `playerLeave`): `kickPlayer` names no other member of the session.
+    NoSuchMember,
 }
 
 impl ErrorCode {
     /// The highest code the server sends. (24 is sent no more: a resume of a player whose
     /// old connection still seems open takes its seat over.)
-    pub const MAX: u16 = 25;
+    pub const MAX: u16 = 30;
 
     /// The number sent on the wire.
     pub const fn code(self) -> u16 {
@@ -98,6 +111,11 @@ impl ErrorCode {
             ErrorCode::InvalidResumeToken => 22,
             ErrorCode::ResumeWhileInSession => 23,
             ErrorCode::ReceivedTooMany => 25,
+            ErrorCode::WrongPassword => 26,
+            ErrorCode::TooManyGuesses => 27,
+            ErrorCode::SessionLocked => 28,
+            ErrorCode::NotHost => 29,
+            ErrorCode::NoSuchMember => 30,
         }
     }
 

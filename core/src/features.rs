@@ -18,8 +18,13 @@ impl Features {
     /// `resume`: a member whose connection drops keeps its seat for a grace period, and a
     /// new connection takes it back with `resumeSession` (PROTOCOL.md, "resume").
     pub const RESUME: Features = Features(1);
+    /// `host`: the member learns who its session's host is (`hostID` in `sessionJoin` and
+    /// `sessionResume`, a `hostChange` when it changes, `sessionLock` when the host locks or
+    /// unlocks, `"kicked":true` in the `sessionLeave` of a kick).
+    pub const HOST: Features = Features(2);
     /// Every extension, with its name on the wire, in the order `hello` lists them.
-    pub const ALL: [(Features, &'static str); 1] = [(Features::RESUME, "resume")];
+    pub const ALL: [(Features, &'static str); 2] =
+        [(Features::RESUME, "resume"), (Features::HOST, "host")];
 
     /// The extension called `name`, if the server knows one.
     pub fn named(name: &str) -> Option<Features> {

@@ -15,6 +15,8 @@
 //!   across tasks and Durable Objects: the reference host the tests and the fuzzer drive, and
 //!   usable by single-threaded embedders.
 //! - [`connection_guard`]: [`ConnectionGuard`], the heartbeat and rate limit a player runs.
+//! - [`access`]: who may play: [`SessionOptions`] (`maxPlayers`, `private`, `password`,
+//!   `hostOnlySessionUpdates`) and what a session keeps of them ([`Access`]).
 //! - [`features`]: [`Features`], the extensions a connection asks for in `hello`, and the
 //!   [`ResumeToken`] of `resume`.
 //! - [`close`]: [`CloseReason`], every close code the server sends.
@@ -61,6 +63,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod auth;
 pub mod close;
 pub mod command;
@@ -80,8 +83,9 @@ mod scan;
 pub mod server;
 pub mod session;
 
+pub use access::{Access, Password, PasswordDigest, SessionOptions};
 pub use close::CloseReason;
-pub use command::{parse, Command, JoinTarget, Rejection, SessionFormat};
+pub use command::{parse, Command, JoinTarget, NewSession, Rejection, SessionFormat};
 pub use connection_guard::{Admission, ConnectionConfig, ConnectionGuard, TimerAction};
 pub use data::{JsonObject, PlayerFormat, Shape, Spelling};
 pub use directory::Directory;

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use crate::access::{Password, SessionOptions};
 use crate::command::{Command, Rejection, SessionFormat};
 use crate::features::{Features, ResumeRequest};
 use crate::ids::{PlayerId, SessionId};
@@ -25,6 +26,8 @@ pub enum ToSession {
         features: Features,
         /// Who its connection is ([`crate::Player::with_subject`]).
         subject: Option<Arc<String>>,
+        /// The password its `joinSession` carried.
+        password: Option<Password>,
     },
     /// A new connection, as player `player`, asks to take back the seat `token` names. The
     /// session answers [`ToPlayer::Resumed`] (after [`crate::Output::Rebind`]) or
@@ -37,6 +40,9 @@ pub enum ToSession {
         request: Box<ResumeRequest>,
         /// Who the new connection is: it must be the seat's subject.
         subject: Option<Arc<String>>,
+        /// The extensions the new connection asked for (`resume` among them): the seat's
+        /// from now on.
+        features: Features,
     },
     /// A member's command, or the rejection of its frame (to be answered in order with the
     /// session's other replies). A `leaveSession` is answered [`ToPlayer::Left`].
@@ -96,6 +102,9 @@ pub struct CreateRequest {
     pub features: Features,
     /// Who the creator's connection is ([`crate::Player::with_subject`]).
     pub subject: Option<Arc<String>>,
+    /// Its `options`. A host gives a private session ([`SessionOptions::private`]) a random
+    /// ID and leaves it out of `joinSession -1`.
+    pub options: SessionOptions,
 }
 
 /// Why a host did not create the session a player asked for
@@ -132,4 +141,12 @@ pub enum ToPlayer {
     /// The resume was refused (its `sessionResume` error was sent before this): the player
     /// stays in the lobby.
     ResumeRefused,
+    /// The session's host removed the player (its `sessionLeave` was sent before this): it
+    /// is in the lobby, and tells `session` so with a [`ToSession::Disconnect`], after which
+    /// the session forgets its connection. (What it sent the session meanwhile is answered
+    /// as from a player in no session.)
+    Kicked {
+        /// The session it was removed from.
+        session: SessionId,
+    },
 }

@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::close::CloseReason;
-use crate::command::{self, Command, JoinTarget, Rejection};
+use crate::command::{self, Command, JoinTarget, NewSession, Rejection};
 use crate::connection_guard::{Admission, ConnectionConfig, ConnectionGuard, TimerAction};
 use crate::error::ErrorCode;
 use crate::features::{Features, ResumeRequest};
@@ -277,6 +277,15 @@ impl Player {
             | (State::Leaving(_), ToPlayer::Left) => {
                 self.state = State::Lobby;
             }
+            (State::InSession(current), ToPlayer::Kicked { session }) if current == session => {
+                self.state = State::Lobby;
+                // After whatever it sent the session before it knew: those are answered,
+                // then the session lets go of this connection.
+                self.outputs
+                    .push_back(PlayerOutput::ToSession(ToSession::Disconnect {
+                        player: self.connection,
+                    }));
+            }
             // Answers that find the player elsewhere (closed meanwhile) change nothing.
             _ => return,
         }
@@ -320,10 +329,12 @@ impl Player {
                 self.outputs.push_back(PlayerOutput::Join {
                     target: JoinTarget::Latest,
                     skip: Some(session),
+                    // (A password is not carried over to the next latest session.)
                     input: ToSession::Join {
                         player: self.id,
                         features: self.features,
                         subject: self.subject.clone(),
+                        password: None,
                     },
                 });
             }
@@ -416,22 +427,24 @@ impl Player {
     fn lobby(&mut self, command: Result<Command, Rejection>) {
         let frame = match command {
             Err(rejection) => rejection.frame(),
-            Ok(Command::CreateSession(format))
-                if format.data_bytes() > self.limits.max_session_data_bytes =>
+            Ok(Command::CreateSession(new))
+                if new.format.data_bytes() > self.limits.max_session_data_bytes =>
             {
                 lobby::data_too_large(ServerCommand::SessionJoin, &self.limits)
             }
-            Ok(Command::CreateSession(format)) => {
+            Ok(Command::CreateSession(new)) => {
+                let NewSession { format, options } = *new;
                 self.state = State::Creating;
                 self.outputs.push_back(PlayerOutput::Create(CreateRequest {
                     player: self.id,
-                    format: *format,
+                    format,
                     features: self.features,
                     subject: self.subject.clone(),
+                    options,
                 }));
                 return;
             }
-            Ok(Command::JoinSession(target)) => {
+            Ok(Command::JoinSession(target, password)) => {
                 self.state = State::Joining(target);
                 self.outputs.push_back(PlayerOutput::Join {
                     target,
@@ -440,6 +453,7 @@ impl Player {
                         player: self.id,
                         features: self.features,
                         subject: self.subject.clone(),
+                        password,
                     },
                 });
                 return;
@@ -457,7 +471,9 @@ impl Player {
             Ok(
                 command @ (Command::UpdateSession(_)
                 | Command::UpdatePlayer(_)
-                | Command::LeaveSession),
+                | Command::LeaveSession
+                | Command::KickPlayer(_)
+                | Command::LockSession(_)),
             ) => lobby::not_in_session(command.reply()),
         };
         self.send(frame);
@@ -480,6 +496,7 @@ impl Player {
                 player: self.id,
                 request,
                 subject: self.subject.clone(),
+                features: self.features,
             },
         });
     }

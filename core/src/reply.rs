@@ -71,11 +71,15 @@ pub enum ServerCommand {
     Hello,
     /// Reply to resumeSession.
     SessionResume,
+    /// Reply to lockSession, and what members with the `host` feature are told of it.
+    SessionLock,
+    /// The session's host changed (members with the `host` feature only).
+    HostChange,
 }
 
 impl ServerCommand {
     /// Every reply command, in a fixed order (for metrics tables).
-    pub const ALL: [ServerCommand; 9] = [
+    pub const ALL: [ServerCommand; 11] = [
         ServerCommand::SessionJoin,
         ServerCommand::SessionUpdate,
         ServerCommand::SessionLeave,
@@ -85,6 +89,8 @@ impl ServerCommand {
         ServerCommand::Error,
         ServerCommand::Hello,
         ServerCommand::SessionResume,
+        ServerCommand::SessionLock,
+        ServerCommand::HostChange,
     ];
 
     /// Its position in [`ServerCommand::ALL`].
@@ -104,6 +110,8 @@ impl ServerCommand {
             ServerCommand::Error => "error",
             ServerCommand::Hello => "hello",
             ServerCommand::SessionResume => "sessionResume",
+            ServerCommand::SessionLock => "sessionLock",
+            ServerCommand::HostChange => "hostChange",
         }
     }
 }
@@ -162,7 +170,8 @@ impl Writer {
 }
 
 /// `sessionJoin`, error 0: the receiver is now a member. A member that asked for `resume`
-/// finds its token after the original fields.
+/// finds its token after the original fields, one that asked for `host` the host's ID
+/// (`hostID`) after that.
 pub fn session_join(
     spelling: Spelling,
     session: SessionId,
@@ -170,6 +179,7 @@ pub fn session_join(
     session_data: &JsonObject,
     player_data: &JsonObject,
     token: Option<&ResumeToken>,
+    host: Option<PlayerId>,
 ) -> ServerFrame {
     let size = session_data.as_str().len() + player_data.as_str().len();
     let mut w = Writer::new(ServerCommand::SessionJoin, 0, size + 120);
@@ -179,6 +189,9 @@ pub fn session_join(
     w.data(spelling.player_field(), player_data);
     if let Some(token) = token {
         w.token(token);
+    }
+    if let Some(host) = host {
+        w.id("hostID", host.0);
     }
     w.finish()
 }
@@ -223,11 +236,13 @@ pub enum Replay<'a> {
 }
 
 /// `sessionResume`, error 0: the receiver is member `player` of `session` again.
+/// A member that asked for `host` finds the host's ID (`hostID`) last.
 pub fn session_resume(
     session: SessionId,
     player: PlayerId,
     token: &ResumeToken,
     replay: Replay<'_>,
+    host: Option<PlayerId>,
 ) -> ServerFrame {
     let size = match replay {
         Replay::Frames { .. } => 0,
@@ -258,6 +273,9 @@ pub fn session_resume(
             w.data(spelling.player_field(), player_data);
         }
     }
+    if let Some(host) = host {
+        w.id("hostID", host.0);
+    }
     w.finish()
 }
 
@@ -277,6 +295,34 @@ pub fn session_update(
 /// `sessionLeave`, error 0.
 pub fn session_leave() -> ServerFrame {
     Writer::new(ServerCommand::SessionLeave, 0, 0).finish()
+}
+
+/// `sessionLeave`, error 0, to a member its host removed; `"kicked":true` for one that
+/// asked for the `host` feature (an original client gets the plain frame).
+pub fn kicked(host_feature: bool) -> ServerFrame {
+    let mut w = Writer::new(ServerCommand::SessionLeave, 0, 16);
+    if host_feature {
+        w.raw(",\"kicked\":true");
+    }
+    w.finish()
+}
+
+/// `sessionLock`, error 0: whether the session takes new members.
+pub fn session_lock(locked: bool) -> ServerFrame {
+    let mut w = Writer::new(ServerCommand::SessionLock, 0, 16);
+    w.raw(if locked {
+        ",\"locked\":true"
+    } else {
+        ",\"locked\":false"
+    });
+    w.finish()
+}
+
+/// `hostChange`, error 0: `host` is the session's host now.
+pub fn host_change(host: PlayerId) -> ServerFrame {
+    let mut w = Writer::new(ServerCommand::HostChange, 0, 24);
+    w.id("playerID", host.0);
+    w.finish()
 }
 
 /// `playerJoin` or `playerUpdate`, error 0: a member and its playerData.

@@ -49,6 +49,22 @@ pub struct Server {
     closes: VecDeque<(PlayerId, CloseReason)>,
     /// Seeds for the sessions' resume secrets; `None`: no resume tokens.
     secrets: Option<Box<rand_chacha::ChaCha20Rng>>,
+    /// Where private sessions' IDs come from: seeded from [`Server::with_secrets`]' seed, else
+    /// (tests) from a fixed one.
+    private_ids: Option<Box<rand_chacha::ChaCha20Rng>>,
+}
+
+/// A random ID below 2^53 that no session has, or `None` after a few draws that all were
+/// taken.
+fn private_id<H>(
+    rng: &mut Option<Box<rand_chacha::ChaCha20Rng>>,
+    sessions: &Directory<H>,
+) -> Option<u64> {
+    use rand_core::{RngCore, SeedableRng};
+    let rng = rng.get_or_insert_with(|| Box::new(rand_chacha::ChaCha20Rng::from_seed([7; 32])));
+    (0..8)
+        .map(|_| rng.next_u64() & crate::ids::MAX_ID)
+        .find(|&id| sessions.get(SessionId(id)).is_none())
 }
 
 impl Server {
@@ -78,8 +94,12 @@ impl Server {
     /// seeded with `seed` (which must come from a secure random source): without it no member
     /// is given a resume token.
     pub fn with_secrets(mut self, seed: [u8; 32]) -> Self {
-        use rand_core::SeedableRng;
-        self.secrets = Some(Box::new(rand_chacha::ChaCha20Rng::from_seed(seed)));
+        use rand_core::{RngCore, SeedableRng};
+        let mut secrets = rand_chacha::ChaCha20Rng::from_seed(seed);
+        let mut ids = [0u8; 32];
+        secrets.fill_bytes(&mut ids);
+        self.private_ids = Some(Box::new(rand_chacha::ChaCha20Rng::from_seed(ids)));
+        self.secrets = Some(Box::new(secrets));
         self
     }
 
@@ -330,7 +350,13 @@ impl Server {
                 PlayerOutput::Ping => {}
                 PlayerOutput::Create(request) => {
                     let room = self.sessions.len() < self.limits.max_sessions;
-                    match room.then(|| self.session_ids.next_id()).flatten() {
+                    let private = request.options.private;
+                    let id = match (room, private) {
+                        (false, _) => None,
+                        (true, true) => private_id(&mut self.private_ids, &self.sessions),
+                        (true, false) => self.session_ids.next_id(),
+                    };
+                    match id {
                         Some(n) => {
                             let session_id = SessionId(n);
                             c.target = Some(session_id);
@@ -341,7 +367,10 @@ impl Server {
                             });
                             let session =
                                 Session::create_seeded(session_id, request, self.limits, seed);
-                            self.sessions.insert(session_id, session);
+                            match private {
+                                true => self.sessions.insert_unlisted(session_id, session),
+                                false => self.sessions.insert(session_id, session),
+                            };
                             self.drain_session(session_id);
                         }
                         None => {
@@ -427,7 +456,7 @@ impl Server {
                         }
                     }
                 }
-                Output::Away { .. } => {}
+                Output::Away { .. } | Output::Release { .. } => {}
                 Output::Changed(_) => {}
                 Output::Ended => {
                     self.sessions.remove(id);

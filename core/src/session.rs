@@ -12,6 +12,7 @@ use std::sync::Arc;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use crate::access::{Access, Password, PasswordRefusal};
 use crate::command::{Command, Rejection, SessionFormat};
 use crate::data::{JsonObject, PlayerFormat, Spelling};
 use crate::error::ErrorCode;
@@ -72,6 +73,13 @@ pub enum Output {
         /// The member.
         player: PlayerId,
     },
+    /// Player `player` is no member (its host kicked it) and its machine is done with the
+    /// session: the host lets go of the way to its connection, which it kept until now so
+    /// that what the player sent meanwhile could be answered.
+    Release {
+        /// The player, by the ID the session's outputs named it with.
+        player: PlayerId,
+    },
     /// Member `player` is being resumed on a new connection while its old one still seemed
     /// open (a network switch the heartbeat has not noticed yet): the host closes that old
     /// connection with [`crate::CloseReason::Replaced`] and lets go of it. Comes before the
@@ -115,6 +123,8 @@ pub enum Change {
     /// A member resumed its seat: it is no longer away and has a new resume secret
     /// ([`Session::secret_of`]).
     MemberBack(PlayerId),
+    /// The host locked or unlocked the session ([`Session::access`]).
+    Locked,
 }
 
 #[derive(Clone, Debug)]
@@ -142,6 +152,18 @@ struct Member {
     /// Who its connection was found to be at connect time (a JWT's `sub`): only a connection
     /// of the same subject may resume its seat.
     subject: Option<Arc<String>>,
+    /// The extensions its connection asked for (`host`: it is told who the host is).
+    features: Features,
+}
+
+/// The connection of a member its host removed, until that player's machine is done with the
+/// session ([`ToPlayer::Kicked`]): what it sent meanwhile is answered as from the lobby.
+#[derive(Clone, Copy, Debug)]
+struct KickedConnection {
+    /// The ID it was a member by (what its commands name).
+    member: PlayerId,
+    /// Its connection's own ID (what its disconnect names).
+    connection: PlayerId,
 }
 
 /// What an away member keeps.
@@ -207,6 +229,7 @@ impl Member {
             events_from: 0,
             uncounted: false,
             subject: None,
+            features: Features::NONE,
         }
     }
 
@@ -290,6 +313,10 @@ pub struct Session {
     events: u64,
     /// The latest of them, for resumes.
     log: EventLog,
+    /// Its options and lock. (Boxed: most sessions have none, and it is rarely read.)
+    access: Box<Access>,
+    /// Kicked players whose machines have not yet let go of the session.
+    kicked: Vec<KickedConnection>,
 }
 
 impl Session {
@@ -314,6 +341,7 @@ impl Session {
             format,
             features,
             subject,
+            options,
         } = request;
         let mut session = Session {
             id,
@@ -330,9 +358,11 @@ impl Session {
             secrets: seed.map(|seed| Box::new(ChaCha20Rng::from_seed(seed))),
             events: 0,
             log: EventLog::default(),
+            access: Box::new(Access::new(&options)),
+            kicked: Vec::new(),
         };
         session.outputs.push_back(Output::Changed(Change::Created));
-        session.join(player, features, subject);
+        session.join(player, features, subject, None);
         session
     }
 
@@ -362,6 +392,8 @@ impl Session {
             secrets: None,
             events: 0,
             log: EventLog::default(),
+            access: Box::default(),
+            kicked: Vec::new(),
         };
         for (id, data) in members {
             if !session.contains(id) {
@@ -378,6 +410,28 @@ impl Session {
     /// The session's ID.
     pub fn id(&self) -> SessionId {
         self.id
+    }
+
+    /// Its options and lock, as created (or restored) and changed since.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// The session with `access` as its options and lock (a host that restores a session
+    /// from storage).
+    pub fn with_access(mut self, access: Access) -> Self {
+        *self.access = access;
+        self
+    }
+
+    /// Whether it is private: not found by `joinSession -1` (nor listed).
+    pub fn is_private(&self) -> bool {
+        self.access.private
+    }
+
+    /// Its host: the earliest member.
+    pub fn host(&self) -> Option<PlayerId> {
+        self.members.first().map(|m| m.id)
     }
 
     /// The spelling of its data fields, fixed by its creator.
@@ -461,7 +515,26 @@ impl Session {
                 data.as_str()
             ));
         }
-        out.push_str("]}");
+        out.push(']');
+        let access = &self.access;
+        let mut options = Vec::new();
+        if let Some(max) = access.max_players {
+            options.push(format!(r#""maxPlayers":{max}"#));
+        }
+        for (set, name) in [
+            (access.private, "private"),
+            (access.password.is_some(), "password"),
+            (access.host_only_session_updates, "hostOnlySessionUpdates"),
+            (access.locked, "locked"),
+        ] {
+            if set {
+                options.push(format!(r#""{name}":true"#));
+            }
+        }
+        if !options.is_empty() {
+            out.push_str(&format!(r#","options":{{{}}}"#, options.join(",")));
+        }
+        out.push('}');
         out
     }
 
@@ -495,12 +568,14 @@ impl Session {
                 player,
                 features,
                 subject,
-            } => self.join(player, features, subject),
+                password,
+            } => self.join(player, features, subject, password),
             ToSession::Resume {
                 player,
                 request,
                 subject,
-            } => self.resume(player, *request, subject),
+                features,
+            } => self.resume(player, *request, subject, features),
             ToSession::Command { player, command } => self.handle_command(player, command),
             ToSession::Disconnect { player } => self.disconnect(player),
         }
@@ -527,9 +602,7 @@ impl Session {
             .iter()
             .position(|m| m.away.as_ref().is_some_and(|a| a.deadline_ms <= now))
         {
-            let player = self.members[index].id;
-            self.remove_member(index);
-            self.broadcast(reply::player_leave(player));
+            self.remove_and_announce(index);
         }
         self.end_if_empty();
     }
@@ -571,21 +644,53 @@ impl Session {
     /// Adds `player`: it gets `sessionJoin` and a `playerJoin` for each member in join order
     /// (one [`Output::SendJoinBurst`]); every member gets a `playerJoin` of it. A full session
     /// sends it error 16 instead. A player already in the session is only told it is a member.
-    fn join(&mut self, player: PlayerId, features: Features, subject: Option<Arc<String>>) {
+    fn join(
+        &mut self,
+        player: PlayerId,
+        features: Features,
+        subject: Option<Arc<String>>,
+        password: Option<Password>,
+    ) {
         if self.contains(player) {
             self.tell(player, ToPlayer::Joined { session: self.id });
             return;
         }
-        if self.members.len() >= self.limits.max_players_per_session {
-            let message = format!(
-                "the session has its maximum of {} players",
-                self.limits.max_players_per_session
-            );
-            let frame = reply::error(
-                ServerCommand::SessionJoin,
-                ErrorCode::SessionFull,
-                Some(&message),
-            );
+        // The password first: without it, nothing else about the session is told.
+        let refusal = match self.access.check_password(self.now_ms, password.as_ref()) {
+            Ok(()) => None,
+            Err(PasswordRefusal::Wrong) => Some((
+                ErrorCode::WrongPassword,
+                "the session has a password: joinSession needs the right `password`".to_owned(),
+            )),
+            Err(PasswordRefusal::TooManyGuesses) => Some((
+                ErrorCode::TooManyGuesses,
+                "the session had too many wrong passwords lately: try again in a few seconds"
+                    .to_owned(),
+            )),
+        };
+        let cap = match self.access.max_players {
+            Some(max) => usize::try_from(max)
+                .unwrap_or(usize::MAX)
+                .min(self.limits.max_players_per_session),
+            None => self.limits.max_players_per_session,
+        };
+        let refusal = refusal.or_else(|| {
+            if self.access.locked {
+                Some((
+                    ErrorCode::SessionLocked,
+                    "the session's host locked it: it takes no new players".to_owned(),
+                ))
+            } else if self.members.len() >= cap {
+                Some((
+                    ErrorCode::SessionFull,
+                    format!("the session has its maximum of {cap} players"),
+                ))
+            } else {
+                None
+            }
+        });
+        if let Some((code, message)) = refusal {
+            let frame = reply::error(ServerCommand::SessionJoin, code, Some(&message));
             self.send(player, frame);
             self.tell(player, ToPlayer::JoinRefused);
             return;
@@ -596,6 +701,10 @@ impl Session {
             .then(|| self.new_secret())
             .flatten();
         let token = secret.map(|secret| self.token(player, secret));
+        // A creator is its session's host.
+        let host = features
+            .contains(Features::HOST)
+            .then(|| self.host().unwrap_or(player));
         let welcome = reply::session_join(
             self.spelling,
             self.id,
@@ -603,6 +712,7 @@ impl Session {
             &self.session_data,
             &default,
             token.as_ref(),
+            host,
         );
         self.send(player, welcome);
         let welcome_events = self.members.len() as u64;
@@ -623,6 +733,7 @@ impl Session {
             secret,
             welcome_events,
             subject,
+            features,
             ..Member::new(player, None)
         });
         self.broadcast_except(announcement, Some(player));
@@ -640,7 +751,7 @@ impl Session {
     /// that is no member nothing happens (a host delivered it to the wrong session).
     fn handle_command(&mut self, player: PlayerId, command: Result<Command, Rejection>) {
         let Some(index) = self.position(player) else {
-            return;
+            return self.answer_kicked(player, command);
         };
         match command {
             Err(rejection) => self.send(player, rejection.frame()),
@@ -652,7 +763,7 @@ impl Session {
                     None,
                 ),
             ),
-            Ok(Command::JoinSession(_)) => self.send(
+            Ok(Command::JoinSession(..)) => self.send(
                 player,
                 reply::error(
                     ServerCommand::SessionJoin,
@@ -676,14 +787,147 @@ impl Session {
                     Some("you are in a session: resumeSession is for a new connection"),
                 ),
             ),
+            Ok(Command::UpdateSession(_))
+                if index != 0 && self.access.host_only_session_updates =>
+            {
+                self.refuse_not_host(player, ServerCommand::SessionUpdate, "updateSession")
+            }
             Ok(Command::UpdateSession(format)) => self.update_session(index, *format),
             Ok(Command::UpdatePlayer(data)) => self.update_player(index, data),
             Ok(Command::LeaveSession) => {
                 self.remove_member(index);
                 self.send(player, reply::session_leave());
-                self.broadcast(reply::player_leave(player));
+                self.announce_leave(player, index == 0);
                 self.tell(player, ToPlayer::Left);
             }
+            Ok(Command::KickPlayer(_)) if index != 0 => {
+                self.refuse_not_host(player, ServerCommand::PlayerLeave, "kickPlayer")
+            }
+            Ok(Command::KickPlayer(target)) => self.kick(player, target),
+            Ok(Command::LockSession(_)) if index != 0 => {
+                self.refuse_not_host(player, ServerCommand::SessionLock, "lockSession")
+            }
+            Ok(Command::LockSession(locked)) => {
+                if self.access.locked != locked {
+                    self.access.locked = locked;
+                    self.outputs.push_back(Output::Changed(Change::Locked));
+                }
+                let frame = reply::session_lock(locked);
+                self.send(player, frame.clone());
+                self.send_to_host_feature(&frame, Some(player));
+            }
+        }
+    }
+
+    /// A command from a player that is no member: from one its host kicked, whose machine
+    /// had not heard of it yet, it is answered as the lobby would (error 2: not in a
+    /// session) or, for the commands the lobby takes, as when it was sent (in a session);
+    /// its `leaveSession` also ends its kick. From anyone else nothing happens (a host
+    /// delivered it to the wrong session).
+    fn answer_kicked(&mut self, player: PlayerId, command: Result<Command, Rejection>) {
+        let Some(at) = self.kicked.iter().position(|k| k.member == player) else {
+            return;
+        };
+        let frame = match command {
+            Err(rejection) => rejection.frame(),
+            Ok(Command::CreateSession(_)) => reply::error(
+                ServerCommand::SessionJoin,
+                ErrorCode::CreateWhileInSession,
+                None,
+            ),
+            Ok(Command::JoinSession(..)) => reply::error(
+                ServerCommand::SessionJoin,
+                ErrorCode::JoinWhileInSession,
+                None,
+            ),
+            Ok(Command::Hello(_)) => reply::error(
+                ServerCommand::Hello,
+                ErrorCode::HelloNotInLobby,
+                Some("hello is answered in the lobby only: send it before creating or joining"),
+            ),
+            Ok(Command::ResumeSession(_)) => reply::error(
+                ServerCommand::SessionResume,
+                ErrorCode::ResumeWhileInSession,
+                Some("you are in a session: resumeSession is for a new connection"),
+            ),
+            Ok(Command::LeaveSession) => {
+                self.kicked.swap_remove(at);
+                self.send(player, lobby::not_in_session(ServerCommand::SessionLeave));
+                self.tell(player, ToPlayer::Left);
+                self.outputs.push_back(Output::Release { player });
+                return;
+            }
+            Ok(command) => lobby::not_in_session(command.reply()),
+        };
+        self.send(player, frame);
+    }
+
+    /// Error 29 to `player`, in `reply`.
+    fn refuse_not_host(&mut self, player: PlayerId, reply: ServerCommand, command: &str) {
+        let host = self.host().map_or(0, |h| h.0);
+        let message = format!("only the session's host (player {host}) may send {command}");
+        self.send(
+            player,
+            reply::error(reply, ErrorCode::NotHost, Some(&message)),
+        );
+    }
+
+    /// The host removes `target`: it gets `sessionLeave` (with `"kicked":true` if it asked
+    /// for `host`) and is back in the lobby; every other member gets `playerLeave`.
+    fn kick(&mut self, host: PlayerId, target: PlayerId) {
+        let Some(index) = self.position(target).filter(|_| target != host) else {
+            let message = format!("player {target} is no other member of this session");
+            let frame = reply::error(
+                ServerCommand::PlayerLeave,
+                ErrorCode::NoSuchMember,
+                Some(&message),
+            );
+            return self.send(host, frame);
+        };
+        let member = &self.members[index];
+        let connected = member.away.is_none();
+        let host_feature = member.features.contains(Features::HOST);
+        let connection = member.connection();
+        self.remove_member(index);
+        if connected {
+            self.send(target, reply::kicked(host_feature));
+            self.kicked.push(KickedConnection {
+                member: target,
+                connection,
+            });
+            self.tell(target, ToPlayer::Kicked { session: self.id });
+        }
+        // The host is the earliest member and stays: no host change.
+        self.broadcast(reply::player_leave(target));
+    }
+
+    /// `player` was removed (it was the host if `was_host`): the others get `playerLeave`,
+    /// and, if the host changed, members that asked for `host` get a `hostChange`.
+    fn announce_leave(&mut self, player: PlayerId, was_host: bool) {
+        self.broadcast(reply::player_leave(player));
+        if let (true, Some(host)) = (was_host, self.host()) {
+            self.send_to_host_feature(&reply::host_change(host), None);
+        }
+    }
+
+    /// Removes member `index` and announces it ([`Session::announce_leave`]).
+    fn remove_and_announce(&mut self, index: usize) {
+        let player = self.members[index].id;
+        self.remove_member(index);
+        self.announce_leave(player, index == 0);
+    }
+
+    /// Sends `frame` to every member that asked for `host`, but `except`. (Not a session
+    /// event: not counted, not kept for resumes; a resume's reply names the host instead.)
+    fn send_to_host_feature(&mut self, frame: &ServerFrame, except: Option<PlayerId>) {
+        let recipients: Vec<PlayerId> = self
+            .members
+            .iter()
+            .filter(|m| m.features.contains(Features::HOST) && Some(m.id) != except)
+            .map(|m| m.id)
+            .collect();
+        for to in recipients {
+            self.send(to, frame.clone());
         }
     }
 
@@ -691,6 +935,13 @@ impl Session {
     /// with a resume token is away for the grace period, any other leaves and the others get
     /// `playerLeave`.
     fn disconnect(&mut self, player: PlayerId) {
+        if let Some(at) = self.kicked.iter().position(|k| k.connection == player) {
+            let kicked = self.kicked.swap_remove(at);
+            self.outputs.push_back(Output::Release {
+                player: kicked.member,
+            });
+            return;
+        }
         let Some(index) = self
             .member_of_connection(player)
             .and_then(|member| self.position(member))
@@ -713,9 +964,7 @@ impl Session {
                 .push_back(Output::Changed(Change::MemberAway(player)));
             return;
         }
-        let player = member.id;
-        self.remove_member(index);
-        self.broadcast(reply::player_leave(player));
+        self.remove_and_announce(index);
     }
 
     /// A new connection (`connection`) asks for the seat its token names, having received
@@ -725,6 +974,7 @@ impl Session {
         connection: PlayerId,
         request: ResumeRequest,
         subject: Option<Arc<String>>,
+        features: Features,
     ) {
         let ResumeRequest { token, received } = request;
         let index = self
@@ -781,6 +1031,11 @@ impl Session {
         member.away = None;
         member.events_from = events;
         member.uncounted = false;
+        member.features = features;
+        let host = features
+            .contains(Features::HOST)
+            .then(|| self.host())
+            .flatten();
         if replaced {
             self.outputs.push_back(Output::Replaced { player });
         }
@@ -798,7 +1053,7 @@ impl Session {
                 let replay = Replay::Frames {
                     missed: frames.len(),
                 };
-                let reply = reply::session_resume(self.id, player, &new_token, replay);
+                let reply = reply::session_resume(self.id, player, &new_token, replay, host);
                 self.send(player, reply);
                 let count = frames.len();
                 for frame in frames {
@@ -818,7 +1073,7 @@ impl Session {
                     spelling: self.spelling,
                     members: count,
                 };
-                let reply = reply::session_resume(self.id, player, &new_token, replay);
+                let reply = reply::session_resume(self.id, player, &new_token, replay, host);
                 self.send(player, reply);
                 if !members.is_empty() {
                     let burst = JoinBurst::new(self.spelling, default, members);

@@ -9,7 +9,7 @@ use wasm_bindgen_test::wasm_bindgen_test;
 
 fn format(text: &str) -> SessionFormat {
     match sessionserver_core::parse(text, &Limits::default()) {
-        Ok(sessionserver_core::Command::CreateSession(format)) => *format,
+        Ok(sessionserver_core::Command::CreateSession(new)) => new.format,
         other => panic!("not a createSession: {other:?}"),
     }
 }
@@ -49,6 +49,7 @@ fn join(session: &mut Session, player: u64) -> Option<JoinBurst> {
             player: PlayerId(player),
             features: Features::NONE,
             subject: None,
+            password: None,
         },
     );
     let (burst, frames) = drain(session, player);
@@ -76,6 +77,7 @@ fn a_burst_is_the_members_as_they_were_at_the_join_sharing_their_data() {
         format: format(&format!(
             r#"{{"command":"createSession","session":{{}},"player":{big}}}"#
         )),
+        options: Default::default(),
     };
     let mut session = Session::create(sessionserver_core::SessionId(0), request, Limits::default());
     // The creator has nobody to be told of.
@@ -145,6 +147,7 @@ fn a_burst_of_a_big_session_holds_no_copy_of_the_data() {
         format: format(&format!(
             r#"{{"command":"createSession","session":{{}},"player":{default}}}"#
         )),
+        options: Default::default(),
     };
     let limits = Limits {
         max_players_per_session: 2_000,
@@ -158,6 +161,7 @@ fn a_burst_of_a_big_session_holds_no_copy_of_the_data() {
                 player: PlayerId(player),
                 features: Features::NONE,
                 subject: None,
+                password: None,
             },
         );
         while session.poll_output().is_some() {}

@@ -51,9 +51,10 @@ fn game() -> (Session, String, String) {
     };
     let request = CreateRequest {
         player: PlayerId(1),
-        format: *format,
+        format: format.format,
         features: Features::RESUME,
         subject: None,
+        options: Default::default(),
     };
     let mut session = Session::create_seeded(SessionId(5), request, limits(), Some([3; 32]));
     let (frames, _) = drain(&mut session);
@@ -67,6 +68,7 @@ fn game() -> (Session, String, String) {
             player: PlayerId(2),
             features: Features::RESUME,
             subject: None,
+            password: None,
         },
     );
     let (frames, _) = drain(&mut session);
@@ -80,6 +82,7 @@ fn game() -> (Session, String, String) {
             player: PlayerId(3),
             features: Features::NONE,
             subject: None,
+            password: None,
         },
     );
     drain(&mut session);
@@ -125,6 +128,7 @@ fn resume_received(connection: u64, token: &str, received: Option<u64>) -> ToSes
             received,
         }),
         subject: None,
+        features: Features::RESUME,
     }
 }
 
@@ -257,6 +261,7 @@ fn a_restored_session_draws_fresh_secrets_from_its_new_seed() {
                     player: PlayerId(8),
                     features: Features::RESUME,
                     subject: None,
+                    password: None,
                 },
             );
             drain(&mut restored);
@@ -286,6 +291,7 @@ fn a_restored_session_draws_fresh_secrets_from_its_new_seed() {
             player: PlayerId(8),
             features: Features::RESUME,
             subject: None,
+            password: None,
         },
     );
     let (frames, _) = drain(&mut unseeded);
@@ -307,6 +313,7 @@ fn a_restored_seat_keeps_its_subject() {
             player: PlayerId(4),
             features: Features::RESUME,
             subject: bob.clone(),
+            password: None,
         },
     );
     let (frames, _) = drain(&mut session);
@@ -338,6 +345,7 @@ fn a_restored_seat_keeps_its_subject() {
             player,
             request,
             subject: subject.map(|s| Arc::new(s.to_owned())),
+            features: Features::RESUME,
         }
     };
     for other in [None, Some("ada")] {

@@ -462,9 +462,10 @@ fn a_seat_keeps_its_subject_for_operators_and_for_resumes() {
     let subject = Some(Arc::new(r#"ada "the first""#.to_owned()));
     let request = CreateRequest {
         player: PlayerId(1),
-        format: *format,
+        format: format.format,
         features: Features::RESUME,
         subject: subject.clone(),
+        options: Default::default(),
     };
     let mut session =
         Session::create_seeded(SessionId(4), request, Limits::default(), Some([5; 32]));
@@ -500,6 +501,7 @@ fn a_seat_keeps_its_subject_for_operators_and_for_resumes() {
                     received: None,
                 }),
                 subject: who,
+                features: Features::RESUME,
             },
         );
         let mut error = None;

@@ -209,6 +209,9 @@ impl PlayerConnection {
             tokio::select! {
                 message = frames.next() => {
                     let now = self.shared.now_ms();
+                    if let Some(session) = self.peer.outbox.take_kick() {
+                        self.player.handle_from_session(ToPlayer::Kicked { session });
+                    }
                     match message {
                         Ok(Incoming::Text(text)) => {
                             let name = self.player.handle_text(now, text);

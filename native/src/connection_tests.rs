@@ -164,7 +164,11 @@ struct Received {
 impl FakeSession {
     fn register(rig: &Rig) -> Self {
         let (handle, inbox) = SessionHandle::channel();
-        let id = rig.shared.registry.create_session(handle, 8).unwrap();
+        let id = rig
+            .shared
+            .registry
+            .create_session(handle, 8, false)
+            .unwrap();
         FakeSession { id, inbox }
     }
 

@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use sessionserver_core::ids::MAX_ID;
 use sessionserver_core::{Directory, IdCounter, JoinTarget, PlayerId, SessionId};
 
 use crate::session_task::SessionHandle;
@@ -34,23 +35,42 @@ impl Registry {
         self.lock().player_ids.next_id().map(PlayerId)
     }
 
-    /// Registers a new session under a new ID; `None` if `max_sessions` exist already.
+    /// Registers a new session under a new ID; `None` if `max_sessions` exist already, or no
+    /// ID is free. A public session's ID comes from the counter (0, 1, 2, … like the
+    /// original's); a private one's is random below 2^53, from the OS's secure source, so
+    /// that it cannot be guessed, and it is not found by `joinSession -1`.
     pub(crate) fn create_session(
         &self,
         handle: SessionHandle,
         max_sessions: usize,
+        private: bool,
     ) -> Option<SessionId> {
         let mut inner = self.lock();
         if inner.sessions.len() >= max_sessions {
             return None;
         }
-        let id = SessionId(inner.session_ids.next_id()?);
-        let inserted = inner.sessions.insert(id, handle);
-        debug_assert!(
-            inserted,
-            "session IDs come from a counter and are never reused"
-        );
-        Some(id)
+        if private {
+            // A few draws: each is taken with p = sessions / 2^53.
+            for _ in 0..8 {
+                let mut bytes = [0u8; 8];
+                if let Err(e) = getrandom::fill(&mut bytes) {
+                    tracing::error!(error = %e, "no secure random source: no private session");
+                    return None;
+                }
+                let id = SessionId(u64::from_le_bytes(bytes) & MAX_ID);
+                if inner.sessions.insert_unlisted(id, handle.clone()) {
+                    return Some(id);
+                }
+            }
+            return None;
+        }
+        // The counter skips IDs a private session drew.
+        loop {
+            let id = SessionId(inner.session_ids.next_id()?);
+            if inner.sessions.insert(id, handle.clone()) {
+                return Some(id);
+            }
+        }
     }
 
     /// The session a joinSession asks for, if there is one.

@@ -90,9 +90,9 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         // The native host carries out resume whenever a grace period is set.
         connection: sessionserver_core::ConnectionConfig {
             features: if limits.resume_grace_ms > 0 {
-                sessionserver_core::Features::RESUME
+                sessionserver_core::Features::RESUME.union(sessionserver_core::Features::HOST)
             } else {
-                sessionserver_core::Features::NONE
+                sessionserver_core::Features::HOST
             },
             ..config.connection
         },

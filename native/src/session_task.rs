@@ -101,7 +101,8 @@ pub(crate) fn spawn(
     limits: Limits,
 ) -> Option<(SessionId, SessionHandle, Option<ToPlayer>)> {
     let (handle, rx) = SessionHandle::channel();
-    let id = registry.create_session(handle.clone(), limits.max_sessions)?;
+    let private = request.options.private;
+    let id = registry.create_session(handle.clone(), limits.max_sessions, private)?;
     let player = request.player;
     let mut seed = [0u8; 32];
     // Without the OS's random source no token can be unguessable: the session then offers
@@ -176,7 +177,10 @@ impl DataBytes {
                 self.total = session.session_data().as_str().len()
                     + session.default_player_data().as_str().len();
             }
-            Change::MemberAdded(_) | Change::MemberAway(_) | Change::MemberBack(_) => {}
+            Change::MemberAdded(_)
+            | Change::MemberAway(_)
+            | Change::MemberBack(_)
+            | Change::Locked => {}
             Change::MemberRemoved(player) => {
                 self.total -= self.own.remove(&player).unwrap_or(0);
             }
@@ -350,7 +354,7 @@ impl SessionTask {
                         from = to;
                     }
                 }
-                Output::Away { player } => {
+                Output::Away { player } | Output::Release { player } => {
                     self.peers.remove(&player);
                 }
                 Output::Replaced { player } => {
@@ -361,6 +365,16 @@ impl SessionTask {
                 Output::ToPlayer { to, event } => {
                     if matches!(event, ToPlayer::JoinRefused | ToPlayer::ResumeRefused) {
                         gone = Some(to);
+                    }
+                    if let ToPlayer::Kicked { session } = event {
+                        // Kept until its machine is done with the session (Output::Release):
+                        // what it sent meanwhile is answered.
+                        if gone == Some(to) {
+                            gone = None;
+                        }
+                        if let Some(peer) = self.peers.get(&to) {
+                            peer.outbox.kick(session);
+                        }
                     }
                     if to == from {
                         answer = Some(event);

@@ -18,10 +18,11 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use sessionserver_core::CloseReason;
+use sessionserver_core::{CloseReason, SessionId};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
@@ -153,7 +154,15 @@ pub(crate) struct Outbox {
     /// not fit (the client is not reading), or its session was lost. Here rather than in an
     /// allocation of its own: memory per idle player.
     ended: Notify,
+    /// The session whose host kicked this player ([`NOT_KICKED`]: none), set by that session
+    /// before the `sessionLeave` it queued can be written, taken by the connection's task
+    /// before it reads the client's next frame: whatever the client sends after seeing its
+    /// `sessionLeave` is taken in the lobby.
+    kicked_from: AtomicU64,
 }
+
+/// [`Outbox::kick`] was not called (no session has this ID: IDs are below 2^53).
+const NOT_KICKED: u64 = u64::MAX;
 
 impl Outbox {
     pub(crate) fn new(socket: OwnedWriteHalf, limit: usize, budget: Arc<Budget>) -> Arc<Self> {
@@ -164,7 +173,24 @@ impl Outbox {
             budget,
             drained: Notify::new(),
             ended: Notify::new(),
+            kicked_from: AtomicU64::new(NOT_KICKED),
         })
+    }
+
+    /// The player was kicked from `session` by its host: its task tells the player's machine
+    /// before it takes the client's next frame ([`Outbox::take_kick`]).
+    pub(crate) fn kick(&self, session: SessionId) {
+        self.kicked_from.store(session.0, Ordering::Release);
+    }
+
+    /// The session the player was kicked from since the last call, if any.
+    pub(crate) fn take_kick(&self) -> Option<SessionId> {
+        // A load first: the common case (no kick) writes nothing.
+        if self.kicked_from.load(Ordering::Acquire) == NOT_KICKED {
+            return None;
+        }
+        let session = self.kicked_from.swap(NOT_KICKED, Ordering::AcqRel);
+        (session != NOT_KICKED).then_some(SessionId(session))
     }
 
     /// The server's memory budget, which this outbox counts in.

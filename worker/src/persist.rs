@@ -62,6 +62,8 @@ pub fn store<R: Rows>(change: Change, session: &Session, rows: &mut R) -> Result
             session.secret_of(player),
             session.away_until(player),
         ),
+        // Written with the session's access options (edge storage of those: to come).
+        Change::Locked => Ok(()),
     }
 }
 
@@ -195,6 +197,7 @@ mod tests {
                 Output::ToPlayer { .. }
                 | Output::Rebind { .. }
                 | Output::Away { .. }
+                | Output::Release { .. }
                 | Output::Replaced { .. } => {}
                 Output::Ended => ended = true,
             }
@@ -237,9 +240,10 @@ mod tests {
         };
         let request = CreateRequest {
             player: PlayerId(1),
-            format: *format,
+            format: format.format,
             features: Features::NONE,
             subject: subject("ada"),
+            options: Default::default(),
         };
         let mut session = Session::create(SessionId(7), request, LIMITS);
         settle(&mut session, &mut rows);
@@ -248,11 +252,13 @@ mod tests {
                 player: PlayerId(2),
                 features: Features::NONE,
                 subject: subject("bob"),
+                password: None,
             },
             ToSession::Join {
                 player: PlayerId(3),
                 features: Features::NONE,
                 subject: None,
+                password: None,
             },
             command(1, r#"{"command":"updatePlayer","playerData":{"x":5}}"#),
             command(3, r#"{"command":"updatePlayer","playerData":{"x":6}}"#),
@@ -274,6 +280,7 @@ mod tests {
                 player: PlayerId(4),
                 features: Features::NONE,
                 subject: None,
+                password: None,
             },
         );
         let frames = settle(&mut session, &mut rows);
@@ -358,9 +365,10 @@ mod tests {
         };
         let request = CreateRequest {
             player: PlayerId(1),
-            format: *format,
+            format: format.format,
             features: Features::RESUME,
             subject: None,
+            options: Default::default(),
         };
         let mut session = Session::create_seeded(SessionId(7), request, limits, Some([2; 32]));
         let frames = settle_with(&mut session, &mut rows, limits);
@@ -371,6 +379,7 @@ mod tests {
                 player: PlayerId(2),
                 features: Features::RESUME,
                 subject: subject("bob"),
+                password: None,
             },
         );
         let frames = settle_with(&mut session, &mut rows, limits);
@@ -399,6 +408,7 @@ mod tests {
                     received: None,
                 }),
                 subject: subject("bob"),
+                features: Features::RESUME,
             },
         );
         settle_with(&mut session, &mut rows, limits);

@@ -61,8 +61,8 @@ use futures_util::{FutureExt, StreamExt};
 use sessionserver_core::ids::MAX_ID;
 use sessionserver_core::player::MAX_HELD;
 use sessionserver_core::{
-    CloseReason, Command, CreateRefusal, Features, JoinTarget, Limits, Player, PlayerId,
-    PlayerOutput, ResumeRequest, ResumeToken, SessionId, ToPlayer, ToSession,
+    CloseReason, Command, CreateRefusal, Features, JoinTarget, Limits, NewSession, Player,
+    PlayerId, PlayerOutput, ResumeRequest, ResumeToken, SessionId, ToPlayer, ToSession,
 };
 use worker::js_sys::JsString;
 use worker::wasm_bindgen::JsCast;
@@ -612,7 +612,10 @@ impl Relay {
                 PlayerOutput::Ping => {}
                 PlayerOutput::Create(request) => {
                     let create =
-                        wire::encode_command(&Command::CreateSession(Box::new(request.format)));
+                        wire::encode_command(&Command::CreateSession(Box::new(NewSession {
+                            format: request.format,
+                            options: request.options,
+                        })));
                     let task = create_session(
                         self.env.clone(),
                         request.player,
@@ -628,6 +631,7 @@ impl Relay {
                             player,
                             request,
                             subject,
+                            features: Features::RESUME,
                         },
                     ..
                 } => {

@@ -345,6 +345,7 @@ impl SessionObject {
                         player,
                         features,
                         subject: ask.subject,
+                        password: None,
                     },
                 );
                 let unsent = live.drain()?;
@@ -378,6 +379,7 @@ impl SessionObject {
                     player,
                     request: Box::new(ResumeRequest { token, received }),
                     subject: ask.subject,
+                    features: Features::RESUME,
                 };
                 session.handle(now_ms(), input);
                 let unsent = live.drain()?;
@@ -493,7 +495,7 @@ impl SessionObject {
         player: PlayerId,
         command: std::result::Result<Command, sessionserver_core::Rejection>,
     ) -> Result<Then> {
-        let Ok(Command::CreateSession(format)) = command else {
+        let Ok(Command::CreateSession(new)) = command else {
             retire(ws, close::INTERNAL, "expected createSession");
             return Ok(Then::Nothing);
         };
@@ -507,13 +509,14 @@ impl SessionObject {
         };
         let request = CreateRequest {
             player,
-            format: *format,
+            format: new.format,
             features: if resume {
                 Features::RESUME
             } else {
                 Features::NONE
             },
             subject: subject.map(Arc::new),
+            options: new.options,
         };
         let session = Session::create_seeded(SessionId(id), request, live.limits, link::seed());
         live.sockets.insert(player, ws.clone());
@@ -696,7 +699,7 @@ impl Live {
                     }
                 }
                 // Its socket closed: that is how the session heard of it.
-                Output::Away { player } => {
+                Output::Away { player } | Output::Release { player } => {
                     sockets.remove(&player);
                 }
                 // Its seat was resumed on another connection while this socket still seemed
