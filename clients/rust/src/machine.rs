@@ -1156,6 +1156,10 @@ impl Machine {
         }
         self.token = frame.resume_token.take();
         self.received = 0;
+        // With the `host` feature the reply names the host (host changes are not replayed).
+        if let (Some(s), Some(host)) = (&mut self.session, frame.host_id) {
+            s.host_id = Some(host);
+        }
         let snapshot = frame.replay.as_deref() == Some("snapshot");
         if snapshot {
             self.resuming = Some((Replay::Snapshot, None));
