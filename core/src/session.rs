@@ -362,7 +362,8 @@ impl Session {
             kicked: Vec::new(),
         };
         session.outputs.push_back(Output::Changed(Change::Created));
-        session.join(player, features, subject, None);
+        // The creator knows the password: it set it.
+        session.join(player, features, subject, options.password);
         session
     }
 

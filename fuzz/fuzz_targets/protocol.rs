@@ -84,6 +84,15 @@ enum Op {
     /// resumeSession with one of the tokens seen so far (used ones included), and maybe a
     /// count of events received (right, too high, too low: whatever the input says).
     Resume(u8, u8, Option<u8>, Mutation),
+    /// createSession with options: maxPlayers (0: none), private, a password, host-only
+    /// updates.
+    CreateWithOptions(u8, u8, bool, bool, bool, Mutation),
+    /// joinSession with a password, right or wrong.
+    JoinWithPassword(u8, i8, bool),
+    /// kickPlayer naming one of the players (from whoever sends it).
+    Kick(u8, u8),
+    /// lockSession.
+    Lock(u8, bool),
     /// Deliver this many messages between the machines.
     Step(u8),
     /// Deliver every message on its way.
@@ -140,7 +149,7 @@ fuzz_target!(|ops: Vec<Op>| {
         ..Limits::default()
     };
     let config = ConnectionConfig {
-        features: Features::RESUME,
+        features: Features::RESUME.union(Features::HOST),
         ..ConnectionConfig::default()
     };
     let mut server = Server::with_config(limits, config).with_secrets([3; 32]);
@@ -205,6 +214,37 @@ fuzz_target!(|ops: Vec<Op>| {
                     server.feed_text(p, &mutate(frame, m));
                 }
             }
+            Op::CreateWithOptions(i, max, private, password, host_only, m) => {
+                if let Some(p) = pick(&players, *i) {
+                    let max = if *max == 0 { String::new() } else { format!(r#""maxPlayers":{max},"#) };
+                    let password = if *password { r#""password":"pw","# } else { "" };
+                    let frame = format!(
+                        r#"{{"command":"createSession","options":{{{max}{password}"private":{private},"hostOnlySessionUpdates":{host_only}}}}}"#
+                    );
+                    server.feed_text(p, &mutate(frame, m));
+                }
+            }
+            Op::JoinWithPassword(i, id, right) => {
+                if let Some(p) = pick(&players, *i) {
+                    let password = if *right { "pw" } else { "wrong" };
+                    let frame = format!(
+                        r#"{{"command":"joinSession","sessionID":{id},"password":"{password}"}}"#
+                    );
+                    server.feed_text(p, &frame);
+                }
+            }
+            Op::Kick(i, target) => {
+                if let (Some(p), Some(t)) = (pick(&players, *i), pick(&players, *target)) {
+                    let frame = format!(r#"{{"command":"kickPlayer","playerID":{t}}}"#);
+                    server.feed_text(p, &frame);
+                }
+            }
+            Op::Lock(i, locked) => {
+                if let Some(p) = pick(&players, *i) {
+                    let frame = format!(r#"{{"command":"lockSession","locked":{locked}}}"#);
+                    server.feed_text(p, &frame);
+                }
+            }
             Op::Leave(i) => {
                 if let Some(p) = pick(&players, *i) {
                     server.feed_text(p, r#"{"command":"leaveSession"}"#);
@@ -212,7 +252,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Hello(i, resume) => {
                 if let Some(p) = pick(&players, *i) {
-                    let features = if *resume { r#"["resume"]"# } else { "[]" };
+                    let features = if *resume { r#"["resume","host"]"# } else { "[]" };
                     let frame = format!(r#"{{"command":"hello","features":{features}}}"#);
                     server.feed_text(p, &frame);
                 }

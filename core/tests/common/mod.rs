@@ -24,6 +24,35 @@ impl Harness {
         }
     }
 
+    /// A harness around `server` (its limits, connection config and secrets).
+    pub fn with_server(server: Server) -> Self {
+        Harness {
+            server,
+            inbox: HashMap::new(),
+        }
+    }
+
+    /// Time moves on to `now_ms`.
+    pub fn advance_time(&mut self, now_ms: u64) {
+        self.server.advance_time(now_ms);
+        self.drain();
+    }
+
+    /// Delivers the next message in flight between two machines (see [`Server::step`]);
+    /// `false` if none was.
+    pub fn step(&mut self) -> bool {
+        let stepped = self.server.step();
+        self.drain();
+        stepped
+    }
+
+    /// Queues a frame from `player` without delivering what it causes (see
+    /// [`Server::feed_text`]).
+    pub fn feed(&mut self, player: PlayerId, frame: &str) {
+        self.server.feed_text(player, frame);
+        self.drain();
+    }
+
     pub fn connect(&mut self) -> PlayerId {
         let player = self.server.connect().expect("IDs available");
         self.inbox.insert(player, VecDeque::new());
