@@ -21,6 +21,10 @@ use crate::{CreateOptions, Data, Error, Event, Machine, Options, Session, Target
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// A reconnection attempt's socket being opened.
+type Connecting =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Socket, String>> + Send>>;
+
 /// How long `close()` waits for the server's close frame before it lets the socket go.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -317,9 +321,7 @@ async fn drive(
     closed: watch::Sender<Option<(u16, String)>>,
 ) {
     let mut socket = Some(socket);
-    let mut connecting: Option<
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Socket, String>> + Send>>,
-    > = None;
+    let mut connecting: Option<Connecting> = None;
     let mut close_by: Option<Instant> = None;
     loop {
         let (transmits, timeout, done) = {
