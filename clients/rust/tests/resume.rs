@@ -6,15 +6,15 @@
 
 mod common;
 
-use common::{answer, connect, quick, server, until, Proxy};
+use common::{answer, connect, quick, until, Proxy, TestServer};
 use serde_json::json;
 use sessionserver_client::{CreateOptions, Event, LostReason, Replay};
 
 #[tokio::test]
 async fn a_cut_connection_resumes_with_its_id_and_every_missed_update() {
-    let server = server(|_| {}).await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let a = connect(server.local_addr(), quick()).await;
+    let target = TestServer::start(|_| {}).await;
+    let proxy = Proxy::start(target.addr).await;
+    let a = connect(target.addr, quick()).await;
     let b = connect(proxy.addr, quick()).await;
     let s = answer(a.create_session(&json!({}), &json!({"x":0}), CreateOptions::default()))
         .await
@@ -107,16 +107,66 @@ async fn a_cut_connection_resumes_with_its_id_and_every_missed_update() {
     assert_eq!(gone, b_id);
     answer(a.close()).await;
     answer(b.close()).await;
-    server.shutdown().await;
+    target.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_made_while_reconnecting_are_sent_after_the_resume() {
+    let target = TestServer::start(|_| {}).await;
+    let proxy = Proxy::start(target.addr).await;
+    let a = connect(target.addr, quick()).await;
+    let b = connect(proxy.addr, quick()).await;
+    let s = answer(a.create_session(&json!({}), &json!({"x":0}), CreateOptions::default()))
+        .await
+        .unwrap();
+    answer(b.join_session(s.id, None)).await.unwrap();
+    let b_id = b.player_id().unwrap();
+
+    // Down while the client notices the drop, so that it is surely reconnecting.
+    proxy.down();
+    proxy.cut().await;
+    until(&b, |e| {
+        matches!(e, Event::Reconnecting { .. }).then_some(())
+    })
+    .await;
+    assert!(b.reconnecting().is_some());
+    let waiting = tokio::spawn({
+        let b = b.clone();
+        async move { b.update_player(&json!({"x":7})).await }
+    });
+    proxy.up();
+    let echoed = answer(waiting)
+        .await
+        .expect("the task ran")
+        .expect("sent after the resume");
+    assert_eq!(echoed.as_str(), r#"{"x":7}"#);
+    let (x, seen) = until(&a, |e| match e {
+        Event::PlayerUpdate {
+            player_id, data, ..
+        } if *player_id == b_id => Some(data.as_str().to_owned()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(x, r#"{"x":7}"#, "from the same player");
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::PlayerLeave { .. })),
+        "{seen:?}"
+    );
+    answer(a.close()).await;
+    answer(b.close()).await;
+    target.shutdown().await;
 }
 
 #[tokio::test]
 async fn more_missed_than_the_server_keeps_resumes_from_a_snapshot() {
-    let server = server(|c| c.limits.resume_replay_bytes = 1).await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let a = connect(server.local_addr(), quick()).await;
+    let target = TestServer::start(|c| c.limits.resume_replay_bytes = 1).await;
+    if !target.private_or_skip("the snapshot test (it needs --resume-replay-bytes 1)") {
+        return;
+    }
+    let proxy = Proxy::start(target.addr).await;
+    let a = connect(target.addr, quick()).await;
     let b = connect(proxy.addr, quick()).await;
-    let c = connect(server.local_addr(), quick()).await;
+    let c = connect(target.addr, quick()).await;
     let s = answer(a.create_session(
         &json!({"round":1}),
         &json!({"x":0}),
@@ -156,14 +206,17 @@ async fn more_missed_than_the_server_keeps_resumes_from_a_snapshot() {
     for client in [a, b, c] {
         answer(client.close()).await;
     }
-    server.shutdown().await;
+    target.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_seat_is_lost_when_the_grace_period_ends_and_the_client_stays_in_the_lobby() {
-    let server = server(|c| c.limits.resume_grace_ms = 300).await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let a = connect(server.local_addr(), quick()).await;
+    let target = TestServer::start(|c| c.limits.resume_grace_ms = 300).await;
+    if !target.grace_known() {
+        return;
+    }
+    let proxy = Proxy::start(target.addr).await;
+    let a = connect(target.addr, quick()).await;
     let b = connect(proxy.addr, quick()).await;
     let s = answer(a.create_session(&json!({}), &json!({}), CreateOptions::default()))
         .await
@@ -211,5 +264,5 @@ async fn the_seat_is_lost_when_the_grace_period_ends_and_the_client_stays_in_the
     assert_ne!(b.player_id(), Some(b_id));
     answer(a.close()).await;
     answer(b.close()).await;
-    server.shutdown().await;
+    target.shutdown().await;
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{answer, connect, server, until};
+use common::{answer, connect, until, TestServer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sessionserver_client::{
@@ -20,8 +20,8 @@ struct Dot {
 
 #[tokio::test]
 async fn two_players_create_join_update_and_leave() {
-    let server = server(|_| {}).await;
-    let addr = server.local_addr();
+    let target = TestServer::start(|_| {}).await;
+    let addr = target.addr;
     let a = connect(addr, Options::default()).await;
     let b = connect(addr, Options::default()).await;
 
@@ -147,23 +147,25 @@ async fn two_players_create_join_update_and_leave() {
     assert_eq!(answer(a.close()).await.0, 1000);
     assert_eq!(answer(b.close()).await.0, 1000);
     assert!(a.closed().is_some());
-    server.shutdown().await;
+    target.shutdown().await;
 }
 
 #[tokio::test]
 async fn error_codes_come_with_their_meaning() {
-    let server = server(|_| {}).await;
-    let addr = server.local_addr();
+    let target = TestServer::start(|_| {}).await;
+    let addr = target.addr;
     let a = connect(addr, Options::default()).await;
 
-    let err = answer(a.join_session(Target::Latest, None))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Some(6));
-    assert_eq!(
-        err.to_string(),
-        "error 6: joinSession -1 while no session exists"
-    );
+    if target.private_or_skip("error 6 (no session at all)") {
+        let err = answer(a.join_session(Target::Latest, None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(6));
+        assert_eq!(
+            err.to_string(),
+            "error 6: joinSession -1 while no session exists"
+        );
+    }
 
     let err = answer(a.update_player(&json!({"x":1}))).await.unwrap_err();
     let Error::Session(e) = err else {
@@ -214,13 +216,13 @@ async fn error_codes_come_with_their_meaning() {
         .await
         .expect("same keys");
     answer(a.close()).await;
-    server.shutdown().await;
+    target.shutdown().await;
 }
 
 #[tokio::test]
 async fn both_spellings_and_data_kept_verbatim() {
-    let server = server(|_| {}).await;
-    let addr = server.local_addr();
+    let target = TestServer::start(|_| {}).await;
+    let addr = target.addr;
     let long = Options {
         spelling: Spelling::Long,
         ..Options::default()
@@ -257,13 +259,13 @@ async fn both_spellings_and_data_kept_verbatim() {
     assert_eq!(x, json!(2));
     answer(a.close()).await;
     answer(b.close()).await;
-    server.shutdown().await;
+    target.shutdown().await;
 }
 
 #[tokio::test]
 async fn close_in_a_session_leaves_at_once_and_later_requests_fail() {
-    let server = server(|_| {}).await;
-    let addr = server.local_addr();
+    let target = TestServer::start(|_| {}).await;
+    let addr = target.addr;
     let a = connect(addr, Options::default()).await;
     let b = connect(addr, Options::default()).await;
     let s = answer(a.create_session(&json!({}), &json!({}), CreateOptions::default()))
@@ -295,14 +297,17 @@ async fn close_in_a_session_leaves_at_once_and_later_requests_fail() {
         "{last:?}"
     );
     answer(a.close()).await;
-    server.shutdown().await;
+    target.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_server_shutdown_is_a_final_close() {
-    let server = server(|_| {}).await;
+    let target = TestServer::start(|_| {}).await;
+    if !target.private_or_skip("a_server_shutdown_is_a_final_close") {
+        return;
+    }
     let a = connect(
-        server.local_addr(),
+        target.addr,
         Options {
             reconnect: Some(ReconnectOptions::default()),
             ..Options::default()
@@ -312,7 +317,7 @@ async fn a_server_shutdown_is_a_final_close() {
     answer(a.create_session(&json!({}), &json!({}), CreateOptions::default()))
         .await
         .unwrap();
-    server.shutdown().await;
+    target.shutdown().await.expect("a server of its own");
     let (code, before) = until(&a, |e| match e {
         Event::Close { code, .. } => Some(*code),
         _ => None,

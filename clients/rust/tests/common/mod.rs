@@ -15,17 +15,88 @@ use tokio::task::JoinHandle;
 /// How long any one event, reply or connect may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A native server on 127.0.0.1:0 with `tune`'s options.
-pub async fn server(tune: impl FnOnce(&mut sessionserver::Config)) -> sessionserver::RunningServer {
-    let mut config = sessionserver::Config {
-        bind: "127.0.0.1".parse().expect("an IP address"),
-        port: 0,
-        ..Default::default()
-    };
-    tune(&mut config);
-    sessionserver::start(config)
-        .await
-        .expect("the server starts on 127.0.0.1:0")
+/// The environment variable naming another server to test instead (`ws://host:port/`, as
+/// the black-box suite's), e.g. the edge host under `wrangler dev`.
+pub const URL_VAR: &str = "SESSIONSERVER_URL";
+
+/// That server's resume grace period in milliseconds, for the test that waits for it to end.
+pub const RESUME_GRACE_VAR: &str = "SESSIONSERVER_RESUME_GRACE_MS";
+
+/// The server under test: one started in this process on 127.0.0.1:0 for this test, or the
+/// one at [`URL_VAR`].
+pub struct TestServer {
+    /// Where it listens (a proxy connects here too).
+    pub addr: SocketAddr,
+    server: Option<sessionserver::RunningServer>,
+}
+
+impl TestServer {
+    /// A native server with `tune`'s options, or the server at [`URL_VAR`] as it is.
+    pub async fn start(tune: impl FnOnce(&mut sessionserver::Config)) -> TestServer {
+        if let Some(url) = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()) {
+            let host = url
+                .trim_start_matches("ws://")
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let addr = tokio::net::lookup_host(&host)
+                .await
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .unwrap_or_else(|| panic!("{URL_VAR}={url}: want ws://host:port/"));
+            return TestServer { addr, server: None };
+        }
+        let mut config = sessionserver::Config {
+            bind: "127.0.0.1".parse().expect("an IP address"),
+            port: 0,
+            ..Default::default()
+        };
+        tune(&mut config);
+        let server = sessionserver::start(config)
+            .await
+            .expect("the server starts on 127.0.0.1:0");
+        TestServer {
+            addr: server.local_addr(),
+            server: Some(server),
+        }
+    }
+
+    /// Whether the server is this test's own (started in this process for it).
+    pub fn is_private(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// Whether the server is this test's own (so its options are the test's, and global
+    /// state such as the latest session is its own); else says on stderr that `what` is
+    /// skipped.
+    pub fn private_or_skip(&self, what: &str) -> bool {
+        if self.server.is_none() {
+            eprintln!("SKIPPED {what}: it needs a server of its own, and {URL_VAR} names one");
+        }
+        self.server.is_some()
+    }
+
+    /// Whether the server's resume grace period is short and known (the in-process one's,
+    /// or [`RESUME_GRACE_VAR`] given, at most a few seconds): else says the test is skipped.
+    pub fn grace_known(&self) -> bool {
+        let known = self.server.is_some()
+            || std::env::var(RESUME_GRACE_VAR)
+                .ok()
+                .and_then(|ms| ms.parse::<u64>().ok())
+                .is_some_and(|ms| ms < TIMEOUT.as_millis() as u64 / 2);
+        if !known {
+            eprintln!("SKIPPED: waiting for the grace period to end needs {RESUME_GRACE_VAR} (under 5000)");
+        }
+        known
+    }
+
+    /// Shuts the in-process server down (an external one is left alone); `None` if there is
+    /// none to shut down.
+    pub async fn shutdown(self) -> Option<()> {
+        self.server?.shutdown().await;
+        Some(())
+    }
 }
 
 pub fn url(addr: SocketAddr) -> String {
