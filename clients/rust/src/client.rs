@@ -376,7 +376,8 @@ async fn drive(
             let _ = closed.send(Some(done));
             return;
         }
-        let timer = timeout.map(|at| inner.origin + at);
+        // A deadline beyond what the clock can hold (settings of Duration::MAX) never comes.
+        let timer = timeout.and_then(|at| inner.origin.checked_add(at));
         tokio::select! {
             frame = next_frame(&mut socket), if socket.is_some() => {
                 let now = inner.now();

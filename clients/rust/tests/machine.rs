@@ -876,3 +876,52 @@ fn different_seeds_draw_different_delays() {
     distinct.dedup();
     assert!(distinct.len() > 1, "{delays:?}");
 }
+
+#[test]
+fn settings_at_their_extremes_neither_overflow_nor_stall() {
+    let huge = Options {
+        reconnect: Some(ReconnectOptions {
+            max_attempts: u32::MAX,
+            max_time: Duration::MAX,
+            base_delay: Duration::MAX,
+            max_delay: Duration::MAX,
+            attempt_timeout: Duration::MAX,
+        }),
+        ..Options::default()
+    };
+    let mut m = in_session(huge);
+    m.handle_close(ms(5), 1006, "");
+    let at = m.poll_timeout().expect("an attempt is scheduled");
+    m.handle_timeout(at);
+    assert_eq!(sent(&mut m), ["<Connect>"]);
+    assert_eq!(
+        m.poll_timeout(),
+        Some(Duration::MAX),
+        "the attempt's deadline saturates"
+    );
+
+    // No time at all to reconnect: the seat is given up at once.
+    let none = Options {
+        reconnect: Some(ReconnectOptions {
+            max_time: Duration::ZERO,
+            ..ReconnectOptions::default()
+        }),
+        ..Options::default()
+    };
+    let mut m = in_session(none);
+    m.handle_close(ms(5), 1006, "");
+    let evs = events(&mut m);
+    assert!(
+        matches!(
+            &evs[..],
+            [
+                Event::Lost {
+                    reason: LostReason::Timeout,
+                    ..
+                },
+                Event::Close { .. }
+            ]
+        ),
+        "{evs:?}"
+    );
+}
