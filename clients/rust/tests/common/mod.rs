@@ -78,15 +78,16 @@ impl TestServer {
     }
 
     /// Whether the server's resume grace period is short and known (the in-process one's,
-    /// or [`RESUME_GRACE_VAR`] given, at most a few seconds): else says the test is skipped.
+    /// or [`RESUME_GRACE_VAR`] given and shorter than the wait for an event less 2 s): else
+    /// says the test is skipped.
     pub fn grace_known(&self) -> bool {
         let known = self.server.is_some()
             || std::env::var(RESUME_GRACE_VAR)
                 .ok()
                 .and_then(|ms| ms.parse::<u64>().ok())
-                .is_some_and(|ms| ms < TIMEOUT.as_millis() as u64 / 2);
+                .is_some_and(|ms| ms.saturating_add(2000) < TIMEOUT.as_millis() as u64);
         if !known {
-            eprintln!("SKIPPED: waiting for the grace period to end needs {RESUME_GRACE_VAR} (under 5000)");
+            eprintln!("SKIPPED: waiting for the grace period to end needs {RESUME_GRACE_VAR} (under 8000)");
         }
         known
     }
