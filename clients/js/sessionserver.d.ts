@@ -5,7 +5,7 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 export type JsonObject = { [key: string]: JsonValue };
 
 /** The error codes the server sends (0 is success and never rejects). */
-export type ErrorCode = 2 | 4 | 5 | 6 | 7 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25;
+export type ErrorCode = 2 | 4 | 5 | 6 | 7 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 29 | 30;
 
 /** What every error code means (code 4 has two meanings; see errorMeaning). */
 export const ERROR_MEANINGS: Readonly<Record<ErrorCode, string>>;
@@ -31,13 +31,15 @@ export type ReplyCommand =
   | 'playerLeave'
   | 'hello'
   | 'sessionResume'
+  | 'sessionLock'
+  | 'hostChange'
   | 'error';
 
 /** An error reply of the server. */
 export class SessionError extends Error {
   constructor(code: number, command: ReplyCommand, serverMessage?: string);
   readonly name: 'SessionError';
-  /** The protocol's error code (2-25). */
+  /** The protocol's error code (2-30). */
   readonly code: ErrorCode;
   /** The reply command the error came in. */
   readonly command: ReplyCommand;
@@ -86,6 +88,27 @@ export interface Session<S extends JsonObject = JsonObject, P extends JsonObject
   playerData: P;
   /** Every member's playerData by player ID: this client's own first, then the others in the order it learned of them. */
   players: Map<number, P>;
+  /** The host's player ID, with the `host` extension (option `host: true`); else null. */
+  hostID: number | null;
+  /** Whether the host locked the session, as far as this client was told (the host's own lockSession, or any with `host`). */
+  locked: boolean;
+}
+
+/** `createSession`'s options (PROTOCOL.md, "Who may play"); each optional. */
+export interface SessionOptions {
+  /** Joins beyond this many players get SessionError 16 (1 to the server's players-per-session limit). */
+  maxPlayers?: number;
+  /** Not found by joinSession(-1); its ID is random below 2^53: share it to invite. */
+  private?: boolean;
+  /** Every joinSession must carry it (1 to 256 bytes); else SessionError 26 (27 after too many wrong ones). */
+  password?: string;
+  /** Only the host may updateSession (others get SessionError 29). */
+  hostOnlySessionUpdates?: boolean;
+}
+
+export interface JoinOptions {
+  /** The session's password, if it has one. */
+  password?: string;
 }
 
 export interface SessionJoinEvent<S extends JsonObject = JsonObject, P extends JsonObject = JsonObject> {
@@ -98,6 +121,17 @@ export interface SessionJoinEvent<S extends JsonObject = JsonObject, P extends J
 }
 export interface SessionLeaveEvent {
   sessionID: number | null;
+  /** True when the host removed this player (kickPlayer) rather than a leaveSession of its own. */
+  kicked?: true;
+}
+export interface HostChangeEvent {
+  /** The new host (with the `host` extension only). */
+  playerID: number;
+}
+export interface SessionLockEvent {
+  locked: boolean;
+  /** True for the reply to this client's own lockSession. */
+  self: boolean;
 }
 export interface PlayerJoinEvent<P extends JsonObject = JsonObject> {
   playerID: number;
@@ -113,6 +147,8 @@ export interface PlayerLeaveEvent<P extends JsonObject = JsonObject> {
   playerID: number;
   /** The leaving player's last playerData. */
   data: P | undefined;
+  /** True when this client kicked it (the reply to its kickPlayer). */
+  kicked?: true;
 }
 export interface SessionUpdateEvent<S extends JsonObject = JsonObject, P extends JsonObject = JsonObject> {
   data: S;
@@ -160,6 +196,10 @@ export interface SessionClientEvents<S extends JsonObject = JsonObject, P extend
   playerUpdate: PlayerUpdateEvent<P>;
   playerLeave: PlayerLeaveEvent<P>;
   sessionUpdate: SessionUpdateEvent<S, P>;
+  /** The session's host changed (with option `host: true`). */
+  hostChange: HostChangeEvent;
+  /** The session was locked or unlocked (this client's own lockSession, or with option `host: true` the host's). */
+  sessionLock: SessionLockEvent;
   /** The connection dropped in a session (or an attempt failed): an attempt to resume follows after `delay`. */
   reconnecting: ReconnectingEvent;
   /** The seat is back, with the same player ID, and what was missed has been applied. */
@@ -210,6 +250,11 @@ export interface ConnectOptions {
    * given a socket.
    */
   reconnect?: boolean | ReconnectOptions;
+  /**
+   * Ask for the `host` extension: session.hostID, `hostChange` and `sessionLock` events, and
+   * `kicked` in the sessionLeave event of a kick. Default false.
+   */
+  host?: boolean;
 }
 
 /** A connection to a session server: one player. */
@@ -245,9 +290,13 @@ export class SessionClient<S extends JsonObject = JsonObject, P extends JsonObje
   off<E extends keyof SessionClientEvents<S, P>>(event: E, fn: (arg: SessionClientEvents<S, P>[E]) => void): void;
 
   /** Creates a session and joins it; playerData is the default every member starts with. */
-  createSession(sessionData?: S, playerData?: P): Promise<Session<S, P>>;
-  /** Joins a session by ID, or the latest with -1 (the default). */
-  joinSession(sessionID?: number): Promise<Session<S, P>>;
+  createSession(sessionData?: S, playerData?: P, options?: SessionOptions): Promise<Session<S, P>>;
+  /** Joins a session by ID, or the latest public one with -1 (the default); with the password of one that has one. */
+  joinSession(sessionID?: number, options?: JoinOptions): Promise<Session<S, P>>;
+  /** The host removes a member; resolves on its playerLeave (SessionError 29: not the host; 30: no such other member). */
+  kickPlayer(playerID: number): Promise<void>;
+  /** The host locks (true) or unlocks the session; resolves with the state (SessionError 29: not the host). */
+  lockSession(locked?: boolean): Promise<boolean>;
   /** Replaces this player's playerData (same key structure as the default, else error 4). */
   updatePlayer(playerData: P): Promise<P>;
   /** Replaces the sessionData and default playerData; every member's playerData resets. */

@@ -41,6 +41,11 @@ export const ERROR_MEANINGS = Object.freeze({
   23: 'resumeSession while in a session: resuming is for a new connection',
   24: 'the player to resume is still connected (sent by older servers; current ones take the seat over); try again in a moment',
   25: 'resumeSession counted more events received than the session sent that seat; nothing changes',
+  26: 'the session has a password: joinSession needs the right one',
+  27: 'too many wrong passwords for this session lately: try again in a second',
+  28: "the session's host locked it: it takes no new players",
+  29: "only the session's host may do that",
+  30: 'kickPlayer names no other member of the session',
 });
 
 /** What each WebSocket close code the server sends means. */
@@ -155,6 +160,8 @@ const EVENTS = [
   'playerUpdate',
   'playerLeave',
   'sessionUpdate',
+  'hostChange',
+  'sessionLock',
   'reconnecting',
   'resumed',
   'lost',
@@ -299,6 +306,8 @@ export class SessionClient {
      * granted none or ignored hello, null while not known (or when no hello is sent).
      */
     this.features = null;
+    // Whether to ask for the `host` extension (hostID, hostChange, sessionLock, kicked).
+    this._wantHost = options.host === true;
     /** While the client takes its seat back after a drop: `{ attempt, delay, since }`; else null. */
     this.reconnecting = null;
     this._listeners = new Map(EVENTS.map((e) => [e, new Set()]));
@@ -365,8 +374,10 @@ export class SessionClient {
    * member starts with; it fixes the key structure of every updatePlayer.
    * @returns {Promise<Session>} the session, once the server confirms
    */
-  createSession(sessionData = {}, playerData = {}) {
-    return this._request('createSession', 'sessionJoin', this._fields(sessionData, playerData));
+  createSession(sessionData = {}, playerData = {}, options = undefined) {
+    const fields = this._fields(sessionData, playerData);
+    if (options !== undefined) fields.options = options;
+    return this._request('createSession', 'sessionJoin', fields);
   }
 
   /**
@@ -374,8 +385,28 @@ export class SessionClient {
    * already there follow at once as `playerJoin` events (and in `session.players`).
    * @returns {Promise<Session>}
    */
-  joinSession(sessionID = -1) {
-    return this._request('joinSession', 'sessionJoin', { sessionID });
+  joinSession(sessionID = -1, { password } = {}) {
+    const fields = password === undefined ? { sessionID } : { sessionID, password };
+    return this._request('joinSession', 'sessionJoin', fields);
+  }
+
+  /**
+   * The host removes a member: it is told with a `sessionLeave` (its `sessionLeave` event has
+   * `kicked: true`), everyone else with a `playerLeave`. Resolves on that `playerLeave`; rejects
+   * with SessionError 29 if this player is not the host, 30 if `playerID` is no other member.
+   * @returns {Promise<void>}
+   */
+  kickPlayer(playerID) {
+    return this._request('kickPlayer', 'playerLeave', { playerID }, playerID);
+  }
+
+  /**
+   * The host locks (`true`) or unlocks the session: while locked, joins fail with
+   * SessionError 28. Resolves with the state; rejects with 29 if this player is not the host.
+   * @returns {Promise<boolean>}
+   */
+  lockSession(locked = true) {
+    return this._request('lockSession', 'sessionLock', { locked: Boolean(locked) });
   }
 
   /**
@@ -508,12 +539,21 @@ export class SessionClient {
 
   // Asks for `resume` (first, before any command of the app) when this client reconnects.
   _hello() {
-    if (!this._reconnect) return;
+    const features = this._features();
+    if (features.length === 0) return;
     const answered = (msg) => {
       this.features = Array.isArray(msg?.features) ? msg.features : [];
     };
     this._pending.push({ command: 'hello', reply: 'hello', internal: 'hello', resolve: answered, reject: answered });
-    this.socket.send(JSON.stringify({ command: 'hello', features: ['resume'] }));
+    this.socket.send(JSON.stringify({ command: 'hello', features }));
+  }
+
+  // The extensions this client asks for: `resume` when it reconnects, `host` if asked to.
+  _features() {
+    const features = [];
+    if (this._reconnect) features.push('resume');
+    if (this._wantHost) features.push('host');
+    return features;
   }
 
   // A frame's data as a server message, or null (reported as an 'error' event).
@@ -552,7 +592,7 @@ export class SessionClient {
       case 'sessionJoin':
         return this._onSessionJoin(msg);
       case 'sessionLeave':
-        return this._onSessionLeave();
+        return this._onSessionLeave(msg);
       case 'playerJoin':
         return this._onPlayerJoin(msg);
       case 'playerUpdate':
@@ -563,6 +603,11 @@ export class SessionClient {
         return this._onSessionUpdate(msg);
       case 'hello':
         return this._take('hello')?.resolve(msg);
+      case 'sessionLock':
+        return this._onSessionLock(msg);
+      case 'hostChange':
+        if (this.session) this.session.hostID = msg.playerID;
+        return this._emit('hostChange', { playerID: msg.playerID });
       default:
         return this._emit('error', new Error(`unknown command from the server: ${msg.command}`));
     }
@@ -601,6 +646,9 @@ export class SessionClient {
       data: sessionOf(msg) ?? {},
       playerData,
       players: new Map([[msg.playerID, playerData]]),
+      // Known with the `host` extension (option `host: true`), else null.
+      hostID: typeof msg.hostID === 'number' ? msg.hostID : null,
+      locked: false,
     };
     this._token = typeof msg.resumeToken === 'string' ? msg.resumeToken : null;
     this._received = 0;
@@ -615,14 +663,26 @@ export class SessionClient {
     req?.resolve(this.session);
   }
 
-  _onSessionLeave() {
+  _onSessionLeave(msg) {
     const sessionID = this.session?.id ?? null;
     this.session = null;
     this._token = null;
-    const req = this._take('sessionLeave');
+    // A sessionLeave no leaveSession asked for: the host kicked this player (`kicked: true`
+    // says so with the `host` extension; without it, no leave was pending).
+    const kicked = msg?.kicked === true || this._pending[0]?.reply !== 'sessionLeave';
+    const req = kicked ? null : this._take('sessionLeave');
     // The leave close() sends is part of closing: `close` reports it.
-    if (req?.internal !== 'leave') this._emit('sessionLeave', { sessionID });
+    if (req?.internal !== 'leave') this._emit('sessionLeave', kicked ? { sessionID, kicked } : { sessionID });
     req?.resolve();
+  }
+
+  _onSessionLock(msg) {
+    if (this.session) this.session.locked = msg.locked === true;
+    // Our own lockSession's reply, or (with `host`) the host's lock reported to us.
+    const head = this._pending[0];
+    const req = head?.reply === 'sessionLock' ? this._pending.shift() : null;
+    this._emit('sessionLock', { locked: msg.locked === true, self: req !== null });
+    req?.resolve(msg.locked === true);
   }
 
   _onPlayerJoin(msg) {
@@ -645,7 +705,11 @@ export class SessionClient {
   _onPlayerLeave(msg) {
     const data = this.session?.players.get(msg.playerID);
     this.session?.players.delete(msg.playerID);
-    this._emit('playerLeave', { playerID: msg.playerID, data });
+    // Our kickPlayer's reply is the playerLeave of the player we kicked.
+    const head = this._pending[0];
+    const req = head?.command === 'kickPlayer' && head.expect === msg.playerID ? this._pending.shift() : null;
+    this._emit('playerLeave', { playerID: msg.playerID, data, ...(req ? { kicked: true } : {}) });
+    req?.resolve();
   }
 
   _onSessionUpdate(msg) {
@@ -757,7 +821,7 @@ export class SessionClient {
     this._attemptTimer = setTimeout(() => failed(1006, 'no answer in time'), this._reconnect.attemptTimeoutMs);
     socket.onopen = () => {
       if (this._attempt !== socket) return;
-      socket.send(JSON.stringify({ command: 'hello', features: ['resume'] }));
+      socket.send(JSON.stringify({ command: 'hello', features: this._features() }));
       resume();
     };
     socket.onerror = () => {}; // the close follows
@@ -806,6 +870,7 @@ export class SessionClient {
     this.playerID = msg.playerID;
     this._token = typeof msg.resumeToken === 'string' ? msg.resumeToken : null;
     this._received = 0;
+    if (typeof msg.hostID === 'number' && this.session) this.session.hostID = msg.hostID;
     const snapshot = msg.replay === 'snapshot';
     this._resuming = { replay: snapshot ? 'snapshot' : 'frames', missed: snapshot ? null : (msg.missed ?? 0) };
     if (snapshot) {

@@ -63,7 +63,8 @@ async function connect() {
   try {
     // The client reconnects by itself when the connection drops in a session (the server keeps
     // the seat for 30 s): the dots stay, and what was missed is replayed.
-    client = await SessionClient.connect(serverURL(), { reconnect: true });
+    // `host`: the client learns who the host is (the creator, then the earliest player left).
+    client = await SessionClient.connect(serverURL(), { reconnect: true, host: true });
   } catch (err) {
     status(`cannot connect: ${describe(err)}`, true);
     setTimeout(connect, 2000);
@@ -75,7 +76,15 @@ async function connect() {
     remember(sessionID);
     render();
   });
-  client.on('sessionLeave', () => render());
+  client.on('sessionLeave', ({ kicked }) => {
+    if (kicked) {
+      shown.clear();
+      status('the host removed you from the session', true);
+    }
+    render();
+  });
+  client.on('hostChange', () => render());
+  client.on('sessionLock', () => render());
   client.on('playerJoin', () => render());
   client.on('playerLeave', ({ playerID }) => {
     shown.delete(playerID);
@@ -142,14 +151,27 @@ async function act(what) {
   }
 }
 
-$('create').onclick = () =>
-  act(() => client.createSession({ game: 'dots', title: `${me.name}'s game`, width: W, height: H }, DEFAULT_PLAYER));
+// The lobby's password field: a new session's password, or the one to join with.
+const password = () => $('password').value || undefined;
+
+$('create').onclick = () => {
+  const options = {};
+  if ($('private').checked) options.private = true;
+  if (password()) options.password = password();
+  const data = { game: 'dots', title: `${me.name}'s game`, width: W, height: H };
+  act(() => client.createSession(data, DEFAULT_PLAYER, Object.keys(options).length ? options : undefined));
+};
 $('join-latest').onclick = () => act(() => client.joinSession(-1));
 $('join').onclick = () => {
   const id = Number.parseInt($('join-id').value, 10);
   if (!Number.isInteger(id) || id < 0) return status('type a session ID to join', true);
-  act(() => client.joinSession(id));
+  act(() => client.joinSession(id, { password: password() }));
 };
+$('lock').onclick = () => act(async () => {
+  const locked = await client.lockSession(!client.session.locked);
+  status(locked ? 'locked: nobody new can join' : 'unlocked: others can join again');
+  render();
+});
 $('join-id').onkeydown = (e) => {
   if (e.key === 'Enter') $('join').click();
 };
@@ -349,6 +371,10 @@ function render() {
   $('overlay').hidden = Boolean(session);
   for (const id of ['create', 'join-latest', 'join']) $(id).disabled = !client;
   if (session) $('session-id').textContent = String(session.id);
+  const host = Boolean(session) && session.hostID === client.playerID;
+  $('lock').hidden = !host;
+  $('lock').textContent = session?.locked ? 'Unlock' : 'Lock';
+  $('session-note').textContent = session?.locked ? 'Locked by the host: nobody new can join.' : 'Others join it with this ID.';
   renderPlayers();
 }
 
@@ -368,8 +394,17 @@ function renderPlayers() {
     sw.className = 'swatch';
     sw.style.background = (mine ? me.color : p.color) || '#999';
     const name = document.createElement('span');
-    name.textContent = `${(mine ? me.name : p.name) || `player ${id}`}${mine ? ' (you)' : ''}`;
+    const star = id === session.hostID ? ' ★' : '';
+    name.textContent = `${(mine ? me.name : p.name) || `player ${id}`}${mine ? ' (you)' : ''}${star}`;
     li.append(sw, name);
+    // The host may remove the others.
+    if (!mine && session.hostID === client.playerID) {
+      const kick = document.createElement('button');
+      kick.textContent = 'Kick';
+      kick.className = 'kick';
+      kick.onclick = () => act(() => client.kickPlayer(id));
+      li.append(kick);
+    }
     ul.append(li);
   }
 }

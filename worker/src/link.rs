@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sessionserver_core::ids::MAX_ID;
-use sessionserver_core::{ConnectionConfig, Limits, PlayerId, ResumeToken};
+use sessionserver_core::{ConnectionConfig, Features, Limits, Password, PlayerId, ResumeToken};
 use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Method, Request, RequestInit, Result, Stub};
 
@@ -156,6 +156,8 @@ const RECEIVED_HEADER: &str = "Resume-Received";
 /// The header of the player's subject ([`crate::wire::encode_subject`]), when connect-time
 /// auth gave it one: the session keeps it with the seat.
 const SUBJECT_HEADER: &str = "Player-Subject";
+/// The header of a join's password (percent-encoded as a subject is; not in the URL).
+const PASSWORD_HEADER: &str = "Session-Password";
 
 /// A relay's request for a socket to a session object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,6 +168,10 @@ pub struct Ask {
     pub player: PlayerId,
     /// A create or join that asks for `resume`: the member is given a token.
     pub resume: bool,
+    /// The player's connection asked for the `host` extension.
+    pub host: bool,
+    /// The password a join carried.
+    pub password: Option<Password>,
     /// The token of a resume.
     pub token: Option<ResumeToken>,
     /// A resume's `received`: the session events the client got since its last welcome.
@@ -189,11 +195,15 @@ impl Ask {
         if let Some(subject) = &self.subject {
             headers.set(SUBJECT_HEADER, &wire::encode_subject(subject))?;
         }
+        if let Some(password) = &self.password {
+            headers.set(PASSWORD_HEADER, &wire::encode_subject(password.as_str()))?;
+        }
         let mut init = RequestInit::new();
         init.with_method(Method::Get).with_headers(headers);
         let resume = if self.resume { "&resume=1" } else { "" };
+        let host = if self.host { "&host=1" } else { "" };
         let url = format!(
-            "https://session/{}?player={}{resume}",
+            "https://session/{}?player={}{resume}{host}",
             self.op.path(),
             self.player
         );
@@ -233,14 +243,35 @@ impl Ask {
             Some(text) => Some(Arc::new(wire::decode_subject(&text)?)),
             None => None,
         };
+        let password = match req.headers().get(PASSWORD_HEADER).ok().flatten() {
+            Some(text) => Some(Password::guess(&wire::decode_subject(&text)?)),
+            None => None,
+        };
         Some(Ask {
             op,
             player: PlayerId(player),
             resume: query("resume").as_deref() == Some("1"),
+            host: query("host").as_deref() == Some("1"),
+            password,
             token,
             received,
             subject,
         })
+    }
+
+    /// The extensions the player's connection asked for, as far as a session keeps them.
+    pub fn features(&self) -> Features {
+        let resume = if self.resume {
+            Features::RESUME
+        } else {
+            Features::NONE
+        };
+        let host = if self.host {
+            Features::HOST
+        } else {
+            Features::NONE
+        };
+        resume.union(host)
     }
 }
 

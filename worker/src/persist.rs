@@ -4,7 +4,7 @@
 //! (a refused `updateSession` changes nothing, and writes nothing). Compiled on every target,
 //! so that `cargo test` checks natively that the rows always describe the live session.
 
-use sessionserver_core::{Change, JsonObject, PlayerId, Session};
+use sessionserver_core::{Access, Change, JsonObject, PasswordDigest, PlayerId, Session};
 
 /// The rows of one stored session.
 pub trait Rows {
@@ -24,6 +24,8 @@ pub trait Rows {
     ) -> Result<(), Self::Error>;
     /// A member is gone.
     fn remove_member(&mut self, player: PlayerId) -> Result<(), Self::Error>;
+    /// The session's options and lock ([`access_text`]: `None` for none).
+    fn save_access(&mut self, access: Option<String>) -> Result<(), Self::Error>;
     /// New sessionData and default playerData, and every member back to the default.
     fn save_format(&mut self, session: &Session) -> Result<(), Self::Error>;
     /// One member's playerData (`None`: the default).
@@ -48,6 +50,9 @@ pub fn store<R: Rows>(change: Change, session: &Session, rows: &mut R) -> Result
     match change {
         Change::Created => {
             rows.create(session)?;
+            if let Some(text) = access_text(session.access()) {
+                rows.save_access(Some(text))?;
+            }
             for (player, _) in session.members() {
                 add_member(player, session, rows)?;
             }
@@ -62,9 +67,50 @@ pub fn store<R: Rows>(change: Change, session: &Session, rows: &mut R) -> Result
             session.secret_of(player),
             session.away_until(player),
         ),
-        // Written with the session's access options (edge storage of those: to come).
-        Change::Locked => Ok(()),
+        Change::Locked => rows.save_access(access_text(session.access())),
     }
+}
+
+/// A session's options and lock as the text its row keeps: a JSON object of those that are
+/// set (the password as its SHA-256 in hex), `None` when none is.
+pub fn access_text(access: &Access) -> Option<String> {
+    let mut fields = serde_json::Map::new();
+    if let Some(max) = access.max_players {
+        fields.insert("maxPlayers".into(), max.into());
+    }
+    if let Some(digest) = &access.password {
+        fields.insert("passwordSha256".into(), digest.to_hex().into());
+    }
+    for (set, name) in [
+        (access.private, "private"),
+        (access.host_only_session_updates, "hostOnlySessionUpdates"),
+        (access.locked, "locked"),
+    ] {
+        if set {
+            fields.insert(name.into(), true.into());
+        }
+    }
+    (!fields.is_empty()).then(|| serde_json::Value::Object(fields).to_string())
+}
+
+/// Reads [`access_text`]'s text back; `None` if it is not one.
+pub fn access_of(text: &str) -> Option<Access> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let fields = value.as_object()?;
+    let flag = |name: &str| fields.get(name).and_then(|v| v.as_bool()).unwrap_or(false);
+    let mut access = Access::default();
+    access.max_players = match fields.get("maxPlayers") {
+        Some(max) => Some(u32::try_from(max.as_u64()?).ok()?),
+        None => None,
+    };
+    access.password = match fields.get("passwordSha256") {
+        Some(hex) => Some(PasswordDigest::from_hex(hex.as_str()?)?),
+        None => None,
+    };
+    access.private = flag("private");
+    access.host_only_session_updates = flag("hostOnlySessionUpdates");
+    access.locked = flag("locked");
+    Some(access)
 }
 
 fn add_member<R: Rows>(player: PlayerId, session: &Session, rows: &mut R) -> Result<(), R::Error> {
@@ -88,6 +134,7 @@ mod tests {
     struct Memory {
         session: Option<(SessionId, Spelling, JsonObject, JsonObject)>,
         members: Vec<StoredMember>,
+        access: Option<String>,
     }
 
     impl Rows for Memory {
@@ -127,6 +174,10 @@ mod tests {
             self.members.retain(|m| m.id != p);
             Ok(())
         }
+        fn save_access(&mut self, access: Option<String>) -> Result<(), String> {
+            self.access = access;
+            Ok(())
+        }
         fn save_format(&mut self, s: &Session) -> Result<(), String> {
             let row = self.session.as_mut().ok_or("no session")?;
             row.2 = s.session_data().clone();
@@ -160,7 +211,12 @@ mod tests {
         fn restore(&self, limits: Limits) -> Session {
             let (id, spelling, data, default) = self.session.clone().expect("created");
             let members = self.members.clone();
+            let access = match &self.access {
+                Some(text) => access_of(text).expect("stored access reads back"),
+                None => Default::default(),
+            };
             Session::restore_members(id, spelling, data, default, members, limits, Some([1; 32]))
+                .with_access(access)
         }
     }
 
@@ -425,5 +481,52 @@ mod tests {
         session.handle_timeout(1040);
         settle_with(&mut session, &mut rows, limits);
         assert_eq!(rows.members.len(), 1);
+    }
+
+    #[test]
+    fn options_and_the_lock_are_stored_and_the_password_only_as_its_digest() {
+        let frame = r#"{"command":"createSession","options":{"maxPlayers":2,"private":true,"password":"pw","hostOnlySessionUpdates":true}}"#;
+        let Ok(sessionserver_core::Command::CreateSession(new)) = parse(frame, &LIMITS) else {
+            panic!("a create");
+        };
+        let request = CreateRequest {
+            player: PlayerId(1),
+            format: new.format,
+            features: Features::NONE,
+            subject: None,
+            options: new.options,
+        };
+        let mut rows = Memory::default();
+        let mut session = Session::create(SessionId(9), request, LIMITS);
+        settle(&mut session, &mut rows);
+        let stored = rows.access.clone().expect("options are stored");
+        assert!(!stored.contains("\"pw\""), "{stored}");
+        session.handle(0, command(1, r#"{"command":"lockSession","locked":true}"#));
+        settle(&mut session, &mut rows);
+        let restored = rows.restore(LIMITS);
+        assert_eq!(restored.access(), session.access());
+        assert!(restored.access().locked);
+        // The password still works after a restore; a wrong one does not.
+        let mut restored = restored;
+        for (password, error) in [("nope", "26"), ("pw", "0")] {
+            restored.handle(
+                0,
+                ToSession::Join {
+                    player: PlayerId(2),
+                    features: Features::NONE,
+                    subject: None,
+                    password: Some(sessionserver_core::Password::guess(password)),
+                },
+            );
+            let frames = settle(&mut restored, &mut rows);
+            // Locked: a right password is answered 28, a wrong one 26 (the password first).
+            let expected = if error == "0" { "28" } else { error };
+            assert!(
+                frames[0].contains(&format!(r#""error":{expected}"#)),
+                "{password}: {frames:?}"
+            );
+        }
+        assert_eq!(access_of("{}"), Some(Default::default()));
+        assert_eq!(access_of(r#"{"passwordSha256":"zz"}"#), None);
     }
 }

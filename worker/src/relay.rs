@@ -394,6 +394,13 @@ impl Relay {
                 self.player
                     .handle_from_session(ToPlayer::Joined { session });
             }
+            Inbound::Binary(event) if event == wire::KICKED => {
+                // What the session answered to what was sent before it knew reaches the
+                // client first; then the player, in the lobby, lets go of the link.
+                self.drain().await;
+                self.player
+                    .handle_from_session(ToPlayer::Kicked { session });
+            }
             Inbound::Binary(_) | Inbound::TooBig => {}
             Inbound::Closed(close::LEFT) => {
                 self.link = None;
@@ -469,6 +476,7 @@ impl Relay {
         let session = token.session;
         // The seat's subject is this connection's: the session takes the seat back only for it.
         let subject = self.player.subject().map(|s| Arc::new(s.to_owned()));
+        let host = self.player.features().contains(Features::HOST);
         let task = resume_session(
             self.env.clone(),
             None,
@@ -476,6 +484,7 @@ impl Relay {
             Some(received),
             delay_ms,
             subject,
+            host,
         );
         Some((session, Box::pin(task)))
     }
@@ -616,10 +625,12 @@ impl Relay {
                             format: request.format,
                             options: request.options,
                         })));
+                    let host = request.features.contains(Features::HOST);
                     let task = create_session(
                         self.env.clone(),
                         request.player,
                         resume,
+                        host,
                         create,
                         request.subject,
                     );
@@ -631,13 +642,14 @@ impl Relay {
                             player,
                             request,
                             subject,
-                            features: Features::RESUME,
+                            features,
                         },
                     ..
                 } => {
                     let ResumeRequest { token, received } = *request;
                     let env = self.env.clone();
-                    let task = resume_session(env, Some(player), token, received, 0, subject);
+                    let host = features.contains(Features::HOST);
+                    let task = resume_session(env, Some(player), token, received, 0, subject, host);
                     self.pending = Some(Box::pin(task));
                 }
                 PlayerOutput::Join {
@@ -645,16 +657,25 @@ impl Relay {
                     skip,
                     input,
                 } => {
+                    let player = input.player();
+                    let (subject, password, host) = match input {
+                        ToSession::Join {
+                            subject,
+                            password,
+                            features,
+                            ..
+                        } => (subject, password, features.contains(Features::HOST)),
+                        _ => (None, None, false),
+                    };
                     let ask = Ask {
                         op: Op::Join,
-                        player: input.player(),
+                        player,
                         resume,
+                        host,
+                        password,
                         token: None,
                         received: None,
-                        subject: match input {
-                            ToSession::Join { subject, .. } => subject,
-                            _ => None,
-                        },
+                        subject,
                     };
                     let task = join_session(self.env.clone(), ask, target, skip);
                     self.pending = Some(Box::pin(task));
@@ -772,6 +793,7 @@ async fn create_session(
     env: Env,
     player: PlayerId,
     resume: bool,
+    host: bool,
     create: String,
     subject: Option<Arc<String>>,
 ) -> Answer {
@@ -779,6 +801,8 @@ async fn create_session(
         op: Op::Create,
         player,
         resume,
+        host,
+        password: None,
         token: None,
         received: None,
         subject,
@@ -862,6 +886,7 @@ async fn resume_session(
     received: Option<u64>,
     delay_ms: u64,
     subject: Option<Arc<String>>,
+    host: bool,
 ) -> Answer {
     if delay_ms > 0 {
         Delay::from(Duration::from_millis(delay_ms)).await;
@@ -879,6 +904,8 @@ async fn resume_session(
         op: Op::Resume,
         player,
         resume: true,
+        host,
+        password: None,
         token: Some(token),
         received,
         subject,

@@ -52,15 +52,36 @@ struct Attachment {
     /// close is that connection's disconnect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     connection: Option<u64>,
-    /// A socket opened to create the session: its creator asked for `resume`.
+    /// Its connection asked for `resume` (read for a create: the creator's).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     resume: bool,
+    /// Its connection asked for `host`: the member's, which storage does not keep, is
+    /// restored from here after a wake.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    host: bool,
     /// A socket opened to create the session: its creator's subject, if it has one, until the
     /// create arrives. A token is at most 8 KiB, so its `sub` fits the platform's 16 KiB per
     /// attachment unless it is mostly control characters (JSON-escaped to 6 bytes each): such
     /// a create fails (1011). A member's subject is the session's, in memory and storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subject: Option<String>,
+}
+
+impl Attachment {
+    /// The extensions its connection asked for.
+    fn features(&self) -> Features {
+        let resume = if self.resume {
+            Features::RESUME
+        } else {
+            Features::NONE
+        };
+        let host = if self.host {
+            Features::HOST
+        } else {
+            Features::NONE
+        };
+        resume.union(host)
+    }
 }
 
 /// The session object.
@@ -282,8 +303,12 @@ impl SessionObject {
         let store = Store::open(&self.state);
         let mut sockets = HashMap::new();
         let mut connections = HashMap::new();
+        let mut features = Vec::new();
         for ws in self.state.get_websockets() {
             if let Some((player, connection)) = socket_of(&ws) {
+                if let Ok(Some(attachment)) = ws.deserialize_attachment::<Attachment>() {
+                    features.push((player, attachment.features()));
+                }
                 sockets.insert(player, ws);
                 connections.insert(player, connection);
             }
@@ -302,6 +327,9 @@ impl SessionObject {
         // than hibernation) has disconnected. One with a token is away already (the store made
         // it so, see `Store::load`); any other leaves now.
         if let Stored::Live(session) = &mut live.stored {
+            for (player, features) in features {
+                session.set_features(player, features);
+            }
             let members = session.len();
             let orphans: Vec<PlayerId> = session
                 .member_ids()
@@ -327,11 +355,7 @@ impl SessionObject {
         let mut live = self.live()?;
         let live = &mut *live;
         let player = ask.player;
-        let features = if ask.resume {
-            Features::RESUME
-        } else {
-            Features::NONE
-        };
+        let features = ask.features();
         match (ask.op, &mut live.stored) {
             (Op::Join | Op::Resume, Stored::Live(session)) if session.contains(player) => {
                 // Two random player IDs met (p ≈ members / 2^53): the session would take
@@ -345,7 +369,7 @@ impl SessionObject {
                         player,
                         features,
                         subject: ask.subject,
-                        password: None,
+                        password: ask.password,
                     },
                 );
                 let unsent = live.drain()?;
@@ -361,7 +385,7 @@ impl SessionObject {
                         )))
                     }
                 }
-                let pair = self.seat(live, player, player)?;
+                let pair = self.seat(live, player, player, features)?;
                 // Sent before the 101 is returned: they wait on the socket for the relay.
                 for frame in unsent.frames_for(player) {
                     let _ = pair.server.send_with_str(frame);
@@ -379,7 +403,7 @@ impl SessionObject {
                     player,
                     request: Box::new(ResumeRequest { token, received }),
                     subject: ask.subject,
-                    features: Features::RESUME,
+                    features,
                 };
                 session.handle(now_ms(), input);
                 let unsent = live.drain()?;
@@ -396,7 +420,7 @@ impl SessionObject {
                     }
                 }
                 // The member is this connection now.
-                let pair = self.seat(live, member, player)?;
+                let pair = self.seat(live, member, player, features)?;
                 for frame in unsent.frames_for(member) {
                     let _ = pair.server.send_with_str(frame);
                 }
@@ -411,7 +435,7 @@ impl SessionObject {
             (Op::Create, Stored::Vacant) => {
                 // The session is created when the create arrives on this socket.
                 let subject = ask.subject.map(|s| s.as_str().to_owned());
-                let pair = self.accept(player, player, ask.resume, subject)?;
+                let pair = self.accept(player, player, features, subject)?;
                 Response::from_websocket(pair.client)
             }
             (Op::Create, _) => Response::error("session ID taken", status::CONFLICT),
@@ -426,8 +450,9 @@ impl SessionObject {
         live: &mut Live,
         member: PlayerId,
         connection: PlayerId,
+        features: Features,
     ) -> Result<WebSocketPair> {
-        match self.accept(member, connection, false, None) {
+        match self.accept(member, connection, features, None) {
             Ok(pair) => Ok(pair),
             Err(e) => {
                 if let Stored::Live(session) = &mut live.stored {
@@ -440,13 +465,13 @@ impl SessionObject {
         }
     }
 
-    /// A new hibernatable socket speaking for `player`, as the connection `connection`; for a
-    /// create, whether its creator asked for `resume` and who it is.
+    /// A new hibernatable socket speaking for `player`, as the connection `connection`, which
+    /// asked for `features`; for a create, who its creator is.
     fn accept(
         &self,
         player: PlayerId,
         connection: PlayerId,
-        resume: bool,
+        features: Features,
         subject: Option<String>,
     ) -> Result<WebSocketPair> {
         let pair = WebSocketPair::new()?;
@@ -458,7 +483,8 @@ impl SessionObject {
         pair.server.serialize_attachment(Attachment {
             player: Some(player.0),
             connection: (connection != player).then_some(connection.0),
-            resume,
+            resume: features.contains(Features::RESUME),
+            host: features.contains(Features::HOST),
             subject,
         })?;
         Ok(pair)
@@ -503,24 +529,26 @@ impl SessionObject {
             .name()
             .parse()
             .map_err(|_| worker::Error::RustError("object name is no session ID".into()))?;
-        let (resume, subject) = match ws.deserialize_attachment::<Attachment>() {
-            Ok(Some(attachment)) => (attachment.resume, attachment.subject),
-            _ => (false, None),
+        let (features, subject) = match ws.deserialize_attachment::<Attachment>() {
+            Ok(Some(attachment)) => (attachment.features(), attachment.subject),
+            _ => (Features::NONE, None),
         };
+        let private = new.options.private;
         let request = CreateRequest {
             player,
             format: new.format,
-            features: if resume {
-                Features::RESUME
-            } else {
-                Features::NONE
-            },
+            features,
             subject: subject.map(Arc::new),
             options: new.options,
         };
         let session = Session::create_seeded(SessionId(id), request, live.limits, link::seed());
         live.sockets.insert(player, ws.clone());
         live.stored = Stored::Live(session);
+        if private {
+            // Never what `-1` finds: the registry does not hear of it.
+            live.drain()?;
+            return Ok(Then::Nothing);
+        }
         // Its outputs (the rows, the sessionJoin) wait until the registry knows the session
         // (see `finish`), so that a `joinSession -1` after the sessionJoin finds it.
         Ok(Then::Register(SessionId(id)))
@@ -691,6 +719,10 @@ impl Live {
                         retire(ws, close::LEFT, "left the session");
                         sockets.remove(&to);
                     }
+                    // The socket stays until the relay closes it (Output::Release).
+                    (ToPlayer::Kicked { .. }, Some(ws)) => {
+                        let _ = ws.send_with_bytes(wire::KICKED);
+                    }
                     _ => unsent.events.push((to, event)),
                 },
                 Output::Changed(change) => {
@@ -753,6 +785,7 @@ fn retire(ws: &WebSocket, code: u16, reason: &str) {
         player: None,
         connection: None,
         resume: false,
+        host: false,
         subject: None,
     });
     let _ = ws.close(Some(code), Some(reason));

@@ -1,7 +1,8 @@
 //! A session in its object's SQLite storage: everything that must survive hibernation.
 //!
 //! Table `session` has one row: the ID, the spelling, the sessionData and the default
-//! playerData; once the session is over only `ended = 1` stays, so that its ID is never handed
+//! playerData, and its options and lock (`access`, JSON, NULL for none: the password only as
+//! its SHA-256, see [`persist::access_text`]); once the session is over only `ended = 1` stays, so that its ID is never handed
 //! out again. Table `member` has one row per member, in join order (rowid), with its playerData,
 //! NULL while that is the session's default, the secret of its resume token (32 hex digits,
 //! NULL if it has none), while it is away, when its grace period ends (`away_until`,
@@ -23,7 +24,7 @@ use sessionserver_core::{
 };
 use worker::{Error, Result, SqlStorage, SqlStorageValue, State};
 
-use crate::persist::Rows;
+use crate::persist::{self, Rows};
 
 const SCHEMA: &str = "\
 CREATE TABLE session (
@@ -32,7 +33,8 @@ CREATE TABLE session (
     spelling TEXT NOT NULL,
     session_data TEXT,
     player_default TEXT,
-    ended INTEGER NOT NULL DEFAULT 0
+    ended INTEGER NOT NULL DEFAULT 0,
+    access TEXT
 );
 CREATE TABLE member (
     seq INTEGER PRIMARY KEY,
@@ -66,6 +68,7 @@ struct SessionRow {
     session_data: Option<String>,
     player_default: Option<String>,
     ended: u8,
+    access: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -132,10 +135,11 @@ impl Store {
         if !created {
             return Ok(Stored::Vacant);
         }
+        self.migrate_session()?;
         let rows: Vec<SessionRow> = self
             .sql
             .exec(
-                "SELECT id, spelling, session_data, player_default, ended FROM session",
+                "SELECT id, spelling, session_data, player_default, ended, access FROM session",
                 None,
             )?
             .to_array()?;
@@ -188,15 +192,44 @@ impl Store {
                 subject: m.subject.map(Arc::new),
             });
         }
-        Ok(Stored::Live(Session::restore_members(
-            SessionId(row.id),
-            spelling,
-            session_data,
-            player_default,
-            restored,
-            limits,
-            seed,
-        )))
+        let access = match row.access {
+            Some(text) => persist::access_of(&text)
+                .ok_or_else(|| Error::RustError(format!("stored access {text:?} is not one")))?,
+            None => Default::default(),
+        };
+        Ok(Stored::Live(
+            Session::restore_members(
+                SessionId(row.id),
+                spelling,
+                session_data,
+                player_default,
+                restored,
+                limits,
+                seed,
+            )
+            .with_access(access),
+        ))
+    }
+
+    /// Adds the `access` column (a session's options and lock) to a session table made
+    /// before it existed.
+    fn migrate_session(&self) -> Result<()> {
+        #[derive(Deserialize)]
+        struct Table {
+            sql: String,
+        }
+        let tables: Vec<Table> = self
+            .sql
+            .exec(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'session'",
+                None,
+            )?
+            .to_array()?;
+        if tables.iter().any(|t| !t.sql.contains("access")) {
+            self.sql
+                .exec("ALTER TABLE session ADD COLUMN access TEXT", None)?;
+        }
+        Ok(())
     }
 
     /// Adds the resume columns and the subject column to a member table made before they
@@ -282,6 +315,14 @@ impl Rows for Store {
     fn remove_member(&mut self, player: PlayerId) -> Result<()> {
         self.sql
             .exec("DELETE FROM member WHERE player = ?", vec![int(player.0)])?;
+        Ok(())
+    }
+
+    fn save_access(&mut self, access: Option<String>) -> Result<()> {
+        self.sql.exec(
+            "UPDATE session SET access = ? WHERE k = 0",
+            vec![access.map_or(SqlStorageValue::Null, SqlStorageValue::String)],
+        )?;
         Ok(())
     }
 

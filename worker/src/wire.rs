@@ -24,6 +24,9 @@
 //!   answer to the resume opened; it carries the session's default playerData, which a relay
 //!   needs to tell an original client what a snapshot changed ([`crate::resync`]);
 //! - a close with `link::close::LEFT` is `ToPlayer::Left`, after the player's `sessionLeave`;
+//! - the binary message [`KICKED`] is `ToPlayer::Kicked`, after the kicked player's
+//!   `sessionLeave`: the relay forwards the answers to what it sent before, then closes the
+//!   socket (the player's disconnect from the session it is no member of);
 //! - the answer `link::status::ANSWERED` to a join is `ToPlayer::JoinRefused`; its body holds
 //!   the frames for the refused player ([`encode_frames`]).
 //!
@@ -53,6 +56,11 @@ pub fn decode_subject(value: &str) -> Option<String> {
 /// Object to relay: the player is a member of the session it created (`ToPlayer::Joined`),
 /// after its `sessionJoin`.
 pub const JOINED: &[u8] = b"joined";
+
+/// Object to relay: the session's host kicked the player (`ToPlayer::Kicked`), after its
+/// `sessionLeave`. The object keeps the socket, and answers what the relay sent meanwhile,
+/// until the relay closes it.
+pub const KICKED: &[u8] = b"kicked";
 
 /// Object to relay: the end of a resume's welcome; the default playerData follows.
 const RESUMED: &[u8] = b"resumed:";

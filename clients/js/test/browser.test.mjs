@@ -147,6 +147,58 @@ test(
   },
 );
 
+
+test(
+  'a private game with a password: a wrong password is refused, the right one joins, the host kicks',
+  { skip: (!existsSync(executablePath) && `no browser at ${executablePath}`) || (external && 'external server'), timeout: 90_000 },
+  async () => {
+    const context = await browser.newContext({ viewport: { width: 1200, height: 680 } });
+    const a = await openDemo(context, 'Host');
+    const b = await openDemo(context, 'Guest');
+
+    // A creates a private game with a password.
+    await a.page.locator('#password').fill('tiger');
+    await a.page.locator('#private').check();
+    await a.page.locator('#create').click();
+    await a.page.locator('#session-id').waitFor({ state: 'visible' });
+    const sessionID = Number(await a.page.locator('#session-id').textContent());
+    assert.ok(sessionID > 1e6, `a private game has a random ID, got ${sessionID}`);
+    const aID = await a.page.evaluate(() => window.demo.playerID);
+    await a.page.locator('#players li', { hasText: 'Host (you) ★' }).waitFor();
+
+    // "Join latest" does not find it.
+    await b.page.locator('#join-latest').click();
+    await b.page.locator('#status.error', { hasText: 'error 6' }).waitFor();
+    // A wrong password is refused, and the page says so.
+    await b.page.locator('#join-id').fill(String(sessionID));
+    await b.page.locator('#password').fill('lion');
+    await b.page.locator('#join').click();
+    await b.page.locator('#status.error', { hasText: 'error 26' }).waitFor();
+    assert.equal(await b.page.evaluate(() => window.demo.sessionID), null);
+    // The right one joins.
+    await b.page.locator('#password').fill('tiger');
+    await b.page.locator('#join').click();
+    await b.page.waitForFunction((id) => window.demo.sessionID === id, sessionID);
+    const bID = await b.page.evaluate(() => window.demo.playerID);
+    await b.page.locator('#players li', { hasText: 'Host ★' }).waitFor();
+    await a.page.locator('#players li', { hasText: 'Guest' }).waitFor();
+    // Only the host has the Kick buttons and the lock.
+    assert.equal(await b.page.locator('#players button.kick').count(), 0);
+    assert.equal(await b.page.locator('#lock').isVisible(), false);
+
+    // The host kicks the guest: the guest is back in the lobby and told why.
+    await a.page.locator('#players li', { hasText: 'Guest' }).locator('button.kick').click();
+    await b.page.waitForFunction(() => window.demo.sessionID === null);
+    await b.page.locator('#status.error', { hasText: 'removed you' }).waitFor();
+    await a.page.waitForFunction((id) => !(id in window.demo.players), bID);
+    assert.deepEqual(Object.keys(await a.page.evaluate(() => window.demo.players)), [String(aID)]);
+
+    const others = [...a.problems, ...b.problems].filter((p) => !/SessionError|error 2[0-9]|error 6/.test(p));
+    assert.deepEqual(others, []);
+    await context.close();
+  },
+);
+
 test(
   'the demo reports errors in words: joining a session that does not exist',
   { skip: (!existsSync(executablePath) && `no browser at ${executablePath}`) || (external && 'external server'), timeout: 60_000 },

@@ -28,6 +28,17 @@ export async function example(): Promise<void> {
   // @ts-expect-error: no such event
   client.on('playerMove', () => {});
 
+  const locked: Session<Game, Dot> = await client.createSession({ title: 'duel' }, { name: '', x: 0, y: 0, color: '' }, { maxPlayers: 2, private: true, password: 'pw', hostOnlySessionUpdates: true });
+  const host: number | null = locked.hostID;
+  await client.joinSession(locked.id, { password: 'pw' });
+  await client.kickPlayer(3);
+  const isLocked: boolean = await client.lockSession(true);
+  client.on('hostChange', ({ playerID }) => void playerID);
+  client.on('sessionLeave', ({ kicked }) => void kicked);
+  void [host, isLocked];
+  // @ts-expect-error: no such option
+  await client.createSession({ title: 'x' }, { name: '', x: 0, y: 0, color: '' }, { maxPlayer: 2 });
+
   const dot: Dot = await client.updatePlayer({ name: 'A', x: 1, y: 2, color: 'red' });
   void dot;
   // @ts-expect-error: playerData must have the session's player type

@@ -101,6 +101,22 @@ impl Session {
         member.subject.as_ref()
     }
 
+    /// The extensions member `player`'s connection asked for (`host`: it is told who the
+    /// host is), as it joined or last resumed.
+    pub fn features_of(&self, player: PlayerId) -> Option<crate::Features> {
+        let member = self.members.iter().find(|m| m.id == player)?;
+        Some(member.features)
+    }
+
+    /// Member `player`'s connection asked for `features`: what a host that restored the
+    /// session (which stores no features) knows from elsewhere (the edge host: each socket's
+    /// attachment). Nothing happens for a player that is no member.
+    pub fn set_features(&mut self, player: PlayerId, features: crate::Features) {
+        if let Some(member) = self.members.iter_mut().find(|m| m.id == player) {
+            member.features = features;
+        }
+    }
+
     /// When member `player`'s grace period ends, while it is away ([`super::Change::MemberAway`]).
     pub fn away_until(&self, player: PlayerId) -> Option<u64> {
         let member = self.members.iter().find(|m| m.id == player)?;
