@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sessionserver_client::{Client, CreateOptions, Event, Options};
+use sessionserver_client::{Client, Event, Options, SessionOptions};
 
 /// A player's data: the session's default fixes these keys for every member.
 #[derive(Serialize, Deserialize, Default, Clone, Debug)]
@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create_session(
             &serde_json::json!({"title": "dots"}),
             &Dot::default(),
-            CreateOptions::default(),
+            SessionOptions::default(),
         )
         .await?;
     println!("Ada created session {}", session.id);

@@ -17,7 +17,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::error::ConnectionClosedError;
 use crate::machine::{Reply, RequestId, Transmit};
-use crate::{CreateOptions, Data, Error, Event, Machine, Options, Session, Target};
+use crate::{Data, Error, Event, Machine, Options, Session, SessionOptions, Target};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -186,7 +186,7 @@ impl Client {
         &self,
         session: &S,
         player: &P,
-        options: CreateOptions,
+        options: SessionOptions,
     ) -> Result<Session, Error>
     where
         S: Serialize + ?Sized,

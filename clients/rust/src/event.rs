@@ -21,8 +21,9 @@ pub struct Session {
     /// The host (with the `host` feature: the creator, then the earliest remaining member);
     /// `None` when the server did not say.
     pub host_id: Option<u64>,
-    /// Whether the session is locked, as last heard (`sessionLock`); `None` before any.
-    pub locked: Option<bool>,
+    /// Whether the host locked the session, as far as this client was told (the host's own
+    /// lockSession, or any with the `host` extension); false at first.
+    pub locked: bool,
 }
 
 /// How a resume brought the client up to date.
@@ -83,6 +84,8 @@ pub enum Event {
         player_id: u64,
         /// Its last playerData.
         data: Option<Data>,
+        /// True when this client kicked it (the reply to its kick_player).
+        kicked: bool,
     },
     /// The sessionData and default playerData were replaced; every member's playerData was
     /// reset to the new default.

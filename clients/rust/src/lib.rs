@@ -12,11 +12,11 @@
 //! ```no_run
 //! # async fn game() -> Result<(), sessionserver_client::Error> {
 //! use serde_json::json;
-//! use sessionserver_client::{Client, CreateOptions, Event, Options};
+//! use sessionserver_client::{Client, SessionOptions, Event, Options};
 //!
 //! let client = Client::connect("ws://localhost:7000/", Options::default()).await?;
 //! let session = client
-//!     .create_session(&json!({"title": "dots"}), &json!({"x": 0, "y": 0}), CreateOptions::default())
+//!     .create_session(&json!({"title": "dots"}), &json!({"x": 0, "y": 0}), SessionOptions::default())
 //!     .await?;
 //! println!("in session {} as player {:?}", session.id, client.player_id());
 //! client.update_player(&json!({"x": 10, "y": 20})).await?; // error 4 on another key structure
@@ -47,6 +47,6 @@ pub use error::{
 };
 pub use event::{Event, Replay, Session};
 pub use machine::{
-    CreateOptions, Machine, Options, ReconnectOptions, Reconnecting, Reply, RequestId, Spelling,
+    Machine, Options, ReconnectOptions, Reconnecting, Reply, RequestId, SessionOptions, Spelling,
     Target, Transmit,
 };

@@ -92,8 +92,10 @@ pub struct Options {
     pub spelling: Spelling,
     /// Ask for `resume` and take the seat back after a drop; `None`: a drop closes the client.
     pub reconnect: Option<ReconnectOptions>,
-    /// Ask for the `host` feature (the host's ID, `hostChange`, `kicked`).
-    pub host_feature: bool,
+    /// Ask for the `host` extension: the host's ID (`Session::host_id`), `HostChange` and
+    /// others' `SessionLock` events, `kicked` in the `SessionLeave` of a kick. Default false,
+    /// as the JavaScript client's `host` option.
+    pub host: bool,
 }
 
 impl Default for Options {
@@ -101,7 +103,7 @@ impl Default for Options {
         Options {
             spelling: Spelling::Short,
             reconnect: Some(ReconnectOptions::default()),
-            host_feature: true,
+            host: false,
         }
     }
 }
@@ -110,7 +112,7 @@ impl Default for Options {
 /// sent; with none set there is no `options` field at all.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CreateOptions {
+pub struct SessionOptions {
     /// Players the session may hold (error 16 beyond).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_players: Option<u64>,
@@ -125,9 +127,9 @@ pub struct CreateOptions {
     pub host_only_session_updates: Option<bool>,
 }
 
-impl CreateOptions {
+impl SessionOptions {
     fn is_empty(&self) -> bool {
-        *self == CreateOptions::default()
+        *self == SessionOptions::default()
     }
 }
 
@@ -540,7 +542,7 @@ impl Machine {
         &mut self,
         session: &Data,
         player: &Data,
-        options: &CreateOptions,
+        options: &SessionOptions,
     ) -> RequestId {
         let (s, p) = self.options.spelling.keys();
         let mut text = format!(
@@ -711,7 +713,7 @@ impl Machine {
         if self.options.reconnect.is_some() {
             features.push("\"resume\"");
         }
-        if self.options.host_feature {
+        if self.options.host {
             features.push("\"host\"");
         }
         if features.is_empty() {
@@ -905,8 +907,11 @@ impl Machine {
                     .session
                     .as_mut()
                     .and_then(|s| s.players.shift_remove(&player_id));
-                self.events
-                    .push_back(Event::PlayerLeave { player_id, data });
+                self.events.push_back(Event::PlayerLeave {
+                    player_id,
+                    data,
+                    kicked,
+                });
                 self.complete(req, Ok(Reply::Kicked));
             }
             "sessionUpdate" => {
@@ -948,7 +953,7 @@ impl Machine {
             "sessionLock" => {
                 let locked = frame.locked.unwrap_or(false);
                 if let Some(s) = &mut self.session {
-                    s.locked = Some(locked);
+                    s.locked = locked;
                 }
                 // Only the host may lock, so a host's sessionLock answers its own lockSession;
                 // members with the `host` feature get the others' as events.
@@ -1004,7 +1009,7 @@ impl Machine {
             player_data: player_data.clone(),
             players,
             host_id: frame.host_id,
-            locked: None,
+            locked: false,
         };
         self.session = Some(session.clone());
         self.token = frame.resume_token.take();
@@ -1205,8 +1210,11 @@ impl Machine {
                     .collect();
                 for player_id in gone {
                     let data = s.players.shift_remove(&player_id);
-                    self.events
-                        .push_back(Event::PlayerLeave { player_id, data });
+                    self.events.push_back(Event::PlayerLeave {
+                        player_id,
+                        data,
+                        kicked: false,
+                    });
                 }
             }
         }

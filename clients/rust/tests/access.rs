@@ -4,24 +4,24 @@
 
 mod common;
 
-use common::{answer, connect, until, TestServer};
+use common::{answer, connect, until, with_host, TestServer};
 use serde_json::json;
-use sessionserver_client::{CreateOptions, Error, Event, Options, Target};
+use sessionserver_client::{Error, Event, SessionOptions, Target};
 
 #[tokio::test]
 async fn passwords_and_max_players() {
     let target = TestServer::start(|_| {}).await;
     let addr = target.addr;
-    let host = connect(addr, Options::default()).await;
-    let options = CreateOptions {
+    let host = connect(addr, with_host()).await;
+    let options = SessionOptions {
         password: Some("sesame \"quoted\"".to_owned()),
         max_players: Some(2),
-        ..CreateOptions::default()
+        ..SessionOptions::default()
     };
     let s = answer(host.create_session(&json!({}), &json!({}), options))
         .await
         .unwrap();
-    let b = connect(addr, Options::default()).await;
+    let b = connect(addr, with_host()).await;
     let err = answer(b.join_session(s.id, None)).await.unwrap_err();
     let Error::Session(e) = err else {
         panic!("{err:?}")
@@ -37,7 +37,7 @@ async fn passwords_and_max_players() {
     answer(b.join_session(s.id, Some("sesame \"quoted\"")))
         .await
         .expect("the right password");
-    let c = connect(addr, Options::default()).await;
+    let c = connect(addr, with_host()).await;
     let err = answer(c.join_session(s.id, Some("sesame \"quoted\"")))
         .await
         .unwrap_err();
@@ -52,15 +52,15 @@ async fn passwords_and_max_players() {
 async fn a_private_session_is_not_the_latest() {
     let target = TestServer::start(|_| {}).await;
     let addr = target.addr;
-    let host = connect(addr, Options::default()).await;
-    let private = CreateOptions {
+    let host = connect(addr, with_host()).await;
+    let private = SessionOptions {
         private: Some(true),
-        ..CreateOptions::default()
+        ..SessionOptions::default()
     };
     let s = answer(host.create_session(&json!({}), &json!({}), private))
         .await
         .unwrap();
-    let b = connect(addr, Options::default()).await;
+    let b = connect(addr, with_host()).await;
     // -1 never finds it: with no other session that is error 6; on a shared server it may
     // find another one.
     match answer(b.join_session(Target::Latest, None)).await {
@@ -81,10 +81,10 @@ async fn a_private_session_is_not_the_latest() {
 async fn the_host_kicks_and_locks_and_members_may_not() {
     let target = TestServer::start(|_| {}).await;
     let addr = target.addr;
-    let host = connect(addr, Options::default()).await;
-    let b = connect(addr, Options::default()).await;
-    let c = connect(addr, Options::default()).await;
-    let s = answer(host.create_session(&json!({}), &json!({}), CreateOptions::default()))
+    let host = connect(addr, with_host()).await;
+    let b = connect(addr, with_host()).await;
+    let c = connect(addr, with_host()).await;
+    let s = answer(host.create_session(&json!({}), &json!({}), SessionOptions::default()))
         .await
         .unwrap();
     answer(b.join_session(s.id, None)).await.unwrap();
@@ -114,7 +114,7 @@ async fn the_host_kicks_and_locks_and_members_may_not() {
         .then_some(())
     })
     .await;
-    assert_eq!(b.session().unwrap().locked, Some(true));
+    assert!(b.session().unwrap().locked);
     let err = answer(c.join_session(s.id, None)).await.unwrap_err();
     let Error::Session(e) = err else {
         panic!("{err:?}")
@@ -140,6 +140,17 @@ async fn the_host_kicks_and_locks_and_members_may_not() {
     })
     .await;
     assert!(!host.session().unwrap().players.contains_key(&b_id));
+    let (by_us, _) = until(&host, |e| match e {
+        Event::PlayerLeave {
+            player_id, kicked, ..
+        } if *player_id == b_id => Some(*kicked),
+        _ => None,
+    })
+    .await;
+    assert!(
+        by_us,
+        "the host's playerLeave of b is the reply to its kick"
+    );
 
     // The host leaves: c is the host now.
     answer(host.leave_session()).await.unwrap();
@@ -164,11 +175,11 @@ async fn the_host_kicks_and_locks_and_members_may_not() {
 async fn host_only_session_updates() {
     let target = TestServer::start(|_| {}).await;
     let addr = target.addr;
-    let host = connect(addr, Options::default()).await;
-    let b = connect(addr, Options::default()).await;
-    let options = CreateOptions {
+    let host = connect(addr, with_host()).await;
+    let b = connect(addr, with_host()).await;
+    let options = SessionOptions {
         host_only_session_updates: Some(true),
-        ..CreateOptions::default()
+        ..SessionOptions::default()
     };
     let s = answer(host.create_session(&json!({"round":1}), &json!({}), options))
         .await

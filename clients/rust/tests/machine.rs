@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use sessionserver_client::{
-    CreateOptions, Data, Error, Event, LostReason, Machine, Options, ReconnectOptions, Replay,
-    Reply, RequestId, Spelling, Target, Transmit,
+    Data, Error, Event, LostReason, Machine, Options, ReconnectOptions, Replay, Reply, RequestId,
+    SessionOptions, Spelling, Target, Transmit,
 };
 
 const T0: Duration = Duration::ZERO;
@@ -49,8 +49,17 @@ fn only_completion(m: &mut Machine, id: RequestId) -> Result<Reply, Error> {
     result
 }
 
+/// The default options with the `host` extension asked for (the tests check it).
+fn opts() -> Options {
+    Options {
+        host: true,
+        ..Options::default()
+    }
+}
+
 fn fast() -> Options {
     Options {
+        host: true,
         reconnect: Some(ReconnectOptions {
             max_attempts: 5,
             max_time: ms(10_000),
@@ -88,7 +97,7 @@ fn in_session(options: Options) -> Machine {
     let id = m.create_session(
         &data(json!({})),
         &data(json!({"x":0})),
-        &CreateOptions::default(),
+        &SessionOptions::default(),
     );
     sent(&mut m);
     m.handle_text(T0, r#"{"command":"sessionJoin","error":0,"sessionID":1,"playerID":3,"session":{},"player":{"x":0},"resumeToken":"1.3.t0","hostID":3}"#);
@@ -104,7 +113,7 @@ fn in_session(options: Options) -> Machine {
 
 #[test]
 fn hello_goes_first_and_requests_made_before_the_socket_opens_wait_for_it() {
-    let mut m = Machine::new(Options::default(), 1, T0);
+    let mut m = Machine::new(opts(), 1, T0);
     let id = m.join_session(Target::Latest, None);
     assert!(
         sent(&mut m).is_empty(),
@@ -130,10 +139,20 @@ fn hello_goes_first_and_requests_made_before_the_socket_opens_wait_for_it() {
 }
 
 #[test]
+fn by_default_hello_asks_for_resume_only() {
+    let mut m = Machine::new(Options::default(), 1, T0);
+    m.handle_open(T0);
+    assert_eq!(
+        sent(&mut m),
+        [r#"{"command":"hello","features":["resume"]}"#]
+    );
+}
+
+#[test]
 fn without_reconnect_or_host_no_hello_is_sent() {
     let options = Options {
         reconnect: None,
-        host_feature: false,
+        host: false,
         ..Options::default()
     };
     let mut m = Machine::new(options, 1, T0);
@@ -144,12 +163,12 @@ fn without_reconnect_or_host_no_hello_is_sent() {
 
 #[test]
 fn a_server_that_ignores_hello_grants_nothing() {
-    let mut m = Machine::new(Options::default(), 1, T0);
+    let mut m = Machine::new(opts(), 1, T0);
     m.handle_open(T0);
     let id = m.create_session(
         &data(json!({})),
         &data(json!({})),
-        &CreateOptions::default(),
+        &SessionOptions::default(),
     );
     sent(&mut m);
     // The original server answers createSession and says nothing to hello.
@@ -161,8 +180,8 @@ fn a_server_that_ignores_hello_grants_nothing() {
 
 #[test]
 fn create_session_sends_the_data_and_options_and_settles_on_session_join() {
-    let mut m = open(Options::default());
-    let options = CreateOptions {
+    let mut m = open(opts());
+    let options = SessionOptions {
         max_players: Some(2),
         private: Some(true),
         password: Some("p\"w".to_owned()),
@@ -206,7 +225,7 @@ fn create_session_sends_the_data_and_options_and_settles_on_session_join() {
 
 #[test]
 fn join_with_a_password_escapes_it() {
-    let mut m = open(Options::default());
+    let mut m = open(opts());
     m.join_session(Target::Id(9), Some("a\\b\"c"));
     assert_eq!(
         sent(&mut m),
@@ -218,12 +237,12 @@ fn join_with_a_password_escapes_it() {
 fn the_long_spelling_is_sent_and_both_are_read() {
     let mut m = open(Options {
         spelling: Spelling::Long,
-        ..Options::default()
+        ..opts()
     });
     m.create_session(
         &data(json!({"a":1})),
         &data(json!({"x":0})),
-        &CreateOptions::default(),
+        &SessionOptions::default(),
     );
     m.update_player(&data(json!({"x":1})));
     assert_eq!(
@@ -245,7 +264,7 @@ fn the_long_spelling_is_sent_and_both_are_read() {
 
 #[test]
 fn players_are_kept_in_order_and_received_counts_session_events() {
-    let mut m = open(Options::default());
+    let mut m = open(opts());
     m.join_session(Target::Id(1), None);
     sent(&mut m);
     m.handle_text(T0, r#"{"command":"sessionJoin","error":0,"sessionID":1,"playerID":3,"session":{},"player":{"x":0},"resumeToken":"1.3.t"}"#);
@@ -290,6 +309,7 @@ fn players_are_kept_in_order_and_received_counts_session_events() {
         Event::PlayerLeave {
             player_id: 1,
             data: Some(d),
+            kicked: false,
         } => assert_eq!(d.as_str(), r#"{"x":6}"#),
         other => panic!("{other:?}"),
     }
@@ -304,7 +324,7 @@ fn players_are_kept_in_order_and_received_counts_session_events() {
 
 #[test]
 fn own_updates_settle_requests_and_those_of_others_do_not() {
-    let mut m = in_session(Options::default());
+    let mut m = in_session(opts());
     let id = m.update_player(&data(json!({"x":1})));
     // Another member's update comes first: an event only.
     m.handle_text(
@@ -362,7 +382,7 @@ fn own_updates_settle_requests_and_those_of_others_do_not() {
 
 #[test]
 fn error_replies_carry_code_meaning_and_message() {
-    let mut m = in_session(Options::default());
+    let mut m = in_session(opts());
     let id = m.update_player(&data(json!({"y":1})));
     m.handle_text(T0, r#"{"command":"playerUpdate","error":4}"#);
     let Err(Error::Session(e)) = only_completion(&mut m, id) else {
@@ -400,7 +420,7 @@ fn error_replies_carry_code_meaning_and_message() {
 
 #[test]
 fn kick_lock_and_host_changes() {
-    let mut m = in_session(Options::default());
+    let mut m = in_session(opts());
     let id = m.kick_player(4);
     assert_eq!(sent(&mut m), [r#"{"command":"kickPlayer","playerID":4}"#]);
     m.handle_text(T0, r#"{"command":"playerLeave","error":0,"playerID":4}"#);
@@ -427,7 +447,7 @@ fn kick_lock_and_host_changes() {
         only_completion(&mut m, id),
         Ok(Reply::Locked(true))
     ));
-    assert_eq!(m.session().unwrap().locked, Some(true));
+    assert!(m.session().unwrap().locked);
 
     m.handle_text(T0, r#"{"command":"hostChange","error":0,"playerID":8}"#);
     assert_eq!(m.session().unwrap().host_id, Some(8));
@@ -790,7 +810,7 @@ fn an_attempt_closed_for_good_loses_the_seat() {
 
 #[test]
 fn close_leaves_first_then_closes_and_later_requests_fail() {
-    let mut m = in_session(Options::default());
+    let mut m = in_session(opts());
     m.close(1000, "done");
     assert_eq!(
         sent(&mut m),
@@ -887,7 +907,7 @@ fn settings_at_their_extremes_neither_overflow_nor_stall() {
             max_delay: Duration::MAX,
             attempt_timeout: Duration::MAX,
         }),
-        ..Options::default()
+        ..opts()
     };
     let mut m = in_session(huge);
     m.handle_close(ms(5), 1006, "");
@@ -906,7 +926,7 @@ fn settings_at_their_extremes_neither_overflow_nor_stall() {
             max_time: Duration::ZERO,
             ..ReconnectOptions::default()
         }),
-        ..Options::default()
+        ..opts()
     };
     let mut m = in_session(none);
     m.handle_close(ms(5), 1006, "");

@@ -8,7 +8,7 @@ mod common;
 
 use common::{answer, connect, quick, until, Proxy, TestServer};
 use serde_json::json;
-use sessionserver_client::{CreateOptions, Event, LostReason, Replay};
+use sessionserver_client::{Event, LostReason, Replay, SessionOptions};
 
 #[tokio::test]
 async fn a_cut_connection_resumes_with_its_id_and_every_missed_update() {
@@ -16,7 +16,7 @@ async fn a_cut_connection_resumes_with_its_id_and_every_missed_update() {
     let proxy = Proxy::start(target.addr).await;
     let a = connect(target.addr, quick()).await;
     let b = connect(proxy.addr, quick()).await;
-    let s = answer(a.create_session(&json!({}), &json!({"x":0}), CreateOptions::default()))
+    let s = answer(a.create_session(&json!({}), &json!({"x":0}), SessionOptions::default()))
         .await
         .unwrap();
     answer(b.join_session(s.id, None)).await.unwrap();
@@ -116,7 +116,7 @@ async fn requests_made_while_reconnecting_are_sent_after_the_resume() {
     let proxy = Proxy::start(target.addr).await;
     let a = connect(target.addr, quick()).await;
     let b = connect(proxy.addr, quick()).await;
-    let s = answer(a.create_session(&json!({}), &json!({"x":0}), CreateOptions::default()))
+    let s = answer(a.create_session(&json!({}), &json!({"x":0}), SessionOptions::default()))
         .await
         .unwrap();
     answer(b.join_session(s.id, None)).await.unwrap();
@@ -170,7 +170,7 @@ async fn more_missed_than_the_server_keeps_resumes_from_a_snapshot() {
     let s = answer(a.create_session(
         &json!({"round":1}),
         &json!({"x":0}),
-        CreateOptions::default(),
+        SessionOptions::default(),
     ))
     .await
     .unwrap();
@@ -218,7 +218,7 @@ async fn the_seat_is_lost_when_the_grace_period_ends_and_the_client_stays_in_the
     let proxy = Proxy::start(target.addr).await;
     let a = connect(target.addr, quick()).await;
     let b = connect(proxy.addr, quick()).await;
-    let s = answer(a.create_session(&json!({}), &json!({}), CreateOptions::default()))
+    let s = answer(a.create_session(&json!({}), &json!({}), SessionOptions::default()))
         .await
         .unwrap();
     answer(b.join_session(s.id, None)).await.unwrap();

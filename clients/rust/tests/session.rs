@@ -8,7 +8,7 @@ use common::{answer, connect, until, TestServer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sessionserver_client::{
-    CreateOptions, Error, Event, Options, ReconnectOptions, Spelling, Target,
+    Error, Event, Options, ReconnectOptions, SessionOptions, Spelling, Target,
 };
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
@@ -22,8 +22,8 @@ struct Dot {
 async fn two_players_create_join_update_and_leave() {
     let target = TestServer::start(|_| {}).await;
     let addr = target.addr;
-    let a = connect(addr, Options::default()).await;
-    let b = connect(addr, Options::default()).await;
+    let a = connect(addr, common::with_host()).await;
+    let b = connect(addr, common::with_host()).await;
 
     let dot = Dot {
         name: String::new(),
@@ -31,7 +31,7 @@ async fn two_players_create_join_update_and_leave() {
         y: 0,
     };
     let session =
-        answer(a.create_session(&json!({"title":"dots"}), &dot, CreateOptions::default()))
+        answer(a.create_session(&json!({"title":"dots"}), &dot, SessionOptions::default()))
             .await
             .expect("created");
     let a_id = a.player_id().expect("a has an ID");
@@ -132,7 +132,9 @@ async fn two_players_create_join_update_and_leave() {
     answer(b.leave_session()).await.expect("left");
     assert!(b.session().is_none());
     let (left, _) = until(&a, |e| match e {
-        Event::PlayerLeave { player_id, data } => Some((*player_id, data.clone())),
+        Event::PlayerLeave {
+            player_id, data, ..
+        } => Some((*player_id, data.clone())),
         _ => None,
     })
     .await;
@@ -179,7 +181,7 @@ async fn error_codes_come_with_their_meaning() {
     let err = answer(a.join_session(123_456, None)).await.unwrap_err();
     assert_eq!(err.code(), Some(7));
 
-    answer(a.create_session(&json!({}), &json!({"x":0}), CreateOptions::default()))
+    answer(a.create_session(&json!({}), &json!({"x":0}), SessionOptions::default()))
         .await
         .unwrap();
     let err = answer(a.update_player(&json!({"y":1}))).await.unwrap_err();
@@ -192,7 +194,7 @@ async fn error_codes_come_with_their_meaning() {
         "playerData's key structure differs from the session's default; nothing changes"
     );
 
-    let err = answer(a.create_session(&json!({}), &json!({}), CreateOptions::default()))
+    let err = answer(a.create_session(&json!({}), &json!({}), SessionOptions::default()))
         .await
         .unwrap_err();
     let Error::Session(e) = err else {
@@ -232,7 +234,7 @@ async fn both_spellings_and_data_kept_verbatim() {
     let session_data =
         sessionserver_client::Data::from_json(r#"{"z":1.000000000001, "a":12345678901234567890}"#)
             .unwrap();
-    let s = answer(a.create_session(&session_data, &json!({"x":0}), CreateOptions::default()))
+    let s = answer(a.create_session(&session_data, &json!({"x":0}), SessionOptions::default()))
         .await
         .unwrap();
     assert_eq!(
@@ -268,7 +270,7 @@ async fn close_in_a_session_leaves_at_once_and_later_requests_fail() {
     let addr = target.addr;
     let a = connect(addr, Options::default()).await;
     let b = connect(addr, Options::default()).await;
-    let s = answer(a.create_session(&json!({}), &json!({}), CreateOptions::default()))
+    let s = answer(a.create_session(&json!({}), &json!({}), SessionOptions::default()))
         .await
         .unwrap();
     answer(b.join_session(s.id, None)).await.unwrap();
@@ -314,7 +316,7 @@ async fn a_server_shutdown_is_a_final_close() {
         },
     )
     .await;
-    answer(a.create_session(&json!({}), &json!({}), CreateOptions::default()))
+    answer(a.create_session(&json!({}), &json!({}), SessionOptions::default()))
         .await
         .unwrap();
     target.shutdown().await.expect("a server of its own");

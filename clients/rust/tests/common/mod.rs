@@ -116,6 +116,14 @@ pub fn quick() -> Options {
     }
 }
 
+/// The default options with the `host` extension.
+pub fn with_host() -> Options {
+    Options {
+        host: true,
+        ..Options::default()
+    }
+}
+
 pub async fn connect(addr: SocketAddr, options: Options) -> Client {
     tokio::time::timeout(TIMEOUT, Client::connect(&url(addr), options))
         .await
