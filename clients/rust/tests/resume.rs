@@ -6,9 +6,41 @@
 
 mod common;
 
-use common::{answer, connect, quick, until, Proxy, TestServer};
+use std::time::Duration;
+
+use common::{answer, connect, next, quick, until, Proxy, TestServer};
 use serde_json::json;
-use sessionserver_client::{Event, LostReason, Replay, SessionOptions};
+use sessionserver_client::{
+    Client, Event, LostReason, Options, ReconnectOptions, Replay, SessionOptions,
+};
+
+/// `client`'s events until it has resumed and has seen `from`'s update to `last` (in the
+/// replay or live after it), that one included.
+async fn until_resumed_and(client: &Client, from: u64, last: &str) -> Vec<Event> {
+    let mut seen = Vec::new();
+    let (mut resumed, mut got_last) = (false, false);
+    while !(resumed && got_last) {
+        let event = next(client).await;
+        resumed |= matches!(event, Event::Resumed { .. });
+        got_last |= matches!(&event, Event::PlayerUpdate { player_id, data, .. }
+            if *player_id == from && data.as_str() == last);
+        seen.push(event);
+    }
+    seen
+}
+
+/// The data of `from`'s updates among `events`, in order.
+fn updates_of(events: &[Event], from: u64) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PlayerUpdate {
+                player_id, data, ..
+            } if *player_id == from => Some(data.as_str().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
 
 #[tokio::test]
 async fn a_cut_connection_resumes_with_its_id_and_every_missed_update() {
@@ -31,15 +63,14 @@ async fn a_cut_connection_resumes_with_its_id_and_every_missed_update() {
     for x in 1..=3 {
         answer(a.update_player(&json!({"x":x}))).await.unwrap();
     }
-    let ((replay, attempts), before) = until(&b, |e| match e {
-        Event::Resumed {
-            replay, attempts, ..
-        } => Some((*replay, *attempts)),
+    // What b sees until it is back and has a's last update (which may come in the replay
+    // or, if a sent it after the resume, live).
+    let before = until_resumed_and(&b, a_id, r#"{"x":3}"#).await;
+    let replay = before.iter().find_map(|e| match e {
+        Event::Resumed { replay, .. } => Some(*replay),
         _ => None,
-    })
-    .await;
-    assert_eq!(replay, Replay::Frames);
-    assert!(attempts >= 1);
+    });
+    assert_eq!(replay, Some(Replay::Frames));
     assert!(
         matches!(
             before
@@ -53,17 +84,12 @@ async fn a_cut_connection_resumes_with_its_id_and_every_missed_update() {
         ),
         "{before:?}"
     );
-    // Every update a made, once each, in order (those b had read before the cut, too).
-    let xs: Vec<serde_json::Value> = before
-        .iter()
-        .filter_map(|e| match e {
-            Event::PlayerUpdate {
-                player_id, data, ..
-            } if *player_id == a_id => Some(data.to_value()["x"].clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(xs, [json!(1), json!(2), json!(3)], "{before:?}");
+    // Every update a made, once each, in order.
+    assert_eq!(
+        updates_of(&before, a_id),
+        [r#"{"x":1}"#, r#"{"x":2}"#, r#"{"x":3}"#],
+        "{before:?}"
+    );
     assert_eq!(b.player_id(), Some(b_id), "the same player");
     assert_eq!(b.session().unwrap().players[&a_id].as_str(), r#"{"x":3}"#);
     assert!(b.reconnecting().is_none());
@@ -86,17 +112,8 @@ async fn a_cut_connection_resumes_with_its_id_and_every_missed_update() {
     // A second drop resumes too.
     proxy.cut().await;
     answer(a.update_player(&json!({"x":4}))).await.unwrap();
-    let (_, before) = until(&b, |e| matches!(e, Event::Resumed { .. }).then_some(())).await;
-    let xs: Vec<String> = before
-        .iter()
-        .filter_map(|e| match e {
-            Event::PlayerUpdate {
-                player_id, data, ..
-            } if *player_id == a_id => Some(data.as_str().to_owned()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(xs, [r#"{"x":4}"#]);
+    let before = until_resumed_and(&b, a_id, r#"{"x":4}"#).await;
+    assert_eq!(updates_of(&before, a_id), [r#"{"x":4}"#], "{before:?}");
 
     answer(b.leave_session()).await.unwrap();
     let (gone, _) = until(&a, |e| match e {
@@ -217,7 +234,17 @@ async fn the_seat_is_lost_when_the_grace_period_ends_and_the_client_stays_in_the
     }
     let proxy = Proxy::start(target.addr).await;
     let a = connect(target.addr, quick()).await;
-    let b = connect(proxy.addr, quick()).await;
+    // Attempts that go on for as long as the grace period may last (the proxy refuses them
+    // meanwhile).
+    let patient = Options {
+        reconnect: Some(ReconnectOptions {
+            max_attempts: u32::MAX,
+            max_time: Duration::from_secs(60),
+            ..quick().reconnect.unwrap()
+        }),
+        ..Options::default()
+    };
+    let b = connect(proxy.addr, patient).await;
     let s = answer(a.create_session(&json!({}), &json!({}), SessionOptions::default()))
         .await
         .unwrap();
