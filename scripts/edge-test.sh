@@ -195,8 +195,8 @@ SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_HIBERNATION_WAIT_SECS="$
     SESSIONSERVER_RESUME_GRACE_MS="$GRACE" cargo test -p sessionserver-tests
 
 echo "== the Rust client's tests against ws://127.0.0.1:$PORT/ (those needing a server of their own skip)"
-SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_RESUME_GRACE_MS="$GRACE" \
-    cargo test -p sessionserver-client --test session --test resume --test access
+SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_RESUME_GRACE_MS="$GRACE" SESSIONSERVER_TEST_HOOKS=1 \
+    cargo test -p sessionserver-client --test session --test resume --test access --test edge
 
 # The hibernation test passes on any server; here it must also have made objects hibernate:
 # each of its two sessions (one per spelling) logs its wake.

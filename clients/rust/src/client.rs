@@ -380,6 +380,11 @@ async fn drive(
         let timer = timeout.and_then(|at| inner.origin.checked_add(at));
         tokio::select! {
             frame = next_frame(&mut socket), if socket.is_some() => {
+                if let (Some(Ok(Message::Close(_))), Some(ws)) = (&frame, socket.as_mut()) {
+                    // Complete the close handshake the server began (tungstenite queued the
+                    // answer): a peer left without it may hold the old connection open.
+                    let _ = tokio::time::timeout(CLOSE_WAIT, ws.flush()).await;
+                }
                 let now = inner.now();
                 let mut shared = inner.lock();
                 match frame {
