@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-/// What every error code of the protocol means (PROTOCOL.md, "Error codes"). Code 4 has two
+/// What every error code of the protocol means (PROTOCOL.md, "Error codes"), in the JavaScript
+/// client's words (its `ERROR_MEANINGS`). Code 4 has two
 /// meanings, told apart by the reply command it comes in: see [`error_meaning`].
 pub const ERROR_MEANINGS: &[(u64, &str)] = &[
     (2, "not in a session"),
@@ -28,11 +29,11 @@ pub const ERROR_MEANINGS: &[(u64, &str)] = &[
     (23, "resumeSession while in a session: resuming is for a new connection"),
     (24, "the player to resume is still connected (sent by older servers; current ones take the seat over); try again in a moment"),
     (25, "resumeSession counted more events received than the session sent that seat; nothing changes"),
-    (26, "wrong or missing password"),
-    (27, "too many wrong passwords for this session; try later"),
-    (28, "the session is locked"),
-    (29, "only the host may do that"),
-    (30, "no such other member"),
+    (26, "the session has a password: joinSession needs the right one"),
+    (27, "too many wrong passwords for this session lately: try again in a second"),
+    (28, "the session's host locked it: it takes no new players"),
+    (29, "only the session's host may do that"),
+    (30, "kickPlayer names no other member of the session"),
 ];
 
 /// What each WebSocket close code the server sends means (PROTOCOL.md, "Close codes").

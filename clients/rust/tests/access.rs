@@ -28,7 +28,11 @@ async fn passwords_and_max_players() {
     };
     assert_eq!(
         (e.code, e.command.as_str(), e.meaning),
-        (26, "sessionJoin", "wrong or missing password")
+        (
+            26,
+            "sessionJoin",
+            "the session has a password: joinSession needs the right one"
+        )
     );
     let err = answer(b.join_session(s.id, Some("sesame")))
         .await
@@ -119,7 +123,10 @@ async fn the_host_kicks_and_locks_and_members_may_not() {
     let Error::Session(e) = err else {
         panic!("{err:?}")
     };
-    assert_eq!((e.code, e.meaning), (28, "the session is locked"));
+    assert_eq!(
+        (e.code, e.meaning),
+        (28, "the session's host locked it: it takes no new players")
+    );
     assert!(!answer(host.lock_session(false)).await.unwrap());
     answer(c.join_session(s.id, None)).await.expect("unlocked");
     let c_id = c.player_id().unwrap();

@@ -463,7 +463,10 @@ fn kick_lock_and_host_changes() {
     let Err(Error::Session(e)) = only_completion(&mut m, id) else {
         panic!()
     };
-    assert_eq!((e.code, e.meaning), (29, "only the host may do that"));
+    assert_eq!(
+        (e.code, e.meaning),
+        (29, "only the session's host may do that")
+    );
     let evs = events(&mut m);
     assert!(evs
         .iter()

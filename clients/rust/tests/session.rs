@@ -321,16 +321,15 @@ async fn a_server_shutdown_is_a_final_close() {
         .await
         .unwrap();
     target.shutdown().await.expect("a server of its own");
-    let (code, before) = until(&a, |e| match e {
-        Event::Close { code, .. } => Some(*code),
-        _ => None,
-    })
-    .await;
-    assert_eq!(code, 1001, "the server is shutting down");
+    // The events as a stream: it ends after Close.
+    let all: Vec<Event> = answer(futures_util::StreamExt::collect(a.events())).await;
+    let Some(Event::Close { code, meaning, .. }) = all.last() else {
+        panic!("the last event is Close: {all:?}")
+    };
+    assert_eq!((*code, *meaning), (1001, "the server is shutting down"));
+    assert_eq!(a.closed().map(|(code, _)| code), Some(1001));
     assert!(
-        !before
-            .iter()
-            .any(|e| matches!(e, Event::Reconnecting { .. })),
-        "1001 is final: {before:?}"
+        !all.iter().any(|e| matches!(e, Event::Reconnecting { .. })),
+        "1001 is final: {all:?}"
     );
 }
