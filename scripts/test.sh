@@ -37,6 +37,9 @@ cargo run -q -p sessionserver-client --example dots >/dev/null
 step "JavaScript client and the demo in headless Chromium"
 scripts/js-test.sh
 
+step "C# client under Mono (clients/csharp: installs mono-mcs and Newtonsoft.Json from Debian if missing)"
+scripts/csharp-test.sh
+
 step "fuzzing the core and the frame reader: short runs (cargo-fuzz, nightly)"
 if rustup run nightly rustc --version >/dev/null 2>&1; then
   command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2

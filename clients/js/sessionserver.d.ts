@@ -5,7 +5,7 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 export type JsonObject = { [key: string]: JsonValue };
 
 /** The error codes the server sends (0 is success and never rejects). */
-export type ErrorCode = 2 | 4 | 5 | 6 | 7 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 29 | 30;
+export type ErrorCode = 2 | 4 | 5 | 6 | 7 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 29 | 30 | 31 | 32;
 
 /** What every error code means (code 4 has two meanings; see errorMeaning). */
 export const ERROR_MEANINGS: Readonly<Record<ErrorCode, string>>;
@@ -33,13 +33,17 @@ export type ReplyCommand =
   | 'sessionResume'
   | 'sessionLock'
   | 'hostChange'
+  | 'pong'
+  | 'messageSent'
+  | 'sessionList'
+  | 'sessionMetadata'
   | 'error';
 
 /** An error reply of the server. */
 export class SessionError extends Error {
   constructor(code: number, command: ReplyCommand, serverMessage?: string);
   readonly name: 'SessionError';
-  /** The protocol's error code (2-30). */
+  /** The protocol's error code (2-32). */
   readonly code: ErrorCode;
   /** The reply command the error came in. */
   readonly command: ReplyCommand;
@@ -104,6 +108,25 @@ export interface SessionOptions {
   password?: string;
   /** Only the host may updateSession (others get SessionError 29). */
   hostOnlySessionUpdates?: boolean;
+  /** Public information for listSessions (a JSON object of at most 4 KiB). */
+  metadata?: JsonObject;
+}
+
+/** One public session in a listSessions page. */
+export interface ListedSession {
+  sessionID: number;
+  players: number;
+  maxPlayers: number | null;
+  metadata: JsonObject;
+}
+
+export interface ListOptions {
+  /** Leave out sessions that are full, locked or have a password. */
+  available?: boolean;
+  /** A previous page's `next`. */
+  after?: number | null;
+  /** At most this many (1-50, default 50). */
+  limit?: number;
 }
 
 export interface JoinOptions {
@@ -123,6 +146,12 @@ export interface SessionLeaveEvent {
   sessionID: number | null;
   /** True when the host removed this player (kickPlayer) rather than a leaveSession of its own. */
   kicked?: true;
+}
+export interface MessageEvent {
+  /** The sender. */
+  playerID: number;
+  /** Its data, as it sent it. */
+  data: JsonValue;
 }
 export interface HostChangeEvent {
   /** The new host (with the `host` extension only). */
@@ -206,8 +235,10 @@ export interface SessionClientEvents<S extends JsonObject = JsonObject, P extend
   resumed: ResumedEvent;
   /** The seat could not be taken back; client.session is null. After 'timeout' and 'closed', `close` follows. */
   lost: LostEvent;
+  /** A member's sendMessage (with option `messages: true`). */
+  message: MessageEvent;
   /** Every frame from the server, parsed, before the client acts on it. */
-  message: { command: string; error: number; [key: string]: unknown };
+  frame: { command: string; error: number; [key: string]: unknown };
   close: CloseEvent;
   /** Errors not tied to a request: an unexpected frame, a socket error, a listener that threw. */
   error: Error;
@@ -255,6 +286,8 @@ export interface ConnectOptions {
    * `kicked` in the sessionLeave event of a kick. Default false.
    */
   host?: boolean;
+  /** Ask for the `messages` extension: `message` events of other members' sendMessage. Default false. */
+  messages?: boolean;
 }
 
 /** A connection to a session server: one player. */
@@ -297,6 +330,14 @@ export class SessionClient<S extends JsonObject = JsonObject, P extends JsonObje
   kickPlayer(playerID: number): Promise<void>;
   /** The host locks (true) or unlocks the session; resolves with the state (SessionError 29: not the host). */
   lockSession(locked?: boolean): Promise<boolean>;
+  /** Sends data to the other members (or those in `to`) that asked for `messages`; resolves with how many got it (SessionError 31: `to` names a non-member). */
+  sendMessage(data: JsonValue, to?: number[]): Promise<number>;
+  /** Public sessions, newest first, whose metadata has the filter's keys and values (from the lobby; SessionError 32 in a session). */
+  listSessions(filter?: JsonObject, options?: ListOptions): Promise<{ sessions: ListedSession[]; next: number | null }>;
+  /** The host replaces the session's metadata; resolves with it (SessionError 29: not the host). */
+  setMetadata(metadata: JsonObject): Promise<JsonObject>;
+  /** The round trip to the server and its clock's offset from this one, in milliseconds. */
+  ping(): Promise<{ rtt: number; offset: number; serverTime: number }>;
   /** Replaces this player's playerData (same key structure as the default, else error 4). */
   updatePlayer(playerData: P): Promise<P>;
   /** Replaces the sessionData and default playerData; every member's playerData resets. */

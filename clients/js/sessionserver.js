@@ -46,6 +46,8 @@ export const ERROR_MEANINGS = Object.freeze({
   28: "the session's host locked it: it takes no new players",
   29: "only the session's host may do that",
   30: 'kickPlayer names no other member of the session',
+  31: 'sendMessage names a recipient that is no member of the session; nothing was sent',
+  32: 'listSessions from a player in a session: sessions are listed from the lobby',
 });
 
 /** What each WebSocket close code the server sends means. */
@@ -166,6 +168,7 @@ const EVENTS = [
   'resumed',
   'lost',
   'message',
+  'frame',
   'close',
   'error',
 ];
@@ -308,6 +311,8 @@ export class SessionClient {
     this.features = null;
     // Whether to ask for the `host` extension (hostID, hostChange, sessionLock, kicked).
     this._wantHost = options.host === true;
+    // Whether to ask for the `messages` extension (other members' sendMessage).
+    this._wantMessages = options.messages === true;
     /** While the client takes its seat back after a drop: `{ attempt, delay, since }`; else null. */
     this.reconnecting = null;
     this._listeners = new Map(EVENTS.map((e) => [e, new Set()]));
@@ -407,6 +412,58 @@ export class SessionClient {
    */
   lockSession(locked = true) {
     return this._request('lockSession', 'sessionLock', { locked: Boolean(locked) });
+  }
+
+  /**
+   * Sends `data` (any JSON value) to the other members, or only to the player IDs in `to`:
+   * each that asked for `messages` (option `messages: true`) gets a `message` event; nothing
+   * is stored. Resolves with how many got it; rejects with SessionError 31 if `to` names a
+   * player not in the session (then nobody gets it).
+   * @returns {Promise<number>}
+   */
+  sendMessage(data, to = undefined) {
+    const fields = to === undefined ? { data } : { data, to };
+    return this._request('sendMessage', 'messageSent', fields);
+  }
+
+  /**
+   * Lists public sessions, newest first (from the lobby): `filter` matches metadata keys
+   * exactly; `available: true` leaves out full, locked and password sessions; `after` is a
+   * previous page's `next`. Resolves with `{ sessions: [{sessionID, players, maxPlayers,
+   * metadata}], next }` (`next` null on the last page).
+   * @returns {Promise<{sessions: object[], next: number|null}>}
+   */
+  listSessions(filter = undefined, { available, after, limit } = {}) {
+    const fields = {};
+    if (filter !== undefined) fields.filter = filter;
+    if (available !== undefined) fields.available = available;
+    if (after !== undefined && after !== null) fields.after = after;
+    if (limit !== undefined) fields.limit = limit;
+    return this._request('listSessions', 'sessionList', fields).then((msg) => ({ sessions: msg.sessions, next: msg.next }));
+  }
+
+  /**
+   * The host replaces the session's metadata (what listSessions shows). Resolves with it;
+   * rejects with SessionError 29 if this player is not the host.
+   * @returns {Promise<object>}
+   */
+  setMetadata(metadata) {
+    return this._request('setMetadata', 'sessionMetadata', { metadata }).then((msg) => msg.metadata);
+  }
+
+  /**
+   * Measures the round trip to the server and its clock: resolves with `{ rtt, offset,
+   * serverTime }` in milliseconds, where `offset` is the server's clock minus this one's
+   * (estimated at the middle of the round trip).
+   * @returns {Promise<{rtt: number, offset: number, serverTime: number}>}
+   */
+  ping() {
+    const sent = Date.now();
+    return this._request('ping', 'pong', { t: sent }).then((msg) => {
+      const now = Date.now();
+      const rtt = now - sent;
+      return { rtt, offset: msg.serverTime - (sent + rtt / 2), serverTime: msg.serverTime };
+    });
   }
 
   /**
@@ -553,6 +610,7 @@ export class SessionClient {
     const features = [];
     if (this._reconnect) features.push('resume');
     if (this._wantHost) features.push('host');
+    if (this._wantMessages) features.push('messages');
     return features;
   }
 
@@ -572,7 +630,7 @@ export class SessionClient {
     if (!msg || typeof msg !== 'object' || typeof msg.command !== 'string') {
       return this._emit('error', new Error(`unexpected frame from the server: ${data.slice(0, 200)}`)), null;
     }
-    this._emit('message', msg);
+    this._emit('frame', msg);
     return msg;
   }
 
@@ -608,6 +666,16 @@ export class SessionClient {
       case 'hostChange':
         if (this.session) this.session.hostID = msg.playerID;
         return this._emit('hostChange', { playerID: msg.playerID });
+      case 'message':
+        return this._emit('message', { playerID: msg.playerID, data: msg.data });
+      case 'messageSent':
+        return this._take('messageSent')?.resolve(msg.recipients);
+      case 'pong':
+        return this._take('pong')?.resolve(msg);
+      case 'sessionList':
+        return this._take('sessionList')?.resolve(msg);
+      case 'sessionMetadata':
+        return this._take('sessionMetadata')?.resolve(msg);
       default:
         return this._emit('error', new Error(`unknown command from the server: ${msg.command}`));
     }

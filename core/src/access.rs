@@ -10,6 +10,12 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+use crate::data::JsonObject;
+
+/// The largest metadata a session may have (`options.metadata`, `setMetadata`), in bytes of
+/// JSON.
+pub const MAX_METADATA_BYTES: usize = 4096;
+
 /// The longest password a session may have, in bytes.
 pub const MAX_PASSWORD_BYTES: usize = 256;
 
@@ -108,6 +114,8 @@ pub struct SessionOptions {
     pub password: Option<Password>,
     /// `hostOnlySessionUpdates`: `updateSession` is the host's alone.
     pub host_only_session_updates: bool,
+    /// `metadata`: public information about the session, for `listSessions`.
+    pub metadata: Option<JsonObject>,
 }
 
 impl SessionOptions {
@@ -137,6 +145,9 @@ impl SessionOptions {
         if self.host_only_session_updates {
             fields.push(r#""hostOnlySessionUpdates":true"#.to_owned());
         }
+        if let Some(metadata) = &self.metadata {
+            fields.push(format!(r#""metadata":{}"#, metadata.as_str()));
+        }
         Some(format!("{{{}}}", fields.join(",")))
     }
 }
@@ -154,6 +165,8 @@ pub struct Access {
     pub host_only_session_updates: bool,
     /// The host locked the session: no new members.
     pub locked: bool,
+    /// Its metadata, as the creator (or later the host) sent it.
+    pub metadata: Option<JsonObject>,
     /// Wrong passwords it may still take now, refilled over time (not stored: a restarted
     /// edge object starts with a full allowance).
     guesses: Guesses,
@@ -168,6 +181,7 @@ impl Access {
             password: options.password.as_ref().map(Password::digest),
             host_only_session_updates: options.host_only_session_updates,
             locked: false,
+            metadata: options.metadata.clone(),
             guesses: Guesses::default(),
         }
     }
@@ -310,11 +324,12 @@ mod tests {
             private: true,
             password: Password::new("a\"b"),
             host_only_session_updates: true,
+            metadata: JsonObject::parse(r#"{"mode":"ctf"}"#).ok(),
         };
         assert_eq!(
             options.encode().as_deref(),
             Some(
-                r#"{"maxPlayers":4,"private":true,"password":"a\"b","hostOnlySessionUpdates":true}"#
+                r#"{"maxPlayers":4,"private":true,"password":"a\"b","hostOnlySessionUpdates":true,"metadata":{"mode":"ctf"}}"#
             )
         );
     }

@@ -37,6 +37,35 @@ pub struct NewSession {
     pub options: SessionOptions,
 }
 
+/// A `sendMessage`: data for other members, not kept by the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Any JSON value, as the client wrote it.
+    pub data: Box<str>,
+    /// The recipients; `None`: every other member.
+    pub to: Option<Vec<PlayerId>>,
+}
+
+/// The most sessions one `sessionList` holds (and `limit`'s default).
+pub const MAX_LIST_PAGE: usize = 50;
+
+/// A `listSessions`: which public sessions, and which page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListRequest {
+    /// Metadata keys and the values they must have (JSON equality).
+    pub filter: Vec<(String, serde_json::Value)>,
+    /// Only sessions one may join now: not full, not locked, without a password.
+    pub available: bool,
+    /// Where the page starts: the previous page's `next` (an opaque cursor); `None`: the
+    /// newest.
+    pub after: Option<u64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+// A filter's values are JSON numbers, strings, … compared as values; none is NaN.
+impl Eq for ListRequest {}
+
 /// Which session a `joinSession` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JoinTarget {
@@ -71,6 +100,14 @@ pub enum Command {
     KickPlayer(PlayerId),
     /// `lockSession {locked}`: the host refuses (`true`) or allows new joins.
     LockSession(bool),
+    /// `ping {t}`: answered `pong` with `t` as sent (its JSON text) and the host's clock.
+    Ping(Option<Box<str>>),
+    /// `sendMessage {data, to}`.
+    SendMessage(Box<Message>),
+    /// `setMetadata {metadata}`: the host replaces the session's metadata.
+    SetMetadata(JsonObject),
+    /// `listSessions {filter, available, after, limit}` (lobby only).
+    ListSessions(Box<ListRequest>),
 }
 
 impl Command {
@@ -86,6 +123,10 @@ impl Command {
             Command::ResumeSession(_) => "resumeSession",
             Command::KickPlayer(_) => "kickPlayer",
             Command::LockSession(_) => "lockSession",
+            Command::Ping(_) => "ping",
+            Command::SendMessage(_) => "sendMessage",
+            Command::SetMetadata(_) => "setMetadata",
+            Command::ListSessions(_) => "listSessions",
         }
     }
 
@@ -100,6 +141,10 @@ impl Command {
             Command::ResumeSession(_) => ServerCommand::SessionResume,
             Command::KickPlayer(_) => ServerCommand::PlayerLeave,
             Command::LockSession(_) => ServerCommand::SessionLock,
+            Command::Ping(_) => ServerCommand::Pong,
+            Command::SendMessage(_) => ServerCommand::MessageSent,
+            Command::SetMetadata(_) => ServerCommand::SessionMetadata,
+            Command::ListSessions(_) => ServerCommand::SessionList,
         }
     }
 
@@ -154,6 +199,37 @@ impl Command {
             }
             Command::LockSession(locked) => {
                 format!(r#"{{"command":"{name}","locked":{locked}}}"#)
+            }
+            Command::Ping(Some(t)) => format!(r#"{{"command":"{name}","t":{t}}}"#),
+            Command::Ping(None) => format!(r#"{{"command":"{name}"}}"#),
+            Command::SendMessage(message) => match &message.to {
+                Some(to) => {
+                    let ids: Vec<String> = to.iter().map(|p| p.0.to_string()).collect();
+                    format!(
+                        r#"{{"command":"{name}","data":{},"to":[{}]}}"#,
+                        message.data,
+                        ids.join(",")
+                    )
+                }
+                None => format!(r#"{{"command":"{name}","data":{}}}"#, message.data),
+            },
+            Command::SetMetadata(metadata) => {
+                format!(r#"{{"command":"{name}","metadata":{}}}"#, metadata.as_str())
+            }
+            Command::ListSessions(request) => {
+                let filter: serde_json::Map<String, serde_json::Value> =
+                    request.filter.iter().cloned().collect();
+                let mut text = format!(
+                    r#"{{"command":"{name}","filter":{},"available":{},"limit":{}"#,
+                    serde_json::Value::Object(filter),
+                    request.available,
+                    request.limit
+                );
+                if let Some(after) = request.after {
+                    text.push_str(&format!(r#","after":{after}"#));
+                }
+                text.push('}');
+                text
             }
             Command::UpdatePlayer(data) => {
                 format!(r#"{{"command":"{name}","player":{}}}"#, data.as_str())
@@ -238,6 +314,14 @@ struct Fields<'a> {
     password: Option<&'a RawValue>,
     player_id: Option<&'a RawValue>,
     locked: Option<&'a RawValue>,
+    t: Option<&'a RawValue>,
+    data: Option<&'a RawValue>,
+    to: Option<&'a RawValue>,
+    metadata: Option<&'a RawValue>,
+    filter: Option<&'a RawValue>,
+    available: Option<&'a RawValue>,
+    after: Option<&'a RawValue>,
+    limit: Option<&'a RawValue>,
 }
 
 impl<'de> de::Deserialize<'de> for Fields<'de> {
@@ -272,6 +356,14 @@ impl<'de> Visitor<'de> for FieldsVisitor {
                 FieldName::Password => &mut fields.password,
                 FieldName::PlayerId => &mut fields.player_id,
                 FieldName::Locked => &mut fields.locked,
+                FieldName::T => &mut fields.t,
+                FieldName::Data => &mut fields.data,
+                FieldName::To => &mut fields.to,
+                FieldName::Metadata => &mut fields.metadata,
+                FieldName::Filter => &mut fields.filter,
+                FieldName::Available => &mut fields.available,
+                FieldName::After => &mut fields.after,
+                FieldName::Limit => &mut fields.limit,
                 FieldName::Other => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
@@ -304,6 +396,14 @@ enum FieldName {
     Password,
     PlayerId,
     Locked,
+    T,
+    Data,
+    To,
+    Metadata,
+    Filter,
+    Available,
+    After,
+    Limit,
     Other,
 }
 
@@ -323,6 +423,14 @@ impl FieldName {
             FieldName::Password => "password",
             FieldName::PlayerId => "playerID",
             FieldName::Locked => "locked",
+            FieldName::T => "t",
+            FieldName::Data => "data",
+            FieldName::To => "to",
+            FieldName::Metadata => "metadata",
+            FieldName::Filter => "filter",
+            FieldName::Available => "available",
+            FieldName::After => "after",
+            FieldName::Limit => "limit",
             FieldName::Other => "?",
         }
     }
@@ -351,6 +459,14 @@ impl<'de> de::Deserialize<'de> for FieldName {
                     "password" => FieldName::Password,
                     "playerID" => FieldName::PlayerId,
                     "locked" => FieldName::Locked,
+                    "t" => FieldName::T,
+                    "data" => FieldName::Data,
+                    "to" => FieldName::To,
+                    "metadata" => FieldName::Metadata,
+                    "filter" => FieldName::Filter,
+                    "available" => FieldName::Available,
+                    "after" => FieldName::After,
+                    "limit" => FieldName::Limit,
                     _ => FieldName::Other,
                 })
             }
@@ -399,6 +515,10 @@ pub fn parse(frame: &str, limits: &Limits) -> Result<Command, Rejection> {
         "resumeSession" => resume_session(&fields).map(Command::ResumeSession),
         "kickPlayer" => kick_player(&fields).map(Command::KickPlayer),
         "lockSession" => lock_session(&fields).map(Command::LockSession),
+        "ping" => Ok(Command::Ping(fields.t.map(|t| t.get().trim().into()))),
+        "sendMessage" => send_message(&fields).map(|m| Command::SendMessage(Box::new(m))),
+        "setMetadata" => set_metadata(&fields).map(Command::SetMetadata),
+        "listSessions" => list_sessions(&fields).map(|r| Command::ListSessions(Box::new(r))),
         other => Err(Rejection::new(
             ServerCommand::Error,
             ErrorCode::UnknownCommand,
@@ -426,7 +546,7 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
     if !cursor.eat(b'{') {
         return None;
     }
-    let mut seen = [false; 13];
+    let mut seen = [false; 21];
     let mut name = None;
     if !cursor.eat(b'}') {
         loop {
@@ -445,6 +565,14 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
                 "password" => Some(10),
                 "playerID" => Some(11),
                 "locked" => Some(12),
+                "t" => Some(13),
+                "data" => Some(14),
+                "to" => Some(15),
+                "metadata" => Some(16),
+                "filter" => Some(17),
+                "available" => Some(18),
+                "after" => Some(19),
+                "limit" => Some(20),
                 _ => None,
             };
             if let Some(field) = field {
@@ -478,6 +606,10 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
         "resumeSession",
         "kickPlayer",
         "lockSession",
+        "ping",
+        "sendMessage",
+        "setMetadata",
+        "listSessions",
     ]
     .into_iter()
     .find(|known| name.as_deref() == Some(*known))
@@ -494,6 +626,10 @@ pub(crate) fn reply_of(name: Option<&str>) -> ServerCommand {
         Some("resumeSession") => ServerCommand::SessionResume,
         Some("kickPlayer") => ServerCommand::PlayerLeave,
         Some("lockSession") => ServerCommand::SessionLock,
+        Some("ping") => ServerCommand::Pong,
+        Some("sendMessage") => ServerCommand::MessageSent,
+        Some("setMetadata") => ServerCommand::SessionMetadata,
+        Some("listSessions") => ServerCommand::SessionList,
         _ => ServerCommand::Error,
     }
 }
@@ -661,6 +797,8 @@ fn session_options(raw: &RawValue, limits: &Limits) -> Result<SessionOptions, Re
         #[serde(borrow)]
         password: Option<std::borrow::Cow<'a, str>>,
         host_only_session_updates: Option<bool>,
+        #[serde(borrow)]
+        metadata: Option<&'a RawValue>,
     }
     let reply = ServerCommand::SessionJoin;
     let text = raw.get().trim();
@@ -704,11 +842,137 @@ fn session_options(raw: &RawValue, limits: &Limits) -> Result<SessionOptions, Re
             )
         })?),
     };
+    let metadata = match options.metadata {
+        None => None,
+        Some(raw) => Some(metadata(raw, reply)?),
+    };
     Ok(SessionOptions {
         max_players,
         private: options.private.unwrap_or(false),
         password,
         host_only_session_updates: options.host_only_session_updates.unwrap_or(false),
+        metadata,
+    })
+}
+
+/// A session's metadata: a JSON object of at most [`crate::access::MAX_METADATA_BYTES`].
+fn metadata(raw: &RawValue, reply: ServerCommand) -> Result<JsonObject, Rejection> {
+    let object = JsonObject::from_raw(raw).ok_or_else(|| {
+        invalid(
+            reply,
+            format!(
+                "`metadata` must be a JSON object, got {}",
+                excerpt(raw.get().trim())
+            ),
+        )
+    })?;
+    let max = crate::access::MAX_METADATA_BYTES;
+    if object.as_str().len() > max {
+        return Err(invalid(
+            reply,
+            format!("`metadata` must be at most {max} bytes of JSON"),
+        ));
+    }
+    Ok(object)
+}
+
+fn set_metadata(fields: &Fields) -> Result<JsonObject, Rejection> {
+    let reply = ServerCommand::SessionMetadata;
+    let raw = fields
+        .metadata
+        .ok_or_else(|| invalid(reply, "setMetadata needs `metadata`: a JSON object"))?;
+    metadata(raw, reply)
+}
+
+fn list_sessions(fields: &Fields) -> Result<ListRequest, Rejection> {
+    let reply = ServerCommand::SessionList;
+    let filter = match fields.filter {
+        None => Vec::new(),
+        Some(raw) => {
+            let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw.get())
+                .map_err(|_| {
+                invalid(
+                    reply,
+                    format!(
+                        "`filter` must be a JSON object of metadata keys and values, got {}",
+                        excerpt(raw.get().trim())
+                    ),
+                )
+            })?;
+            map.into_iter().collect()
+        }
+    };
+    let available = match fields.available.map(|raw| raw.get().trim()) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(invalid(
+                reply,
+                format!("`available` must be true or false, got {}", excerpt(other)),
+            ))
+        }
+    };
+    let count = |raw: Option<&RawValue>, name: &str| -> Result<Option<u64>, Rejection> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let text = raw.get().trim();
+        match text.parse::<u64>() {
+            Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n)),
+            _ => Err(invalid(
+                reply,
+                format!(
+                    "`{name}` must be a non-negative integer, got {}",
+                    excerpt(text)
+                ),
+            )),
+        }
+    };
+    let after = count(fields.after, "after")?;
+    let limit = match count(fields.limit, "limit")? {
+        None => MAX_LIST_PAGE,
+        Some(n) if (1..=MAX_LIST_PAGE as u64).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(invalid(
+                reply,
+                format!("`limit` must be from 1 to {MAX_LIST_PAGE}, got {n}"),
+            ))
+        }
+    };
+    Ok(ListRequest {
+        filter,
+        available,
+        after,
+        limit,
+    })
+}
+
+fn send_message(fields: &Fields) -> Result<Message, Rejection> {
+    let reply = ServerCommand::MessageSent;
+    let data = fields.data.ok_or_else(|| {
+        invalid(
+            reply,
+            "sendMessage needs `data`: any JSON value, delivered as it is",
+        )
+    })?;
+    let to = match fields.to {
+        None => None,
+        Some(raw) => {
+            let ids: Vec<u64> = serde_json::from_str(raw.get()).map_err(|_| {
+                invalid(
+                    reply,
+                    format!(
+                        "`to` must be an array of player IDs, got {}",
+                        excerpt(raw.get().trim())
+                    ),
+                )
+            })?;
+            Some(ids.into_iter().map(PlayerId).collect())
+        }
+    };
+    Ok(Message {
+        data: data.get().trim().into(),
+        to,
     })
 }
 

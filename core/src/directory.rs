@@ -2,9 +2,26 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::command::JoinTarget;
+use crate::command::{JoinTarget, ListRequest};
+use crate::data::JsonObject;
 use crate::error::ErrorCode;
 use crate::ids::SessionId;
+
+/// What `listSessions` shows of a public session, kept by its host's directory from what the
+/// session reports ([`crate::Output::Listing`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Its members (those away for `resume` included).
+    pub players: u32,
+    /// Its `maxPlayers`, if it has one.
+    pub max_players: Option<u32>,
+    /// Locked by its host.
+    pub locked: bool,
+    /// It has a password.
+    pub password: bool,
+    /// Its metadata.
+    pub metadata: Option<JsonObject>,
+}
 
 /// Live sessions by ID, each with a host-chosen handle `H` (the session itself, a channel to
 /// its task, …), in order of creation. Private sessions are in it by ID only: `-1` never
@@ -15,6 +32,8 @@ pub struct Directory<H> {
     by_id: HashMap<SessionId, (Option<u64>, H)>,
     by_creation: BTreeMap<u64, SessionId>,
     created: u64,
+    /// What the public sessions reported for `listSessions`.
+    listings: HashMap<SessionId, Listing>,
 }
 
 impl<H> Default for Directory<H> {
@@ -23,6 +42,7 @@ impl<H> Default for Directory<H> {
             by_id: HashMap::new(),
             by_creation: BTreeMap::new(),
             created: 0,
+            listings: HashMap::new(),
         }
     }
 }
@@ -62,7 +82,42 @@ impl<H> Directory<H> {
         if let Some(order) = order {
             self.by_creation.remove(&order);
         }
+        self.listings.remove(&id);
         Some(handle)
+    }
+
+    /// What public session `id` shows in `listSessions` from now on (a private one, or one
+    /// not in the directory, is never listed).
+    pub fn set_listing(&mut self, id: SessionId, listing: Listing) {
+        if matches!(self.by_id.get(&id), Some((Some(_), _))) {
+            self.listings.insert(id, listing);
+        }
+    }
+
+    /// A page of `listSessions`: the public sessions `request` asks for, newest first, each
+    /// with what it reported, and the cursor of the next page (`None`: this was the last).
+    /// `max_players` is the host's players-per-session limit (for `available`).
+    pub fn list(
+        &self,
+        request: &ListRequest,
+        max_players: usize,
+    ) -> (Vec<(SessionId, &Listing)>, Option<u64>) {
+        let upto = request.after.unwrap_or(u64::MAX);
+        let mut page = Vec::new();
+        for (&order, id) in self.by_creation.range(..upto).rev() {
+            let Some(listing) = self.listings.get(id) else {
+                continue;
+            };
+            if !matches(listing, request, max_players) {
+                continue;
+            }
+            if page.len() == request.limit {
+                // One more exists: the next page starts after the last one listed.
+                return (page, Some(order + 1));
+            }
+            page.push((*id, listing));
+        }
+        (page, None)
     }
 
     /// The session with this ID.
@@ -109,4 +164,30 @@ impl<H> Directory<H> {
     pub fn iter(&self) -> impl Iterator<Item = (SessionId, &H)> {
         self.by_id.iter().map(|(id, (_, h))| (*id, h))
     }
+}
+
+/// Whether `listing` is one `request` asks for.
+fn matches(listing: &Listing, request: &ListRequest, max_players: usize) -> bool {
+    if request.available {
+        let cap = listing.max_players.map_or(max_players, |m| {
+            usize::try_from(m).unwrap_or(usize::MAX).min(max_players)
+        });
+        let full = usize::try_from(listing.players).unwrap_or(usize::MAX) >= cap;
+        if full || listing.locked || listing.password {
+            return false;
+        }
+    }
+    if request.filter.is_empty() {
+        return true;
+    }
+    let Some(metadata) = &listing.metadata else {
+        return false;
+    };
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(metadata.as_str()) else {
+        return false;
+    };
+    request
+        .filter
+        .iter()
+        .all(|(key, value)| fields.get(key) == Some(value))
 }

@@ -79,12 +79,18 @@ pub enum ErrorCode {
     NotHost,
     /// 30 (in `playerLeave`): `kickPlayer` names no other member of the session.
     NoSuchMember,
+    /// 31 (in `messageSent`): `sendMessage`'s `to` names a player that is no member of the
+    /// session; nothing is sent.
+    NoSuchRecipient,
+    /// 32 (in `sessionList`): `listSessions` from a player in a session: sessions are listed
+    /// from the lobby.
+    ListWhileInSession,
 }
 
 impl ErrorCode {
     /// The highest code the server sends. (24 is sent no more: a resume of a player whose
     /// old connection still seems open takes its seat over.)
-    pub const MAX: u16 = 30;
+    pub const MAX: u16 = 32;
 
     /// The number sent on the wire.
     pub const fn code(self) -> u16 {
@@ -116,6 +122,8 @@ impl ErrorCode {
             ErrorCode::SessionLocked => 28,
             ErrorCode::NotHost => 29,
             ErrorCode::NoSuchMember => 30,
+            ErrorCode::NoSuchRecipient => 31,
+            ErrorCode::ListWhileInSession => 32,
         }
     }
 

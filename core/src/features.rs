@@ -22,9 +22,14 @@ impl Features {
     /// `sessionResume`, a `hostChange` when it changes, `sessionLock` when the host locks or
     /// unlocks, `"kicked":true` in the `sessionLeave` of a kick).
     pub const HOST: Features = Features(2);
+    /// `messages`: the member receives the `message` frames of other members' `sendMessage`.
+    pub const MESSAGES: Features = Features(4);
     /// Every extension, with its name on the wire, in the order `hello` lists them.
-    pub const ALL: [(Features, &'static str); 2] =
-        [(Features::RESUME, "resume"), (Features::HOST, "host")];
+    pub const ALL: [(Features, &'static str); 3] = [
+        (Features::RESUME, "resume"),
+        (Features::HOST, "host"),
+        (Features::MESSAGES, "messages"),
+    ];
 
     /// The extension called `name`, if the server knows one.
     pub fn named(name: &str) -> Option<Features> {

@@ -85,10 +85,12 @@ pub mod session;
 
 pub use access::{Access, Password, PasswordDigest, SessionOptions};
 pub use close::CloseReason;
-pub use command::{parse, Command, JoinTarget, NewSession, Rejection, SessionFormat};
+pub use command::{
+    parse, Command, JoinTarget, ListRequest, Message, NewSession, Rejection, SessionFormat,
+};
 pub use connection_guard::{Admission, ConnectionConfig, ConnectionGuard, TimerAction};
 pub use data::{JsonObject, PlayerFormat, Shape, Spelling};
-pub use directory::Directory;
+pub use directory::{Directory, Listing};
 pub use error::ErrorCode;
 pub use features::{Features, ResumeRequest, ResumeToken};
 pub use ids::{IdCounter, PlayerId, SessionId};

@@ -45,10 +45,18 @@ pub enum PlayerOutput {
     Send(ServerFrame),
     /// Send a WebSocket ping (the heartbeat).
     Ping,
+    /// Answer a `ping` command: send [`crate::reply::pong`] with this `t` (the JSON text the
+    /// client sent, if any) and the host's clock, in order with the other frames.
+    Pong(Option<Box<str>>),
+    /// Answer a `listSessions` from the lobby: send [`crate::reply::session_list`] of the
+    /// page [`crate::Directory::list`] gives for it, in order with the other frames.
+    ListSessions(Box<crate::command::ListRequest>),
     /// Create a session: allocate an ID and run [`crate::Session::create`] with this request,
     /// or call [`Player::handle_create_refused`] when the host holds its maximum of sessions
     /// ([`CreateRefusal::SessionCap`]) or finds no free ID ([`CreateRefusal::NoFreeId`]).
-    Create(CreateRequest),
+    /// (Boxed: rare, and its options would make every connection's pending output larger:
+    /// memory per idle player.)
+    Create(Box<CreateRequest>),
     /// Find the session `target` names (for [`JoinTarget::Latest`]: the latest one, other than
     /// `skip`, which was just found gone) and deliver `input` to it; or call
     /// [`Player::handle_no_such_session`]. Later [`PlayerOutput::ToSession`]s go to the same
@@ -435,13 +443,14 @@ impl Player {
             Ok(Command::CreateSession(new)) => {
                 let NewSession { format, options } = *new;
                 self.state = State::Creating;
-                self.outputs.push_back(PlayerOutput::Create(CreateRequest {
-                    player: self.id,
-                    format,
-                    features: self.features,
-                    subject: self.subject.clone(),
-                    options,
-                }));
+                self.outputs
+                    .push_back(PlayerOutput::Create(Box::new(CreateRequest {
+                        player: self.id,
+                        format,
+                        features: self.features,
+                        subject: self.subject.clone(),
+                        options,
+                    })));
                 return;
             }
             Ok(Command::JoinSession(target, password)) => {
@@ -468,12 +477,22 @@ impl Player {
                 return self.start_resume(request);
             }
             Ok(Command::ResumeSession(_)) => invalid_token(),
+            Ok(Command::Ping(t)) => {
+                self.outputs.push_back(PlayerOutput::Pong(t));
+                return;
+            }
+            Ok(Command::ListSessions(request)) => {
+                self.outputs.push_back(PlayerOutput::ListSessions(request));
+                return;
+            }
             Ok(
                 command @ (Command::UpdateSession(_)
                 | Command::UpdatePlayer(_)
                 | Command::LeaveSession
                 | Command::KickPlayer(_)
-                | Command::LockSession(_)),
+                | Command::LockSession(_)
+                | Command::SendMessage(_)
+                | Command::SetMetadata(_)),
             ) => lobby::not_in_session(command.reply()),
         };
         self.send(frame);

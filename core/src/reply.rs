@@ -75,11 +75,21 @@ pub enum ServerCommand {
     SessionLock,
     /// The session's host changed (members with the `host` feature only).
     HostChange,
+    /// Reply to ping.
+    Pong,
+    /// Reply to sendMessage.
+    MessageSent,
+    /// A member's message (members with the `messages` feature only).
+    Message,
+    /// Reply to setMetadata.
+    SessionMetadata,
+    /// Reply to listSessions.
+    SessionList,
 }
 
 impl ServerCommand {
     /// Every reply command, in a fixed order (for metrics tables).
-    pub const ALL: [ServerCommand; 11] = [
+    pub const ALL: [ServerCommand; 16] = [
         ServerCommand::SessionJoin,
         ServerCommand::SessionUpdate,
         ServerCommand::SessionLeave,
@@ -91,6 +101,11 @@ impl ServerCommand {
         ServerCommand::SessionResume,
         ServerCommand::SessionLock,
         ServerCommand::HostChange,
+        ServerCommand::Pong,
+        ServerCommand::MessageSent,
+        ServerCommand::Message,
+        ServerCommand::SessionMetadata,
+        ServerCommand::SessionList,
     ];
 
     /// Its position in [`ServerCommand::ALL`].
@@ -112,6 +127,11 @@ impl ServerCommand {
             ServerCommand::SessionResume => "sessionResume",
             ServerCommand::SessionLock => "sessionLock",
             ServerCommand::HostChange => "hostChange",
+            ServerCommand::Pong => "pong",
+            ServerCommand::MessageSent => "messageSent",
+            ServerCommand::Message => "message",
+            ServerCommand::SessionMetadata => "sessionMetadata",
+            ServerCommand::SessionList => "sessionList",
         }
     }
 }
@@ -315,6 +335,80 @@ pub fn session_lock(locked: bool) -> ServerFrame {
     } else {
         ",\"locked\":false"
     });
+    w.finish()
+}
+
+/// `pong`, error 0: the ping's `t` as it was sent (none if it had none), and the host's clock
+/// (`server_time_ms`, milliseconds since the Unix epoch).
+pub fn pong(t: Option<&str>, server_time_ms: u64) -> ServerFrame {
+    let mut w = Writer::new(ServerCommand::Pong, 0, t.map_or(0, str::len) + 40);
+    if let Some(t) = t {
+        w.raw(",\"t\":");
+        w.raw(t);
+    }
+    w.id("serverTime", server_time_ms);
+    w.finish()
+}
+
+/// `messageSent`, error 0: how many members the message was delivered to.
+pub fn message_sent(recipients: usize) -> ServerFrame {
+    let mut w = Writer::new(ServerCommand::MessageSent, 0, 24);
+    w.id("recipients", recipients as u64);
+    w.finish()
+}
+
+/// `message`, error 0: member `from`'s message, its data as sent.
+pub fn message(from: PlayerId, data: &str) -> ServerFrame {
+    let mut w = Writer::new(ServerCommand::Message, 0, data.len() + 40);
+    w.id("playerID", from.0);
+    w.raw(",\"data\":");
+    w.raw(data);
+    w.finish()
+}
+
+/// `sessionMetadata`, error 0: the session's metadata now.
+pub fn session_metadata(metadata: &JsonObject) -> ServerFrame {
+    let mut w = Writer::new(
+        ServerCommand::SessionMetadata,
+        0,
+        metadata.as_str().len() + 16,
+    );
+    w.data("metadata", metadata);
+    w.finish()
+}
+
+/// `sessionList`, error 0: `sessions` as `(ID, listing)`, and the session to continue after
+/// (`next`), if more may follow.
+pub fn session_list(
+    sessions: &[(SessionId, &crate::directory::Listing)],
+    next: Option<u64>,
+) -> ServerFrame {
+    let size: usize = sessions
+        .iter()
+        .map(|(_, l)| l.metadata.as_ref().map_or(2, |m| m.as_str().len()) + 80)
+        .sum();
+    let mut w = Writer::new(ServerCommand::SessionList, 0, size + 40);
+    w.raw(",\"sessions\":[");
+    for (i, (id, listing)) in sessions.iter().enumerate() {
+        w.raw(if i == 0 { "{" } else { ",{" });
+        w.raw("\"sessionID\":");
+        w.number(id.0);
+        w.id("players", u64::from(listing.players));
+        match listing.max_players {
+            Some(max) => w.id("maxPlayers", u64::from(max)),
+            None => w.raw(",\"maxPlayers\":null"),
+        }
+        match &listing.metadata {
+            Some(metadata) => w.data("metadata", metadata),
+            None => w.raw(",\"metadata\":{}"),
+        }
+        w.raw("}");
+    }
+    w.raw("]");
+    match next {
+        Some(next) => w.id("next", next),
+        None => w.raw(",\"next\":null"),
+    }
     w.finish()
 }
 

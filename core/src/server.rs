@@ -348,6 +348,17 @@ impl Server {
             match output {
                 PlayerOutput::Send(frame) => self.outputs.push_back(Output::Send { to: id, frame }),
                 PlayerOutput::Ping => {}
+                PlayerOutput::ListSessions(request) => {
+                    let max = self.limits.max_players_per_session;
+                    let (page, next) = self.sessions.list(&request, max);
+                    let frame = crate::reply::session_list(&page, next);
+                    self.outputs.push_back(Output::Send { to: id, frame });
+                }
+                // The reference host's clock is the time it was given (`advance_time`).
+                PlayerOutput::Pong(t) => {
+                    let frame = crate::reply::pong(t.as_deref(), self.now_ms);
+                    self.outputs.push_back(Output::Send { to: id, frame });
+                }
                 PlayerOutput::Create(request) => {
                     let room = self.sessions.len() < self.limits.max_sessions;
                     let private = request.options.private;
@@ -366,7 +377,7 @@ impl Server {
                                 seed
                             });
                             let session =
-                                Session::create_seeded(session_id, request, self.limits, seed);
+                                Session::create_seeded(session_id, *request, self.limits, seed);
                             match private {
                                 true => self.sessions.insert_unlisted(session_id, session),
                                 false => self.sessions.insert(session_id, session),
@@ -455,6 +466,18 @@ impl Server {
                             }
                         }
                     }
+                }
+                Output::Pong { to, t } => {
+                    if self.players.contains_key(&to) {
+                        let frame = crate::reply::pong(t.as_deref(), self.now_ms);
+                        self.outputs.push_back(Output::Send { to, frame });
+                    }
+                }
+                Output::Listing(listing) => {
+                    let id = session.id();
+                    self.sessions.set_listing(id, *listing);
+                    // The borrow of the session ended with the directory's change.
+                    return self.drain_session(id);
                 }
                 Output::Away { .. } | Output::Release { .. } => {}
                 Output::Changed(_) => {}

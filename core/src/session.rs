@@ -88,6 +88,19 @@ pub enum Output {
         /// The member.
         player: PlayerId,
     },
+    /// Answer player `to`'s `ping`: send it [`crate::reply::pong`] with this `t` and the
+    /// host's clock (milliseconds since the Unix epoch), after every output to `to` before this
+    /// one.
+    Pong {
+        /// The player.
+        to: PlayerId,
+        /// The `t` it sent, as JSON text, if any.
+        t: Option<Box<str>>,
+    },
+    /// What `listSessions` shows of this public session changed (members, lock, metadata):
+    /// the host keeps it in its directory ([`crate::Directory::set_listing`]). Never for a
+    /// private session.
+    Listing(Box<crate::directory::Listing>),
     /// Deliver `event` to player `to`'s machine ([`crate::Player::handle_from_session`]),
     /// after every frame output before it.
     ToPlayer {
@@ -123,8 +136,9 @@ pub enum Change {
     /// A member resumed its seat: it is no longer away and has a new resume secret
     /// ([`Session::secret_of`]).
     MemberBack(PlayerId),
-    /// The host locked or unlocked the session ([`Session::access`]).
-    Locked,
+    /// The host locked or unlocked the session, or changed its metadata
+    /// ([`Session::access`]).
+    Access,
 }
 
 #[derive(Clone, Debug)]
@@ -317,6 +331,8 @@ pub struct Session {
     access: Box<Access>,
     /// Kicked players whose machines have not yet let go of the session.
     kicked: Vec<KickedConnection>,
+    /// What it last reported for `listSessions` (public sessions only).
+    listed: Option<Box<crate::directory::Listing>>,
 }
 
 impl Session {
@@ -360,10 +376,12 @@ impl Session {
             log: EventLog::default(),
             access: Box::new(Access::new(&options)),
             kicked: Vec::new(),
+            listed: None,
         };
         session.outputs.push_back(Output::Changed(Change::Created));
         // The creator knows the password: it set it.
         session.join(player, features, subject, options.password);
+        session.report_listing();
         session
     }
 
@@ -395,6 +413,7 @@ impl Session {
             log: EventLog::default(),
             access: Box::default(),
             kicked: Vec::new(),
+            listed: None,
         };
         for (id, data) in members {
             if !session.contains(id) {
@@ -532,6 +551,9 @@ impl Session {
                 options.push(format!(r#""{name}":true"#));
             }
         }
+        if let Some(metadata) = &access.metadata {
+            options.push(format!(r#""metadata":{}"#, metadata.as_str()));
+        }
         if !options.is_empty() {
             out.push_str(&format!(r#","options":{{{}}}"#, options.join(",")));
         }
@@ -581,6 +603,30 @@ impl Session {
             ToSession::Disconnect { player } => self.disconnect(player),
         }
         self.end_if_empty();
+        self.report_listing();
+    }
+
+    /// What `listSessions` shows of it now.
+    pub fn listing(&self) -> crate::directory::Listing {
+        crate::directory::Listing {
+            players: u32::try_from(self.members.len()).unwrap_or(u32::MAX),
+            max_players: self.access.max_players,
+            locked: self.access.locked,
+            password: self.access.password.is_some(),
+            metadata: self.access.metadata.clone(),
+        }
+    }
+
+    /// Reports the listing if it changed (a public session that has not ended).
+    fn report_listing(&mut self) {
+        if self.access.private || self.ended {
+            return;
+        }
+        let listing = self.listing();
+        if self.listed.as_deref() != Some(&listing) {
+            self.listed = Some(Box::new(listing.clone()));
+            self.outputs.push_back(Output::Listing(Box::new(listing)));
+        }
     }
 
     /// When [`Session::handle_timeout`] must next be called: the first away member's
@@ -606,6 +652,7 @@ impl Session {
             self.remove_and_announce(index);
         }
         self.end_if_empty();
+        self.report_listing();
     }
 
     /// Whether member `player` is away (its connection gone, its seat kept).
@@ -808,10 +855,29 @@ impl Session {
             Ok(Command::LockSession(_)) if index != 0 => {
                 self.refuse_not_host(player, ServerCommand::SessionLock, "lockSession")
             }
+            Ok(Command::Ping(t)) => self.outputs.push_back(Output::Pong { to: player, t }),
+            Ok(Command::ListSessions(_)) => self.send(
+                player,
+                reply::error(
+                    ServerCommand::SessionList,
+                    ErrorCode::ListWhileInSession,
+                    Some("sessions are listed from the lobby: leave this one first"),
+                ),
+            ),
+            Ok(Command::SetMetadata(_)) if index != 0 => {
+                self.refuse_not_host(player, ServerCommand::SessionMetadata, "setMetadata")
+            }
+            Ok(Command::SetMetadata(metadata)) => {
+                let frame = reply::session_metadata(&metadata);
+                self.access.metadata = Some(metadata);
+                self.outputs.push_back(Output::Changed(Change::Access));
+                self.send(player, frame);
+            }
+            Ok(Command::SendMessage(message)) => self.send_message(index, *message),
             Ok(Command::LockSession(locked)) => {
                 if self.access.locked != locked {
                     self.access.locked = locked;
-                    self.outputs.push_back(Output::Changed(Change::Locked));
+                    self.outputs.push_back(Output::Changed(Change::Access));
                 }
                 let frame = reply::session_lock(locked);
                 self.send(player, frame.clone());
@@ -851,6 +917,15 @@ impl Session {
                 ErrorCode::ResumeWhileInSession,
                 Some("you are in a session: resumeSession is for a new connection"),
             ),
+            Ok(Command::Ping(t)) => {
+                self.outputs.push_back(Output::Pong { to: player, t });
+                return;
+            }
+            Ok(Command::ListSessions(_)) => reply::error(
+                ServerCommand::SessionList,
+                ErrorCode::ListWhileInSession,
+                Some("sessions are listed from the lobby: leave this one first"),
+            ),
             Ok(Command::LeaveSession) => {
                 self.kicked.swap_remove(at);
                 self.send(player, lobby::not_in_session(ServerCommand::SessionLeave));
@@ -861,6 +936,51 @@ impl Session {
             Ok(command) => lobby::not_in_session(command.reply()),
         };
         self.send(player, frame);
+    }
+
+    /// Member `index`'s `sendMessage`: a `message` to each recipient that asked for
+    /// `messages` (every other member, or those in `to`; not those away), one frame shared,
+    /// paid from the sender's egress budget; then `messageSent` to the sender.
+    fn send_message(&mut self, index: usize, message: crate::command::Message) {
+        let sender = self.members[index].id;
+        if let Some(to) = &message.to {
+            if let Some(stranger) = to.iter().find(|p| !self.contains(**p)) {
+                let text =
+                    format!("player {stranger} is no member of this session: nothing was sent");
+                let frame = reply::error(
+                    ServerCommand::MessageSent,
+                    ErrorCode::NoSuchRecipient,
+                    Some(&text),
+                );
+                return self.send(sender, frame);
+            }
+        }
+        let listening = |m: &&Member| m.features.contains(Features::MESSAGES) && m.away.is_none();
+        let recipients: Vec<PlayerId> = match &message.to {
+            Some(to) => self
+                .members
+                .iter()
+                .filter(|m| to.contains(&m.id))
+                .filter(listening)
+                .map(|m| m.id)
+                .collect(),
+            None => self
+                .members
+                .iter()
+                .filter(|m| m.id != sender)
+                .filter(listening)
+                .map(|m| m.id)
+                .collect(),
+        };
+        let frame = reply::message(sender, &message.data);
+        let count = recipients.len() as u64;
+        if !self.take_egress_for(index, &frame, count, ServerCommand::MessageSent) {
+            return;
+        }
+        for to in &recipients {
+            self.send(*to, frame.clone());
+        }
+        self.send(sender, reply::message_sent(recipients.len()));
     }
 
     /// Error 29 to `player`, in `reply`.
@@ -1160,6 +1280,18 @@ impl Session {
     /// if not, it is sent error 20 (in the frame's reply command).
     fn take_egress(&mut self, index: usize, frame: &ServerFrame) -> bool {
         let recipients = self.members.len() as u64;
+        self.take_egress_for(index, frame, recipients, frame.command())
+    }
+
+    /// Whether member `index`'s egress budget takes `frame` to `recipients` members; if not,
+    /// it is sent error 20 in `reply`.
+    fn take_egress_for(
+        &mut self,
+        index: usize,
+        frame: &ServerFrame,
+        recipients: u64,
+        reply: ServerCommand,
+    ) -> bool {
         let bytes = (frame.bytes().len() as u64).saturating_mul(recipients);
         let member = &mut self.members[index];
         if member.egress.take(self.now_ms, bytes, &self.limits) {
@@ -1170,7 +1302,7 @@ impl Session {
              frame's bytes times its {recipients} recipients: nothing was broadcast",
             self.limits.egress_bytes_per_second, self.limits.egress_burst_bytes
         );
-        let refusal = reply::error(frame.command(), ErrorCode::EgressBudget, Some(&message));
+        let refusal = reply::error(reply, ErrorCode::EgressBudget, Some(&message));
         let to = member.id;
         self.send(to, refusal);
         false

@@ -93,6 +93,10 @@ enum Op {
     Kick(u8, u8),
     /// lockSession.
     Lock(u8, bool),
+    /// ping, with or without `t`.
+    Ping(u8, Option<u8>),
+    /// sendMessage to everyone, or to two of the players.
+    SendMessage(u8, Option<(u8, u8)>, Mutation),
     /// Deliver this many messages between the machines.
     Step(u8),
     /// Deliver every message on its way.
@@ -149,7 +153,7 @@ fuzz_target!(|ops: Vec<Op>| {
         ..Limits::default()
     };
     let config = ConnectionConfig {
-        features: Features::RESUME.union(Features::HOST),
+        features: Features::RESUME.union(Features::HOST).union(Features::MESSAGES),
         ..ConnectionConfig::default()
     };
     let mut server = Server::with_config(limits, config).with_secrets([3; 32]);
@@ -245,6 +249,22 @@ fuzz_target!(|ops: Vec<Op>| {
                     server.feed_text(p, &frame);
                 }
             }
+            Op::Ping(i, t) => {
+                if let Some(p) = pick(&players, *i) {
+                    let t = t.map_or(String::new(), |t| format!(r#","t":{t}"#));
+                    server.feed_text(p, &format!(r#"{{"command":"ping"{t}}}"#));
+                }
+            }
+            Op::SendMessage(i, to, m) => {
+                if let Some(p) = pick(&players, *i) {
+                    let to = match to.and_then(|(a, b)| Some((pick(&players, a)?, pick(&players, b)?))) {
+                        Some((a, b)) => format!(r#","to":[{a},{b}]"#),
+                        None => String::new(),
+                    };
+                    let frame = format!(r#"{{"command":"sendMessage","data":{{"hi":[1,"x"]}}{to}}}"#);
+                    server.feed_text(p, &mutate(frame, m));
+                }
+            }
             Op::Leave(i) => {
                 if let Some(p) = pick(&players, *i) {
                     server.feed_text(p, r#"{"command":"leaveSession"}"#);
@@ -252,7 +272,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Hello(i, resume) => {
                 if let Some(p) = pick(&players, *i) {
-                    let features = if *resume { r#"["resume","host"]"# } else { "[]" };
+                    let features = if *resume { r#"["resume","host","messages"]"# } else { "[]" };
                     let frame = format!(r#"{{"command":"hello","features":{features}}}"#);
                     server.feed_text(p, &frame);
                 }

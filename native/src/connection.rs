@@ -98,6 +98,14 @@ pub(crate) fn run(
     })
 }
 
+/// The wall clock, for `pong`'s `serverTime`: milliseconds since the Unix epoch (0 for a
+/// clock set before it).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// A session input whose sending had to wait: for room in the session's inbox, or for the
 /// session's answer.
 struct Waiting {
@@ -304,11 +312,18 @@ impl PlayerConnection {
                 PlayerOutput::Send(frame) => self.peer.send(&frame),
                 // A full queue is the overflow rule's business, not the heartbeat's.
                 PlayerOutput::Ping => self.peer.outbox.ping(),
+                PlayerOutput::ListSessions(request) => {
+                    let max = self.shared.limits.max_players_per_session;
+                    self.peer.send(&self.shared.registry.list(&request, max));
+                }
+                PlayerOutput::Pong(t) => self
+                    .peer
+                    .send(&sessionserver_core::reply::pong(t.as_deref(), unix_ms())),
                 PlayerOutput::Close(reason) => return Some(reason),
                 PlayerOutput::Create(request) => {
                     let registry = &self.shared.registry;
                     let limits = self.shared.limits;
-                    match session_task::spawn(registry, request, self.peer.clone(), limits) {
+                    match session_task::spawn(registry, *request, self.peer.clone(), limits) {
                         Some((id, handle, answer)) => {
                             self.session = Some((id, handle));
                             match answer {

@@ -10,7 +10,7 @@ use sessionserver_core::{CloseReason, ErrorCode, ServerCommand, ServerFrame};
 use crate::socket::Ending;
 
 /// The client commands, and two rows for frames that are no command.
-const COMMANDS: [&str; 7] = [
+const COMMANDS: [&str; 15] = [
     "createSession",
     "joinSession",
     "updateSession",
@@ -18,10 +18,17 @@ const COMMANDS: [&str; 7] = [
     "leaveSession",
     "invalid",
     "binary",
+    "hello",
+    "resumeSession",
+    "kickPlayer",
+    "lockSession",
+    "ping",
+    "sendMessage",
+    "setMetadata",
+    "listSessions",
 ];
 const CODES: usize = ErrorCode::MAX as usize + 1;
 
-#[derive(Default)]
 pub(crate) struct Metrics {
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
@@ -35,6 +42,24 @@ pub(crate) struct Metrics {
     /// Index 0: the client closed or the connection failed; then `CloseReason::ALL`, then
     /// `Ending::NATIVE`.
     closes: [AtomicU64; CloseReason::ALL.len() + 1 + Ending::NATIVE.len()],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            connections_total: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            upgrades_unauthorized: AtomicU64::new(0),
+            players_in_sessions: AtomicI64::new(0),
+            sessions_created: AtomicU64::new(0),
+            commands: Default::default(),
+            // More codes than `Default` takes for an array.
+            frames_out: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            closes: Default::default(),
+        }
+    }
 }
 
 impl Metrics {

@@ -6,7 +6,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use sessionserver_core::ids::MAX_ID;
-use sessionserver_core::{Directory, IdCounter, JoinTarget, PlayerId, SessionId};
+use sessionserver_core::{
+    Directory, IdCounter, JoinTarget, ListRequest, Listing, PlayerId, ServerFrame, SessionId,
+};
 
 use crate::session_task::SessionHandle;
 
@@ -93,6 +95,18 @@ impl Registry {
             .iter()
             .map(|(_, h)| h.clone())
             .collect()
+    }
+
+    /// A public session's listing changed.
+    pub(crate) fn set_listing(&self, id: SessionId, listing: Listing) {
+        self.lock().sessions.set_listing(id, listing);
+    }
+
+    /// The `sessionList` frame for a `listSessions`.
+    pub(crate) fn list(&self, request: &ListRequest, max_players: usize) -> ServerFrame {
+        let inner = self.lock();
+        let (page, next) = inner.sessions.list(request, max_players);
+        sessionserver_core::reply::session_list(&page, next)
     }
 
     /// How many sessions exist.

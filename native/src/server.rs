@@ -89,10 +89,14 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         limits,
         // The native host carries out resume whenever a grace period is set.
         connection: sessionserver_core::ConnectionConfig {
-            features: if limits.resume_grace_ms > 0 {
-                sessionserver_core::Features::RESUME.union(sessionserver_core::Features::HOST)
-            } else {
-                sessionserver_core::Features::HOST
+            features: {
+                use sessionserver_core::Features;
+                let always = Features::HOST.union(Features::MESSAGES);
+                if limits.resume_grace_ms > 0 {
+                    Features::RESUME.union(always)
+                } else {
+                    always
+                }
             },
             ..config.connection
         },

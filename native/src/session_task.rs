@@ -180,7 +180,7 @@ impl DataBytes {
             Change::MemberAdded(_)
             | Change::MemberAway(_)
             | Change::MemberBack(_)
-            | Change::Locked => {}
+            | Change::Access => {}
             Change::MemberRemoved(player) => {
                 self.total -= self.own.remove(&player).unwrap_or(0);
             }
@@ -315,6 +315,21 @@ impl SessionTask {
             match output {
                 Output::Send { to, frame } => {
                     if let Some(peer) = self.peers.get(&to) {
+                        self.metrics.frames_out(&frame, 1);
+                        if let Some(outbox) = peer.queue(ws_frame_of(&frame)) {
+                            self.unflushed.push(outbox);
+                        }
+                    }
+                }
+                Output::Listing(listing) => {
+                    self.registry.set_listing(self.session.id(), *listing);
+                }
+                Output::Pong { to, t } => {
+                    if let Some(peer) = self.peers.get(&to) {
+                        let frame = sessionserver_core::reply::pong(
+                            t.as_deref(),
+                            crate::connection::unix_ms(),
+                        );
                         self.metrics.frames_out(&frame, 1);
                         if let Some(outbox) = peer.queue(ws_frame_of(&frame)) {
                             self.unflushed.push(outbox);

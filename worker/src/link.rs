@@ -159,6 +159,9 @@ const SUBJECT_HEADER: &str = "Player-Subject";
 /// The header of a join's password (percent-encoded as a subject is; not in the URL).
 const PASSWORD_HEADER: &str = "Session-Password";
 
+/// The extensions other than `resume` a session object hears of in an [`Ask`].
+pub const EXTRAS: Features = Features::HOST.union(Features::MESSAGES);
+
 /// A relay's request for a socket to a session object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ask {
@@ -168,8 +171,9 @@ pub struct Ask {
     pub player: PlayerId,
     /// A create or join that asks for `resume`: the member is given a token.
     pub resume: bool,
-    /// The player's connection asked for the `host` extension.
-    pub host: bool,
+    /// The extensions other than `resume` the player's connection asked for (`host`,
+    /// `messages`).
+    pub extras: Features,
     /// The password a join carried.
     pub password: Option<Password>,
     /// The token of a resume.
@@ -201,9 +205,18 @@ impl Ask {
         let mut init = RequestInit::new();
         init.with_method(Method::Get).with_headers(headers);
         let resume = if self.resume { "&resume=1" } else { "" };
-        let host = if self.host { "&host=1" } else { "" };
+        let host = if self.extras.contains(Features::HOST) {
+            "&host=1"
+        } else {
+            ""
+        };
+        let messages = if self.extras.contains(Features::MESSAGES) {
+            "&messages=1"
+        } else {
+            ""
+        };
         let url = format!(
-            "https://session/{}?player={}{resume}{host}",
+            "https://session/{}?player={}{resume}{host}{messages}",
             self.op.path(),
             self.player
         );
@@ -251,7 +264,13 @@ impl Ask {
             op,
             player: PlayerId(player),
             resume: query("resume").as_deref() == Some("1"),
-            host: query("host").as_deref() == Some("1"),
+            extras: {
+                let flag = |name: &str, feature: Features| match query(name).as_deref() {
+                    Some("1") => feature,
+                    _ => Features::NONE,
+                };
+                flag("host", Features::HOST).union(flag("messages", Features::MESSAGES))
+            },
             password,
             token,
             received,
@@ -266,12 +285,7 @@ impl Ask {
         } else {
             Features::NONE
         };
-        let host = if self.host {
-            Features::HOST
-        } else {
-            Features::NONE
-        };
-        resume.union(host)
+        resume.union(self.extras)
     }
 }
 

@@ -67,7 +67,7 @@ pub fn store<R: Rows>(change: Change, session: &Session, rows: &mut R) -> Result
             session.secret_of(player),
             session.away_until(player),
         ),
-        Change::Locked => rows.save_access(access_text(session.access())),
+        Change::Access => rows.save_access(access_text(session.access())),
     }
 }
 
@@ -80,6 +80,10 @@ pub fn access_text(access: &Access) -> Option<String> {
     }
     if let Some(digest) = &access.password {
         fields.insert("passwordSha256".into(), digest.to_hex().into());
+    }
+    if let Some(metadata) = &access.metadata {
+        // As its text: kept verbatim (key order, number spelling).
+        fields.insert("metadata".into(), metadata.as_str().into());
     }
     for (set, name) in [
         (access.private, "private"),
@@ -105,6 +109,10 @@ pub fn access_of(text: &str) -> Option<Access> {
     };
     access.password = match fields.get("passwordSha256") {
         Some(hex) => Some(PasswordDigest::from_hex(hex.as_str()?)?),
+        None => None,
+    };
+    access.metadata = match fields.get("metadata") {
+        Some(text) => Some(JsonObject::parse(text.as_str()?).ok()?),
         None => None,
     };
     access.private = flag("private");
@@ -254,6 +262,8 @@ mod tests {
                 | Output::Rebind { .. }
                 | Output::Away { .. }
                 | Output::Release { .. }
+                | Output::Pong { .. }
+                | Output::Listing(_)
                 | Output::Replaced { .. } => {}
                 Output::Ended => ended = true,
             }
@@ -485,7 +495,7 @@ mod tests {
 
     #[test]
     fn options_and_the_lock_are_stored_and_the_password_only_as_its_digest() {
-        let frame = r#"{"command":"createSession","options":{"maxPlayers":2,"private":true,"password":"pw","hostOnlySessionUpdates":true}}"#;
+        let frame = r#"{"command":"createSession","options":{"maxPlayers":2,"private":true,"password":"pw","hostOnlySessionUpdates":true,"metadata":{"map":"dust", "n":1.50}}}"#;
         let Ok(sessionserver_core::Command::CreateSession(new)) = parse(frame, &LIMITS) else {
             panic!("a create");
         };

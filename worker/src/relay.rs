@@ -476,7 +476,7 @@ impl Relay {
         let session = token.session;
         // The seat's subject is this connection's: the session takes the seat back only for it.
         let subject = self.player.subject().map(|s| Arc::new(s.to_owned()));
-        let host = self.player.features().contains(Features::HOST);
+        let extras = self.player.features().intersect(link::EXTRAS);
         let task = resume_session(
             self.env.clone(),
             None,
@@ -484,7 +484,7 @@ impl Relay {
             Some(received),
             delay_ms,
             subject,
-            host,
+            extras,
         );
         Some((session, Box::pin(task)))
     }
@@ -619,18 +619,33 @@ impl Relay {
                 PlayerOutput::Send(frame) => self.send(frame.as_str()),
                 // handle_timeout is never called: no heartbeat on this host.
                 PlayerOutput::Ping => {}
+                // Listing at the edge needs the registry to keep every public session's listing:
+                // not built yet (PROTOCOL.md, "Finding a game").
+                PlayerOutput::ListSessions(_) => {
+                    let frame = sessionserver_core::reply::error(
+                        sessionserver_core::ServerCommand::SessionList,
+                        sessionserver_core::ErrorCode::UnknownCommand,
+                        Some("listSessions is not available on the edge host yet"),
+                    );
+                    self.send(frame.as_str());
+                }
+                // A lobby ping is the relay's to answer (in a session, the object answers).
+                PlayerOutput::Pong(t) => {
+                    let frame = sessionserver_core::reply::pong(t.as_deref(), now_ms());
+                    self.send(frame.as_str());
+                }
                 PlayerOutput::Create(request) => {
                     let create =
                         wire::encode_command(&Command::CreateSession(Box::new(NewSession {
                             format: request.format,
                             options: request.options,
                         })));
-                    let host = request.features.contains(Features::HOST);
+                    let extras = request.features.intersect(link::EXTRAS);
                     let task = create_session(
                         self.env.clone(),
                         request.player,
                         resume,
-                        host,
+                        extras,
                         create,
                         request.subject,
                     );
@@ -648,8 +663,9 @@ impl Relay {
                 } => {
                     let ResumeRequest { token, received } = *request;
                     let env = self.env.clone();
-                    let host = features.contains(Features::HOST);
-                    let task = resume_session(env, Some(player), token, received, 0, subject, host);
+                    let extras = features.intersect(link::EXTRAS);
+                    let task =
+                        resume_session(env, Some(player), token, received, 0, subject, extras);
                     self.pending = Some(Box::pin(task));
                 }
                 PlayerOutput::Join {
@@ -658,20 +674,20 @@ impl Relay {
                     input,
                 } => {
                     let player = input.player();
-                    let (subject, password, host) = match input {
+                    let (subject, password, extras) = match input {
                         ToSession::Join {
                             subject,
                             password,
                             features,
                             ..
-                        } => (subject, password, features.contains(Features::HOST)),
-                        _ => (None, None, false),
+                        } => (subject, password, features.intersect(link::EXTRAS)),
+                        _ => (None, None, Features::NONE),
                     };
                     let ask = Ask {
                         op: Op::Join,
                         player,
                         resume,
-                        host,
+                        extras,
                         password,
                         token: None,
                         received: None,
@@ -793,7 +809,7 @@ async fn create_session(
     env: Env,
     player: PlayerId,
     resume: bool,
-    host: bool,
+    extras: Features,
     create: String,
     subject: Option<Arc<String>>,
 ) -> Answer {
@@ -801,7 +817,7 @@ async fn create_session(
         op: Op::Create,
         player,
         resume,
-        host,
+        extras,
         password: None,
         token: None,
         received: None,
@@ -886,7 +902,7 @@ async fn resume_session(
     received: Option<u64>,
     delay_ms: u64,
     subject: Option<Arc<String>>,
-    host: bool,
+    extras: Features,
 ) -> Answer {
     if delay_ms > 0 {
         Delay::from(Duration::from_millis(delay_ms)).await;
@@ -904,7 +920,7 @@ async fn resume_session(
         op: Op::Resume,
         player,
         resume: true,
-        host,
+        extras,
         password: None,
         token: Some(token),
         received,

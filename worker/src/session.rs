@@ -59,6 +59,9 @@ struct Attachment {
     /// restored from here after a wake.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     host: bool,
+    /// Its connection asked for `messages` (restored as `host` is).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    messages: bool,
     /// A socket opened to create the session: its creator's subject, if it has one, until the
     /// create arrives. A token is at most 8 KiB, so its `sub` fits the platform's 16 KiB per
     /// attachment unless it is mostly control characters (JSON-escaped to 6 bytes each): such
@@ -75,12 +78,10 @@ impl Attachment {
         } else {
             Features::NONE
         };
-        let host = if self.host {
-            Features::HOST
-        } else {
-            Features::NONE
-        };
-        resume.union(host)
+        let flag = |set: bool, feature: Features| if set { feature } else { Features::NONE };
+        resume
+            .union(flag(self.host, Features::HOST))
+            .union(flag(self.messages, Features::MESSAGES))
     }
 }
 
@@ -485,6 +486,7 @@ impl SessionObject {
             connection: (connection != player).then_some(connection.0),
             resume: features.contains(Features::RESUME),
             host: features.contains(Features::HOST),
+            messages: features.contains(Features::MESSAGES),
             subject,
         })?;
         Ok(pair)
@@ -688,6 +690,17 @@ impl Live {
         let mut ended = false;
         while let Some(output) = session.poll_output() {
             match output {
+                // The edge's registry keeps no listings yet (see the relay).
+                Output::Listing(_) => {}
+                Output::Pong { to, t } => {
+                    let frame = sessionserver_core::reply::pong(t.as_deref(), now_ms());
+                    match sockets.get(&to) {
+                        Some(ws) => {
+                            let _ = ws.send_with_str(frame.as_str());
+                        }
+                        None => unsent.frames.push((to, frame)),
+                    }
+                }
                 Output::Send { to, frame } => match sockets.get(&to) {
                     Some(ws) => {
                         let _ = ws.send_with_str(frame.as_str());
@@ -786,6 +799,7 @@ fn retire(ws: &WebSocket, code: u16, reason: &str) {
         connection: None,
         resume: false,
         host: false,
+        messages: false,
         subject: None,
     });
     let _ = ws.close(Some(code), Some(reason));

@@ -89,14 +89,16 @@ pub fn limits(resume_grace_ms: u64) -> Limits {
 }
 
 /// The rate limit of each connection, as on the native host, and the extensions offered in
-/// `hello`: `resume` while the grace period is above 0, and `host`, as natively. (The heartbeat settings
+/// `hello`: `resume` while the grace period is above 0, `host` and `messages`, as natively. (The heartbeat settings
 /// are not used: a Worker cannot send WebSocket pings, see worker/README.md.)
 pub fn connection_config(limits: &Limits) -> ConnectionConfig {
     ConnectionConfig {
         features: if limits.resume_grace_ms > 0 {
-            Features::RESUME.union(Features::HOST)
+            Features::RESUME
+                .union(Features::HOST)
+                .union(Features::MESSAGES)
         } else {
-            Features::HOST
+            Features::HOST.union(Features::MESSAGES)
         },
         ..ConnectionConfig::default()
     }
@@ -163,7 +165,10 @@ mod tests {
         let offered = connection_config(&limits(1)).features;
         assert!(offered.contains(Features::RESUME));
         assert!(offered.contains(Features::HOST));
-        assert_eq!(connection_config(&limits(0)).features, Features::HOST);
+        assert_eq!(
+            connection_config(&limits(0)).features,
+            Features::HOST.union(Features::MESSAGES)
+        );
         assert_eq!(limits(7).resume_grace_ms, 7);
         assert_eq!(
             limits(7).max_players_per_session,

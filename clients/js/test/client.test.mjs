@@ -303,8 +303,8 @@ test('leaveSession resolves; the others get playerLeave with the last data; so d
 test('both spellings: a long-spelled session answers long, and every client reads it', async () => {
   const a = await client({ spelling: 'long' });
   const b = await client(); // sends the short spelling
-  const aFrames = collect(a, 'message');
-  const bFrames = collect(b, 'message');
+  const aFrames = collect(a, 'frame');
+  const bFrames = collect(b, 'frame');
 
   const { id } = await a.createSession({ mode: 'long' }, DEFAULT);
   // (The first frame is the answer to the client's hello.)
@@ -329,7 +329,7 @@ test('both spellings: a long-spelled session answers long, and every client read
 
   // And a short-spelled session answers short.
   const c = await client();
-  const cFrames = collect(c, 'message');
+  const cFrames = collect(c, 'frame');
   await c.createSession({ mode: 'short' }, {});
   const cJoin = cFrames.find((f) => f.command === 'sessionJoin');
   assert.ok('session' in cJoin && !('sessionData' in cJoin));

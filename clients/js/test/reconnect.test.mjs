@@ -367,7 +367,7 @@ test('a server that grants no resume: a drop closes the client as before', { ski
 
 test('4003: a client whose seat another connection resumed (with its token) does not come back', { skip }, async () => {
   const a = await client(server.url);
-  const frames = collect(a, 'message');
+  const frames = collect(a, 'frame');
   const { id } = await a.createSession({}, { x: 0 });
   const token = frames.find((f) => f.command === 'sessionJoin').resumeToken;
   assert.equal(typeof token, 'string');
@@ -406,7 +406,7 @@ test('a final close code (1001, the server shutting down) is not retried', { ski
 
 test('reconnect: false sends no hello; bad reconnect settings are refused clearly', { skip }, async () => {
   const a = await client(server.url, { reconnect: false });
-  const frames = collect(a, 'message');
+  const frames = collect(a, 'frame');
   await a.createSession({}, {});
   assert.equal(a.features, null);
   assert.deepEqual(frames.map((f) => f.command), ['sessionJoin']);
@@ -414,7 +414,7 @@ test('reconnect: false sends no hello; bad reconnect settings are refused clearl
 
   // With it (the default given a URL), hello is the first exchange and the token comes.
   const b = await client(server.url);
-  const bFrames = collect(b, 'message');
+  const bFrames = collect(b, 'frame');
   await b.createSession({}, {});
   assert.deepEqual(bFrames.map((f) => f.command), ['hello', 'sessionJoin']);
   assert.equal(typeof bFrames[1].resumeToken, 'string');

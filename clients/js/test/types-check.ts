@@ -39,6 +39,17 @@ export async function example(): Promise<void> {
   // @ts-expect-error: no such option
   await client.createSession({ title: 'x' }, { name: '', x: 0, y: 0, color: '' }, { maxPlayer: 2 });
 
+  const page = await client.listSessions({ mode: 'ctf' }, { available: true, limit: 10 });
+  const first: number | undefined = page.sessions[0]?.sessionID;
+  const more: number | null = page.next;
+  await client.setMetadata({ mode: 'ffa' });
+  void [first, more];
+  const delivered: number = await client.sendMessage({ text: 'hi' }, [2]);
+  const { rtt, offset }: { rtt: number; offset: number } = await client.ping();
+  client.on('message', ({ playerID, data }) => void [playerID, data]);
+  client.on('frame', ({ command }) => void command);
+  void [delivered, rtt, offset];
+
   const dot: Dot = await client.updatePlayer({ name: 'A', x: 1, y: 2, color: 'red' });
   void dot;
   // @ts-expect-error: playerData must have the session's player type

@@ -84,6 +84,12 @@ impl Harness {
         }
     }
 
+    /// Sends `frame` as `player` and returns the next frame for it, as text.
+    pub fn send_and_recv_text(&mut self, player: PlayerId, frame: &str) -> String {
+        self.send(player, frame);
+        self.recv_text(player)
+    }
+
     /// The next frame for `player`, as text.
     pub fn recv_text(&mut self, player: PlayerId) -> String {
         self.inbox
