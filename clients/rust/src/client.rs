@@ -17,7 +17,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::error::ConnectionClosedError;
 use crate::machine::{Reply, RequestId, Transmit};
-use crate::{Data, Error, Event, Machine, Options, Session, SessionOptions, Target};
+use crate::{
+    Data, Error, Event, ListOptions, Machine, Options, Session, SessionList, SessionOptions, Target,
+};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -260,6 +262,61 @@ impl Client {
         }
     }
 
+    /// Sends `data` to the other members (or only to `to`); those that asked for `messages`
+    /// get [`Event::Message`]. Resolves with how many got it (error 31: `to` names a player
+    /// not in the session, and nobody got it).
+    pub async fn send_message<T: Serialize + ?Sized>(
+        &self,
+        data: &T,
+        to: Option<&[u64]>,
+    ) -> Result<u64, Error> {
+        let data = Data::new(data)?;
+        match self.request(|m| m.send_message(&data, to)).await? {
+            Reply::MessageSent(recipients) => Ok(recipients),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Measures the round trip to the server and its clock.
+    pub async fn ping(&self) -> Result<Pong, Error> {
+        let now = self.inner.now();
+        match self.request(|m| m.ping(now)).await? {
+            Reply::Pong { rtt, server_time } => {
+                // The server's clock minus ours, at the middle of the round trip; in i128 so
+                // that no server_time can overflow it.
+                let ours = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i128);
+                let middle = ours - (rtt.as_millis() as i128) / 2;
+                let offset = (i128::from(server_time) - middle)
+                    .clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+                Ok(Pong {
+                    rtt,
+                    server_time,
+                    offset_ms: offset as i64,
+                })
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Lists public sessions, newest first (from the lobby).
+    pub async fn list_sessions(&self, options: ListOptions) -> Result<SessionList, Error> {
+        match self.request(|m| m.list_sessions(&options)).await? {
+            Reply::SessionList(list) => Ok(list),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The host replaces the session's metadata (what listSessions shows); resolves with it.
+    pub async fn set_metadata<T: Serialize + ?Sized>(&self, metadata: &T) -> Result<Data, Error> {
+        let metadata = Data::new(metadata)?;
+        match self.request(|m| m.set_metadata(&metadata)).await? {
+            Reply::Metadata(data) => Ok(data),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Sends a frame as it is; its reply comes as an event, if at all.
     pub fn send_raw(&self, text: &str) -> Result<(), Error> {
         let sent = self.inner.lock().machine.send_raw(text);
@@ -305,6 +362,17 @@ impl Client {
             Some((event, client))
         })
     }
+}
+
+/// What [`Client::ping`] measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pong {
+    /// The round trip.
+    pub rtt: Duration,
+    /// The server's clock, milliseconds since the Unix epoch.
+    pub server_time: u64,
+    /// The server's clock minus this machine's, estimated at the middle of the round trip.
+    pub offset_ms: i64,
 }
 
 fn unexpected(reply: Reply) -> Error {

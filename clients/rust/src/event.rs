@@ -104,6 +104,13 @@ pub enum Event {
         /// True for this client's own lockSession.
         is_self: bool,
     },
+    /// Another member's sendMessage (with the `messages` extension).
+    Message {
+        /// The sender.
+        player_id: u64,
+        /// What it sent, as it sent it.
+        data: Data,
+    },
     /// The host changed (the host left): with the `host` feature.
     HostChange {
         /// The new host.

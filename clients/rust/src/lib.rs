@@ -39,7 +39,7 @@ pub mod machine;
 mod client;
 
 #[cfg(feature = "tokio")]
-pub use client::Client;
+pub use client::{Client, Pong};
 pub use data::Data;
 pub use error::{
     ConnectionClosedError, Error, LostReason, SessionError, SessionLostError, CLOSE_MEANINGS,
@@ -47,6 +47,6 @@ pub use error::{
 };
 pub use event::{Event, Replay, Session};
 pub use machine::{
-    Machine, Options, ReconnectOptions, Reconnecting, Reply, RequestId, SessionOptions, Spelling,
-    Target, Transmit,
+    ListOptions, Machine, Options, ReconnectOptions, Reconnecting, Reply, RequestId, SessionInfo,
+    SessionList, SessionOptions, Spelling, Target, Transmit,
 };

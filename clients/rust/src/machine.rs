@@ -96,6 +96,9 @@ pub struct Options {
     /// others' `SessionLock` events, `kicked` in the `SessionLeave` of a kick. Default false,
     /// as the JavaScript client's `host` option.
     pub host: bool,
+    /// Ask for the `messages` extension: other members' `sendMessage` arrive as
+    /// [`Event::Message`]. Default false, as the JavaScript client's `messages` option.
+    pub messages: bool,
 }
 
 impl Default for Options {
@@ -104,6 +107,7 @@ impl Default for Options {
             spelling: Spelling::Short,
             reconnect: Some(ReconnectOptions::default()),
             host: false,
+            messages: false,
         }
     }
 }
@@ -125,6 +129,56 @@ pub struct SessionOptions {
     /// Only the host may updateSession (error 29).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_only_session_updates: Option<bool>,
+    /// Public information about the session (an object, at most 4 KiB), shown by
+    /// listSessions; the host replaces it with setMetadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Data>,
+}
+
+/// What listSessions asks for; each optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ListOptions {
+    /// Only sessions whose metadata has each of this object's keys with an equal value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Data>,
+    /// Leave out sessions that are full, locked or have a password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available: Option<bool>,
+    /// A previous page's `next`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// The page size (1 to 50, the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+/// One public session, as listSessions shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct SessionInfo {
+    /// Its ID.
+    #[serde(rename = "sessionID")]
+    pub session_id: u64,
+    /// Its members (those away for a resume included).
+    pub players: u64,
+    /// Its maxPlayers option, if it has one.
+    #[serde(rename = "maxPlayers")]
+    pub max_players: Option<u64>,
+    /// Its metadata (`{}` without any), as written.
+    #[serde(deserialize_with = "raw_data")]
+    pub metadata: Data,
+}
+
+fn raw_data<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Data, D::Error> {
+    Ok(Data::from_raw(Box::<RawValue>::deserialize(d)?))
+}
+
+/// A page of listSessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionList {
+    /// The sessions, newest first.
+    pub sessions: Vec<SessionInfo>,
+    /// `None` on the last page, else the `after` of the next.
+    pub next: Option<u64>,
 }
 
 impl SessionOptions {
@@ -165,6 +219,20 @@ pub enum Reply {
     Kicked,
     /// lockSession: locked now (or not).
     Locked(bool),
+    /// sendMessage: how many members got it.
+    MessageSent(u64),
+    /// ping: the round trip (from the ping's `now` to the pong's) and the server's clock
+    /// (milliseconds since the Unix epoch).
+    Pong {
+        /// The round trip.
+        rtt: Duration,
+        /// The server's clock at the pong.
+        server_time: u64,
+    },
+    /// listSessions: one page.
+    SessionList(SessionList),
+    /// setMetadata: the metadata now.
+    Metadata(Data),
 }
 
 /// What the host does with the connection.
@@ -203,6 +271,8 @@ enum Expect {
     SessionUpdate(String, String),
     // The host's kick is answered by the kicked player's playerLeave.
     Kick(u64),
+    // A ping sent at this time (the round trip is measured from it).
+    Ping(Duration),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,6 +352,13 @@ struct Frame {
     host_id: Option<u64>,
     kicked: Option<bool>,
     locked: Option<bool>,
+    data: Option<Box<RawValue>>,
+    recipients: Option<u64>,
+    #[serde(rename = "serverTime")]
+    server_time: Option<u64>,
+    sessions: Option<Vec<SessionInfo>>,
+    next: Option<u64>,
+    metadata: Option<Box<RawValue>>,
 }
 
 impl Frame {
@@ -476,7 +553,7 @@ impl Machine {
         if code != 0 {
             self.error_reply(frame);
         } else {
-            self.dispatch(frame);
+            self.dispatch(now, frame);
         }
         // The frames a resume replays: once the last is applied, the client is back.
         if let Some(left) = self.replay_left {
@@ -611,6 +688,45 @@ impl Machine {
         self.request("lockSession", "sessionLock", text, Expect::Any)
     }
 
+    /// Sends `data` (any JSON) to the other members, or only to the players in `to`; those
+    /// that asked for `messages` get [`Event::Message`]. Nothing is kept or replayed.
+    pub fn send_message(&mut self, data: &Data, to: Option<&[u64]>) -> RequestId {
+        let mut text = format!(r#"{{"command":"sendMessage","data":{}"#, data.as_str());
+        if let Some(to) = to {
+            let ids: Vec<String> = to.iter().map(u64::to_string).collect();
+            text.push_str(&format!(r#","to":[{}]"#, ids.join(",")));
+        }
+        text.push('}');
+        self.request("sendMessage", "messageSent", text, Expect::Any)
+    }
+
+    /// Measures the round trip to the server (from `now` to the pong's `handle_text`) and
+    /// reads its clock.
+    pub fn ping(&mut self, now: Duration) -> RequestId {
+        // `t` comes back as sent; the machine keeps the time itself, so `t` is only for logs.
+        let text = format!(r#"{{"command":"ping","t":{}}}"#, now.as_millis());
+        self.request("ping", "pong", text, Expect::Ping(now))
+    }
+
+    /// Lists public sessions, newest first (from the lobby; error 32 in a session).
+    pub fn list_sessions(&mut self, options: &ListOptions) -> RequestId {
+        let fields = serde_json::to_string(options).expect("plain fields serialize");
+        // `{…}` without its braces, after the command.
+        let fields = &fields[1..fields.len() - 1];
+        let sep = if fields.is_empty() { "" } else { "," };
+        let text = format!(r#"{{"command":"listSessions"{sep}{fields}}}"#);
+        self.request("listSessions", "sessionList", text, Expect::Any)
+    }
+
+    /// The host replaces the session's metadata (what listSessions shows).
+    pub fn set_metadata(&mut self, metadata: &Data) -> RequestId {
+        let text = format!(
+            r#"{{"command":"setMetadata","metadata":{}}}"#,
+            metadata.as_str()
+        );
+        self.request("setMetadata", "sessionMetadata", text, Expect::Any)
+    }
+
     /// Sends a frame as it is (for commands or fields this client does not know); its reply
     /// is not matched (it may come as [`Event::Error`]).
     pub fn send_raw(&mut self, text: &str) -> Result<(), Error> {
@@ -715,6 +831,9 @@ impl Machine {
         }
         if self.options.host {
             features.push("\"host\"");
+        }
+        if self.options.messages {
+            features.push("\"messages\"");
         }
         if features.is_empty() {
             return None;
@@ -852,7 +971,7 @@ impl Machine {
         }
     }
 
-    fn dispatch(&mut self, mut frame: Frame) {
+    fn dispatch(&mut self, now: Duration, mut frame: Frame) {
         match frame.command.as_str() {
             "sessionJoin" => self.on_session_join(frame),
             "sessionLeave" => self.on_session_leave(frame),
@@ -976,6 +1095,46 @@ impl Machine {
                     s.host_id = Some(player_id);
                 }
                 self.events.push_back(Event::HostChange { player_id });
+            }
+            "message" => {
+                let Ok(player_id) = frame.need_player_id() else {
+                    return self.report(Error::Protocol("message without playerID".into()));
+                };
+                let data = frame
+                    .data
+                    .take()
+                    .map_or_else(Data::empty_object, Data::from_raw);
+                self.events.push_back(Event::Message { player_id, data });
+            }
+            "messageSent" => {
+                let req = self.take("messageSent", true);
+                let recipients = frame.recipients.unwrap_or(0);
+                self.complete(req, Ok(Reply::MessageSent(recipients)));
+            }
+            "pong" => {
+                let req = self.take("pong", true);
+                let rtt = match req.as_ref().map(|p| &p.expect) {
+                    Some(Expect::Ping(sent)) => now.saturating_sub(*sent),
+                    _ => Duration::ZERO,
+                };
+                let server_time = frame.server_time.unwrap_or(0);
+                self.complete(req, Ok(Reply::Pong { rtt, server_time }));
+            }
+            "sessionList" => {
+                let req = self.take("sessionList", true);
+                let list = SessionList {
+                    sessions: frame.sessions.take().unwrap_or_default(),
+                    next: frame.next,
+                };
+                self.complete(req, Ok(Reply::SessionList(list)));
+            }
+            "sessionMetadata" => {
+                let req = self.take("sessionMetadata", true);
+                let metadata = frame
+                    .metadata
+                    .take()
+                    .map_or_else(Data::empty_object, Data::from_raw);
+                self.complete(req, Ok(Reply::Metadata(metadata)));
             }
             "hello" => {
                 if self.take("hello", true).is_some() {

@@ -75,9 +75,11 @@ fn fast() -> Options {
 fn open(options: Options) -> Machine {
     let mut m = Machine::new(options, 7, T0);
     m.handle_open(T0);
-    assert_eq!(
-        sent(&mut m),
-        [r#"{"command":"hello","features":["resume","host"]}"#]
+    let hello = sent(&mut m);
+    assert_eq!(hello.len(), 1);
+    assert!(
+        hello[0].starts_with(r#"{"command":"hello","features":["resume","host""#),
+        "{hello:?}"
     );
     m.handle_text(
         T0,
@@ -186,6 +188,7 @@ fn create_session_sends_the_data_and_options_and_settles_on_session_join() {
         private: Some(true),
         password: Some("p\"w".to_owned()),
         host_only_session_updates: Some(true),
+        metadata: Some(data(json!({"mode":"ctf"}))),
     };
     let id = m.create_session(
         &data(json!({"title":"dots"})),
@@ -195,7 +198,7 @@ fn create_session_sends_the_data_and_options_and_settles_on_session_join() {
     assert_eq!(
         sent(&mut m),
         [
-            r#"{"command":"createSession","session":{"title":"dots"},"player":{"x":0},"options":{"maxPlayers":2,"private":true,"password":"p\"w","hostOnlySessionUpdates":true}}"#
+            r#"{"command":"createSession","session":{"title":"dots"},"player":{"x":0},"options":{"maxPlayers":2,"private":true,"password":"p\"w","hostOnlySessionUpdates":true,"metadata":{"mode":"ctf"}}}"#
         ]
     );
     // Data is kept as the server sent it: spacing, number spelling and key order.
@@ -947,4 +950,125 @@ fn settings_at_their_extremes_neither_overflow_nor_stall() {
         ),
         "{evs:?}"
     );
+}
+
+#[test]
+fn messages_ping_listing_and_metadata() {
+    let mut m = in_session(Options {
+        messages: true,
+        ..opts()
+    });
+    let received = m.received();
+    let sent_to = m.send_message(&data(json!({"text":"gg"})), Some(&[4, 9]));
+    let to_all = m.send_message(&data(json!("ready")), None);
+    let ping = m.ping(ms(1000));
+    let meta = m.set_metadata(&data(json!({"round":2})));
+    assert_eq!(
+        sent(&mut m),
+        [
+            r#"{"command":"sendMessage","data":{"text":"gg"},"to":[4,9]}"#,
+            r#"{"command":"sendMessage","data":"ready"}"#,
+            r#"{"command":"ping","t":1000}"#,
+            r#"{"command":"setMetadata","metadata":{"round":2}}"#,
+        ]
+    );
+    m.handle_text(
+        ms(1001),
+        r#"{"command":"message","error":0,"playerID":4,"data":{"text":"hi"}}"#,
+    );
+    m.handle_text(
+        ms(1002),
+        r#"{"command":"messageSent","error":31,"message":"player 9 is no member"}"#,
+    );
+    m.handle_text(
+        ms(1003),
+        r#"{"command":"messageSent","error":0,"recipients":1}"#,
+    );
+    m.handle_text(
+        ms(1040),
+        r#"{"command":"pong","error":0,"t":1000,"serverTime":1767225600000}"#,
+    );
+    m.handle_text(
+        ms(1041),
+        r#"{"command":"sessionMetadata","error":0,"metadata":{"round":2}}"#,
+    );
+    assert_eq!(m.received(), received, "messages are no session events");
+    let mut done = completions(&mut m);
+    assert_eq!(done.len(), 4);
+    let (id, result) = done.remove(0);
+    assert_eq!((id, result.unwrap_err().code()), (sent_to, Some(31)));
+    let (id, result) = done.remove(0);
+    assert!(id == to_all && matches!(result, Ok(Reply::MessageSent(1))));
+    let (id, result) = done.remove(0);
+    assert_eq!(id, ping);
+    let Ok(Reply::Pong { rtt, server_time }) = result else {
+        panic!("{result:?}")
+    };
+    assert_eq!((rtt, server_time), (ms(40), 1_767_225_600_000));
+    let (id, result) = done.remove(0);
+    assert_eq!(id, meta);
+    let Ok(Reply::Metadata(d)) = result else {
+        panic!("{result:?}")
+    };
+    assert_eq!(d.as_str(), r#"{"round":2}"#);
+    match &events(&mut m)[..] {
+        [Event::Message { player_id: 4, data }] => assert_eq!(data.as_str(), r#"{"text":"hi"}"#),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn hello_asks_for_messages_when_told() {
+    let mut m = Machine::new(
+        Options {
+            messages: true,
+            reconnect: None,
+            ..Options::default()
+        },
+        1,
+        T0,
+    );
+    m.handle_open(T0);
+    assert_eq!(
+        sent(&mut m),
+        [r#"{"command":"hello","features":["messages"]}"#]
+    );
+}
+
+#[test]
+fn list_sessions_sends_its_options_and_reads_the_page() {
+    let mut m = open(opts());
+    let all = m.list_sessions(&sessionserver_client::ListOptions::default());
+    let some = m.list_sessions(&sessionserver_client::ListOptions {
+        filter: Some(data(json!({"mode":"ctf"}))),
+        available: Some(true),
+        after: Some(7),
+        limit: Some(2),
+    });
+    assert_eq!(
+        sent(&mut m),
+        [
+            r#"{"command":"listSessions"}"#,
+            r#"{"command":"listSessions","filter":{"mode":"ctf"},"available":true,"after":7,"limit":2}"#,
+        ]
+    );
+    m.handle_text(
+        T0,
+        r#"{"command":"sessionList","error":0,"sessions":[],"next":null}"#,
+    );
+    m.handle_text(T0, r#"{"command":"sessionList","error":0,"sessions":[{"sessionID":5,"players":3,"maxPlayers":null,"metadata":{"mode": "ctf"}}],"next":5}"#);
+    let done = completions(&mut m);
+    let [(a, Ok(Reply::SessionList(first))), (b, Ok(Reply::SessionList(second)))] = &done[..]
+    else {
+        panic!("{done:?}")
+    };
+    assert_eq!((*a, *b), (all, some));
+    assert!(first.sessions.is_empty() && first.next.is_none());
+    assert_eq!(second.next, Some(5));
+    let info = &second.sessions[0];
+    assert_eq!(
+        (info.session_id, info.players, info.max_players),
+        (5, 3, None)
+    );
+    assert_eq!(info.metadata.as_str(), r#"{"mode": "ctf"}"#, "verbatim");
 }
