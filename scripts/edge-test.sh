@@ -196,7 +196,7 @@ SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_HIBERNATION_WAIT_SECS="$
 
 echo "== the Rust client's tests against ws://127.0.0.1:$PORT/ (those needing a server of their own skip)"
 SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_RESUME_GRACE_MS="$GRACE" SESSIONSERVER_TEST_HOOKS=1 \
-    cargo test -p sessionserver-client --test session --test resume --test access --test edge
+    cargo test -p sessionserver-client --test session --test resume --test access --test messages --test edge
 
 # The hibernation test passes on any server; here it must also have made objects hibernate:
 # each of its two sessions (one per spelling) logs its wake.

@@ -34,6 +34,8 @@ pub const ERROR_MEANINGS: &[(u64, &str)] = &[
     (28, "the session's host locked it: it takes no new players"),
     (29, "only the session's host may do that"),
     (30, "kickPlayer names no other member of the session"),
+    (31, "sendMessage names a recipient that is no member of the session; nothing was sent"),
+    (32, "listSessions from a player in a session: sessions are listed from the lobby"),
 ];
 
 /// What each WebSocket close code the server sends means (PROTOCOL.md, "Close codes").
@@ -89,7 +91,7 @@ pub fn close_meaning(code: u16) -> &'static str {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("error {code}: {}", server_message.as_deref().unwrap_or(meaning))]
 pub struct SessionError {
-    /// The error code (2-30).
+    /// The error code (2-32).
     pub code: u64,
     /// The reply command it came in (`sessionJoin`, `playerUpdate`, …, or `error`).
     pub command: String,
