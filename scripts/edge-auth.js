@@ -136,9 +136,13 @@ async function checkReplay(ws, reply, others, missed) {
 }
 
 async function reset(session) {
-  const res = await fetch(`http://127.0.0.1:${PORT}/__test/reset?session=${session}`, { method: 'POST' });
-  const text = await res.text();
-  if (!res.ok) fail(`the reset hook answered ${res.status} ${text} (is TEST_HOOKS=1 set?)`);
+  // The object first writes the playerData it holds unwritten (at most a second of it, see
+  // worker/README.md, "Storage"), so that the reset loses none of what is checked after it.
+  for (const hook of [`flush?session=${session}`, `reset?session=${session}`]) {
+    const res = await fetch(`http://127.0.0.1:${PORT}/__test/${hook}`, { method: 'POST' });
+    const text = await res.text();
+    if (!res.ok || text.trim() !== '200') fail(`the hook ${hook} answered ${res.status} ${text} (is TEST_HOOKS=1 set?)`);
+  }
 }
 
 async function refusals() {

@@ -8,6 +8,11 @@
 //       clients see nothing at all. The client that asked for resume is closed with 1012 and
 //       resumes itself with its token (its old ID, a snapshot or exactly the frames it
 //       missed). The game goes on.
+//   node scripts/edge-resume.js rows            PORT
+//       Rows written per updatePlayer at steady state, on the session object itself (its
+//       storage counts them; the TEST_HOOKS=1 hook `stats` reports them): two members send 100
+//       updates each over some 5 s; the object writes at most one row per member per flush, and flushes at
+//       most once per FLUSH_MS (worker/README.md, "Storage"); a newcomer then sees the data.
 //   node scripts/edge-resume.js before-restart  PORT, STATE (a file to write)
 //   node scripts/edge-resume.js after-restart   PORT, STATE, GRACE_MS
 //       Around a restart of the local runtime (edge-test.sh kills wrangler dev and starts it
@@ -27,6 +32,8 @@ const MODE = process.argv[2];
 const PORT = process.env.PORT || '8787';
 const URL = `ws://127.0.0.1:${PORT}/`;
 const GRACE_MS = Number(process.env.GRACE_MS || 0);
+/// persist::FLUSH_MS in worker/src/persist.rs.
+const FLUSH_MS = 1000;
 
 const client = (name) => open(URL, name);
 
@@ -58,10 +65,26 @@ async function checkReplay(ws, reply, own, others, missed) {
   }
 }
 
-async function reset(session, keep) {
-  const res = await fetch(`http://127.0.0.1:${PORT}/__test/reset?session=${session}${keep ? '&memory=keep' : ''}`, { method: 'POST' });
+async function hook(path) {
+  const res = await fetch(`http://127.0.0.1:${PORT}/__test/${path}`, { method: 'POST' });
   const text = await res.text();
-  if (!res.ok) fail(`the reset hook answered ${res.status} ${text} (is TEST_HOOKS=1 set?)`);
+  if (!res.ok || text.trim() !== '200') fail(`the hook ${path} answered ${res.status} ${text} (is TEST_HOOKS=1 set?)`);
+}
+
+/// What session `session`'s object has written since its last load: rowsWritten, timerFlushes.
+async function stats(session) {
+  const res = await fetch(`http://127.0.0.1:${PORT}/__test/stats?session=${session}`, { method: 'POST' });
+  const text = await res.text();
+  if (!res.ok) fail(`the hook stats answered ${res.status} ${text} (is TEST_HOOKS=1 set?)`);
+  return JSON.parse(text);
+}
+
+/// The object writes the playerData it holds unwritten (at most FLUSH_MS of it, see
+/// worker/README.md, "Storage"), as its flush timer does: a reset after this loses nothing.
+const flushed = (session) => hook(`flush?session=${session}`);
+
+async function reset(session, keep) {
+  await hook(`reset?session=${session}${keep ? '&memory=keep' : ''}`);
 }
 
 async function relink() {
@@ -89,6 +112,7 @@ async function relink() {
   for (const keep of [false, true]) {
     const what = keep ? 'links broken' : 'object reset';
     const received = a.received;
+    await flushed(session);
     await reset(session, keep);
     // The client that asked for resume is closed with 1012 and resumes itself: its token is
     // still good (the edge did not use it).
@@ -122,6 +146,47 @@ async function relink() {
   console.log('ok relink');
 }
 
+async function rows() {
+  const zero = { x: 0 };
+  const a = await client('a');
+  const b = await client('b');
+  const ja = await a.cmd({ command: 'createSession', session: {}, player: zero });
+  const session = ja.sessionID;
+  const jb = await b.cmd({ command: 'joinSession', sessionID: session });
+  await b.expect(join(ja.playerID, zero), 'playerJoin of a');
+  await a.expect(join(jb.playerID, zero), 'playerJoin of b');
+  await flushed(session);
+  const before = await stats(session);
+  const start = Date.now();
+  const N = 100;
+  // Paced (about 20 updates a second from each, some 5 s in all), so that the timer runs
+  // several times meanwhile; nothing below depends on the pace.
+  for (let i = 1; i <= N; i++) {
+    await play(a, ja.playerID, { x: i }, [a, b]);
+    await play(b, jb.playerID, { x: -i }, [a, b]);
+    await new Promise((done) => setTimeout(done, 50));
+  }
+  await flushed(session);
+  const after = await stats(session);
+  const elapsed = Date.now() - start;
+  const written = after.rowsWritten - before.rowsWritten;
+  const flushes = after.timerFlushes - before.timerFlushes;
+  // The timer runs FLUSH_MS after the first change it has not written: its flushes are at
+  // least that far apart, the first that far after the start (one more allowed for the two
+  // processes' clocks).
+  if (flushes > Math.floor(elapsed / FLUSH_MS) + 1) fail(`${flushes} timer flushes in ${elapsed} ms`);
+  // Each flush (the timer's, and the hook's at the end) writes at most one row per member.
+  if (written > 2 * (flushes + 1)) fail(`${2 * N} updates wrote ${written} rows in ${flushes} timer flushes and 1 by the hook`);
+  // A newcomer is told the latest data, read from the session (in memory).
+  const c = await client('c');
+  const jc = await c.cmd({ command: 'joinSession', sessionID: session });
+  if (jc.error !== 0) fail(`c: join: ${JSON.stringify(jc)}`);
+  await c.expect(join(ja.playerID, { x: N }), 'playerJoin of a');
+  await c.expect(join(jb.playerID, { x: -N }), 'playerJoin of b');
+  for (const ws of [a, b, c]) ws.close();
+  console.log(`ok rows: ${2 * N} updatePlayers of 2 members in ${elapsed} ms wrote ${written} rows (${flushes} timer flushes, 1 by the hook; one row per update would be ${2 * N})`);
+}
+
 async function beforeRestart() {
   const zero = { x: 0 };
   const a = await client('a'); const b = await client('b'); const c = await client('c'); const d = await client('d');
@@ -139,6 +204,8 @@ async function beforeRestart() {
   const all = members.map(([ws]) => ws);
   await play(a, ja.playerID, { x: 7 }, all);
   await play(b, members[1][1].playerID, { x: 3 }, all);
+  // The runtime is killed next: nothing may wait in the loss window.
+  await flushed(session);
   const state = {
     session,
     members: members.map(([ws, j]) => ({ name: ws.name, id: j.playerID, token: j.resumeToken || null })),
@@ -202,7 +269,7 @@ async function afterRestart() {
   console.log('ok the members that did not come back left when the grace ended (the alarm)');
 }
 
-const modes = { relink, 'before-restart': beforeRestart, 'after-restart': afterRestart };
+const modes = { relink, rows, 'before-restart': beforeRestart, 'after-restart': afterRestart };
 if (!modes[MODE]) fail(`unknown mode; one of ${Object.keys(modes).join(', ')}`);
 const guard = setTimeout(() => fail('did not finish within 120 s'), 120000);
 modes[MODE]().then(() => { clearTimeout(guard); process.exit(0); }, (e) => fail(e.stack || e));

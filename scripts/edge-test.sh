@@ -2,7 +2,8 @@
 # The edge host's test: builds the worker, runs it locally (wrangler dev --local, i.e. workerd
 # with the same build as a deploy), runs the black-box suite (tests/) against it, hibernation
 # and resume tests included, resets a session object under its members (the relays take their
-# seats back: scripts/edge-resume.js relink), restarts the local runtime mid-game (members
+# seats back: scripts/edge-resume.js relink), counts the rows a session object writes per
+# updatePlayer (edge-resume.js rows), restarts the local runtime mid-game (members
 # resume with their tokens, those that do not come back leave by the object's alarm), then
 # checks connect-time auth on a second local worker started with AUTH_SECRET (and on a third
 # with one too short), and checks that `wrangler deploy --dry-run` succeeds.
@@ -216,6 +217,10 @@ if [ "$RELINKED" -lt 4 ]; then
     echo "expected 4 relay-side resumes (2 original members, 2 resets) in $LOG" >&2
     exit 1
 fi
+no_panic "$LOG"
+
+echo "== rows written per updatePlayer at steady state (storage in batches)"
+PORT=$PORT node scripts/edge-resume.js rows
 no_panic "$LOG"
 
 echo "== the local runtime restarted mid-game: members resume with their tokens"

@@ -46,6 +46,16 @@ pub struct Message {
     pub to: Option<Vec<PlayerId>>,
 }
 
+/// A `joinOrCreate`: the public session to look for, and the one to create if none has room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinOrCreate {
+    /// Metadata keys and values a session must have (as `listSessions`' filter).
+    pub filter: Vec<(String, serde_json::Value)>,
+    /// The session to create when none matches; without metadata of its own its metadata is
+    /// the filter, so that the next joinOrCreate with the same filter finds it.
+    pub new: NewSession,
+}
+
 /// The most sessions one `sessionList` holds (and `limit`'s default).
 pub const MAX_LIST_PAGE: usize = 50;
 
@@ -108,6 +118,8 @@ pub enum Command {
     SetMetadata(JsonObject),
     /// `listSessions {filter, available, after, limit}` (lobby only).
     ListSessions(Box<ListRequest>),
+    /// `joinOrCreate {filter, session, player, options}` (lobby only).
+    JoinOrCreate(Box<JoinOrCreate>),
 }
 
 impl Command {
@@ -127,6 +139,7 @@ impl Command {
             Command::SendMessage(_) => "sendMessage",
             Command::SetMetadata(_) => "setMetadata",
             Command::ListSessions(_) => "listSessions",
+            Command::JoinOrCreate(_) => "joinOrCreate",
         }
     }
 
@@ -145,6 +158,7 @@ impl Command {
             Command::SendMessage(_) => ServerCommand::MessageSent,
             Command::SetMetadata(_) => ServerCommand::SessionMetadata,
             Command::ListSessions(_) => ServerCommand::SessionList,
+            Command::JoinOrCreate(_) => ServerCommand::SessionJoin,
         }
     }
 
@@ -215,6 +229,20 @@ impl Command {
             },
             Command::SetMetadata(metadata) => {
                 format!(r#"{{"command":"{name}","metadata":{}}}"#, metadata.as_str())
+            }
+            Command::JoinOrCreate(request) => {
+                let filter: serde_json::Map<String, serde_json::Value> =
+                    request.filter.iter().cloned().collect();
+                let mut text = format!(
+                    r#"{{"command":"{name}","filter":{},{}"#,
+                    serde_json::Value::Object(filter),
+                    format_fields(&request.new.format)
+                );
+                if let Some(options) = request.new.options.encode() {
+                    text.push_str(&format!(r#","options":{options}"#));
+                }
+                text.push('}');
+                text
             }
             Command::ListSessions(request) => {
                 let filter: serde_json::Map<String, serde_json::Value> =
@@ -519,6 +547,9 @@ pub fn parse(frame: &str, limits: &Limits) -> Result<Command, Rejection> {
         "sendMessage" => send_message(&fields).map(|m| Command::SendMessage(Box::new(m))),
         "setMetadata" => set_metadata(&fields).map(Command::SetMetadata),
         "listSessions" => list_sessions(&fields).map(|r| Command::ListSessions(Box::new(r))),
+        "joinOrCreate" => {
+            join_or_create(&fields, limits).map(|r| Command::JoinOrCreate(Box::new(r)))
+        }
         other => Err(Rejection::new(
             ServerCommand::Error,
             ErrorCode::UnknownCommand,
@@ -610,6 +641,7 @@ pub(crate) fn peek(frame: &str, limits: &Limits) -> Option<&'static str> {
         "sendMessage",
         "setMetadata",
         "listSessions",
+        "joinOrCreate",
     ]
     .into_iter()
     .find(|known| name.as_deref() == Some(*known))
@@ -630,6 +662,7 @@ pub(crate) fn reply_of(name: Option<&str>) -> ServerCommand {
         Some("sendMessage") => ServerCommand::MessageSent,
         Some("setMetadata") => ServerCommand::SessionMetadata,
         Some("listSessions") => ServerCommand::SessionList,
+        Some("joinOrCreate") => ServerCommand::SessionJoin,
         _ => ServerCommand::Error,
     }
 }
@@ -884,9 +917,18 @@ fn set_metadata(fields: &Fields) -> Result<JsonObject, Rejection> {
     metadata(raw, reply)
 }
 
-fn list_sessions(fields: &Fields) -> Result<ListRequest, Rejection> {
-    let reply = ServerCommand::SessionList;
-    let filter = match fields.filter {
+fn join_or_create(fields: &Fields, limits: &Limits) -> Result<JoinOrCreate, Rejection> {
+    let filter = filter(fields, ServerCommand::SessionJoin)?;
+    let new = create_session(fields, limits)?;
+    Ok(JoinOrCreate { filter, new })
+}
+
+/// The `filter` of listSessions and joinOrCreate: metadata keys and values.
+fn filter(
+    fields: &Fields,
+    reply: ServerCommand,
+) -> Result<Vec<(String, serde_json::Value)>, Rejection> {
+    Ok(match fields.filter {
         None => Vec::new(),
         Some(raw) => {
             let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw.get())
@@ -901,7 +943,12 @@ fn list_sessions(fields: &Fields) -> Result<ListRequest, Rejection> {
             })?;
             map.into_iter().collect()
         }
-    };
+    })
+}
+
+fn list_sessions(fields: &Fields) -> Result<ListRequest, Rejection> {
+    let reply = ServerCommand::SessionList;
+    let filter = filter(fields, reply)?;
     let available = match fields.available.map(|raw| raw.get().trim()) {
         None | Some("false") => false,
         Some("true") => true,

@@ -94,6 +94,35 @@ impl<H> Directory<H> {
         }
     }
 
+    /// The public session a `joinOrCreate` with `filter` joins: of those that match it and
+    /// have room (not full, not locked, no password), the one with the most players (they
+    /// fill up before new ones start), the newest of those. `max_players` is the host's
+    /// players-per-session limit.
+    pub fn best_match(
+        &self,
+        filter: &[(String, serde_json::Value)],
+        max_players: usize,
+    ) -> Option<SessionId> {
+        let request = ListRequest {
+            filter: filter.to_vec(),
+            available: true,
+            after: None,
+            limit: usize::MAX,
+        };
+        let mut best: Option<(u32, SessionId)> = None;
+        for id in self.by_creation.values().rev() {
+            let Some(listing) = self.listings.get(id) else {
+                continue;
+            };
+            if matches(listing, &request, max_players)
+                && best.is_none_or(|(players, _)| listing.players > players)
+            {
+                best = Some((listing.players, *id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
     /// A page of `listSessions`: the public sessions `request` asks for, newest first, each
     /// with what it reported, and the cursor of the next page (`None`: this was the last).
     /// `max_players` is the host's players-per-session limit (for `available`).

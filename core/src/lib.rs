@@ -86,7 +86,8 @@ pub mod session;
 pub use access::{Access, Password, PasswordDigest, SessionOptions};
 pub use close::CloseReason;
 pub use command::{
-    parse, Command, JoinTarget, ListRequest, Message, NewSession, Rejection, SessionFormat,
+    parse, Command, JoinOrCreate, JoinTarget, ListRequest, Message, NewSession, Rejection,
+    SessionFormat,
 };
 pub use connection_guard::{Admission, ConnectionConfig, ConnectionGuard, TimerAction};
 pub use data::{JsonObject, PlayerFormat, Shape, Spelling};
@@ -96,7 +97,7 @@ pub use features::{Features, ResumeRequest, ResumeToken};
 pub use ids::{IdCounter, PlayerId, SessionId};
 pub use join_burst::JoinBurst;
 pub use limits::Limits;
-pub use messages::{CreateRefusal, CreateRequest, ToPlayer, ToSession};
+pub use messages::{CreateRefusal, CreateRequest, MatchRequest, ToPlayer, ToSession};
 pub use player::{Player, PlayerOutput};
 pub use reply::{Replay, ServerCommand, ServerFrame};
 pub use server::Server;

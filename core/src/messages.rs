@@ -28,6 +28,9 @@ pub enum ToSession {
         subject: Option<Arc<String>>,
         /// The password its `joinSession` carried.
         password: Option<Password>,
+        /// A `joinOrCreate`'s try: a refusal sends no frame (the player tries another
+        /// session, or creates one), only [`ToPlayer::JoinRefused`].
+        quiet: bool,
     },
     /// A new connection, as player `player`, asks to take back the seat `token` names. The
     /// session answers [`ToPlayer::Resumed`] (after [`crate::Output::Rebind`]) or
@@ -105,6 +108,38 @@ pub struct CreateRequest {
     /// Its `options`. A host gives a private session ([`SessionOptions::private`]) a random
     /// ID and leaves it out of `joinSession -1`.
     pub options: SessionOptions,
+}
+
+/// A `joinOrCreate` try ([`crate::PlayerOutput::JoinOrCreate`]): the host looks for the best
+/// public session matching `filter` that has room ([`crate::Directory::best_match`]) and
+/// delivers `join` to it, as for a [`crate::PlayerOutput::Join`] of its ID; if there is none,
+/// or `create_only`, it creates `create` as for a [`crate::PlayerOutput::Create`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatchRequest {
+    /// Metadata keys and values.
+    pub filter: Vec<(String, serde_json::Value)>,
+    /// The quiet join to deliver to a match.
+    pub join: ToSession,
+    /// The session to create instead.
+    pub create: CreateRequest,
+    /// Earlier tries found sessions that refused (full or locked by then): create now.
+    pub create_only: bool,
+}
+
+impl MatchRequest {
+    /// What to carry out for this try, given the session the host's directory found for
+    /// `filter` ([`crate::Directory::best_match`]; not asked when `create_only`): a join of
+    /// it, or the create. The host then does as for that output.
+    pub fn into_output(self, found: Option<SessionId>) -> crate::PlayerOutput {
+        match found.filter(|_| !self.create_only) {
+            Some(id) => crate::PlayerOutput::Join {
+                target: crate::JoinTarget::Id(id.0),
+                skip: None,
+                input: self.join,
+            },
+            None => crate::PlayerOutput::Create(Box::new(self.create)),
+        }
+    }
 }
 
 /// Why a host did not create the session a player asked for

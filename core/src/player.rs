@@ -31,7 +31,7 @@ use crate::features::{Features, ResumeRequest};
 use crate::ids::{PlayerId, SessionId};
 use crate::limits::Limits;
 use crate::lobby;
-use crate::messages::{CreateRefusal, CreateRequest, ToPlayer, ToSession};
+use crate::messages::{CreateRefusal, CreateRequest, MatchRequest, ToPlayer, ToSession};
 use crate::reply::{self, ServerCommand, ServerFrame};
 
 /// Client commands a player holds while it waits for its session (for hosts that cannot stop
@@ -75,6 +75,20 @@ pub enum PlayerOutput {
     /// Close the connection with this reason, after every frame sent before; then call
     /// [`Player::handle_closed`].
     Close(CloseReason),
+    /// A `joinOrCreate` try ([`MatchRequest`]): join the best match, or create. The answers
+    /// are those of a join or a create; a refused or vanished match is tried again.
+    JoinOrCreate(Box<MatchRequest>),
+}
+
+/// Tries of a `joinOrCreate` whose matches refused it (full or locked by the time the join
+/// arrived) before it creates a session instead.
+pub const MAX_MATCH_TRIES: u8 = 4;
+
+/// A `joinOrCreate` on its way, kept for its next try.
+#[derive(Debug)]
+struct Matching {
+    request: crate::command::JoinOrCreate,
+    tries: u8,
 }
 
 /// Where the player stands.
@@ -87,6 +101,8 @@ enum State {
     Joining(JoinTarget),
     /// A resume is on its way to this session.
     Resuming(SessionId),
+    /// A `joinOrCreate` is on its way (a join of a match, or a create).
+    Matching,
     InSession(SessionId),
     /// A `leaveSession` is on its way to this session.
     Leaving(SessionId),
@@ -122,6 +138,8 @@ pub struct Player {
     /// Who the host's connect-time auth found the connection to be (a JWT's `sub`): the
     /// session keeps it with the seat. (An `Arc<String>`, one word: in every connection.)
     subject: Option<Arc<String>>,
+    /// The `joinOrCreate` on its way, if one is. (Boxed: one word in every connection.)
+    matching: Option<Box<Matching>>,
 }
 
 impl Player {
@@ -143,6 +161,7 @@ impl Player {
             closing: false,
             features: Features::NONE,
             subject: None,
+            matching: None,
         }
     }
 
@@ -181,7 +200,11 @@ impl Player {
     pub fn is_waiting(&self) -> bool {
         matches!(
             self.state,
-            State::Creating | State::Joining(_) | State::Resuming(_) | State::Leaving(_)
+            State::Creating
+                | State::Joining(_)
+                | State::Resuming(_)
+                | State::Leaving(_)
+                | State::Matching
         )
     }
 
@@ -276,6 +299,11 @@ impl Player {
             (State::Creating | State::Joining(_), ToPlayer::Joined { session }) => {
                 self.state = State::InSession(session);
             }
+            (State::Matching, ToPlayer::Joined { session }) => {
+                self.matching = None;
+                self.state = State::InSession(session);
+            }
+            (State::Matching, ToPlayer::JoinRefused) => return self.try_match_again(),
             (State::Resuming(_), ToPlayer::Resumed { session, player }) => {
                 self.id = player;
                 self.state = State::InSession(session);
@@ -305,6 +333,9 @@ impl Player {
         if let State::Resuming(_) = self.state {
             return self.resume_failed();
         }
+        if self.state == State::Matching {
+            return self.try_match_again();
+        }
         let State::Joining(target) = self.state else {
             return;
         };
@@ -320,9 +351,10 @@ impl Player {
     /// The host could not create the session, for the reason `why` (it holds its maximum, or
     /// found no free ID): error 17, whose message says which.
     pub fn handle_create_refused(&mut self, why: CreateRefusal) {
-        if self.state != State::Creating {
+        if !matches!(self.state, State::Creating | State::Matching) {
             return;
         }
+        self.matching = None;
         self.send(lobby::create_refused(&self.limits, why));
         self.state = State::Lobby;
         self.release_held();
@@ -343,10 +375,12 @@ impl Player {
                         features: self.features,
                         subject: self.subject.clone(),
                         password: None,
+                        quiet: false,
                     },
                 });
             }
             State::Resuming(_) => self.resume_failed(),
+            State::Matching => self.try_match_again(),
             State::Joining(JoinTarget::Id(_)) => {
                 self.send(lobby::join_failed(ErrorCode::SessionNotFound));
                 self.state = State::Lobby;
@@ -373,6 +407,7 @@ impl Player {
         }
         self.state = State::Closed;
         self.held = None;
+        self.matching = None;
     }
 
     /// An admitted command (or the reason it was rejected or refused): held while the player
@@ -425,6 +460,7 @@ impl Player {
             | State::Joining(_)
             | State::Resuming(_)
             | State::Leaving(_)
+            | State::Matching
             | State::Closed => {
                 debug_assert!(false, "route is only called when not waiting");
             }
@@ -463,6 +499,7 @@ impl Player {
                         features: self.features,
                         subject: self.subject.clone(),
                         password,
+                        quiet: false,
                     },
                 });
                 return;
@@ -485,6 +522,19 @@ impl Player {
                 self.outputs.push_back(PlayerOutput::ListSessions(request));
                 return;
             }
+            Ok(Command::JoinOrCreate(request))
+                if request.new.format.data_bytes() > self.limits.max_session_data_bytes =>
+            {
+                lobby::data_too_large(ServerCommand::SessionJoin, &self.limits)
+            }
+            Ok(Command::JoinOrCreate(request)) => {
+                self.state = State::Matching;
+                self.matching = Some(Box::new(Matching {
+                    request: *request,
+                    tries: 0,
+                }));
+                return self.emit_match();
+            }
             Ok(
                 command @ (Command::UpdateSession(_)
                 | Command::UpdatePlayer(_)
@@ -500,6 +550,51 @@ impl Player {
 
     fn send(&mut self, frame: ServerFrame) {
         self.outputs.push_back(PlayerOutput::Send(frame));
+    }
+
+    /// The next try of the `joinOrCreate` on its way.
+    fn emit_match(&mut self) {
+        let Some(matching) = &self.matching else {
+            return;
+        };
+        let crate::command::JoinOrCreate { filter, new } = &matching.request;
+        let mut options = new.options.clone();
+        if options.metadata.is_none() && !filter.is_empty() {
+            // So that the next joinOrCreate with this filter finds it.
+            let object: serde_json::Map<String, serde_json::Value> =
+                filter.iter().cloned().collect();
+            options.metadata =
+                crate::data::JsonObject::parse(&serde_json::Value::Object(object).to_string()).ok();
+        }
+        let request = MatchRequest {
+            filter: filter.clone(),
+            join: ToSession::Join {
+                player: self.id,
+                features: self.features,
+                subject: self.subject.clone(),
+                password: None,
+                quiet: true,
+            },
+            create: CreateRequest {
+                player: self.id,
+                format: new.format.clone(),
+                features: self.features,
+                subject: self.subject.clone(),
+                options,
+            },
+            create_only: matching.tries >= MAX_MATCH_TRIES,
+        };
+        self.outputs
+            .push_back(PlayerOutput::JoinOrCreate(Box::new(request)));
+    }
+
+    /// A match refused the `joinOrCreate` (it filled up or was locked meanwhile) or was gone:
+    /// the next try.
+    fn try_match_again(&mut self) {
+        if let Some(matching) = &mut self.matching {
+            matching.tries = matching.tries.saturating_add(1);
+        }
+        self.emit_match();
     }
 
     /// Asks session `token.session` for the seat `token` names. Sending a token is asking

@@ -345,6 +345,16 @@ impl Server {
             let Some(output) = c.player.poll_output() else {
                 return;
             };
+            let output = match output {
+                PlayerOutput::JoinOrCreate(request) => {
+                    let max = self.limits.max_players_per_session;
+                    let found = (!request.create_only)
+                        .then(|| self.sessions.best_match(&request.filter, max))
+                        .flatten();
+                    request.into_output(found)
+                }
+                other => other,
+            };
             match output {
                 PlayerOutput::Send(frame) => self.outputs.push_back(Output::Send { to: id, frame }),
                 PlayerOutput::Ping => {}
@@ -403,6 +413,9 @@ impl Server {
                         self.in_flight
                             .push_back(Flight::ToSession(session_id, input));
                     }
+                }
+                PlayerOutput::JoinOrCreate(_) => {
+                    unreachable!("turned into a join or a create above")
                 }
                 PlayerOutput::Close(reason) => {
                     self.closes.push_back((id, reason));

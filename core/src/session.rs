@@ -380,7 +380,7 @@ impl Session {
         };
         session.outputs.push_back(Output::Changed(Change::Created));
         // The creator knows the password: it set it.
-        session.join(player, features, subject, options.password);
+        session.join(player, features, subject, options.password, false);
         session.report_listing();
         session
     }
@@ -592,7 +592,8 @@ impl Session {
                 features,
                 subject,
                 password,
-            } => self.join(player, features, subject, password),
+                quiet,
+            } => self.join(player, features, subject, password, quiet),
             ToSession::Resume {
                 player,
                 request,
@@ -698,6 +699,7 @@ impl Session {
         features: Features,
         subject: Option<Arc<String>>,
         password: Option<Password>,
+        quiet: bool,
     ) {
         if self.contains(player) {
             self.tell(player, ToPlayer::Joined { session: self.id });
@@ -738,8 +740,10 @@ impl Session {
             }
         });
         if let Some((code, message)) = refusal {
-            let frame = reply::error(ServerCommand::SessionJoin, code, Some(&message));
-            self.send(player, frame);
+            if !quiet {
+                let frame = reply::error(ServerCommand::SessionJoin, code, Some(&message));
+                self.send(player, frame);
+            }
             self.tell(player, ToPlayer::JoinRefused);
             return;
         }
@@ -811,7 +815,7 @@ impl Session {
                     None,
                 ),
             ),
-            Ok(Command::JoinSession(..)) => self.send(
+            Ok(Command::JoinSession(..) | Command::JoinOrCreate(_)) => self.send(
                 player,
                 reply::error(
                     ServerCommand::SessionJoin,
@@ -902,7 +906,7 @@ impl Session {
                 ErrorCode::CreateWhileInSession,
                 None,
             ),
-            Ok(Command::JoinSession(..)) => reply::error(
+            Ok(Command::JoinSession(..) | Command::JoinOrCreate(_)) => reply::error(
                 ServerCommand::SessionJoin,
                 ErrorCode::JoinWhileInSession,
                 None,

@@ -201,3 +201,77 @@ fn the_host_changes_the_metadata_and_members_list_from_the_lobby_only() {
         r#"{"command":"sessionMetadata","error":2}"#
     );
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn join_or_create_fills_a_session_to_max_players_then_creates_the_next() {
+    let mut h = game();
+    let frame = r#"{"command":"joinOrCreate","filter":{"mode":"duel"},"session":{"round":0},"player":{"hp":9},"options":{"maxPlayers":2}}"#;
+    let a = h.connect();
+    h.send(a, frame);
+    let first = h.recv(a);
+    assert_eq!(first["command"], "sessionJoin");
+    assert_eq!(first["error"], 0);
+    assert_eq!(
+        first["session"],
+        json!({"round":0}),
+        "created with the given data"
+    );
+    let s1 = first["sessionID"].as_u64().unwrap();
+    let b = h.connect();
+    h.send(b, frame);
+    let second = h.recv(b);
+    assert_eq!(second["sessionID"], s1, "joined the match: {second}");
+    assert_eq!(h.recv(b)["command"], "playerJoin");
+    h.take_all(a);
+    let c = h.connect();
+    h.send(c, frame);
+    let third = h.recv(c);
+    assert_ne!(third["sessionID"], s1, "the first was full: a new one");
+    // The new one is listed with the filter as its metadata.
+    let browser = h.connect();
+    let listed = list(
+        &mut h,
+        browser,
+        r#"{"command":"listSessions","filter":{"mode":"duel"}}"#,
+    );
+    assert_eq!(ids(&listed), [third["sessionID"].as_u64().unwrap(), s1]);
+    assert_eq!(listed["sessions"][0]["metadata"], json!({"mode":"duel"}));
+    // Private, locked and password sessions are never joined by it.
+    let d = h.connect();
+    let private = h.create(
+        d,
+        r#"{"command":"createSession","options":{"private":true,"metadata":{"mode":"solo"}}}"#,
+    );
+    let e = h.connect();
+    h.send(e, r#"{"command":"joinOrCreate","filter":{"mode":"solo"}}"#);
+    assert_ne!(h.recv(e)["sessionID"].as_u64(), Some(private));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn two_joiners_racing_for_the_last_seat_never_both_get_it() {
+    let mut h = game();
+    let host = h.connect();
+    let s = h.create(
+        host,
+        r#"{"command":"createSession","options":{"maxPlayers":2,"metadata":{"q":1}}}"#,
+    );
+    let (x, y) = (h.connect(), h.connect());
+    // Both find the one free seat, and their joins are on their way together.
+    let frame = r#"{"command":"joinOrCreate","filter":{"q":1}}"#;
+    h.feed(x, frame);
+    h.feed(y, frame);
+    while h.step() {}
+    let (rx, ry) = (h.recv(x), h.recv(y));
+    for reply in [&rx, &ry] {
+        assert_eq!(reply["command"], "sessionJoin");
+        assert_eq!(
+            reply["error"], 0,
+            "a loser is not told of its lost race: {reply}"
+        );
+    }
+    let in_s: Vec<_> = [&rx, &ry].into_iter().filter(|r| r["sessionID"] == s).collect();
+    assert_eq!(in_s.len(), 1, "exactly one got the seat: {rx} {ry}");
+    let session = h.server.sessions().find(|x| x.id().0 == s).unwrap();
+    assert_eq!(session.len(), 2);
+    h.server.check_invariants().unwrap();
+}

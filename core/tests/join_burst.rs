@@ -50,6 +50,7 @@ fn join(session: &mut Session, player: u64) -> Option<JoinBurst> {
             features: Features::NONE,
             subject: None,
             password: None,
+            quiet: false,
         },
     );
     let (burst, frames) = drain(session, player);
@@ -162,6 +163,7 @@ fn a_burst_of_a_big_session_holds_no_copy_of_the_data() {
                 features: Features::NONE,
                 subject: None,
                 password: None,
+                quiet: false,
             },
         );
         while session.poll_output().is_some() {}

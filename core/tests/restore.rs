@@ -69,6 +69,7 @@ fn game() -> (Session, String, String) {
             features: Features::RESUME,
             subject: None,
             password: None,
+            quiet: false,
         },
     );
     let (frames, _) = drain(&mut session);
@@ -83,6 +84,7 @@ fn game() -> (Session, String, String) {
             features: Features::NONE,
             subject: None,
             password: None,
+            quiet: false,
         },
     );
     drain(&mut session);
@@ -262,6 +264,7 @@ fn a_restored_session_draws_fresh_secrets_from_its_new_seed() {
                     features: Features::RESUME,
                     subject: None,
                     password: None,
+                    quiet: false,
                 },
             );
             drain(&mut restored);
@@ -292,6 +295,7 @@ fn a_restored_session_draws_fresh_secrets_from_its_new_seed() {
             features: Features::RESUME,
             subject: None,
             password: None,
+            quiet: false,
         },
     );
     let (frames, _) = drain(&mut unseeded);
@@ -314,6 +318,7 @@ fn a_restored_seat_keeps_its_subject() {
             features: Features::RESUME,
             subject: bob.clone(),
             password: None,
+            quiet: false,
         },
     );
     let (frames, _) = drain(&mut session);

@@ -308,7 +308,19 @@ impl PlayerConnection {
     /// wait (left in `waiting`) or at a close.
     fn drain(&mut self) -> Option<CloseReason> {
         while let Some(output) = self.player.poll_output() {
+            let output = match output {
+                PlayerOutput::JoinOrCreate(request) => {
+                    let max = self.shared.limits.max_players_per_session;
+                    let found = (!request.create_only)
+                        .then(|| self.shared.registry.best_match(&request, max))
+                        .flatten();
+                    request.into_output(found)
+                }
+                other => other,
+            };
             match output {
+                // Turned into a join or a create above.
+                PlayerOutput::JoinOrCreate(_) => {}
                 PlayerOutput::Send(frame) => self.peer.send(&frame),
                 // A full queue is the overflow rule's business, not the heartbeat's.
                 PlayerOutput::Ping => self.peer.outbox.ping(),

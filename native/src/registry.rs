@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use sessionserver_core::ids::MAX_ID;
 use sessionserver_core::{
-    Directory, IdCounter, JoinTarget, ListRequest, Listing, PlayerId, ServerFrame, SessionId,
+    Directory, IdCounter, JoinTarget, ListRequest, Listing, MatchRequest, PlayerId, ServerFrame,
+    SessionId,
 };
 
 use crate::session_task::SessionHandle;
@@ -107,6 +108,17 @@ impl Registry {
         let inner = self.lock();
         let (page, next) = inner.sessions.list(request, max_players);
         sessionserver_core::reply::session_list(&page, next)
+    }
+
+    /// The session a `joinOrCreate` with `filter` joins, if one has room.
+    pub(crate) fn best_match(
+        &self,
+        request: &MatchRequest,
+        max_players: usize,
+    ) -> Option<SessionId> {
+        self.lock()
+            .sessions
+            .best_match(&request.filter, max_players)
     }
 
     /// How many sessions exist.

@@ -106,6 +106,9 @@
 //! refuses frames over 64 KiB (1009). worker/README.md lists every limit and every difference
 //! between the hosts.
 //!
+//! A call to an object that fails with a retryable error is made again with a new stub and a
+//! backoff; an overloaded one never ([`retry`]).
+//!
 //! Every object handler (fetch, message, close, error, alarm, connect) returns `Ok`: an error
 //! becomes an HTTP status for the relay, or a close of the socket it concerns, and is logged.
 //! A closed or failed socket is a player leaving. Every command gets its reply, or the
@@ -120,6 +123,7 @@ pub mod registry;
 #[cfg(target_arch = "wasm32")]
 mod relay;
 pub mod resync;
+pub mod retry;
 #[cfg(target_arch = "wasm32")]
 pub mod session;
 pub mod settings;

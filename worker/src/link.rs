@@ -2,13 +2,16 @@
 //! opens a socket to a session, what the answers mean, and the limits all three apply. What
 //! travels on that socket is in [`crate::wire`].
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sessionserver_core::ids::MAX_ID;
 use sessionserver_core::{ConnectionConfig, Features, Limits, Password, PlayerId, ResumeToken};
 use worker::wasm_bindgen::JsValue;
-use worker::{Env, Headers, Method, Request, RequestInit, Result, Stub};
+use worker::{console_log, Delay, Env, Headers, Method, Request, RequestInit, Result, Stub};
 
+use crate::retry::{self, Failure};
 use crate::settings::{self, VarValue, AUTH_SECRET_VAR, RESUME_GRACE_VAR, TEST_HOOKS_VAR};
 use crate::wire;
 
@@ -123,8 +126,19 @@ pub mod close {
     /// the token on a new connection (1012, "service restart").
     pub const RESUME: u16 = 1012;
     /// To a client: try again on a new connection (two random player IDs met in one session,
-    /// p ≈ members / 2^53 per join).
+    /// p ≈ members / 2^53 per join; or the session's object answered overloaded: come back
+    /// later, RFC 6455's "Try Again Later").
     pub const TRY_AGAIN: u16 = 1013;
+
+    /// The code to answer a peer's close frame with (RFC 6455 5.5.1: usually the one it
+    /// sent): its own if that may be sent on the wire, else 1000 (1005, 1006 and 1015 are only
+    /// ever reported, and the peer's number is not to be trusted).
+    pub fn echo(code: usize) -> u16 {
+        match code {
+            1000..=1003 | 1007..=1014 | 3000..=4999 => code as u16,
+            _ => NORMAL,
+        }
+    }
 }
 
 /// What a relay asks of a session object.
@@ -301,6 +315,50 @@ pub fn registry_stub(env: &Env) -> Result<Stub> {
     env.durable_object(REGISTRY)?
         .id_from_name(REGISTRY_NAME)?
         .get_stub()
+}
+
+/// What a failed call to an object says about trying again: the `.retryable` and
+/// `.overloaded` flags of the JavaScript error the runtime threw ([`Failure::Other`] for an
+/// error of ours).
+pub fn failure(e: &worker::Error) -> Failure {
+    let original = match e {
+        worker::Error::UnknownJsError { original, .. } => original,
+        worker::Error::Internal(value) => value,
+        _ => return Failure::Other,
+    };
+    let flag = |name: &str| {
+        worker::js_sys::Reflect::get(original, &JsValue::from_str(name))
+            .is_ok_and(|value| value.is_truthy())
+    };
+    Failure::of(flag("retryable"), flag("overloaded"))
+}
+
+/// Makes a call to an object (`call` gets its stub anew each time: a stub that failed may
+/// stay broken), again after a backoff while it fails with a retryable error, at most
+/// [`retry::STUB_TRIES`] times ([`retry::stub_delay_ms`]); an overloaded or other error is
+/// returned at once. `what` names the call in the log.
+pub async fn retrying<T, F, Fut>(what: &str, mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        let e = match call().await {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        attempt += 1;
+        let delay = match failure(&e) {
+            Failure::Retryable => retry::stub_delay_ms(attempt, random_id().unwrap_or(0)),
+            Failure::Overloaded | Failure::Other => None,
+        };
+        let Some(delay) = delay else {
+            return Err(e);
+        };
+        console_log!("{what}: {e} (retryable): trying again in {delay} ms");
+        Delay::from(Duration::from_millis(delay)).await;
+    }
 }
 
 /// A new random ID below 2^53, from `crypto.getRandomValues`.

@@ -3,8 +3,22 @@
 //! the session says what changed, so nothing here guesses it from the command that was sent
 //! (a refused `updateSession` changes nothing, and writes nothing). Compiled on every target,
 //! so that `cargo test` checks natively that the rows always describe the live session.
+//!
+//! Writes are batched where they are frequent: a member's playerData (`updatePlayer`, the bulk
+//! of a game's traffic) is only marked in [`Pending`], and [`flush`] writes each marked
+//! member's row once, with its data as it is then. The object flushes at most about once a
+//! second ([`FLUSH_MS`]) and whenever it could stop running with data unwritten (its last
+//! socket closed, its alarm): a restart of the object loses at most that window of playerData
+//! (worker/README.md, "Storage"). Every other change (members, the format, seats) is rare and
+//! written at once, in the event that made it.
+
+use std::collections::HashSet;
 
 use sessionserver_core::{Access, Change, JsonObject, PasswordDigest, PlayerId, Session};
+
+/// How long a member's changed playerData may stay unwritten, in milliseconds: the object
+/// flushes this long after the first change it has not written.
+pub const FLUSH_MS: u64 = 1000;
 
 /// The rows of one stored session.
 pub trait Rows {
@@ -44,11 +58,36 @@ pub trait Rows {
     ) -> Result<(), Self::Error>;
 }
 
+/// The members whose playerData changed since it was last written.
+#[derive(Debug, Default)]
+pub struct Pending {
+    players: HashSet<PlayerId>,
+}
+
+impl Pending {
+    /// Whether something waits for [`flush`].
+    pub fn is_empty(&self) -> bool {
+        self.players.is_empty()
+    }
+
+    /// Nothing waits any more: the session ended (its rows are deleted).
+    pub fn clear(&mut self) {
+        self.players.clear();
+    }
+}
+
 /// Writes what `change` changed, reading it from `session` (its state once the input that
-/// made the change has been handled; each change only names the rows to write).
-pub fn store<R: Rows>(change: Change, session: &Session, rows: &mut R) -> Result<(), R::Error> {
+/// made the change has been handled; each change only names the rows to write), or for a
+/// member's playerData marks it in `pending` for the next [`flush`].
+pub fn store<R: Rows>(
+    change: Change,
+    session: &Session,
+    rows: &mut R,
+    pending: &mut Pending,
+) -> Result<(), R::Error> {
     match change {
         Change::Created => {
+            pending.clear();
             rows.create(session)?;
             if let Some(text) = access_text(session.access()) {
                 rows.save_access(Some(text))?;
@@ -58,10 +97,22 @@ pub fn store<R: Rows>(change: Change, session: &Session, rows: &mut R) -> Result
             }
             Ok(())
         }
+        // Written with its data as it is now; still marked if it was (a member stored
+        // already is not written again).
         Change::MemberAdded(player) => add_member(player, session, rows),
-        Change::MemberRemoved(player) => rows.remove_member(player),
-        Change::Format => rows.save_format(session),
-        Change::PlayerData(player) => rows.save_player(player, session.stored_player_data(player)),
+        Change::MemberRemoved(player) => {
+            pending.players.remove(&player);
+            rows.remove_member(player)
+        }
+        // Every member's data is the default now, and written so.
+        Change::Format => {
+            pending.clear();
+            rows.save_format(session)
+        }
+        Change::PlayerData(player) => {
+            pending.players.insert(player);
+            Ok(())
+        }
         Change::MemberAway(player) | Change::MemberBack(player) => rows.save_seat(
             player,
             session.secret_of(player),
@@ -69,6 +120,31 @@ pub fn store<R: Rows>(change: Change, session: &Session, rows: &mut R) -> Result
         ),
         Change::Access => rows.save_access(access_text(session.access())),
     }
+}
+
+/// Writes the playerData of every member marked in `pending`, one row each whatever the
+/// number of its changes, in the session's order. Returns the rows written. After a failed
+/// write the members not yet written stay marked.
+pub fn flush<R: Rows>(
+    session: &Session,
+    rows: &mut R,
+    pending: &mut Pending,
+) -> Result<usize, R::Error> {
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let mut written = 0;
+    for player in session.member_ids() {
+        if !pending.players.contains(&player) {
+            continue;
+        }
+        rows.save_player(player, session.stored_player_data(player))?;
+        pending.players.remove(&player);
+        written += 1;
+    }
+    // Marked members that are no longer in the session have no row to write.
+    pending.clear();
+    Ok(written)
 }
 
 /// A session's options and lock as the text its row keeps: a JSON object of those that are
@@ -142,12 +218,15 @@ mod tests {
     struct Memory {
         session: Option<(SessionId, Spelling, JsonObject, JsonObject)>,
         members: Vec<StoredMember>,
+        /// Rows written so far (inserted, updated or deleted), as SQLite bills them.
+        written: usize,
         access: Option<String>,
     }
 
     impl Rows for Memory {
         type Error = String;
         fn create(&mut self, s: &Session) -> Result<(), String> {
+            self.written += 1;
             let row = (
                 s.id(),
                 s.spelling(),
@@ -167,6 +246,7 @@ mod tests {
             subject: Option<&str>,
         ) -> Result<(), String> {
             if !self.members.iter().any(|m| m.id == p) {
+                self.written += 1;
                 self.members.push(StoredMember {
                     id: p,
                     data: data.cloned(),
@@ -179,14 +259,17 @@ mod tests {
             Ok(())
         }
         fn remove_member(&mut self, p: PlayerId) -> Result<(), String> {
+            self.written += 1;
             self.members.retain(|m| m.id != p);
             Ok(())
         }
         fn save_access(&mut self, access: Option<String>) -> Result<(), String> {
+            self.written += 1;
             self.access = access;
             Ok(())
         }
         fn save_format(&mut self, s: &Session) -> Result<(), String> {
+            self.written += 1 + self.members.len();
             let row = self.session.as_mut().ok_or("no session")?;
             row.2 = s.session_data().clone();
             row.3 = s.default_player_data().clone();
@@ -196,6 +279,7 @@ mod tests {
             Ok(())
         }
         fn save_player(&mut self, p: PlayerId, data: Option<&JsonObject>) -> Result<(), String> {
+            self.written += 1;
             let member = self.members.iter_mut().find(|m| m.id == p);
             member.ok_or("no such member")?.data = data.cloned();
             Ok(())
@@ -206,6 +290,7 @@ mod tests {
             secret: Option<u128>,
             away_until_ms: Option<u64>,
         ) -> Result<(), String> {
+            self.written += 1;
             let member = self.members.iter_mut().find(|m| m.id == p);
             let member = member.ok_or("no such member")?;
             member.secret = secret;
@@ -246,28 +331,13 @@ mod tests {
         settle_with(session, rows, LIMITS)
     }
 
+    /// Each drain is followed by a flush here, as if every event came a flush period after
+    /// the one before.
     fn settle_with(session: &mut Session, rows: &mut Memory, limits: Limits) -> Vec<String> {
-        let mut frames = Vec::new();
-        let mut ended = false;
-        while let Some(output) = session.poll_output() {
-            match output {
-                Output::Send { frame, .. } | Output::Broadcast { frame, .. } => {
-                    frames.push(frame.as_str().to_owned())
-                }
-                Output::SendJoinBurst { burst, .. } => {
-                    frames.extend(burst.map(|frame| frame.as_str().to_owned()))
-                }
-                Output::Changed(change) => store(change, session, rows).unwrap(),
-                Output::ToPlayer { .. }
-                | Output::Rebind { .. }
-                | Output::Away { .. }
-                | Output::Release { .. }
-                | Output::Pong { .. }
-                | Output::Listing(_)
-                | Output::Replaced { .. } => {}
-                Output::Ended => ended = true,
-            }
-        }
+        let mut pending = Pending::default();
+        let (frames, ended) = drain(session, rows, &mut pending);
+        flush(session, rows, &mut pending).unwrap();
+        assert!(pending.is_empty());
         if !ended {
             let restored = rows.restore(limits);
             assert_eq!(
@@ -282,6 +352,40 @@ mod tests {
             }
         }
         frames
+    }
+
+    /// Drains the session as the object does, without flushing: the frames sent, and whether
+    /// it ended.
+    fn drain(
+        session: &mut Session,
+        rows: &mut Memory,
+        pending: &mut Pending,
+    ) -> (Vec<String>, bool) {
+        let mut frames = Vec::new();
+        let mut ended = false;
+        while let Some(output) = session.poll_output() {
+            match output {
+                Output::Send { frame, .. } | Output::Broadcast { frame, .. } => {
+                    frames.push(frame.as_str().to_owned())
+                }
+                Output::SendJoinBurst { burst, .. } => {
+                    frames.extend(burst.map(|frame| frame.as_str().to_owned()))
+                }
+                Output::Changed(change) => store(change, session, rows, pending).unwrap(),
+                Output::ToPlayer { .. }
+                | Output::Rebind { .. }
+                | Output::Away { .. }
+                | Output::Release { .. }
+                | Output::Pong { .. }
+                | Output::Listing(_)
+                | Output::Replaced { .. } => {}
+                Output::Ended => ended = true,
+            }
+        }
+        if ended {
+            pending.clear();
+        }
+        (frames, ended)
     }
 
     fn subject(name: &str) -> Option<Arc<String>> {
@@ -319,12 +423,14 @@ mod tests {
                 features: Features::NONE,
                 subject: subject("bob"),
                 password: None,
+                quiet: false,
             },
             ToSession::Join {
                 player: PlayerId(3),
                 features: Features::NONE,
                 subject: None,
                 password: None,
+                quiet: false,
             },
             command(1, r#"{"command":"updatePlayer","playerData":{"x":5}}"#),
             command(3, r#"{"command":"updatePlayer","playerData":{"x":6}}"#),
@@ -347,6 +453,7 @@ mod tests {
                 features: Features::NONE,
                 subject: None,
                 password: None,
+                quiet: false,
             },
         );
         let frames = settle(&mut session, &mut rows);
@@ -446,6 +553,7 @@ mod tests {
                 features: Features::RESUME,
                 subject: subject("bob"),
                 password: None,
+                quiet: false,
             },
         );
         let frames = settle_with(&mut session, &mut rows, limits);
@@ -494,6 +602,108 @@ mod tests {
     }
 
     #[test]
+    fn updates_write_one_row_per_member_per_flush_not_one_per_update() {
+        let mut rows = Memory::default();
+        let Ok(sessionserver_core::Command::CreateSession(format)) =
+            parse(r#"{"command":"createSession","player":{"x":0}}"#, &LIMITS)
+        else {
+            panic!("createSession parses");
+        };
+        let request = CreateRequest {
+            player: PlayerId(1),
+            format: format.format,
+            features: Features::NONE,
+            subject: None,
+            options: Default::default(),
+        };
+        let mut session = Session::create(SessionId(7), request, LIMITS);
+        settle(&mut session, &mut rows);
+        for player in [2, 3] {
+            session.handle(
+                0,
+                ToSession::Join {
+                    player: PlayerId(player),
+                    features: Features::NONE,
+                    subject: None,
+                    password: None,
+                },
+            );
+            settle(&mut session, &mut rows);
+        }
+        let mut pending = Pending::default();
+        // Steady state: ten flush periods, in each of which every member updates ten times
+        // (a 3-player game at 10 updates a second). The updates write nothing; each flush
+        // writes one row per member, with its latest data.
+        let mut now = 0;
+        for period in 0..10u64 {
+            let before = rows.written;
+            for round in 0..10u64 {
+                for player in 1..=3u64 {
+                    now += 1;
+                    let x = period * 100 + round * 10 + player;
+                    let frame = format!(r#"{{"command":"updatePlayer","playerData":{{"x":{x}}}}}"#);
+                    session.handle(now, command(player, &frame));
+                    let (frames, _) = drain(&mut session, &mut rows, &mut pending);
+                    assert!(frames[0].contains(r#""error":0"#), "{frames:?}");
+                }
+            }
+            assert_eq!(rows.written, before, "updates wrote rows before the flush");
+            assert!(!pending.is_empty());
+            assert_eq!(flush(&session, &mut rows, &mut pending), Ok(3));
+            assert_eq!(rows.written, before + 3, "one row per member per flush");
+            assert!(pending.is_empty());
+            assert_eq!(rows.restore(LIMITS).describe(), session.describe());
+        }
+        // 300 updatePlayers, 30 rows.
+        assert_eq!(flush(&session, &mut rows, &mut pending), Ok(0));
+
+        // A member that leaves with data unwritten: its row is deleted, not written again.
+        session.handle(
+            now,
+            command(2, r#"{"command":"updatePlayer","playerData":{"x":-1}}"#),
+        );
+        session.handle(
+            now,
+            command(3, r#"{"command":"updatePlayer","playerData":{"x":-2}}"#),
+        );
+        drain(&mut session, &mut rows, &mut pending);
+        session.handle(now, command(2, r#"{"command":"leaveSession"}"#));
+        drain(&mut session, &mut rows, &mut pending);
+        let before = rows.written;
+        assert_eq!(flush(&session, &mut rows, &mut pending), Ok(1));
+        assert_eq!(rows.written, before + 1);
+        assert_eq!(rows.restore(LIMITS).describe(), session.describe());
+
+        // An updateSession resets everyone and writes that at once: nothing is left to flush.
+        session.handle(
+            now,
+            command(1, r#"{"command":"updatePlayer","playerData":{"x":4}}"#),
+        );
+        drain(&mut session, &mut rows, &mut pending);
+        session.handle(
+            now,
+            command(
+                3,
+                r#"{"command":"updateSession","sessionData":{"t":2},"playerData":{"q":1}}"#,
+            ),
+        );
+        drain(&mut session, &mut rows, &mut pending);
+        assert_eq!(flush(&session, &mut rows, &mut pending), Ok(0));
+        assert_eq!(rows.restore(LIMITS).describe(), session.describe());
+
+        // Unflushed data is what a restart loses (at most one flush period): the rows still
+        // hold the data of the last flush.
+        session.handle(
+            now,
+            command(1, r#"{"command":"updatePlayer","playerData":{"q":7}}"#),
+        );
+        drain(&mut session, &mut rows, &mut pending);
+        assert_ne!(rows.restore(LIMITS).describe(), session.describe());
+        assert_eq!(flush(&session, &mut rows, &mut pending), Ok(1));
+        assert_eq!(rows.restore(LIMITS).describe(), session.describe());
+    }
+
+    #[test]
     fn options_and_the_lock_are_stored_and_the_password_only_as_its_digest() {
         let frame = r#"{"command":"createSession","options":{"maxPlayers":2,"private":true,"password":"pw","hostOnlySessionUpdates":true,"metadata":{"map":"dust", "n":1.50}}}"#;
         let Ok(sessionserver_core::Command::CreateSession(new)) = parse(frame, &LIMITS) else {
@@ -526,6 +736,7 @@ mod tests {
                     features: Features::NONE,
                     subject: None,
                     password: Some(sessionserver_core::Password::guess(password)),
+                    quiet: false,
                 },
             );
             let frames = settle(&mut restored, &mut rows);

@@ -1,9 +1,10 @@
 //! [`RegistryObject`]: the one Durable Object that knows the live sessions in order of
 //! creation, for `joinSession -1` (the latest session that still exists).
 //!
-//! It is off the message path: a session object tells it when it was created (before its
-//! creator gets `sessionJoin`) and when it ended (by alarm, retried until done), and a relay asks
-//! it for the latest session only on `joinSession -1`. A relay that finds that session already
+//! It is off the message path and off the creator's: a session object tells it when it was
+//! created (the request leaves before its creator's `sessionJoin`, which does not wait for the
+//! answer) and when it ended (by alarm, retried until done), and a relay asks it for the
+//! latest session only on `joinSession -1` (error 6 if it cannot be asked). A relay that finds that session already
 //! gone says so in its next question (`gone=`), so the answer is right even while the ended
 //! session's own notice is still on its way.
 //!

@@ -47,7 +47,14 @@
 //! the client's commands meanwhile (at most [`sessionserver_core::player::MAX_HELD`]), and tells
 //! the client what the resume brought as the original frames of what changed
 //! ([`Tracker::relinked`]). Only if every try fails (the seat was given up, its grace ended,
-//! the session is gone) is the client closed with 1011.
+//! the session is gone, or the object answered overloaded) is the client closed with 1011.
+//!
+//! # Platform errors
+//! Every call to an object (a session's create, join or resume, the registry's lookup) that
+//! fails with a `.retryable` error is made again with a new stub after a short jittered
+//! backoff ([`link::retrying`], [`crate::retry`]); an `.overloaded` one never: the client is
+//! closed with 1013 (try again later), a relay's own resume gives up. A `-1` whose registry
+//! cannot be asked is answered error 6, and the client stays connected in the lobby.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,6 +82,7 @@ use worker::{
 use crate::auth::{self, Refusal};
 use crate::link::{self, close, status, Ask, Op, MAX_FRAME};
 use crate::resync::{self, Tracker};
+use crate::retry::Failure;
 use crate::wire;
 
 /// Session IDs drawn for one `createSession` before giving up. A draw collides with a used ID
@@ -95,6 +103,8 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
             "/demo.js" => asset(DEMO_JS, "text/javascript; charset=utf-8"),
             "/sessionserver.js" => asset(CLIENT_JS, "text/javascript; charset=utf-8"),
             "/__test/reset" if link::test_hooks(&env) => reset_session(&req, &env).await,
+            "/__test/flush" if link::test_hooks(&env) => hook(&req, &env, "flush").await,
+            "/__test/stats" if link::test_hooks(&env) => hook(&req, &env, "stats").await,
             _ => Response::error(
                 "Not found. WebSocket clients connect on any path (wss://host/).\n",
                 404,
@@ -156,12 +166,7 @@ fn refused_upgrade(refusal: &Refusal) -> Result<Response> {
 /// to the relays break and its memory is gone; with `&memory=keep` only the sockets break.
 async fn reset_session(req: &Request, env: &Env) -> Result<Response> {
     let url = req.url()?;
-    let id = url
-        .query_pairs()
-        .find(|(k, _)| k == "session")
-        .and_then(|(_, v)| v.parse::<u64>().ok())
-        .filter(|&id| id <= MAX_ID);
-    let Some(id) = id else {
+    let Some(id) = hooked_session(&url) else {
         return Response::error("?session=<ID> expected\n", 400);
     };
     let keep = url.query_pairs().any(|(k, v)| k == "memory" && v == "keep");
@@ -172,6 +177,31 @@ async fn reset_session(req: &Request, env: &Env) -> Result<Response> {
     };
     let answer = link::session_stub(env, id)?.fetch_with_str(path).await?;
     Response::ok(format!("{}\n", answer.status_code()))
+}
+
+/// Test hooks ([`crate::settings::TEST_HOOKS_VAR`]) passed on to session `?session=`'s
+/// object: `flush` writes the playerData it has not written yet, as its flush timer would (so
+/// that a test can reset it with nothing left in the loss window); `stats` answers the rows
+/// its storage wrote and its timer's flushes since its last load, as JSON.
+async fn hook(req: &Request, env: &Env, name: &str) -> Result<Response> {
+    let Some(id) = hooked_session(&req.url()?) else {
+        return Response::error("?session=<ID> expected\n", 400);
+    };
+    let mut answer = link::session_stub(env, id)?
+        .fetch_with_str(&format!("https://session/{name}"))
+        .await?;
+    match name {
+        "stats" => Response::ok(answer.text().await?),
+        _ => Response::ok(format!("{}\n", answer.status_code())),
+    }
+}
+
+/// The session a test hook's `?session=` names.
+fn hooked_session(url: &worker::Url) -> Option<u64> {
+    url.query_pairs()
+        .find(|(k, _)| k == "session")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .filter(|&id| id <= MAX_ID)
 }
 
 const INDEX_HTML: &str = include_str!("../../native/assets/index.html");
@@ -269,6 +299,9 @@ enum Answer {
     Gone(SessionId),
     /// No session has the ID, or no session exists for `-1`.
     NoSuchSession,
+    /// `-1`: the registry could not be asked (after its retries). The client gets error 6,
+    /// as if no session existed, and stays connected.
+    NoDirectory(worker::Error),
     /// No free session ID was found.
     CreateRefused,
     /// A collision of random IDs the platform cannot resolve: the client should reconnect.
@@ -533,8 +566,16 @@ impl Relay {
                 );
                 false
             }
-            // A try failed on the platform (the object is still restarting), or two random
-            // IDs met.
+            // The object is overloaded: trying again would add to its load.
+            Answer::Failed(e) if link::failure(&e) == Failure::Overloaded => {
+                console_error!(
+                    "player {}: resume of {session}: {e} (overloaded): not tried again",
+                    self.player.id()
+                );
+                false
+            }
+            // A try failed on the platform (the object is still restarting: its stub calls
+            // were tried again already when retryable), or two random IDs met.
             Answer::Failed(e) => {
                 console_error!("player {}: resume of {session}: {e}", self.player.id());
                 true
@@ -543,6 +584,7 @@ impl Relay {
             Answer::Joined { .. }
             | Answer::Gone(_)
             | Answer::NoSuchSession
+            | Answer::NoDirectory(_)
             | Answer::CreateRefused => false,
         };
         relink.attempt += 1;
@@ -600,8 +642,21 @@ impl Relay {
             }
             Answer::Gone(session) => self.player.handle_session_gone(session),
             Answer::NoSuchSession => self.player.handle_no_such_session(),
+            Answer::NoDirectory(e) => {
+                console_error!(
+                    "player {}: joinSession -1: the registry failed ({e}): error 6",
+                    self.player.id()
+                );
+                self.player.handle_no_such_session();
+            }
             Answer::CreateRefused => self.player.handle_create_refused(CreateRefusal::NoFreeId),
             Answer::TryAgain(reason) => self.close_client(close::TRY_AGAIN, reason).await,
+            // Trying again now would add to the object's load: the client comes back later.
+            Answer::Failed(e) if link::failure(&e) == Failure::Overloaded => {
+                console_error!("player {}: {e} (overloaded)", self.player.id());
+                let reason = "the session is overloaded: try again later";
+                self.close_client(close::TRY_AGAIN, reason).await;
+            }
             Answer::Failed(e) => {
                 console_error!("player {}: {e}", self.player.id());
                 self.close_client(close::INTERNAL, "internal error").await;
@@ -615,7 +670,13 @@ impl Relay {
             // Asked for in every create and join while there is a grace period, so that the
             // relay can take the seat back itself (see the module's docs).
             let resume = self.limits.resume_grace_ms > 0;
+            // The edge lists no sessions yet (see ListSessions below): a joinOrCreate creates.
+            let output = match output {
+                PlayerOutput::JoinOrCreate(request) => request.into_output(None),
+                other => other,
+            };
             match output {
+                PlayerOutput::JoinOrCreate(_) => {}
                 PlayerOutput::Send(frame) => self.send(frame.as_str()),
                 // handle_timeout is never called: no heartbeat on this host.
                 PlayerOutput::Ping => {}
@@ -871,7 +932,7 @@ async fn join_session(env: Env, ask: Ask, target: JoinTarget, skip: Option<Sessi
         JoinTarget::Latest => match latest(&env, skip).await {
             Ok(Some(id)) => (SessionId(id), true),
             Ok(None) => return Answer::NoSuchSession,
-            Err(e) => return e.into(),
+            Err(e) => return Answer::NoDirectory(e),
         },
     };
     match open(&env, &ask, id).await {
@@ -981,7 +1042,11 @@ async fn latest(env: &Env, gone: Option<SessionId>) -> Result<Option<u64>> {
         Some(id) => format!("https://registry/latest?gone={id}"),
         None => "https://registry/latest".to_owned(),
     };
-    let mut response = link::registry_stub(env)?.fetch_with_str(&url).await?;
+    let url = url.as_str();
+    let mut response = link::retrying("registry lookup", move || async move {
+        link::registry_stub(env)?.fetch_with_str(url).await
+    })
+    .await?;
     match response.status_code() {
         200 => Ok(response.text().await?.trim().parse().ok()),
         404 => Ok(None),
@@ -1001,9 +1066,16 @@ enum Opened {
 }
 
 /// Asks session `id`'s object for a socket.
+/// A retryable failure of the platform is tried again with a new stub ([`link::retrying`]).
+/// (A join whose first try reached the object although its answer was lost finds the player
+/// in the session on the next: 409, the client is closed with 1013 and reconnects.)
 async fn open(env: &Env, ask: &Ask, id: SessionId) -> Result<Opened> {
-    let stub = link::session_stub(env, id.0)?;
-    let mut response = stub.fetch_with_request(ask.request()?).await?;
+    let what = format!("{:?} of session {id}", ask.op);
+    let mut response = link::retrying(&what, move || async move {
+        let stub = link::session_stub(env, id.0)?;
+        stub.fetch_with_request(ask.request()?).await
+    })
+    .await?;
     match response.status_code() {
         status::OPEN => match response.websocket() {
             Some(ws) => Ok(Opened::Link(Link::new(ws, id))),

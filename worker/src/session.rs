@@ -20,16 +20,21 @@
 
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sessionserver_core::{
     command, Command, CreateRequest, Features, Limits, Output, PlayerId, ResumeRequest,
     ServerFrame, Session, SessionId, ToPlayer, ToSession,
 };
+use worker::wasm_bindgen_futures::spawn_local;
 use worker::{
-    console_error, console_log, durable_object, DurableObject, Env, Request, Response, Result,
-    ScheduledTime, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    console_error, console_log, durable_object, Delay, DurableObject, Env, Request, Response,
+    Result, ScheduledTime, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
 use crate::link::{self, close, status, Ask, Op};
@@ -90,8 +95,9 @@ impl Attachment {
 pub struct SessionObject {
     state: State,
     env: Env,
-    /// `None` after a start or wake, until an event loads it.
-    live: RefCell<Option<Live>>,
+    /// `None` after a start or wake, until an event loads it. Shared with the flush timer
+    /// ([`SessionObject::schedule_flush`]).
+    live: Rc<RefCell<Option<Live>>>,
 }
 
 struct Live {
@@ -105,6 +111,12 @@ struct Live {
     /// The alarm this instance set for the first away member's deadline (`None`: none, or not
     /// known since the start).
     alarm_at: Option<u64>,
+    /// The members whose playerData is not written yet ([`persist::flush`]).
+    pending: persist::Pending,
+    /// A flush timer is running: `pending` is written within [`persist::FLUSH_MS`].
+    flush_timer: bool,
+    /// Flushes by the timer since the load (for the test hook `/stats`).
+    timer_flushes: u64,
 }
 
 /// What a drain leaves for its handler: what was meant for players with no socket here (a
@@ -135,7 +147,8 @@ impl Unsent {
 #[must_use]
 enum Then {
     Nothing,
-    /// The session was just created: register it, then drain its outputs (its `sessionJoin`).
+    /// The session was just created: send its registration, drain its outputs (its
+    /// `sessionJoin`) without waiting for the answer, then wait for it.
     Register(SessionId),
 }
 
@@ -152,11 +165,24 @@ impl DurableObject for SessionObject {
         SessionObject {
             state,
             env,
-            live: RefCell::new(None),
+            live: Rc::new(RefCell::new(None)),
         }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
+        if req.path() == "/flush" && link::test_hooks(&self.env) {
+            // Test hook: what the flush timer does, now.
+            self.live()?.flush()?;
+            return Response::ok("flushed\n");
+        }
+        if req.path() == "/stats" && link::test_hooks(&self.env) {
+            // Test hook: what this instance has written, and how often its timer flushed.
+            let live = self.live()?;
+            let (rows, flushes) = (live.store.rows_written(), live.timer_flushes);
+            return Response::ok(format!(
+                r#"{{"rowsWritten":{rows},"timerFlushes":{flushes}}}"#
+            ));
+        }
         if req.path() == "/reset" && link::test_hooks(&self.env) {
             let keep = req
                 .url()?
@@ -201,10 +227,15 @@ impl DurableObject for SessionObject {
     async fn websocket_close(
         &self,
         ws: WebSocket,
-        _code: usize,
+        code: usize,
         _reason: String,
         _was_clean: bool,
     ) -> Result<()> {
+        // Below compatibility date 2026-04-07 (`web_socket_auto_reply_to_close`; ours is
+        // older, see wrangler.toml) the runtime does not answer a peer's close frame itself:
+        // without this the relay's close handshake never completes. On a socket this side
+        // closed first the call changes nothing (its error is ignored).
+        let _ = ws.close(Some(link::close::echo(code)), Some(""));
         self.socket_gone(&ws).await;
         Ok(())
     }
@@ -229,6 +260,8 @@ impl DurableObject for SessionObject {
         let ended = {
             let mut live = self.live()?;
             live.alarm_at = None;
+            // An alarm may be the last event before the object stops.
+            live.flush()?;
             let ended = match live.stored {
                 Stored::Ended(id) => Some(id),
                 _ => None,
@@ -323,6 +356,9 @@ impl SessionObject {
             sockets,
             forget: false,
             alarm_at: None,
+            pending: persist::Pending::default(),
+            flush_timer: false,
+            timer_flushes: 0,
         };
         // A member whose socket is gone while the object was not running (a restart rather
         // than hibernation) has disconnected. One with a token is away already (the store made
@@ -371,6 +407,8 @@ impl SessionObject {
                         features,
                         subject: ask.subject,
                         password: ask.password,
+                        // A joinOrCreate never joins at the edge (it lists nothing yet).
+                        quiet: false,
                     },
                 );
                 let unsent = live.drain()?;
@@ -551,8 +589,8 @@ impl SessionObject {
             live.drain()?;
             return Ok(Then::Nothing);
         }
-        // Its outputs (the rows, the sessionJoin) wait until the registry knows the session
-        // (see `finish`), so that a `joinSession -1` after the sessionJoin finds it.
+        // Its outputs (the rows, the sessionJoin) are drained by `finish`, once the
+        // registry's add is on its way (not answered: see `finish`).
         Ok(Then::Register(SessionId(id)))
     }
 
@@ -576,6 +614,11 @@ impl SessionObject {
             session.handle(now_ms(), input);
         }
         live.drain()?;
+        if live.sockets.is_empty() {
+            // With no socket left the object may hibernate or be evicted soon: nothing is
+            // left unwritten.
+            live.flush()?;
+        }
         Ok(Then::Nothing)
     }
 
@@ -585,28 +628,45 @@ impl SessionObject {
     /// retried by the platform until it succeeds).
     async fn finish(&self, then: Then) {
         if let Then::Register(id) = then {
-            if let Err(e) = self.register(id).await {
-                console_error!("session {}: {e}", self.name());
-            }
-            // The outputs go out either way: without the registry the session still works,
-            // only `joinSession -1` cannot find it.
+            // The registry is off the creator's path: its request is sent first (a Rust
+            // future does nothing until polled: this poll sends it), then the outputs (the
+            // rows, the sessionJoin) go out without waiting for its answer, which may come
+            // from far away (one registry for the deployment). A `joinSession -1` that
+            // reaches the registry before the add finds the sessions before this one.
+            let mut registering = Box::pin(self.register(id));
+            let registered = poll_fn(|cx| Poll::Ready(registering.as_mut().poll(cx))).await;
             if let Err(e) = self.live().and_then(|mut live| live.drain().map(drop)) {
                 console_error!(
                     "session {}: storing the new session failed: {e}",
                     self.name()
                 );
             }
+            let registered = match registered {
+                Poll::Ready(result) => result,
+                Poll::Pending => registering.await,
+            };
+            // Without the registry the session still works; only `joinSession -1` cannot
+            // find it.
+            if let Err(e) = registered {
+                console_error!("session {}: {e}", self.name());
+            }
         }
-        let (forget, deadline, alarm_at) = match self.live.borrow_mut().as_mut() {
+        let (forget, deadline, alarm_at, flush) = match self.live.borrow_mut().as_mut() {
             Some(live) => {
                 let deadline = match &live.stored {
                     Stored::Live(session) => session.poll_timeout(),
                     _ => None,
                 };
-                (std::mem::take(&mut live.forget), deadline, live.alarm_at)
+                let flush = !live.pending.is_empty() && !live.flush_timer;
+                live.flush_timer |= flush;
+                let forget = std::mem::take(&mut live.forget);
+                (forget, deadline, live.alarm_at, flush)
             }
-            None => (false, None, None),
+            None => (false, None, None, false),
         };
+        if flush {
+            self.schedule_flush();
+        }
         let storage = self.state.storage();
         let set = if forget {
             storage.set_alarm(0).await.map(|()| None)
@@ -633,12 +693,43 @@ impl SessionObject {
         }
     }
 
+    /// Writes the playerData not written yet in [`persist::FLUSH_MS`] (a timer, not the alarm:
+    /// it costs no storage operation, and wakes no object). While it runs the object does
+    /// not hibernate (the platform hibernates an object only with nothing pending), so data
+    /// is never left unwritten by hibernation; a reset or eviction of the object loses what
+    /// the timer had not written yet.
+    fn schedule_flush(&self) {
+        let live = Rc::clone(&self.live);
+        spawn_local(async move {
+            loop {
+                Delay::from(Duration::from_millis(persist::FLUSH_MS)).await;
+                // Handlers hold no borrow across an await: it is free between events. Were
+                // it not, the flush waits for another period.
+                let Ok(mut slot) = live.try_borrow_mut() else {
+                    continue;
+                };
+                // `None`: the memory was dropped (the test hook's reset), and the data with it.
+                if let Some(live) = slot.as_mut() {
+                    live.flush_timer = false;
+                    live.timer_flushes = live.timer_flushes.saturating_add(1);
+                    if let Err(e) = live.flush() {
+                        // Still pending: the next event starts a timer again.
+                        console_error!("writing playerData failed: {e}");
+                    }
+                }
+                return;
+            }
+        });
+    }
+
     async fn register(&self, id: SessionId) -> Result<()> {
         let url = format!("https://registry/add?id={id}");
-        let code = link::registry_stub(&self.env)?
-            .fetch_with_str(&url)
-            .await?
-            .status_code();
+        let (env, url) = (&self.env, url.as_str());
+        let code = link::retrying("registering the session", move || async move {
+            link::registry_stub(env)?.fetch_with_str(url).await
+        })
+        .await?
+        .status_code();
         match code {
             200 => Ok(()),
             code => Err(worker::Error::RustError(format!(
@@ -649,6 +740,23 @@ impl SessionObject {
 }
 
 impl Live {
+    /// Writes the playerData not written yet ([`persist::flush`]).
+    fn flush(&mut self) -> Result<()> {
+        let Live {
+            store,
+            stored,
+            pending,
+            ..
+        } = self;
+        match stored {
+            Stored::Live(session) => {
+                persist::flush(session, store, pending)?;
+            }
+            _ => pending.clear(),
+        }
+        Ok(())
+    }
+
     /// Away members whose grace period is over leave (`playerLeave` to the others).
     fn expire(&mut self) -> Result<()> {
         let Stored::Live(session) = &mut self.stored else {
@@ -681,6 +789,7 @@ impl Live {
             stored,
             sockets,
             forget,
+            pending,
             ..
         } = self;
         let Stored::Live(session) = stored else {
@@ -739,7 +848,7 @@ impl Live {
                     _ => unsent.events.push((to, event)),
                 },
                 Output::Changed(change) => {
-                    if let Err(e) = persist::store(change, session, store) {
+                    if let Err(e) = persist::store(change, session, store, pending) {
                         failed.get_or_insert(e);
                     }
                 }
@@ -765,6 +874,7 @@ impl Live {
                 failed.get_or_insert(e);
             }
             *stored = Stored::Ended(session.id());
+            pending.clear();
             sockets.clear();
             *forget = true;
         }

@@ -11,10 +11,16 @@
 //! before resume existed lacks `secret` and `away_until`, storage written before auth lacks
 //! `subject`: they are added when such a session is loaded.
 //!
-//! Every change the core reports (`Output::Changed`) is written in the event that made it,
-//! through [`crate::persist::store`]. The platform holds the frames an event sends until its
-//! writes are durable, so no member ever sees a state that a restart could take back.
+//! Every change the core reports (`Output::Changed`) is written through
+//! [`crate::persist::store`]: in the event that made it, except a member's playerData, which
+//! is written at most about once a second per member by [`crate::persist::flush`] (the
+//! object's flush timer, its last socket closing, its alarm). The platform holds the frames an
+//! event sends until its writes are durable: for joins, leaves, seats and the format no member
+//! ever sees a state that a restart could take back; for playerData a restart takes back at
+//! most the last flush period (worker/README.md, "Storage"), and a broadcast of an
+//! `updatePlayer` waits for no write.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,7 +28,7 @@ use serde::Deserialize;
 use sessionserver_core::{
     JsonObject, Limits, PlayerId, Session, SessionId, Spelling, StoredMember,
 };
-use worker::{Error, Result, SqlStorage, SqlStorageValue, State};
+use worker::{Error, Result, SqlCursor, SqlStorage, SqlStorageValue, State};
 
 use crate::persist::{self, Rows};
 
@@ -58,7 +64,31 @@ pub enum Stored {
 
 /// The SQL storage of one session object.
 pub struct Store {
-    sql: SqlStorage,
+    sql: Sql,
+}
+
+/// The object's SQL storage, counting the rows its statements write (what the platform
+/// bills), for the test hook that reports them ([`Store::rows_written`]).
+struct Sql {
+    inner: SqlStorage,
+    written: Cell<u64>,
+}
+
+impl Sql {
+    fn exec(
+        &self,
+        query: &str,
+        bindings: impl Into<Option<Vec<SqlStorageValue>>>,
+    ) -> Result<SqlCursor> {
+        let cursor = self.inner.exec(query, bindings)?;
+        // A statement that returns no rows has run to its end in `exec`.
+        let written = self
+            .written
+            .get()
+            .saturating_add(cursor.rows_written() as u64);
+        self.written.set(written);
+        Ok(cursor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -106,8 +136,16 @@ impl Store {
     /// that was never used leaves no storage behind.
     pub fn open(state: &State) -> Store {
         Store {
-            sql: state.storage().sql(),
+            sql: Sql {
+                inner: state.storage().sql(),
+                written: Cell::new(0),
+            },
         }
+    }
+
+    /// Rows written through this store since it was opened (the object's last load).
+    pub fn rows_written(&self) -> u64 {
+        self.sql.written.get()
     }
 
     /// Reads the session back (after a start or a wake from hibernation), with `limits` and
