@@ -269,7 +269,10 @@ fn two_joiners_racing_for_the_last_seat_never_both_get_it() {
             "a loser is not told of its lost race: {reply}"
         );
     }
-    let in_s: Vec<_> = [&rx, &ry].into_iter().filter(|r| r["sessionID"] == s).collect();
+    let in_s: Vec<_> = [&rx, &ry]
+        .into_iter()
+        .filter(|r| r["sessionID"] == s)
+        .collect();
     assert_eq!(in_s.len(), 1, "exactly one got the seat: {rx} {ry}");
     let session = h.server.sessions().find(|x| x.id().0 == s).unwrap();
     assert_eq!(session.len(), 2);

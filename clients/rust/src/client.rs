@@ -204,6 +204,32 @@ impl Client {
         }
     }
 
+    /// Joins the fullest public session whose metadata matches `filter` and has room, else
+    /// creates one (`session`, `player`, `options`; its metadata the filter unless `options`
+    /// has its own).
+    pub async fn join_or_create<F, S, P>(
+        &self,
+        filter: &F,
+        session: &S,
+        player: &P,
+        options: SessionOptions,
+    ) -> Result<Session, Error>
+    where
+        F: Serialize + ?Sized,
+        S: Serialize + ?Sized,
+        P: Serialize + ?Sized,
+    {
+        let (filter, session, player) =
+            (Data::new(filter)?, Data::new(session)?, Data::new(player)?);
+        match self
+            .request(|m| m.join_or_create(&filter, &session, &player, &options))
+            .await?
+        {
+            Reply::Session(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Joins a session: `Target::Id(id)` (or just `id`), or `Target::Latest`; `password`
     /// if it has one. The members already there follow as [`Event::PlayerJoin`]s.
     pub async fn join_session(

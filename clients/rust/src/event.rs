@@ -50,7 +50,8 @@ pub enum Event {
         data: Data,
         /// The default playerData.
         player_data: Data,
-        /// True when this client created the session.
+        /// True when this client's createSession made it (after a joinOrCreate: false, the
+        /// reply does not say; the playerJoins that follow show who else is there).
         created: bool,
         /// The host, with the `host` feature.
         host_id: Option<u64>,

@@ -635,6 +635,31 @@ impl Machine {
         self.request("createSession", "sessionJoin", text, Expect::Any)
     }
 
+    /// Joins the fullest public session whose metadata matches `filter` and has room, else
+    /// creates one with `session`, `player` and `options` (its metadata the filter, unless
+    /// `options` has its own). The reply is the same sessionJoin either way.
+    pub fn join_or_create(
+        &mut self,
+        filter: &Data,
+        session: &Data,
+        player: &Data,
+        options: &SessionOptions,
+    ) -> RequestId {
+        let (s, p) = self.options.spelling.keys();
+        let mut text = format!(
+            r#"{{"command":"joinOrCreate","filter":{},"{s}":{},"{p}":{}"#,
+            filter.as_str(),
+            session.as_str(),
+            player.as_str()
+        );
+        if !options.is_empty() {
+            text.push_str(r#","options":"#);
+            text.push_str(&serde_json::to_string(options).expect("plain fields serialize"));
+        }
+        text.push('}');
+        self.request("joinOrCreate", "sessionJoin", text, Expect::Any)
+    }
+
     /// Joins a session (with its password, if it has one); the members already there follow
     /// as [`Event::PlayerJoin`]s.
     pub fn join_session(&mut self, target: Target, password: Option<&str>) -> RequestId {

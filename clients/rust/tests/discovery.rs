@@ -111,3 +111,53 @@ async fn sessions_are_listed_by_metadata_and_the_host_sets_it() {
     }
     target.shutdown().await;
 }
+
+#[tokio::test]
+async fn join_or_create_finds_a_match_or_makes_one() {
+    let target = TestServer::start(|_| {}).await;
+    if !target.private_or_skip("joinOrCreate (it needs the server's sessions to itself)") {
+        return;
+    }
+    let addr = target.addr;
+    let ctf = json!({"mode":"ctf"});
+    let a = connect(addr, Options::default()).await;
+    let first =
+        answer(a.join_or_create(&ctf, &json!({}), &json!({"x":0}), SessionOptions::default()))
+            .await
+            .expect("created");
+    assert_eq!(first.players.len(), 1);
+    let b = connect(addr, Options::default()).await;
+    let second =
+        answer(b.join_or_create(&ctf, &json!({}), &json!({"x":0}), SessionOptions::default()))
+            .await
+            .expect("joined");
+    assert_eq!(second.id, first.id, "the match is joined");
+    let c = connect(addr, Options::default()).await;
+    let other = answer(c.join_or_create(
+        &json!({"mode":"dm"}),
+        &json!({}),
+        &json!({}),
+        SessionOptions::default(),
+    ))
+    .await
+    .expect("created");
+    assert_ne!(other.id, first.id);
+    // The created session's metadata is the filter, and both players are in it.
+    let lobby = connect(addr, Options::default()).await;
+    let found = answer(lobby.list_sessions(ListOptions {
+        filter: Some(Data::from(ctf)),
+        ..ListOptions::default()
+    }))
+    .await
+    .unwrap();
+    assert_eq!(found.sessions.len(), 1);
+    assert_eq!(
+        (found.sessions[0].session_id, found.sessions[0].players),
+        (first.id, 2)
+    );
+    assert_eq!(found.sessions[0].metadata.to_value(), json!({"mode":"ctf"}));
+    for client in [a, b, c, lobby] {
+        answer(client.close()).await;
+    }
+    target.shutdown().await;
+}

@@ -1072,3 +1072,26 @@ fn list_sessions_sends_its_options_and_reads_the_page() {
     );
     assert_eq!(info.metadata.as_str(), r#"{"mode": "ctf"}"#, "verbatim");
 }
+
+#[test]
+fn join_or_create_sends_filter_data_and_options() {
+    let mut m = open(opts());
+    let options = SessionOptions {
+        max_players: Some(4),
+        ..SessionOptions::default()
+    };
+    let id = m.join_or_create(
+        &data(json!({"mode":"ctf"})),
+        &data(json!({})),
+        &data(json!({"x":0})),
+        &options,
+    );
+    assert_eq!(
+        sent(&mut m),
+        [
+            r#"{"command":"joinOrCreate","filter":{"mode":"ctf"},"session":{},"player":{"x":0},"options":{"maxPlayers":4}}"#
+        ]
+    );
+    m.handle_text(T0, r#"{"command":"sessionJoin","error":0,"sessionID":2,"playerID":3,"session":{},"player":{"x":0}}"#);
+    assert!(matches!(only_completion(&mut m, id), Ok(Reply::Session(s)) if s.id == 2));
+}
