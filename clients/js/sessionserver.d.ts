@@ -334,6 +334,8 @@ export class SessionClient<S extends JsonObject = JsonObject, P extends JsonObje
   sendMessage(data: JsonValue, to?: number[]): Promise<number>;
   /** Public sessions, newest first, whose metadata has the filter's keys and values (from the lobby; SessionError 32 in a session). */
   listSessions(filter?: JsonObject, options?: ListOptions): Promise<{ sessions: ListedSession[]; next: number | null }>;
+  /** Joins the fullest public session matching the filter that has room, or creates one with this data and options (from the lobby). */
+  joinOrCreate(filter?: JsonObject, sessionData?: S, playerData?: P, options?: SessionOptions): Promise<Session<S, P>>;
   /** The host replaces the session's metadata; resolves with it (SessionError 29: not the host). */
   setMetadata(metadata: JsonObject): Promise<JsonObject>;
   /** The round trip to the server and its clock's offset from this one, in milliseconds. */

@@ -443,6 +443,18 @@ export class SessionClient {
   }
 
   /**
+   * Quick play: joins the public session matching `filter` that has room (the fullest), or
+   * creates one with this data and `options` (its metadata the filter, unless `options.metadata`
+   * says otherwise). Resolves with the session, as createSession and joinSession do.
+   * @returns {Promise<Session>}
+   */
+  joinOrCreate(filter = {}, sessionData = {}, playerData = {}, options = undefined) {
+    const fields = { filter, ...this._fields(sessionData, playerData) };
+    if (options !== undefined) fields.options = options;
+    return this._request('joinOrCreate', 'sessionJoin', fields);
+  }
+
+  /**
    * The host replaces the session's metadata (what listSessions shows). Resolves with it;
    * rejects with SessionError 29 if this player is not the host.
    * @returns {Promise<object>}

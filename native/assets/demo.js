@@ -64,7 +64,7 @@ async function connect() {
     // The client reconnects by itself when the connection drops in a session (the server keeps
     // the seat for 30 s): the dots stay, and what was missed is replayed.
     // `host`: the client learns who the host is (the creator, then the earliest player left).
-    client = await SessionClient.connect(serverURL(), { reconnect: true, host: true });
+    client = await SessionClient.connect(serverURL(), { reconnect: true, host: true, messages: true });
   } catch (err) {
     status(`cannot connect: ${describe(err)}`, true);
     setTimeout(connect, 2000);
@@ -72,6 +72,7 @@ async function connect() {
   }
   window.demo.client = client;
   status('connected: create a session or join one');
+  refreshOpenGames();
   client.on('sessionJoin', ({ sessionID }) => {
     remember(sessionID);
     render();
@@ -84,6 +85,10 @@ async function connect() {
     render();
   });
   client.on('hostChange', () => render());
+  client.on('message', ({ playerID, data }) => {
+    const from = client.session?.players.get(playerID)?.name || `player ${playerID}`;
+    if (typeof data?.text === 'string') chatLine(`${from}: ${data.text}`);
+  });
   client.on('sessionLock', () => render());
   client.on('playerJoin', () => render());
   client.on('playerLeave', ({ playerID }) => {
@@ -154,12 +159,18 @@ async function act(what) {
 // The lobby's password field: a new session's password, or the one to join with.
 const password = () => $('password').value || undefined;
 
+// Every dots game the server lists carries this metadata: "Open games" and "Quick play" find it.
+const GAME = { game: 'dots' };
+const gameData = () => ({ game: 'dots', title: `${me.name}'s game`, width: W, height: H });
+
+$('quick-play').onclick = () =>
+  act(() => client.joinOrCreate(GAME, gameData(), DEFAULT_PLAYER, { maxPlayers: 8, metadata: { ...GAME, title: `${me.name}'s game` } }));
+
 $('create').onclick = () => {
-  const options = {};
+  const options = { metadata: { ...GAME, title: `${me.name}'s game` } };
   if ($('private').checked) options.private = true;
   if (password()) options.password = password();
-  const data = { game: 'dots', title: `${me.name}'s game`, width: W, height: H };
-  act(() => client.createSession(data, DEFAULT_PLAYER, Object.keys(options).length ? options : undefined));
+  act(() => client.createSession(gameData(), DEFAULT_PLAYER, options));
 };
 $('join-latest').onclick = () => act(() => client.joinSession(-1));
 $('join').onclick = () => {
@@ -193,6 +204,53 @@ $('color').oninput = () => {
   sessionStorage.setItem('dots:color', me.color);
   dirty = true;
 };
+
+// --- chat (sendMessage; nothing is stored: a player who joins later sees only what follows) ---
+function chatLine(text) {
+  const li = document.createElement('li');
+  li.textContent = text;
+  $('chat-log').append(li);
+  while ($('chat-log').children.length > 50) $('chat-log').firstChild.remove();
+  $('chat-log').scrollTop = $('chat-log').scrollHeight;
+}
+$('chat-send').onclick = () => {
+  const text = $('chat-input').value.trim();
+  if (!text || !client?.session) return;
+  $('chat-input').value = '';
+  chatLine(`${me.name} (you): ${text}`);
+  client.sendMessage({ text }).catch((err) => status(describe(err), true));
+};
+$('chat-input').onkeydown = (e) => {
+  if (e.key === 'Enter') $('chat-send').click();
+};
+
+// --- open games: the server's public dots games with room, refreshed in the lobby ---
+async function refreshOpenGames() {
+  if (!client || client.session || client.reconnecting) return;
+  const ul = $('open-games');
+  let list;
+  try {
+    list = (await client.listSessions(GAME, { available: true, limit: 10 })).sessions;
+  } catch (err) {
+    ul.innerHTML = `<li class="dim">no listing here (${describe(err)})</li>`;
+    return;
+  }
+  ul.replaceChildren();
+  if (list.length === 0) ul.innerHTML = '<li class="dim">none yet: quick play starts one</li>';
+  for (const s of list) {
+    const li = document.createElement('li');
+    li.dataset.sessionId = String(s.sessionID);
+    const label = document.createElement('span');
+    const max = s.maxPlayers === null ? '' : `/${s.maxPlayers}`;
+    label.textContent = `#${s.sessionID} ${s.metadata.title ?? ''} (${s.players}${max})`;
+    const btn = document.createElement('button');
+    btn.textContent = 'Join';
+    btn.onclick = () => act(() => client.joinSession(s.sessionID));
+    li.append(label, btn);
+    ul.append(li);
+  }
+}
+setInterval(refreshOpenGames, 2000);
 
 // Sends my data when it changed, at most every SEND_EVERY_MS, one request at a time.
 setInterval(async () => {
@@ -369,7 +427,8 @@ function render() {
   $('session-info').hidden = !session;
   $('lobby').hidden = Boolean(session);
   $('overlay').hidden = Boolean(session);
-  for (const id of ['create', 'join-latest', 'join']) $(id).disabled = !client;
+  for (const id of ['quick-play', 'create', 'join-latest', 'join']) $(id).disabled = !client;
+  if (!session) $('chat-log').replaceChildren();
   if (session) $('session-id').textContent = String(session.id);
   const host = Boolean(session) && session.hostID === client.playerID;
   $('lock').hidden = !host;

@@ -60,3 +60,43 @@ async fn public_sessions_are_listed_with_their_metadata_and_private_ones_are_not
     );
     t.shutdown().await;
 }
+
+#[tokio::test]
+async fn join_or_create_fills_to_max_players_and_racers_never_share_the_last_seat() {
+    let t = Target::start().await;
+    if !t.private_or_skip("join_or_create_...") {
+        return;
+    }
+    let frame = r#"{"command":"joinOrCreate","filter":{"mode":"duel"},"options":{"maxPlayers":2}}"#;
+    let mut host = t.connect("host").await;
+    host.send_json(frame).await;
+    let s = host.expect("sessionJoin").await["sessionID"]
+        .as_u64()
+        .unwrap();
+    // Two racers for the one seat left, sent at once.
+    let mut x = t.connect("x").await;
+    let mut y = t.connect("y").await;
+    x.send_json(frame).await;
+    y.send_json(frame).await;
+    let rx = x.expect("sessionJoin").await;
+    let ry = y.expect("sessionJoin").await;
+    let seated = [&rx, &ry]
+        .into_iter()
+        .filter(|r| r["sessionID"] == s)
+        .count();
+    assert_eq!(seated, 1, "{rx} {ry}");
+    let other = if rx["sessionID"] == s { &ry } else { &rx };
+    let mut browser = t.connect("browser").await;
+    browser
+        .send_json(r#"{"command":"listSessions","filter":{"mode":"duel"}}"#)
+        .await;
+    let list = browser.expect("sessionList").await;
+    assert_eq!(
+        list["sessions"],
+        json!([
+            {"sessionID":other["sessionID"],"players":1,"maxPlayers":2,"metadata":{"mode":"duel"}},
+            {"sessionID":s,"players":2,"maxPlayers":2,"metadata":{"mode":"duel"}},
+        ])
+    );
+    t.shutdown().await;
+}

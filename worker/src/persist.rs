@@ -626,6 +626,7 @@ mod tests {
                     features: Features::NONE,
                     subject: None,
                     password: None,
+                    quiet: false,
                 },
             );
             settle(&mut session, &mut rows);

@@ -199,6 +199,35 @@ test(
   },
 );
 
+
+test(
+  'the lobby lists open games, quick play joins one, and the chat line reaches the other page',
+  { skip: (!existsSync(executablePath) && `no browser at ${executablePath}`) || (external && 'external server'), timeout: 90_000 },
+  async () => {
+    const context = await browser.newContext({ viewport: { width: 1200, height: 680 } });
+    const a = await openDemo(context, 'Ann');
+    const b = await openDemo(context, 'Ben');
+    await a.page.locator('#quick-play').click();
+    await a.page.locator('#session-id').waitFor({ state: 'visible' });
+    const sessionID = Number(await a.page.locator('#session-id').textContent());
+    // B's lobby lists it (refreshed every 2 s), with its title and player count.
+    const row = b.page.locator(`#open-games li[data-session-id="${sessionID}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    assert.match(await row.textContent(), /Ann's game \(1\/8\)/);
+    // Quick play joins it rather than starting another.
+    await b.page.locator('#quick-play').click();
+    await b.page.waitForFunction((id) => window.demo.sessionID === id, sessionID);
+    // A says something; B reads it.
+    await a.page.locator('#players li', { hasText: 'Ben' }).waitFor();
+    await a.page.locator('#chat-input').fill('hello Ben');
+    await a.page.locator('#chat-send').click();
+    await b.page.locator('#chat-log li', { hasText: 'Ann: hello Ben' }).waitFor();
+    await a.page.locator('#chat-log li', { hasText: 'Ann (you): hello Ben' }).waitFor();
+    assert.deepEqual([...a.problems, ...b.problems], []);
+    await context.close();
+  },
+);
+
 test(
   'the demo reports errors in words: joining a session that does not exist',
   { skip: (!existsSync(executablePath) && `no browser at ${executablePath}`) || (external && 'external server'), timeout: 60_000 },

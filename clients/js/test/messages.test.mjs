@@ -73,3 +73,21 @@ test('listSessions: public sessions with their metadata, filtered; setMetadata b
   const err = await host.listSessions().catch((e) => e);
   assert.ok(err instanceof SessionError && err.code === 32, String(err));
 });
+
+test('joinOrCreate fills a session to maxPlayers, then creates the next', async () => {
+  const filter = { mode: 'js-duel' };
+  const a = await client();
+  const first = await a.joinOrCreate(filter, { round: 1 }, { hp: 3 }, { maxPlayers: 2 });
+  const b = await client();
+  const second = await b.joinOrCreate(filter, { round: 1 }, { hp: 3 }, { maxPlayers: 2 });
+  assert.equal(second.id, first.id);
+  const c = await client();
+  const third = await c.joinOrCreate(filter, { round: 1 }, { hp: 3 }, { maxPlayers: 2 });
+  assert.notEqual(third.id, first.id);
+  const browser = await client();
+  const { sessions } = await browser.listSessions(filter);
+  assert.deepEqual(sessions.map((s) => [s.sessionID, s.players, s.metadata]), [
+    [third.id, 1, filter],
+    [first.id, 2, filter],
+  ]);
+});
