@@ -51,8 +51,9 @@ if [ "$GZIP" -ge $((1024 * 1024)) ]; then
     exit 1
 fi
 
-echo "== cargo build of the suite (before the worker starts)"
+echo "== cargo build of the suite and the Rust client's tests (before the worker starts)"
 cargo test -p sessionserver-tests --no-run
+cargo test -p sessionserver-client --no-run
 
 for P in "$PORT" "$AUTH_PORT"; do
     if node -e "require('net').connect($P, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))"; then
@@ -193,6 +194,10 @@ JS
 echo "== black-box suite against ws://127.0.0.1:$PORT/ (hibernation idle: $IDLE s, resume grace: $GRACE ms)"
 SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_HIBERNATION_WAIT_SECS="$IDLE" \
     SESSIONSERVER_RESUME_GRACE_MS="$GRACE" cargo test -p sessionserver-tests
+
+echo "== the Rust client's tests against ws://127.0.0.1:$PORT/ (those needing a server of their own skip)"
+SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_RESUME_GRACE_MS="$GRACE" SESSIONSERVER_TEST_HOOKS=1 \
+    cargo test -p sessionserver-client --test session --test resume --test access --test messages --test edge
 
 # The hibernation test passes on any server; here it must also have made objects hibernate:
 # each of its two sessions (one per spelling) logs its wake.

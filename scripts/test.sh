@@ -30,6 +30,10 @@ cargo clippy --target wasm32-unknown-unknown -p sessionserver-worker -- -D warni
 step "core under wasm32 (wasm-bindgen-test in Node)"
 cargo test -p sessionserver-core --target wasm32-unknown-unknown
 
+step "Rust client: its sans-IO core for wasm32, the example game loop against an in-process server"
+cargo clippy -p sessionserver-client --no-default-features --target wasm32-unknown-unknown -- -D warnings
+cargo run -q -p sessionserver-client --example dots >/dev/null
+
 step "JavaScript client and the demo in headless Chromium"
 scripts/js-test.sh
 
