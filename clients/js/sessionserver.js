@@ -48,6 +48,7 @@ export const ERROR_MEANINGS = Object.freeze({
   30: 'kickPlayer names no other member of the session',
   31: 'sendMessage names a recipient that is no member of the session; nothing was sent',
   32: 'listSessions from a player in a session: sessions are listed from the lobby',
+  33: 'the server could not read its list of sessions just now; try again',
 });
 
 /** What each WebSocket close code the server sends means. */
