@@ -129,3 +129,51 @@ async fn join_or_create_fills_to_max_players_and_racers_never_share_the_last_sea
     list_until(&mut browser, &list, |l| l["sessions"] == expected).await;
     t.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_listing_comes_in_pages_that_follow_next() {
+    let t = Target::start().await;
+    let run = run_id("pages");
+    let mut creators = Vec::new();
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let mut c = t.connect(&format!("c{i}")).await;
+        c.send_json(
+            &json!({"command":"createSession","options":{"metadata":{"run":run}}}).to_string(),
+        )
+        .await;
+        made.push(c.expect("sessionJoin").await["sessionID"].as_u64().unwrap());
+        creators.push(c);
+    }
+    let newest_first: Vec<u64> = made.iter().rev().copied().collect();
+    let mut browser = t.connect("browser").await;
+    let all = json!({"command":"listSessions","filter":{"run":run}}).to_string();
+    list_until(&mut browser, &all, |l| {
+        l["sessions"].as_array().is_some_and(|s| s.len() == 5)
+    })
+    .await;
+    let mut seen = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let mut frame = json!({"command":"listSessions","filter":{"run":run},"limit":2});
+        if let Some(after) = after {
+            frame["after"] = json!(after);
+        }
+        browser.send_json(&frame.to_string()).await;
+        let page = browser.expect("sessionList").await;
+        let ids: Vec<u64> = page["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["sessionID"].as_u64().unwrap())
+            .collect();
+        assert!(ids.len() <= 2, "{page}");
+        seen.extend(ids);
+        match page["next"].as_u64() {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, newest_first);
+    t.shutdown().await;
+}
