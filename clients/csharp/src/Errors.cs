@@ -40,6 +40,8 @@ namespace SessionServer
             { 29, "only the session's host may do that" },
             { 30, "kickPlayer names no other member of the session" },
             { 31, "sendMessage names a recipient that is no member of the session; nothing was sent" },
+            { 32, "listSessions from a player in a session: sessions are listed from the lobby" },
+            { 33, "the server could not read its list of sessions just now; try again" },
         };
 
         /// <summary>What each WebSocket close code the server sends means.</summary>
@@ -104,7 +106,7 @@ namespace SessionServer
             ServerMessage = serverMessage;
         }
 
-        /// <summary>The error code (2-31).</summary>
+        /// <summary>The error code (2-33).</summary>
         public int Code { get; private set; }
         /// <summary>The reply command the error came in (sessionJoin, playerUpdate, …, or error).</summary>
         public string Command { get; private set; }

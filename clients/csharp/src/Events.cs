@@ -1,5 +1,6 @@
 // What the client's events carry. Every event is raised inside Poll(), on the thread that calls it.
 using System;
+using System.Collections.Generic;
 using Newtonsoft.Json.Linq;
 
 namespace SessionServer
@@ -81,6 +82,25 @@ namespace SessionServer
         public JToken Data { get; internal set; }
         /// <summary>The data's text exactly as the sender sent it.</summary>
         public string Raw { get; internal set; }
+    }
+
+    /// <summary>One public session in a ListSessions page.</summary>
+    public sealed class ListedSession
+    {
+        public long SessionID { get; internal set; }
+        public int Players { get; internal set; }
+        /// <summary>Null: no maxPlayers.</summary>
+        public int? MaxPlayers { get; internal set; }
+        /// <summary>Its metadata ({} without).</summary>
+        public JToken Metadata { get; internal set; }
+    }
+
+    /// <summary>A page of ListSessions: the sessions, newest first, and the cursor of the next
+    /// page (null on the last; pass it as <c>after</c>).</summary>
+    public sealed class SessionList
+    {
+        public IList<ListedSession> Sessions { get; internal set; }
+        public long? Next { get; internal set; }
     }
 
     /// <summary>What Ping() measured, in milliseconds.</summary>

@@ -77,6 +77,9 @@ namespace SessionServer
         public string Password { get; set; }
         /// <summary>Only the host may send updateSession (others get error 29).</summary>
         public bool? HostOnlySessionUpdates { get; set; }
+        /// <summary>Public information ListSessions shows (a JSON object of at most 4 KiB): a
+        /// JToken, or any object (JToken.FromObject).</summary>
+        public object Metadata { get; set; }
 
         internal JObject ToJson()
         {
@@ -85,6 +88,7 @@ namespace SessionServer
             if (Private.HasValue) o["private"] = Private.Value;
             if (Password != null) o["password"] = Password;
             if (HostOnlySessionUpdates.HasValue) o["hostOnlySessionUpdates"] = HostOnlySessionUpdates.Value;
+            if (Metadata != null) o["metadata"] = Metadata as JToken ?? JToken.FromObject(Metadata);
             return o;
         }
     }

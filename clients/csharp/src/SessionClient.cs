@@ -9,6 +9,7 @@
 using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
+using System.Linq;
 using System.Diagnostics;
 using System.Text;
 using System.Threading;
@@ -318,6 +319,39 @@ namespace SessionServer
             var fields = ",\"data\":" + (data == null ? "null" : Json.Serialize(data));
             if (to != null) fields += ",\"to\":[" + string.Join(",", to) + "]";
             return Start<int>(new Request("sendMessage", "messageSent", fields));
+        }
+
+        /// <summary>Lists public sessions, newest first (from the lobby; 32 from a session):
+        /// <paramref name="filter"/> (a JObject, or any object) matches metadata keys exactly;
+        /// <paramref name="available"/> leaves out full, locked and password sessions;
+        /// <paramref name="after"/> is a previous page's Next.</summary>
+        public Task<SessionList> ListSessions(object filter = null, bool available = false, long? after = null, int? limit = null)
+        {
+            var fields = "";
+            if (filter != null) fields += ",\"filter\":" + Json.Serialize(filter);
+            if (available) fields += ",\"available\":true";
+            if (after.HasValue) fields += ",\"after\":" + after.Value;
+            if (limit.HasValue) fields += ",\"limit\":" + limit.Value;
+            return Start<SessionList>(new Request("listSessions", "sessionList", fields));
+        }
+
+        /// <summary>Quick play: joins the fullest public session matching <paramref name="filter"/>
+        /// that has room, or creates one with this data and options (its metadata the filter unless
+        /// the options set one). Completes with the session, as CreateSession and JoinSession do.</summary>
+        public Task<Session> JoinOrCreate(object filter, object sessionData = null, object playerData = null, SessionOptions options = null)
+        {
+            var fields = ",\"filter\":" + Json.Serialize(filter ?? new JObject());
+            fields += DataFields(sessionData ?? new JObject(), playerData ?? new JObject());
+            if (options != null) fields += ",\"options\":" + options.ToJson().ToString(Newtonsoft.Json.Formatting.None);
+            return Start<Session>(new Request("joinOrCreate", "sessionJoin", fields));
+        }
+
+        /// <summary>The host replaces the session's metadata (what ListSessions shows); completes
+        /// with it. Fails with 29 if this player is not the host.</summary>
+        public Task<JToken> SetMetadata(object metadata)
+        {
+            if (metadata == null) throw new ArgumentNullException("metadata");
+            return Start<JToken>(new Request("setMetadata", "sessionMetadata", ",\"metadata\":" + Json.Serialize(metadata)));
         }
 
         /// <summary>Measures the round trip to the server and its clock's offset from this one's
@@ -632,6 +666,14 @@ namespace SessionServer
                     var pong = Take("pong");
                     if (pong != null) pong.Resolve(frame);
                     break;
+                case "sessionList":
+                    var list = Take("sessionList");
+                    if (list != null) list.Resolve(SessionListOf(frame));
+                    break;
+                case "sessionMetadata":
+                    var metadata = Take("sessionMetadata");
+                    if (metadata != null) metadata.Resolve(DataOf(frame, "metadata"));
+                    break;
                 case "hello":
                     var req = Take("hello");
                     if (req != null) req.Resolve(frame);
@@ -650,6 +692,30 @@ namespace SessionServer
             var req = Take(frame.Command);
             if (req != null) req.Reject(err);
             else Report(err);
+        }
+
+        static SessionList SessionListOf(Frame frame)
+        {
+            var sessions = new List<ListedSession>();
+            var array = frame.Get("sessions") as JArray;
+            if (array != null)
+            {
+                foreach (var item in array.OfType<JObject>())
+                {
+                    var id = item["sessionID"];
+                    if (id == null || id.Type != JTokenType.Integer) continue;
+                    var max = item["maxPlayers"];
+                    var players = item["players"];
+                    sessions.Add(new ListedSession
+                    {
+                        SessionID = id.Value<long>(),
+                        Players = players != null && players.Type == JTokenType.Integer ? players.Value<int>() : 0,
+                        MaxPlayers = max != null && max.Type == JTokenType.Integer ? (int?)max.Value<int>() : null,
+                        Metadata = item["metadata"] ?? new JObject(),
+                    });
+                }
+            }
+            return new SessionList { Sessions = sessions, Next = frame.Long("next") };
         }
 
         JToken DataOf(Frame frame, string key)
