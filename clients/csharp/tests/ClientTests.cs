@@ -73,7 +73,8 @@ namespace SessionServer.Tests
                 System.Threading.Thread.Sleep(100);
             }
             Assert.Equal("latest", (string)b.Session.Data["title"], "its sessionData");
-            Wait.For(() => a.Session.Players.ContainsKey(b.PlayerID.Value), "a to see b join", a, b);
+            // The members already there come as playerJoin frames after the sessionJoin.
+            Wait.For(() => a.Session.Players.ContainsKey(b.PlayerID.Value) && b.Session.Players.Count == 2, "a to see b join, b to see a", a, b);
             Assert.Sequence(new[] { b.PlayerID.Value, a.PlayerID.Value }, b.Session.Players.Keys, "b's list");
         }
 
