@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The edge host's test: builds the worker, runs it locally (wrangler dev --local, i.e. workerd
 # with the same build as a deploy), runs the black-box suite (tests/) against it, hibernation
-# and resume tests included, resets a session object under its members (the relays take their
-# seats back: scripts/edge-resume.js relink), counts the rows a session object writes per
-# updatePlayer (edge-resume.js rows), restarts the local runtime mid-game (members
-# resume with their tokens, those that do not come back leave by the object's alarm), then
-# checks connect-time auth on a second local worker started with AUTH_SECRET (and on a third
-# with one too short), and checks that `wrangler deploy --dry-run` succeeds.
+# and resume tests included, then the Rust and the C# clients' tests (C#: when Mono is
+# installed), resets a session object under its members (the relays take their seats back:
+# scripts/edge-resume.js relink), counts the rows a session object writes per updatePlayer
+# (edge-resume.js rows), restarts the local runtime mid-game (members resume with their
+# tokens, those that do not come back leave by the object's alarm), then checks connect-time
+# auth on a second local worker started with AUTH_SECRET (and on a third with one too short),
+# and checks that `wrangler deploy --dry-run` succeeds.
 #
 # Needs only crates.io and the npm registry; runs as root, with CI=true and no input. Traffic
 # goes to 127.0.0.1 only.
@@ -198,6 +199,19 @@ SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_HIBERNATION_WAIT_SECS="$
 echo "== the Rust client's tests against ws://127.0.0.1:$PORT/ (those needing a server of their own skip)"
 SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_RESUME_GRACE_MS="$GRACE" SESSIONSERVER_TEST_HOOKS=1 \
     cargo test -p sessionserver-client --test session --test resume --test access --test messages --test edge
+
+# The C# client's tests, the same way (clients/csharp; scripts/csharp-test.sh builds them with
+# mcs and, given SESSIONSERVER_URL, runs them against it). Only when Mono and Newtonsoft.Json are
+# installed: scripts/test.sh runs csharp-test.sh before this script, which installs them (as
+# root, from Debian) when missing; on its own, this script installs nothing for C#.
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+if installed mono-mcs && installed libnewtonsoft-json5.0-cil; then
+    echo "== the C# client's tests against ws://127.0.0.1:$PORT/ (those needing a server of their own skip)"
+    SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_RESUME_GRACE_MS="$GRACE" SESSIONSERVER_TEST_HOOKS=1 \
+        bash scripts/csharp-test.sh -
+else
+    echo "== the C# client's tests: SKIPPED (mono-mcs and libnewtonsoft-json5.0-cil are not installed; scripts/csharp-test.sh installs them)"
+fi
 
 # The hibernation test passes on any server; here it must also have made objects hibernate:
 # each of its two sessions (one per spelling) logs its wake.

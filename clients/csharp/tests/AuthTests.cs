@@ -50,12 +50,13 @@ namespace SessionServer.Tests
             Wait.On(byHeader.JoinSession(session.ID), byUrl, byHeader);
             Assert.Equal(session.ID, byHeader.Session.ID, "both got in");
 
-            // Without a token the handshake is refused (401): no connection, a 1006. (What the
-            // reason says is the platform's: Mono's names no status.)
+            // Without a token the handshake is refused (401): no connection, a 1006 whose reason
+            // names the answer.
             var refused = new SessionClient(server.Url);
             Cleanup.Add(refused, c => c.Dispose());
             var e = Assert.Fails<ConnectionClosedException>(refused.Connect(), refused);
             Assert.Equal(1006, e.Code, "no connection");
+            Assert.True(e.Reason.Contains("HTTP/1.1 401"), "the reason names the status: " + e.Reason);
             Assert.True(refused.CloseStatus != null, "closed for good");
         }
     }

@@ -51,6 +51,34 @@ namespace SessionServer.Tests
         }
 
         [Test]
+        static void JoinTheLatest()
+        {
+            var server = Server.Start();
+            var a = Clients.Connect(server.Url);
+            var b = Clients.Connect(server.Url);
+            var created = Wait.On(a.CreateSession(new { title = "latest" }, new { x = 0 }), a);
+            // On a server of its own, -1 is this session at once. At the edge the session's
+            // registration may reach the registry after its sessionJoin (worker/README.md, "IDs,
+            // joinSession -1"): until then -1 finds the session before (or error 6), so join again.
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            while (true)
+            {
+                var latest = b.JoinSession(-1);
+                Wait.For(() => latest.IsCompleted, "the -1 join to complete", a, b);
+                if (!latest.IsFaulted && latest.Result.ID == created.ID) break;
+                Assert.True(!server.Own, "on a server of its own, -1 is the latest session at once");
+                if (latest.IsFaulted) Assert.Equal(6, ((SessionException)latest.Exception.InnerException).Code, "no session: 6");
+                else Wait.On(b.LeaveSession(), a, b);
+                if (watch.Elapsed > Wait.Deadline) throw new TimeoutException("-1 never found the latest session");
+                System.Threading.Thread.Sleep(100);
+            }
+            Assert.Equal("latest", (string)b.Session.Data["title"], "its sessionData");
+            // The members already there come as playerJoin frames after the sessionJoin.
+            Wait.For(() => a.Session.Players.ContainsKey(b.PlayerID.Value) && b.Session.Players.Count == 2, "a to see b join, b to see a", a, b);
+            Assert.Sequence(new[] { b.PlayerID.Value, a.PlayerID.Value }, b.Session.Players.Keys, "b's list");
+        }
+
+        [Test]
         static void ErrorsCarryCodeAndMeaning()
         {
             var server = Server.Start();

@@ -1,6 +1,7 @@
-// The test harness: a runner (no NUnit needed), the native server started per test class, a
-// TCP proxy that cuts connections the way a network does, and waits that pump Poll() as a game
-// loop would. Every wait is for a condition; the deadline only stops a hung test.
+// The test harness: a runner (no NUnit needed), the native server started per test (or the
+// server at SESSIONSERVER_URL, e.g. the edge host under `wrangler dev`), a TCP proxy that cuts
+// connections the way a network does, and waits that pump Poll() as a game loop would. Every
+// wait is for a condition; the deadline only stops a hung test.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -20,20 +21,73 @@ namespace SessionServer.Tests
     {
     }
 
+    /// <summary>Thrown by a test that cannot run against this server (it says why).</summary>
+    sealed class SkipException : Exception
+    {
+        public SkipException(string why) : base(why)
+        {
+        }
+    }
+
+    /// <summary>The server the tests run against: a native one of their own per test, or the one
+    /// SESSIONSERVER_URL names (`ws://host:port/`, as the Rust client's and the suite's tests),
+    /// which the tests share with whatever else talks to it.</summary>
+    static class Target
+    {
+        public const string UrlVar = "SESSIONSERVER_URL";
+        /// <summary>That server's resume grace period in ms, for the test that waits for it to end.</summary>
+        public const string GraceVar = "SESSIONSERVER_RESUME_GRACE_MS";
+        /// <summary>"1": the server is a local worker with TEST_HOOKS=1 (POST /__test/reset, flush).</summary>
+        public const string HooksVar = "SESSIONSERVER_TEST_HOOKS";
+
+        public static readonly string ExternalUrl = NonEmpty(Environment.GetEnvironmentVariable(UrlVar));
+
+        public static bool External { get { return ExternalUrl != null; } }
+
+        public static bool TestHooks { get { return Environment.GetEnvironmentVariable(HooksVar) == "1"; } }
+
+        /// <summary>The external server's grace period, if given and short enough for a wait.</summary>
+        public static int? GraceMs()
+        {
+            int ms;
+            var text = Environment.GetEnvironmentVariable(GraceVar);
+            if (text == null || !int.TryParse(text, out ms) || ms < 0) return null;
+            return ms + 2000 < Wait.Deadline.TotalMilliseconds ? (int?)ms : null;
+        }
+
+        /// <summary>A run-unique value, for metadata that tells this test's sessions from the
+        /// others a shared server lists.</summary>
+        public static string RunID(string what)
+        {
+            return what + "-" + Guid.NewGuid().ToString("N").Substring(0, 12);
+        }
+
+        static string NonEmpty(string s)
+        {
+            return string.IsNullOrEmpty(s) ? null : s;
+        }
+    }
+
     static class Runner
     {
         public static string ServerBinary;
 
         static int Main(string[] args)
         {
-            if (args.Length < 1)
+            if (args.Length < 1 || (args[0] == "-" && !Target.External))
             {
-                Console.Error.WriteLine("usage: mono SessionServer.Tests.exe <sessionserver binary> [name filter]");
+                Console.Error.WriteLine("usage: mono SessionServer.Tests.exe <sessionserver binary | - with " + Target.UrlVar + "> [name filter]");
                 return 2;
             }
             ServerBinary = args[0];
             string filter = args.Length > 1 ? args[1] : null;
-            int passed = 0, failed = 0;
+            if (Target.External)
+            {
+                Console.WriteLine("against " + Target.UrlVar + "=" + Target.ExternalUrl + " (" + Target.GraceVar + "=" +
+                    (Target.GraceMs().HasValue ? Target.GraceMs().ToString() : "unknown") + ", " + Target.HooksVar + "=" +
+                    (Target.TestHooks ? "1" : "unset") + "): tests that need a server of their own skip");
+            }
+            int passed = 0, failed = 0, skipped = 0;
             var tests = typeof(Runner).Assembly.GetTypes()
                 .SelectMany(t => t.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic))
                 .Where(m => m.GetCustomAttributes(typeof(TestAttribute), false).Length > 0)
@@ -49,6 +103,11 @@ namespace SessionServer.Tests
                     passed++;
                     Console.WriteLine("ok   " + name + " (" + watch.ElapsedMilliseconds + " ms)");
                 }
+                catch (TargetInvocationException e) when (e.InnerException is SkipException)
+                {
+                    skipped++;
+                    Console.WriteLine("skip " + name + ": " + e.InnerException.Message);
+                }
                 catch (TargetInvocationException e)
                 {
                     failed++;
@@ -59,7 +118,7 @@ namespace SessionServer.Tests
                     Cleanup.Run();
                 }
             }
-            Console.WriteLine(passed + " passed, " + failed + " failed");
+            Console.WriteLine(passed + " passed, " + failed + " failed, " + skipped + " skipped");
             Console.Out.Flush();
             // Exit now: nothing left running (a socket's task, a pipe's thread) may hold the exit up.
             Environment.Exit(failed == 0 && passed > 0 ? 0 : 1);
@@ -132,7 +191,7 @@ namespace SessionServer.Tests
 
     static class Wait
     {
-        static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
+        public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
 
         /// <summary>Polls the clients, as a game loop would, until the condition holds.</summary>
         public static void For(Func<bool> condition, string what, params SessionClient[] clients)
@@ -161,28 +220,74 @@ namespace SessionServer.Tests
         }
     }
 
-    /// <summary>A native server on 127.0.0.1, port 0, stopped by its PID.</summary>
+    /// <summary>A native server on 127.0.0.1, port 0, stopped by its PID; or, with SESSIONSERVER_URL,
+    /// that server (nothing to start or stop), for the tests that work against any server.</summary>
     sealed class Server
     {
         readonly Process process;
+        public readonly string Host;
         public readonly int Port;
+        readonly string url;
 
-        Server(Process process, int port)
+        Server(Process process, string host, int port, string url)
         {
             this.process = process;
+            Host = host;
             Port = port;
+            this.url = url;
         }
 
-        public string Url { get { return "ws://127.0.0.1:" + Port + "/"; } }
+        public string Url { get { return url; } }
 
+        /// <summary>Whether this is the test's own server (not the one SESSIONSERVER_URL names).</summary>
+        public bool Own { get { return process != null; } }
+
+        /// <summary>A server with these options: with none, the external one if there is one;
+        /// with some, the test needs a server of its own and skips against SESSIONSERVER_URL.</summary>
         public static Server Start(params string[] args)
         {
+            if (args.Length == 0 && Target.External) return External();
             return StartWith(null, args);
+        }
+
+        /// <summary>A server of the test's own; against SESSIONSERVER_URL the test skips, saying why.</summary>
+        public static Server Owned(string why)
+        {
+            if (Target.External) throw new SkipException("it needs a server of its own (" + why + ")");
+            return StartWith(null);
+        }
+
+        /// <summary>A server whose resume grace period is short and known: a native one with
+        /// `ms`, or the external one with SESSIONSERVER_RESUME_GRACE_MS given (else skipped).</summary>
+        public static Server WithGrace(int ms)
+        {
+            if (!Target.External) return StartWith(null, "--resume-grace-ms", ms.ToString());
+            if (Target.GraceMs() == null)
+            {
+                throw new SkipException("waiting for the grace period to end needs " + Target.GraceVar + " (under " + (Wait.Deadline.TotalMilliseconds - 2000) + ")");
+            }
+            return External();
+        }
+
+        static Server External()
+        {
+            Uri uri;
+            if (!Uri.TryCreate(Target.ExternalUrl, UriKind.Absolute, out uri) || uri.Scheme != "ws")
+            {
+                throw new Exception(Target.UrlVar + "=" + Target.ExternalUrl + ": want ws://host:port/");
+            }
+            return new Server(null, uri.Host, uri.Port, Target.ExternalUrl);
         }
 
         /// <summary>With environment variables (secrets belong there, not in flags).</summary>
         public static Server StartWith(IDictionary<string, string> env, params string[] args)
         {
+            if (Target.External)
+            {
+                var what = args.Length > 0 ? string.Join(" ", args) : "";
+                if (env != null) what = (string.Join(", ", env.Keys) + " " + what).Trim();
+                throw new SkipException("it needs a server of its own, started with " + what);
+            }
             var info = new ProcessStartInfo(Runner.ServerBinary, "--bind 127.0.0.1 --port 0 " + string.Join(" ", args))
             {
                 UseShellExecute = false,
@@ -205,17 +310,19 @@ namespace SessionServer.Tests
             }
             // Nothing more is read from stdout; drain it so the server never blocks on it.
             Task.Run(() => process.StandardOutput.ReadToEnd());
-            return Cleanup.Add(new Server(process, port), s => s.Stop());
+            return Cleanup.Add(new Server(process, "127.0.0.1", port, "ws://127.0.0.1:" + port + "/"), s => s.Stop());
         }
 
         /// <summary>SIGTERM: the server closes every socket with 1001 and exits.</summary>
         public void Terminate()
         {
+            if (process == null) throw new InvalidOperationException("not this test's own server");
             Process.Start("kill", "-TERM " + process.Id).WaitForExit();
         }
 
         public void Stop()
         {
+            if (process == null) return;
             try
             {
                 if (!process.HasExited) process.Kill();
@@ -235,14 +342,16 @@ namespace SessionServer.Tests
     sealed class Proxy
     {
         readonly TcpListener listener;
+        readonly string targetHost;
         readonly int target;
         readonly object gate = new object();
         readonly List<TcpClient[]> pairs = new List<TcpClient[]>();
         volatile bool swallowing, refusing, stopped;
         int accepted;
 
-        Proxy(int target)
+        Proxy(string targetHost, int target)
         {
+            this.targetHost = targetHost;
             this.target = target;
             listener = new TcpListener(IPAddress.Loopback, 0);
             listener.Start();
@@ -251,7 +360,7 @@ namespace SessionServer.Tests
 
         public static Proxy To(Server server)
         {
-            return Cleanup.Add(new Proxy(server.Port), p => p.Stop());
+            return Cleanup.Add(new Proxy(server.Host, server.Port), p => p.Stop());
         }
 
         public string Url { get { return "ws://127.0.0.1:" + ((IPEndPoint)listener.LocalEndpoint).Port + "/"; } }
@@ -313,7 +422,7 @@ namespace SessionServer.Tests
                 try
                 {
                     upstream = new TcpClient();
-                    upstream.Connect(IPAddress.Loopback, target);
+                    upstream.Connect(targetHost, target);
                 }
                 catch (Exception)
                 {

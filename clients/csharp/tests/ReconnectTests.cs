@@ -110,7 +110,7 @@ namespace SessionServer.Tests
         [Test]
         static void LostWhenTheGracePeriodEnds()
         {
-            var server = Server.Start("--resume-grace-ms", "300");
+            var server = Server.WithGrace(300);
             var proxy = Proxy.To(server);
             SessionClient a, b;
             Pair(server, proxy, out a, out b);
@@ -183,7 +183,7 @@ namespace SessionServer.Tests
         [Test]
         static void AFinalCloseCodeDoesNotReconnect()
         {
-            var server = Server.Start();
+            var server = Server.Owned("it shuts the server down: SIGTERM, 1001");
             SessionClient a = Clients.Connect(server.Url, Clients.Quick());
             Wait.On(a.CreateSession(), a);
             var journalA = new Journal(a);
