@@ -350,7 +350,7 @@ impl SessionObject {
             }
         }
         // A fresh seed at every load: the secrets drawn before are not drawn again.
-        let stored = store.load(limits, link::seed(), &connections, now_ms())?;
+        let (stored, batched) = store.load(limits, link::seed(), &connections, now_ms())?;
         let mut live = Live {
             store,
             stored,
@@ -358,7 +358,7 @@ impl SessionObject {
             sockets,
             forget: false,
             alarm_at: None,
-            pending: persist::Pending::default(),
+            pending: persist::Pending::restored(batched),
             flush_timer: false,
             timer_flushes: 0,
             listing: None,

@@ -9,11 +9,16 @@
 //! milliseconds since the epoch; NULL while connected), and its subject (who its connection
 //! was found to be by connect-time auth; NULL for none), set when it joins. Storage written
 //! before resume existed lacks `secret` and `away_until`, storage written before auth lacks
-//! `subject`: they are added when such a session is loaded.
+//! `subject`: they are added when such a session is loaded. Table `batch` holds the flushed
+//! playerData of the whole session ([`persist::encode_batch`], cut into rows of at most
+//! [`persist::BATCH_PART_BYTES`], `part` 0, 1, …: one row unless the changed playerData passes
+//! 1 MB): each member whose data changed since its member row was written, with that data; a
+//! load reads the member rows, then the batch over them. Storage written before the batch
+//! lacks the table: it is made when such a session is loaded (its member rows hold the data).
 //!
 //! Every change the core reports (`Output::Changed`) is written through
 //! [`crate::persist::store`]: in the event that made it, except a member's playerData, which
-//! is written at most about once a second per member by [`crate::persist::flush`] (the
+//! is written at most about once a second for the whole session, in the batch, by [`crate::persist::flush`] (the
 //! object's flush timer, its last socket closing, its alarm). The platform holds the frames an
 //! event sends until its writes are durable: for joins, leaves, seats and the format no member
 //! ever sees a state that a restart could take back; for playerData a restart takes back at
@@ -49,6 +54,10 @@ CREATE TABLE member (
     secret TEXT,
     away_until INTEGER,
     subject TEXT
+);
+CREATE TABLE batch (
+    part INTEGER PRIMARY KEY,
+    data TEXT NOT NULL
 );";
 
 /// What the object's storage holds.
@@ -160,7 +169,7 @@ impl Store {
         seed: Option<[u8; 32]>,
         sockets: &HashMap<PlayerId, PlayerId>,
         now_ms: u64,
-    ) -> Result<Stored> {
+    ) -> Result<(Stored, Vec<PlayerId>)> {
         let created = self
             .sql
             .exec(
@@ -171,7 +180,7 @@ impl Store {
             .next()
             .is_some();
         if !created {
-            return Ok(Stored::Vacant);
+            return Ok((Stored::Vacant, Vec::new()));
         }
         self.migrate_session()?;
         let rows: Vec<SessionRow> = self
@@ -182,10 +191,10 @@ impl Store {
             )?
             .to_array()?;
         let Some(row) = rows.into_iter().next() else {
-            return Ok(Stored::Vacant);
+            return Ok((Stored::Vacant, Vec::new()));
         };
         if row.ended != 0 {
-            return Ok(Stored::Ended(SessionId(row.id)));
+            return Ok((Stored::Ended(SessionId(row.id)), Vec::new()));
         }
         let spelling = match row.spelling.as_str() {
             "long" => Spelling::Long,
@@ -201,9 +210,31 @@ impl Store {
                 None,
             )?
             .to_array()?;
+        #[derive(Deserialize)]
+        struct PartRow {
+            data: String,
+        }
+        let parts: Vec<PartRow> = self
+            .sql
+            .exec("SELECT data FROM batch ORDER BY part", None)?
+            .to_array()?;
+        let batch_text: String = parts.into_iter().map(|p| p.data).collect();
+        let batch: HashMap<PlayerId, Option<&str>> = persist::decode_batch(&batch_text)
+            .ok_or_else(|| Error::RustError("stored batch of playerData is not one".into()))?
+            .into_iter()
+            .collect();
+        let mut batched = Vec::new();
         let mut restored = Vec::with_capacity(members.len());
         for m in members {
-            let data = match m.data {
+            // The batch's data if it holds the member's (newer than its row's).
+            let text = match batch.get(&PlayerId(m.player)) {
+                Some(data) => {
+                    batched.push(PlayerId(m.player));
+                    data.map(str::to_owned)
+                }
+                None => m.data,
+            };
+            let data = match text {
                 Some(text) => Some(object(Some(text), "playerData")?),
                 None => None,
             };
@@ -235,18 +266,17 @@ impl Store {
                 .ok_or_else(|| Error::RustError(format!("stored access {text:?} is not one")))?,
             None => Default::default(),
         };
-        Ok(Stored::Live(
-            Session::restore_members(
-                SessionId(row.id),
-                spelling,
-                session_data,
-                player_default,
-                restored,
-                limits,
-                seed,
-            )
-            .with_access(access),
-        ))
+        let session = Session::restore_members(
+            SessionId(row.id),
+            spelling,
+            session_data,
+            player_default,
+            restored,
+            limits,
+            seed,
+        )
+        .with_access(access);
+        Ok((Stored::Live(session), batched))
     }
 
     /// Adds the `access` column (a session's options and lock) to a session table made
@@ -294,12 +324,28 @@ impl Store {
             self.sql
                 .exec("ALTER TABLE member ADD COLUMN subject TEXT", None)?;
         }
+        let batch = self
+            .sql
+            .exec(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batch'",
+                None,
+            )?
+            .raw()
+            .next()
+            .is_some();
+        if !batch {
+            self.sql.exec(
+                "CREATE TABLE batch (part INTEGER PRIMARY KEY, data TEXT NOT NULL)",
+                None,
+            )?;
+        }
         Ok(())
     }
 
     /// The last member is gone: only the fact that this ID was used stays.
     pub fn end(&self) -> Result<()> {
         self.sql.exec("DELETE FROM member", None)?;
+        self.sql.exec("DELETE FROM batch", None)?;
         self.sql.exec(
             "UPDATE session SET ended = 1, session_data = NULL, player_default = NULL \
              WHERE k = 0",
@@ -373,16 +419,26 @@ impl Rows for Store {
             ],
         )?;
         self.sql.exec("UPDATE member SET data = NULL", None)?;
+        self.sql.exec("DELETE FROM batch", None)?;
         Ok(())
     }
 
-    fn save_player(&mut self, player: PlayerId, data: Option<&JsonObject>) -> Result<()> {
+    fn save_batch(&mut self, parts: &[&str]) -> Result<()> {
+        // One upsert per part (one row written each), then the parts no longer needed (none
+        // at steady state: no row is touched).
+        for (part, data) in parts.iter().enumerate() {
+            self.sql.exec(
+                "INSERT INTO batch (part, data) VALUES (?, ?) \
+                 ON CONFLICT(part) DO UPDATE SET data = excluded.data",
+                vec![
+                    int(part as u64),
+                    SqlStorageValue::String((*data).to_owned()),
+                ],
+            )?;
+        }
         self.sql.exec(
-            "UPDATE member SET data = ? WHERE player = ?",
-            vec![
-                data.map(text).unwrap_or(SqlStorageValue::Null),
-                int(player.0),
-            ],
+            "DELETE FROM batch WHERE part >= ?",
+            vec![int(parts.len() as u64)],
         )?;
         Ok(())
     }
