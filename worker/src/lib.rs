@@ -127,6 +127,7 @@ pub mod retry;
 #[cfg(target_arch = "wasm32")]
 pub mod session;
 pub mod settings;
+pub mod shard;
 #[cfg(target_arch = "wasm32")]
 mod store;
 pub mod wire;
