@@ -183,7 +183,7 @@ pub fn merge(pages: &[ShardPage], limit: usize) -> (Vec<(SessionId, Listing)>, O
             }
         }
     }
-    all.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    all.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.0));
     let more = all.len() > limit || pages.iter().any(|p| p.more);
     all.truncate(limit);
     let next = match (more, all.last()) {

@@ -45,7 +45,8 @@ CREATE TABLE session (
     session_data TEXT,
     player_default TEXT,
     ended INTEGER NOT NULL DEFAULT 0,
-    access TEXT
+    access TEXT,
+    registry INTEGER
 );
 CREATE TABLE member (
     seq INTEGER PRIMARY KEY,
@@ -74,6 +75,11 @@ pub enum Stored {
 /// The SQL storage of one session object.
 pub struct Store {
     sql: Sql,
+    /// The number of registry shards now (`REGISTRY_SHARDS`): a new session's shard.
+    shards: u32,
+    /// The registry shard the session is in (`session.registry`; 0 for a session stored
+    /// before sharding, which the single registry, now shard 0, knows).
+    registry: Cell<u32>,
 }
 
 /// The object's SQL storage, counting the rows its statements write (what the platform
@@ -108,6 +114,7 @@ struct SessionRow {
     player_default: Option<String>,
     ended: u8,
     access: Option<String>,
+    registry: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -143,13 +150,21 @@ fn object(text: Option<String>, what: &str) -> Result<JsonObject> {
 impl Store {
     /// The object's storage. Nothing is written until a session is created: a join to an ID
     /// that was never used leaves no storage behind.
-    pub fn open(state: &State) -> Store {
+    pub fn open(state: &State, shards: u32) -> Store {
         Store {
             sql: Sql {
                 inner: state.storage().sql(),
                 written: Cell::new(0),
             },
+            shards,
+            registry: Cell::new(0),
         }
+    }
+
+    /// The registry shard the stored session is in ([`crate::shard`]): where its listing and
+    /// its removal go.
+    pub fn registry_shard(&self) -> u32 {
+        self.registry.get()
     }
 
     /// Rows written through this store since it was opened (the object's last load).
@@ -186,13 +201,15 @@ impl Store {
         let rows: Vec<SessionRow> = self
             .sql
             .exec(
-                "SELECT id, spelling, session_data, player_default, ended, access FROM session",
+                "SELECT id, spelling, session_data, player_default, ended, access, registry \
+                 FROM session",
                 None,
             )?
             .to_array()?;
         let Some(row) = rows.into_iter().next() else {
             return Ok((Stored::Vacant, Vec::new()));
         };
+        self.registry.set(row.registry.unwrap_or(0));
         if row.ended != 0 {
             return Ok((Stored::Ended(SessionId(row.id)), Vec::new()));
         }
@@ -297,6 +314,10 @@ impl Store {
             self.sql
                 .exec("ALTER TABLE session ADD COLUMN access TEXT", None)?;
         }
+        if tables.iter().any(|t| !t.sql.contains("registry")) {
+            self.sql
+                .exec("ALTER TABLE session ADD COLUMN registry INTEGER", None)?;
+        }
         Ok(())
     }
 
@@ -364,16 +385,20 @@ impl Rows for Store {
             Spelling::Short => "short",
             Spelling::Long => "long",
         };
+        // The shard its relay-side registration went to (the same rule, `shard_of`).
+        let registry = crate::shard::shard_of(session.id(), self.shards);
         self.sql.exec(
-            "INSERT INTO session (k, id, spelling, session_data, player_default) \
-             VALUES (0, ?, ?, ?, ?)",
+            "INSERT INTO session (k, id, spelling, session_data, player_default, registry) \
+             VALUES (0, ?, ?, ?, ?, ?)",
             vec![
                 int(session.id().0),
                 spelling.into(),
                 text(session.session_data()),
                 text(session.default_player_data()),
+                int(u64::from(registry)),
             ],
         )?;
+        self.registry.set(registry);
         Ok(())
     }
 
