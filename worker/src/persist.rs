@@ -848,6 +848,32 @@ mod tests {
         assert_eq!(rows.written, before + 2, "its member row and the batch");
         assert!(!rows.batch.concat().contains(r#"{"q":5}"#));
         assert_eq!(rows.restore(LIMITS).describe(), session.describe());
+
+        // The same with a load between the leave and the return (`settle` loads what the
+        // rows know of the batch each time, and checks what they give back).
+        session.handle(
+            now,
+            command(3, r#"{"command":"updatePlayer","playerData":{"q":6}}"#),
+        );
+        settle(&mut session, &mut rows);
+        session.handle(now, command(3, r#"{"command":"leaveSession"}"#));
+        settle(&mut session, &mut rows);
+        assert!(
+            rows.batch.concat().contains(r#"{"q":6}"#),
+            "kept after the leave"
+        );
+        session.handle(
+            now,
+            ToSession::Join {
+                player: PlayerId(3),
+                features: Features::NONE,
+                subject: None,
+                password: None,
+                quiet: false,
+            },
+        );
+        settle(&mut session, &mut rows);
+        assert!(!rows.batch.concat().contains(r#"{"q":6}"#));
     }
 
     #[test]

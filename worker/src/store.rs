@@ -240,15 +240,14 @@ impl Store {
             .ok_or_else(|| Error::RustError("stored batch of playerData is not one".into()))?
             .into_iter()
             .collect();
-        let mut batched = Vec::new();
+        // Every player the batch holds, members or not: one that left since the batch was
+        // written and comes back must have the batch written again (`persist::store`).
+        let batched: Vec<PlayerId> = batch.keys().copied().collect();
         let mut restored = Vec::with_capacity(members.len());
         for m in members {
             // The batch's data if it holds the member's (newer than its row's).
             let text = match batch.get(&PlayerId(m.player)) {
-                Some(data) => {
-                    batched.push(PlayerId(m.player));
-                    data.map(str::to_owned)
-                }
+                Some(data) => data.map(str::to_owned),
                 None => m.data,
             };
             let data = match text {
