@@ -27,8 +27,8 @@
 //!   WebSocket upgrade's JWT by the core's rules before it accepts it, and refuses it as the
 //!   native host does (401 or 400, `WWW-Authenticate`, a plain-text sentence).
 //!
-//! [`auth`], [`wire`], [`persist`], [`resync`], [`settings`] and [`shard`] touch no platform API and are compiled
-//! (and tested) on every target; everything else is wasm32 only.
+//! [`auth`], [`wire`], [`persist`], [`resync`], [`settings`] and [`shard`] touch no platform
+//! API and are compiled (and tested) on every target; everything else is wasm32 only.
 //!
 //! # What stays in the worker, and why not in core
 //! Every protocol rule (lobby or session, routing, replies and error codes, the `-1` retry,

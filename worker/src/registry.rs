@@ -21,8 +21,9 @@
 //! Requests: `/add?id=N`, `/remove?id=N`, `/latest[?gone=N]` (200 with the ID and its stamp in
 //! the header `Stamp`, or 404: none), `POST /listing?id=N` (body: [`Listing::encode`]),
 //! `POST /list` (body: the listSessions command, its `after` a bound on this shard's stamps;
-//! 200 with a [`shard::ShardPage`]), `POST /match` (body: the filter as a JSON object; 200 with the
-//! ID of the best match, its players and stamp in the headers `Players` and `Stamp`, or 404).
+//! 200 with a [`shard::ShardPage`]), `POST /match` (body: the filter as a JSON object; 200
+//! with the ID of the best match, its players and stamp in the headers `Players` and `Stamp`,
+//! or 404).
 //!
 //! Each row has a stamp, given when the shard first hears of the session (its add or its
 //! listing): `max(now in ms, the latest stamp + 1)`. Rows of the single registry of before

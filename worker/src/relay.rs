@@ -13,7 +13,7 @@
 //! | --- | --- |
 //! | `Send(frame)` | the client's socket |
 //! | `Create(request)` | a random ID, a socket to that session's object ([`Op::Create`]), the create sent on it ([`wire::encode_command`]) |
-//! | `Join { target, skip, .. }` | for `-1` the registry's latest session (`gone=skip`), then a socket to the object ([`Op::Join`]) |
+//! | `Join { target, skip, .. }` | for `-1` a registry shard's latest session (a random shard first, `gone=skip`; [`crate::shard`]), then a socket to the object ([`Op::Join`]) |
 //! | `Join { input: Resume { token }, .. }` | a socket to the token's session ([`Op::Resume`]); its welcome ends with [`wire::encode_resumed`] |
 //! | `ToSession(Command)` | a text message on that socket; a rejection's reply frame as a binary one ([`crate::wire`]) |
 //! | `ToSession(Disconnect)` | that socket closed (also one still being opened); for a client that did not ask for `resume`, after a `leaveSession` on it (below) |

@@ -635,7 +635,7 @@ impl SessionObject {
             // The registry is off the creator's path: its request is sent first (a Rust
             // future does nothing until polled: this poll sends it), then the outputs (the
             // rows, the sessionJoin) go out without waiting for its answer, which may come
-            // from far away (one registry for the deployment). A `joinSession -1` that
+            // from far away (a registry shard serves many sessions). A `joinSession -1` that
             // reaches the registry before the add finds the sessions before this one.
             let mut registering = Box::pin(self.register(id));
             let registered = poll_fn(|cx| Poll::Ready(registering.as_mut().poll(cx))).await;
