@@ -123,7 +123,9 @@ no_panic() {
     fi
 }
 trap stop_dev EXIT
-MAIN_VARS=("RESUME_GRACE_MS:$GRACE" TEST_HOOKS:1)
+# REGISTRY_SHARDS: several registry shards (default 16), so that `-1` asks more than one and
+# listSessions and joinOrCreate merge their answers.
+MAIN_VARS=("RESUME_GRACE_MS:$GRACE" TEST_HOOKS:1 REGISTRY_SHARDS:4)
 start_dev "$OUT/dev.log" "$PORT" "$OUT/state" "${MAIN_VARS[@]}"
 
 echo "== without AUTH_SECRET, tokens are not looked at"
@@ -177,15 +179,20 @@ function check(what, frame, command, fields) {
   check('-1 with no session is 6', await d.cmd({ command: 'joinSession', sessionID: -1 }), 'sessionJoin', { error: 6 });
   const s1 = (await a.cmd({ command: 'createSession' })).sessionID;
   const s2 = (await b.cmd({ command: 'createSession' })).sessionID;
-  check('-1 finds the latest session', await c.cmd({ command: 'joinSession', sessionID: -1 }), 'sessionJoin', { error: 0, sessionID: s2 });
-  await c.recv(); await b.recv();                       // playerJoin of b to c, of c to b
-  await c.cmd({ command: 'leaveSession' }); await b.recv();
-  await b.cmd({ command: 'leaveSession' });            // s2 has ended
-  check('-1 after the latest ended finds the one before', await d.cmd({ command: 'joinSession', sessionID: -1 }), 'sessionJoin', { error: 0, sessionID: s1 });
-  await d.recv(); await a.recv();
-  check('an ended session is 7', await c.cmd({ command: 'joinSession', sessionID: s2 }), 'sessionJoin', { error: 7 });
-  await d.cmd({ command: 'leaveSession' }); await a.recv();
-  await a.cmd({ command: 'leaveSession' });            // s1 has ended
+  // With registry shards, -1 finds the latest session of the shard it asks first (random),
+  // or of the others if that one knows none: either live session here.
+  const found = await c.cmd({ command: 'joinSession', sessionID: -1 });
+  check('-1 finds a live session', found, 'sessionJoin', { error: 0 });
+  if (found.sessionID !== s1 && found.sessionID !== s2) { console.error(`FAILED -1 found ${found.sessionID}, not ${s1} or ${s2}`); process.exit(1); }
+  const [owner, other, left] = found.sessionID === s2 ? [b, a, s1] : [a, b, s2];
+  await c.recv(); await owner.recv();                   // playerJoin of the owner to c, of c to it
+  await c.cmd({ command: 'leaveSession' }); await owner.recv();
+  await owner.cmd({ command: 'leaveSession' });        // the session c joined has ended
+  check('-1 after one ended finds the other', await d.cmd({ command: 'joinSession', sessionID: -1 }), 'sessionJoin', { error: 0, sessionID: left });
+  await d.recv(); await other.recv();
+  check('an ended session is 7', await c.cmd({ command: 'joinSession', sessionID: found.sessionID }), 'sessionJoin', { error: 7 });
+  await d.cmd({ command: 'leaveSession' }); await other.recv();
+  await other.cmd({ command: 'leaveSession' });        // both have ended
   check('-1 after every session ended is 6', await c.cmd({ command: 'joinSession', sessionID: -1 }), 'sessionJoin', { error: 6 });
   check('an ID of 2^53 is 7', await c.cmd({ command: 'joinSession', sessionID: 2 ** 53 }), 'sessionJoin', { error: 7 });
   for (const ws of [a, b, c, d]) ws.close();

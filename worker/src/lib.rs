@@ -12,8 +12,10 @@
 //! - [`session`]: `SessionObject`, one Durable Object per session, named by the session ID.
 //!   It runs `core::Session`, keeps it in SQLite storage ([`store`], written from the session's
 //!   `Changed` outputs through [`persist`]) and holds one hibernatable socket per member.
-//! - [`registry`]: `RegistryObject`, one object listing the live sessions in order of creation,
-//!   for `joinSession -1`.
+//! - [`registry`]: `RegistryObject`, the registry's shards (`REGISTRY_SHARDS` objects), each
+//!   listing the live sessions whose ID names it in order of creation, for `joinSession -1`,
+//!   listSessions and joinOrCreate; [`shard`]: which shard a session is in, which shards a
+//!   `-1` asks, and how the relay merges their answers (the cursor).
 //! - [`link`]: how the three reach each other (requests, status and close codes) and the
 //!   limits; [`wire`]: the core's messages between a player and its session as WebSocket
 //!   messages on the relay's socket; [`settings`]: the Worker variables (`RESUME_GRACE_MS`).
@@ -25,8 +27,8 @@
 //!   WebSocket upgrade's JWT by the core's rules before it accepts it, and refuses it as the
 //!   native host does (401 or 400, `WWW-Authenticate`, a plain-text sentence).
 //!
-//! [`auth`], [`wire`], [`persist`], [`resync`] and [`settings`] touch no platform API and are compiled
-//! (and tested) on every target; everything else is wasm32 only.
+//! [`auth`], [`wire`], [`persist`], [`resync`], [`settings`] and [`shard`] touch no platform
+//! API and are compiled (and tested) on every target; everything else is wasm32 only.
 //!
 //! # What stays in the worker, and why not in core
 //! Every protocol rule (lobby or session, routing, replies and error codes, the `-1` retry,
@@ -37,7 +39,7 @@
 //!   messages onto them ([`wire`]: a join is a request for a socket, a command a text message,
 //!   a disconnect its close, `Left` a close code). The core has no sockets.
 //! - **Where a session is.** A session is a Durable Object named by its ID; finding it is a
-//!   request to that object, `-1` a request to the registry object, and "the session has
+//!   request to that object, `-1` a request to a registry shard, and "the session has
 //!   ended" is that object's 404. The core's `Directory` is in-process; here the directory is
 //!   spread over objects and the relay only learns of it by asking.
 //! - **Random IDs.** Session and player IDs are drawn with `crypto.getRandomValues` (nothing
@@ -127,6 +129,7 @@ pub mod retry;
 #[cfg(target_arch = "wasm32")]
 pub mod session;
 pub mod settings;
+pub mod shard;
 #[cfg(target_arch = "wasm32")]
 mod store;
 pub mod wire;

@@ -12,15 +12,15 @@ use worker::wasm_bindgen::JsValue;
 use worker::{console_log, Delay, Env, Headers, Method, Request, RequestInit, Result, Stub};
 
 use crate::retry::{self, Failure};
-use crate::settings::{self, VarValue, AUTH_SECRET_VAR, RESUME_GRACE_VAR, TEST_HOOKS_VAR};
+use crate::settings::{
+    self, VarValue, AUTH_SECRET_VAR, REGISTRY_SHARDS_VAR, RESUME_GRACE_VAR, TEST_HOOKS_VAR,
+};
 use crate::wire;
 
 /// Binding of the session objects in wrangler.toml, one object per session ID.
 pub const SESSIONS: &str = "SESSIONS";
-/// Binding of the registry object in wrangler.toml.
+/// Binding of the registry objects in wrangler.toml, one per shard ([`crate::shard`]).
 pub const REGISTRY: &str = "REGISTRY";
-/// The registry object's name: there is one.
-const REGISTRY_NAME: &str = "registry";
 
 /// Largest client frame, in bytes, as the native host's default `max_message_size`. A larger
 /// one closes the connection with 1009 ([`sessionserver_core::CloseReason::TooBig`]). The
@@ -314,11 +314,24 @@ pub fn session_stub(env: &Env, id: u64) -> Result<Stub> {
         .get_stub()
 }
 
-/// The registry object.
-pub fn registry_stub(env: &Env) -> Result<Stub> {
+/// The registry object of shard `shard` ([`crate::shard::shard_name`]).
+pub fn registry_stub(env: &Env, shard: u32) -> Result<Stub> {
     env.durable_object(REGISTRY)?
-        .id_from_name(REGISTRY_NAME)?
+        .id_from_name(&crate::shard::shard_name(shard))?
         .get_stub()
+}
+
+/// The number of registry shards (`REGISTRY_SHARDS`, [`settings::registry_shards`]).
+pub fn registry_shards(env: &Env) -> Result<u32> {
+    settings::registry_shards(&var(env, REGISTRY_SHARDS_VAR)).map_err(worker::Error::RustError)
+}
+
+/// A number from `crypto.getRandomValues` below `n` (at least 1): the shard a `-1` asks first.
+pub fn random_below(n: u32) -> Result<u32> {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| worker::Error::RustError(format!("no random number: {e}")))?;
+    Ok(u32::from_le_bytes(bytes) % n.max(1))
 }
 
 /// What a failed call to an object says about trying again: the `.retryable` and

@@ -5,12 +5,16 @@
 //! so that `cargo test` checks natively that the rows always describe the live session.
 //!
 //! Writes are batched where they are frequent: a member's playerData (`updatePlayer`, the bulk
-//! of a game's traffic) is only marked in [`Pending`], and [`flush`] writes each marked
-//! member's row once, with its data as it is then. The object flushes at most about once a
-//! second ([`FLUSH_MS`]) and whenever it could stop running with data unwritten (its last
-//! socket closed, its alarm): a restart of the object loses at most that window of playerData
-//! (worker/README.md, "Storage"). Every other change (members, the format, seats) is rare and
-//! written at once, in the event that made it.
+//! of a game's traffic) is only marked in [`Pending`], and [`flush`] writes the data of every
+//! marked member at once, in **one row for the whole session** (the *batch*,
+//! [`encode_batch`]): the batch holds each member whose data changed since its own member row
+//! was written, and replaces the previous batch; a load reads member rows, then the batch over
+//! them. The object flushes at most about once a second ([`FLUSH_MS`]) and whenever it could
+//! stop running with data unwritten (its last socket closed, its alarm): at steady state one
+//! row a second per session, whatever the number of members and their update rate; a restart
+//! of the object loses at most that window of playerData (worker/README.md, "Storage"). Every
+//! other change (members, the format, seats) is rare and written at once, in the event that
+//! made it.
 
 use std::collections::HashSet;
 
@@ -42,12 +46,10 @@ pub trait Rows {
     fn save_access(&mut self, access: Option<String>) -> Result<(), Self::Error>;
     /// New sessionData and default playerData, and every member back to the default.
     fn save_format(&mut self, session: &Session) -> Result<(), Self::Error>;
-    /// One member's playerData (`None`: the default).
-    fn save_player(
-        &mut self,
-        player: PlayerId,
-        data: Option<&JsonObject>,
-    ) -> Result<(), Self::Error>;
+    /// The batch of flushed playerData ([`encode_batch`]), replacing the one stored before,
+    /// in the rows [`batch_parts`] cuts it into: one unless the session's changed playerData
+    /// passes [`BATCH_PART_BYTES`] (an empty batch: no rows).
+    fn save_batch(&mut self, parts: &[&str]) -> Result<(), Self::Error>;
     /// One member's resume state: its token's secret, and while it is away the end of its
     /// grace period (`None`: connected).
     fn save_seat(
@@ -58,22 +60,100 @@ pub trait Rows {
     ) -> Result<(), Self::Error>;
 }
 
-/// The members whose playerData changed since it was last written.
+/// The members whose playerData changed since it was last written, and those whose data is in
+/// the stored batch (their member rows hold older data).
 #[derive(Debug, Default)]
 pub struct Pending {
     players: HashSet<PlayerId>,
+    batched: HashSet<PlayerId>,
 }
 
 impl Pending {
+    /// After a load: `batched` are the members the stored batch holds ([`decode_batch`]).
+    pub fn restored(batched: impl IntoIterator<Item = PlayerId>) -> Pending {
+        Pending {
+            players: HashSet::new(),
+            batched: batched.into_iter().collect(),
+        }
+    }
+
     /// Whether something waits for [`flush`].
     pub fn is_empty(&self) -> bool {
         self.players.is_empty()
     }
 
-    /// Nothing waits any more: the session ended (its rows are deleted).
+    /// Nothing waits any more, and no batch is stored: the session ended (its rows are
+    /// deleted) or every member's data was written to its own row.
     pub fn clear(&mut self) {
         self.players.clear();
+        self.batched.clear();
     }
+}
+
+/// The most text one row of the batch holds (the platform's row limit is 2 MB): the batch of
+/// a session whose changed playerData is larger takes one more row per this many bytes (the
+/// core bounds a session's data to 4 MiB in all: at most 5 rows).
+pub const BATCH_PART_BYTES: usize = 1_000_000;
+
+/// The batch's text: for each member, `"<player ID> <length>\n<data>\n"`, its playerData's
+/// JSON text as the session holds it (`length` in bytes), or `"<player ID> -\n"` for the
+/// session's default.
+pub fn encode_batch<'a>(
+    entries: impl IntoIterator<Item = (PlayerId, Option<&'a JsonObject>)>,
+) -> String {
+    let mut out = String::new();
+    for (player, data) in entries {
+        match data {
+            Some(data) => {
+                let text = data.as_str();
+                out.push_str(&format!("{} {}\n", player.0, text.len()));
+                out.push_str(text);
+                out.push('\n');
+            }
+            None => out.push_str(&format!("{} -\n", player.0)),
+        }
+    }
+    out
+}
+
+/// Reads [`encode_batch`]'s text back: each member with its data's text (`None`: the
+/// default). `None` if the text is not a batch.
+pub fn decode_batch(mut text: &str) -> Option<Vec<(PlayerId, Option<&str>)>> {
+    let mut out = Vec::new();
+    while !text.is_empty() {
+        let (header, rest) = text.split_once('\n')?;
+        let (id, length) = header.split_once(' ')?;
+        let player = PlayerId(id.parse().ok()?);
+        if length == "-" {
+            out.push((player, None));
+            text = rest;
+            continue;
+        }
+        let length: usize = length.parse().ok()?;
+        // `get` checks the length against the rest (and a character boundary): nothing is
+        // added to a stored number.
+        let data = rest.get(..length)?;
+        text = rest.get(length..)?.strip_prefix('\n')?;
+        out.push((player, Some(data)));
+    }
+    Some(out)
+}
+
+/// The batch's text cut into rows of at most [`BATCH_PART_BYTES`] bytes, each on a character
+/// boundary; none for an empty batch.
+pub fn batch_parts(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(BATCH_PART_BYTES);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (part, tail) = rest.split_at(end);
+        parts.push(part);
+        rest = tail;
+    }
+    parts
 }
 
 /// Writes what `change` changed, reading it from `session` (its state once the input that
@@ -98,13 +178,22 @@ pub fn store<R: Rows>(
             Ok(())
         }
         // Written with its data as it is now; still marked if it was (a member stored
-        // already is not written again).
-        Change::MemberAdded(player) => add_member(player, session, rows),
+        // already is not written again). A member the batch still holds from an earlier seat
+        // (it left and came back) would be read back with that data: the batch is written
+        // again at once, without it (rare: a rejoin under the same ID).
+        Change::MemberAdded(player) => {
+            add_member(player, session, rows)?;
+            if pending.batched.remove(&player) {
+                write_batch(session, rows, pending)?;
+            }
+            Ok(())
+        }
+        // The batch may keep its data: a load reads the batch only for stored members.
         Change::MemberRemoved(player) => {
             pending.players.remove(&player);
             rows.remove_member(player)
         }
-        // Every member's data is the default now, and written so.
+        // Every member's data is the default now, and written so (the batch is deleted).
         Change::Format => {
             pending.clear();
             rows.save_format(session)
@@ -122,9 +211,10 @@ pub fn store<R: Rows>(
     }
 }
 
-/// Writes the playerData of every member marked in `pending`, one row each whatever the
-/// number of its changes, in the session's order. Returns the rows written. After a failed
-/// write the members not yet written stay marked.
+/// Writes the playerData of every member marked in `pending`, in one batch for the session
+/// (with those the stored batch held already, as their data is now): one row (more only past
+/// [`BATCH_PART_BYTES`]) whatever the number of members and of their changes. Returns the
+/// rows written. After a failed write the members stay marked.
 pub fn flush<R: Rows>(
     session: &Session,
     rows: &mut R,
@@ -133,18 +223,25 @@ pub fn flush<R: Rows>(
     if pending.is_empty() {
         return Ok(0);
     }
-    let mut written = 0;
-    for player in session.member_ids() {
-        if !pending.players.contains(&player) {
-            continue;
-        }
-        rows.save_player(player, session.stored_player_data(player))?;
-        pending.players.remove(&player);
-        written += 1;
-    }
-    // Marked members that are no longer in the session have no row to write.
-    pending.clear();
-    Ok(written)
+    write_batch(session, rows, pending)
+}
+
+/// Writes the batch of the members marked or batched in `pending` that are in the session.
+fn write_batch<R: Rows>(
+    session: &Session,
+    rows: &mut R,
+    pending: &mut Pending,
+) -> Result<usize, R::Error> {
+    let batched: Vec<PlayerId> = session
+        .member_ids()
+        .filter(|p| pending.players.contains(p) || pending.batched.contains(p))
+        .collect();
+    let text = encode_batch(batched.iter().map(|&p| (p, session.stored_player_data(p))));
+    let parts = batch_parts(&text);
+    rows.save_batch(&parts)?;
+    pending.players.clear();
+    pending.batched = batched.into_iter().collect();
+    Ok(parts.len())
 }
 
 /// A session's options and lock as the text its row keeps: a JSON object of those that are
@@ -221,6 +318,8 @@ mod tests {
         /// Rows written so far (inserted, updated or deleted), as SQLite bills them.
         written: usize,
         access: Option<String>,
+        /// The batch's rows ([`Rows::save_batch`]).
+        batch: Vec<String>,
     }
 
     impl Rows for Memory {
@@ -269,7 +368,8 @@ mod tests {
             Ok(())
         }
         fn save_format(&mut self, s: &Session) -> Result<(), String> {
-            self.written += 1 + self.members.len();
+            self.written += 1 + self.members.len() + self.batch.len();
+            self.batch.clear();
             let row = self.session.as_mut().ok_or("no session")?;
             row.2 = s.session_data().clone();
             row.3 = s.default_player_data().clone();
@@ -278,10 +378,10 @@ mod tests {
             }
             Ok(())
         }
-        fn save_player(&mut self, p: PlayerId, data: Option<&JsonObject>) -> Result<(), String> {
-            self.written += 1;
-            let member = self.members.iter_mut().find(|m| m.id == p);
-            member.ok_or("no such member")?.data = data.cloned();
+        fn save_batch(&mut self, parts: &[&str]) -> Result<(), String> {
+            // Each part's row upserted, the rows of parts no longer needed deleted.
+            self.written += parts.len() + self.batch.len().saturating_sub(parts.len());
+            self.batch = parts.iter().map(|p| (*p).to_owned()).collect();
             Ok(())
         }
         fn save_seat(
@@ -300,10 +400,24 @@ mod tests {
     }
 
     impl Memory {
+        /// What a load knows of the stored batch ([`Pending::restored`]).
+        fn pending(&self) -> Pending {
+            let batch = self.batch.concat();
+            let batched = decode_batch(&batch).expect("the batch reads back");
+            Pending::restored(batched.into_iter().map(|(player, _)| player))
+        }
+
         /// The session these rows give back after a wake from hibernation or a restart.
         fn restore(&self, limits: Limits) -> Session {
             let (id, spelling, data, default) = self.session.clone().expect("created");
-            let members = self.members.clone();
+            let mut members = self.members.clone();
+            // As `Store::load`: the member rows, then the batch over them.
+            let batch = self.batch.concat();
+            for (player, data) in decode_batch(&batch).expect("the batch reads back") {
+                if let Some(member) = members.iter_mut().find(|m| m.id == player) {
+                    member.data = data.map(|text| JsonObject::parse(text).expect("JSON"));
+                }
+            }
             let access = match &self.access {
                 Some(text) => access_of(text).expect("stored access reads back"),
                 None => Default::default(),
@@ -334,7 +448,8 @@ mod tests {
     /// Each drain is followed by a flush here, as if every event came a flush period after
     /// the one before.
     fn settle_with(session: &mut Session, rows: &mut Memory, limits: Limits) -> Vec<String> {
-        let mut pending = Pending::default();
+        // As the object has it after a load: the members the stored batch holds.
+        let mut pending = rows.pending();
         let (frames, ended) = drain(session, rows, &mut pending);
         flush(session, rows, &mut pending).unwrap();
         assert!(pending.is_empty());
@@ -469,8 +584,11 @@ mod tests {
         session.handle(0, command(2, &big));
         let frames = settle(&mut session, &mut rows);
         assert!(frames[0].contains(r#""error":19"#), "{frames:?}");
+        // (Read back as a load does: the member rows, then the batch over them.)
+        let restored = rows.restore(LIMITS);
+        let first = restored.member_ids().next().expect("a member");
         assert_eq!(
-            rows.members[0].data.as_ref().map(JsonObject::as_str),
+            restored.stored_player_data(first).map(JsonObject::as_str),
             Some(r#"{"x":5}"#)
         );
 
@@ -602,7 +720,7 @@ mod tests {
     }
 
     #[test]
-    fn updates_write_one_row_per_member_per_flush_not_one_per_update() {
+    fn updates_write_one_row_per_session_per_flush_not_one_per_update_or_member() {
         let mut rows = Memory::default();
         let Ok(sessionserver_core::Command::CreateSession(format)) =
             parse(r#"{"command":"createSession","player":{"x":0}}"#, &LIMITS)
@@ -634,7 +752,7 @@ mod tests {
         let mut pending = Pending::default();
         // Steady state: ten flush periods, in each of which every member updates ten times
         // (a 3-player game at 10 updates a second). The updates write nothing; each flush
-        // writes one row per member, with its latest data.
+        // writes one row for the whole session: the batch, with each member's latest data.
         let mut now = 0;
         for period in 0..10u64 {
             let before = rows.written;
@@ -650,15 +768,17 @@ mod tests {
             }
             assert_eq!(rows.written, before, "updates wrote rows before the flush");
             assert!(!pending.is_empty());
-            assert_eq!(flush(&session, &mut rows, &mut pending), Ok(3));
-            assert_eq!(rows.written, before + 3, "one row per member per flush");
+            assert_eq!(flush(&session, &mut rows, &mut pending), Ok(1));
+            assert_eq!(rows.written, before + 1, "one row per session per flush");
+            assert_eq!(rows.batch.len(), 1);
             assert!(pending.is_empty());
             assert_eq!(rows.restore(LIMITS).describe(), session.describe());
         }
-        // 300 updatePlayers, 30 rows.
+        // 300 updatePlayers of 3 members, 10 rows: one per flush period.
         assert_eq!(flush(&session, &mut rows, &mut pending), Ok(0));
 
-        // A member that leaves with data unwritten: its row is deleted, not written again.
+        // A member that leaves with data unwritten: its row is deleted, and the next batch
+        // leaves it out.
         session.handle(
             now,
             command(2, r#"{"command":"updatePlayer","playerData":{"x":-1}}"#),
@@ -702,6 +822,105 @@ mod tests {
         assert_ne!(rows.restore(LIMITS).describe(), session.describe());
         assert_eq!(flush(&session, &mut rows, &mut pending), Ok(1));
         assert_eq!(rows.restore(LIMITS).describe(), session.describe());
+
+        // A member whose data is in the batch leaves and comes back under the same ID: the
+        // batch is written again at once, so that it is not read back with its old data.
+        session.handle(
+            now,
+            command(3, r#"{"command":"updatePlayer","playerData":{"q":5}}"#),
+        );
+        drain(&mut session, &mut rows, &mut pending);
+        assert_eq!(flush(&session, &mut rows, &mut pending), Ok(1));
+        session.handle(now, command(3, r#"{"command":"leaveSession"}"#));
+        drain(&mut session, &mut rows, &mut pending);
+        session.handle(
+            now,
+            ToSession::Join {
+                player: PlayerId(3),
+                features: Features::NONE,
+                subject: None,
+                password: None,
+                quiet: false,
+            },
+        );
+        let before = rows.written;
+        drain(&mut session, &mut rows, &mut pending);
+        assert_eq!(rows.written, before + 2, "its member row and the batch");
+        assert!(!rows.batch.concat().contains(r#"{"q":5}"#));
+        assert_eq!(rows.restore(LIMITS).describe(), session.describe());
+
+        // The same with a load between the leave and the return (`settle` loads what the
+        // rows know of the batch each time, and checks what they give back).
+        session.handle(
+            now,
+            command(3, r#"{"command":"updatePlayer","playerData":{"q":6}}"#),
+        );
+        settle(&mut session, &mut rows);
+        session.handle(now, command(3, r#"{"command":"leaveSession"}"#));
+        settle(&mut session, &mut rows);
+        assert!(
+            rows.batch.concat().contains(r#"{"q":6}"#),
+            "kept after the leave"
+        );
+        session.handle(
+            now,
+            ToSession::Join {
+                player: PlayerId(3),
+                features: Features::NONE,
+                subject: None,
+                password: None,
+                quiet: false,
+            },
+        );
+        settle(&mut session, &mut rows);
+        assert!(!rows.batch.concat().contains(r#"{"q":6}"#));
+    }
+
+    #[test]
+    fn the_batch_reads_back_and_refuses_what_is_not_one() {
+        let a = JsonObject::parse("{\"name\":\"Zoë\",\n \"x\": 1.50}").unwrap();
+        let b = JsonObject::parse("{}").unwrap();
+        let entries = [
+            (PlayerId(9_007_199_254_740_991), Some(&a)),
+            (PlayerId(0), None),
+            (PlayerId(3), Some(&b)),
+        ];
+        let text = encode_batch(entries);
+        let back = decode_batch(&text).expect("a batch");
+        assert_eq!(
+            back,
+            vec![
+                (PlayerId(9_007_199_254_740_991), Some(a.as_str())),
+                (PlayerId(0), None),
+                (PlayerId(3), Some("{}")),
+            ]
+        );
+        assert_eq!(decode_batch(""), Some(Vec::new()));
+        // Lengths past the end (or past u64), a cut in a character, no separator, no ID.
+        for bad in [
+            "3 3\n{}\n",
+            "3 99999999999999999999999\n{}\n",
+            "3 1\n\u{e9}\n",
+            "3 2\n{}",
+            "3 2\n{}x",
+            "x -\n",
+            "3\n",
+            "-1 -\n",
+        ] {
+            assert_eq!(decode_batch(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_large_batch_is_cut_into_rows_on_character_boundaries() {
+        assert!(batch_parts("").is_empty());
+        assert_eq!(batch_parts("12 -\n"), vec!["12 -\n"]);
+        // 'é' is two bytes: a cut at an odd byte would fall inside one.
+        let text = "é".repeat(BATCH_PART_BYTES);
+        let parts = batch_parts(&text);
+        assert_eq!(parts.len(), 2);
+        assert!(parts.iter().all(|p| p.len() <= BATCH_PART_BYTES));
+        assert_eq!(parts.concat(), text);
     }
 
     #[test]

@@ -1,5 +1,9 @@
-//! [`RegistryObject`]: the one Durable Object that knows the live sessions in order of
-//! creation, for `joinSession -1` (the latest session that still exists).
+//! [`RegistryObject`]: one shard of the registry, a Durable Object that knows the live sessions
+//! of its shard in order of creation, for `joinSession -1` (the latest session that still
+//! exists). The deployment has `REGISTRY_SHARDS` of them ([`crate::shard`]: which session is
+//! in which shard, and how the relay merges their answers); each is this same object, which
+//! does not know its own shard number: it answers with its stamps, which the relay turns into
+//! the deployment's order.
 //!
 //! It is off the message path and off the creator's: a session object tells it when it was
 //! created (the request leaves before its creator's `sessionJoin`, which does not wait for the
@@ -14,22 +18,39 @@
 //! rules ([`Listing::matches`]). This listing is eventually consistent: a change reaches it
 //! one request after the session made it.
 //!
-//! Requests: `/add?id=N`, `/remove?id=N`, `/latest[?gone=N]` (200 with the ID, or 404: none),
-//! `POST /listing?id=N` (body: [`Listing::encode`]), `POST /list` (body: the listSessions
-//! command; 200 with the `sessionList` frame), `POST /match` (body: the filter as a JSON
-//! object; 200 with the ID of the best match, or 404).
+//! Requests: `/add?id=N`, `/remove?id=N`, `/latest[?gone=N]` (200 with the ID and its stamp in
+//! the header `Stamp`, or 404: none), `POST /listing?id=N` (body: [`Listing::encode`]),
+//! `POST /list` (body: the listSessions command, its `after` a bound on this shard's stamps;
+//! 200 with a [`shard::ShardPage`]), `POST /match` (body: the filter as a JSON object; 200
+//! with the ID of the best match, its players and stamp in the headers `Players` and `Stamp`,
+//! or 404).
+//!
+//! Each row has a stamp, given when the shard first hears of the session (its add or its
+//! listing): `max(now in ms, the latest stamp + 1)`. Rows of the single registry of before
+//! sharding (shard 0's object) have none: their place in the order (`seq`) is their stamp,
+//! below every new one.
 
-use sessionserver_core::command::MAX_LIST_PAGE;
-use sessionserver_core::{reply, Command, Limits, ListRequest, Listing, SessionId};
+use sessionserver_core::{Command, Limits, ListRequest, Listing, SessionId};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
 };
 
+use crate::shard;
+
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS live (
     seq INTEGER PRIMARY KEY,
     id INTEGER NOT NULL UNIQUE,
-    listing TEXT
+    listing TEXT,
+    stamp INTEGER
 )";
+
+/// The stamp of a session this shard has not heard of before (bound to the time now, in ms).
+const NEW_STAMP: &str = "(SELECT max(coalesce((SELECT coalesce(stamp, seq) FROM live \
+     ORDER BY seq DESC LIMIT 1), 0) + 1, ?))";
+
+fn now_ms() -> i64 {
+    worker::js_sys::Date::now() as i64
+}
 
 /// The registry object. It only answers requests (`fetch`): it accepts no sockets and sets no
 /// alarm, so no other handler is exported.
@@ -61,9 +82,15 @@ impl DurableObject for RegistryObject {
                 }
                 // An upsert: the listing may overtake the session's own `add`.
                 sql.exec(
-                    "INSERT INTO live (id, listing) VALUES (?, ?) \
-                     ON CONFLICT(id) DO UPDATE SET listing = excluded.listing",
-                    vec![SqlStorageValue::Integer(id), SqlStorageValue::String(text)],
+                    &format!(
+                        "INSERT INTO live (id, listing, stamp) VALUES (?, ?, {NEW_STAMP}) \
+                         ON CONFLICT(id) DO UPDATE SET listing = excluded.listing"
+                    ),
+                    vec![
+                        SqlStorageValue::Integer(id),
+                        SqlStorageValue::String(text),
+                        SqlStorageValue::Integer(now_ms()),
+                    ],
                 )?;
                 Response::ok("")
             }
@@ -74,10 +101,13 @@ impl DurableObject for RegistryObject {
                 else {
                     return Response::error("not a listSessions", 400);
                 };
-                let (page, next) = page(&listed(&sql)?, &request);
-                let refs: Vec<(SessionId, &Listing)> =
-                    page.iter().map(|(id, l)| (*id, l)).collect();
-                Response::ok(reply::session_list(&refs, next).as_str())
+                // The relay made `after` a bound on this shard's stamps.
+                let max = Limits::default().max_players_per_session;
+                let matching = listed(&sql)?
+                    .into_iter()
+                    .filter(|(_, _, listing)| listing.matches(&request, max));
+                let page = shard::shard_page(matching, request.after, request.limit);
+                Response::ok(page.encode())
             }
             ("/match", _, _) => {
                 let text = req.text().await?;
@@ -92,23 +122,33 @@ impl DurableObject for RegistryObject {
                 };
                 let max = Limits::default().max_players_per_session;
                 // The fullest that has room; the newest of those (`listed` is newest first).
-                let mut best: Option<(u32, SessionId)> = None;
-                for (_, id, listing) in listed(&sql)? {
+                let mut best: Option<(u32, SessionId, u64)> = None;
+                for (stamp, id, listing) in listed(&sql)? {
                     if listing.matches(&request, max)
-                        && best.is_none_or(|(players, _)| listing.players > players)
+                        && best.is_none_or(|(players, ..)| listing.players > players)
                     {
-                        best = Some((listing.players, id));
+                        best = Some((listing.players, id, stamp));
                     }
                 }
                 match best {
-                    Some((_, id)) => Response::ok(id.to_string()),
+                    Some((players, id, stamp)) => {
+                        let mut response = Response::ok(id.to_string())?;
+                        response
+                            .headers_mut()
+                            .set("Players", &players.to_string())?;
+                        response.headers_mut().set("Stamp", &stamp.to_string())?;
+                        Ok(response)
+                    }
                     None => Response::error("no match", 404),
                 }
             }
             ("/add", Some(id), _) => {
                 sql.exec(
-                    "INSERT OR IGNORE INTO live (id) VALUES (?)",
-                    vec![SqlStorageValue::Integer(id)],
+                    &format!("INSERT OR IGNORE INTO live (id, stamp) VALUES (?, {NEW_STAMP})"),
+                    vec![
+                        SqlStorageValue::Integer(id),
+                        SqlStorageValue::Integer(now_ms()),
+                    ],
                 )?;
                 Response::ok("")
             }
@@ -129,12 +169,23 @@ impl DurableObject for RegistryObject {
                 #[derive(serde::Deserialize)]
                 struct Row {
                     id: u64,
+                    stamp: u64,
                 }
                 let rows: Vec<Row> = sql
-                    .exec("SELECT id FROM live ORDER BY seq DESC LIMIT 1", None)?
+                    .exec(
+                        "SELECT id, coalesce(stamp, seq) AS stamp FROM live \
+                         ORDER BY seq DESC LIMIT 1",
+                        None,
+                    )?
                     .to_array()?;
                 match rows.first() {
-                    Some(row) => Response::ok(row.id.to_string()),
+                    Some(row) => {
+                        let mut response = Response::ok(row.id.to_string())?;
+                        response
+                            .headers_mut()
+                            .set("Stamp", &row.stamp.to_string())?;
+                        Ok(response)
+                    }
                     None => Response::error("no session", 404),
                 }
             }
@@ -143,7 +194,7 @@ impl DurableObject for RegistryObject {
     }
 }
 
-/// Adds the `listing` column to a table made before it existed.
+/// Adds the `listing` and `stamp` columns to a table made before they existed.
 fn migrate(sql: &worker::SqlStorage) -> Result<()> {
     #[derive(serde::Deserialize)]
     struct Table {
@@ -158,20 +209,24 @@ fn migrate(sql: &worker::SqlStorage) -> Result<()> {
     if tables.iter().any(|t| !t.sql.contains("listing")) {
         sql.exec("ALTER TABLE live ADD COLUMN listing TEXT", None)?;
     }
+    if tables.iter().any(|t| !t.sql.contains("stamp")) {
+        sql.exec("ALTER TABLE live ADD COLUMN stamp INTEGER", None)?;
+    }
     Ok(())
 }
 
-/// Every public session with a listing, newest first, with its place in the order.
+/// Every public session with a listing, newest first, with its stamp.
 fn listed(sql: &worker::SqlStorage) -> Result<Vec<(u64, SessionId, Listing)>> {
     #[derive(serde::Deserialize)]
     struct Row {
-        seq: u64,
+        stamp: u64,
         id: u64,
         listing: Option<String>,
     }
     let rows: Vec<Row> = sql
         .exec(
-            "SELECT seq, id, listing FROM live WHERE listing IS NOT NULL ORDER BY seq DESC",
+            "SELECT coalesce(stamp, seq) AS stamp, id, listing FROM live \
+             WHERE listing IS NOT NULL ORDER BY seq DESC",
             None,
         )?
         .to_array()?;
@@ -179,29 +234,7 @@ fn listed(sql: &worker::SqlStorage) -> Result<Vec<(u64, SessionId, Listing)>> {
         .into_iter()
         .filter_map(|row| {
             let listing = Listing::decode(row.listing.as_deref()?)?;
-            Some((row.seq, SessionId(row.id), listing))
+            Some((row.stamp, SessionId(row.id), listing))
         })
         .collect())
-}
-
-/// A page of `request` from `listed` (newest first), and the cursor of the next one: as the
-/// native host's directory pages (`Directory::list`), by place in the order.
-fn page(
-    listed: &[(u64, SessionId, Listing)],
-    request: &ListRequest,
-) -> (Vec<(SessionId, Listing)>, Option<u64>) {
-    let max = Limits::default().max_players_per_session;
-    let upto = request.after.unwrap_or(u64::MAX);
-    let limit = request.limit.min(MAX_LIST_PAGE);
-    let mut out = Vec::new();
-    for (seq, id, listing) in listed.iter().filter(|(seq, ..)| *seq < upto) {
-        if !listing.matches(request, max) {
-            continue;
-        }
-        if out.len() == limit {
-            return (out, Some(seq + 1));
-        }
-        out.push((*id, listing.clone()));
-    }
-    (out, None)
 }

@@ -13,7 +13,7 @@
 //! | --- | --- |
 //! | `Send(frame)` | the client's socket |
 //! | `Create(request)` | a random ID, a socket to that session's object ([`Op::Create`]), the create sent on it ([`wire::encode_command`]) |
-//! | `Join { target, skip, .. }` | for `-1` the registry's latest session (`gone=skip`), then a socket to the object ([`Op::Join`]) |
+//! | `Join { target, skip, .. }` | for `-1` a registry shard's latest session (a random shard first, `gone=skip`; [`crate::shard`]), then a socket to the object ([`Op::Join`]) |
 //! | `Join { input: Resume { token }, .. }` | a socket to the token's session ([`Op::Resume`]); its welcome ends with [`wire::encode_resumed`] |
 //! | `ToSession(Command)` | a text message on that socket; a rejection's reply frame as a binary one ([`crate::wire`]) |
 //! | `ToSession(Disconnect)` | that socket closed (also one still being opened); for a client that did not ask for `resume`, after a `leaveSession` on it (below) |
@@ -63,7 +63,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_channel::mpsc::{unbounded, UnboundedReceiver};
-use futures_util::future::poll_fn;
+use futures_util::future::{join_all, poll_fn};
 use futures_util::{FutureExt, StreamExt};
 use sessionserver_core::ids::MAX_ID;
 use sessionserver_core::player::MAX_HELD;
@@ -83,6 +83,7 @@ use crate::auth::{self, Refusal};
 use crate::link::{self, close, status, Ask, Op, MAX_FRAME};
 use crate::resync::{self, Tracker};
 use crate::retry::Failure;
+use crate::shard;
 use crate::wire;
 
 /// Session IDs drawn for one `createSession` before giving up. A draw collides with a used ID
@@ -1060,63 +1061,172 @@ fn refused(id: SessionId, body: &str, event: ToPlayer) -> Answer {
     }
 }
 
-/// The latest live session, from the registry; `gone` is one it named before that has ended
-/// since.
-/// The registry's `sessionList` frame for a `listSessions`.
+/// The registry's `sessionList` frame for a `listSessions`: a page from every shard, merged
+/// ([`shard::merge`]); the cursor is an order key, which each shard gets as a bound on its
+/// stamps. Any shard failing fails the list (error 33): a page without it would skip its
+/// sessions for good.
 async fn list_sessions(env: &Env, request: sessionserver_core::ListRequest) -> Result<String> {
-    let body = Command::ListSessions(Box::new(request)).encode();
-    let mut response = registry_post(env, "https://registry/list", &body).await?;
-    match response.status_code() {
-        200 => response.text().await,
-        code => Err(worker::Error::RustError(format!(
-            "registry answered {code}"
-        ))),
-    }
+    let shards = link::registry_shards(env)?;
+    let asks = (0..shards).map(|k| {
+        let mut request = request.clone();
+        request.after = request.after.map(|after| shard::stamp_bound(after, k));
+        async move {
+            let body = Command::ListSessions(Box::new(request)).encode();
+            let mut response = registry_post(env, k, "https://registry/list", &body).await?;
+            match response.status_code() {
+                200 => {
+                    let text = response.text().await?;
+                    shard::ShardPage::decode(&text).ok_or_else(|| {
+                        worker::Error::RustError(format!("registry shard {k} sent no page"))
+                    })
+                }
+                code => Err(worker::Error::RustError(format!(
+                    "registry shard {k} answered {code}"
+                ))),
+            }
+        }
+    });
+    let pages = join_all(asks)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+    let (page, next) = shard::merge(&pages, request.limit);
+    let refs: Vec<(SessionId, &sessionserver_core::Listing)> =
+        page.iter().map(|(id, l)| (*id, l)).collect();
+    Ok(sessionserver_core::reply::session_list(&refs, next)
+        .as_str()
+        .to_owned())
 }
 
-/// The registry's best match for a `joinOrCreate` with `filter`, if one has room.
+/// The registry's best match for a `joinOrCreate` with `filter`, if one has room: every
+/// shard's best, then the best of those ([`shard::best`]). Shards that fail are left out;
+/// an error only if all did.
 async fn best_match(
     env: &Env,
     filter: &[(String, serde_json::Value)],
 ) -> Result<Option<SessionId>> {
     let object: serde_json::Map<String, serde_json::Value> = filter.iter().cloned().collect();
     let body = serde_json::Value::Object(object).to_string();
-    let mut response = registry_post(env, "https://registry/match", &body).await?;
-    match response.status_code() {
-        200 => Ok(response.text().await?.trim().parse().ok().map(SessionId)),
-        404 => Ok(None),
-        code => Err(worker::Error::RustError(format!(
-            "registry answered {code}"
-        ))),
+    let body = body.as_str();
+    let shards = link::registry_shards(env)?;
+    let asks = (0..shards).map(|k| async move {
+        let mut response = registry_post(env, k, "https://registry/match", body).await?;
+        match response.status_code() {
+            200 => {
+                let header = |name: &str| -> Option<u64> {
+                    response.headers().get(name).ok()??.trim().parse().ok()
+                };
+                let (players, stamp) = (header("Players"), header("Stamp"));
+                let id = response.text().await?.trim().parse().ok();
+                Ok(match (id, players, stamp) {
+                    (Some(id), Some(players), Some(stamp)) => {
+                        let players = u32::try_from(players).unwrap_or(u32::MAX);
+                        shard::order_key(stamp, k).map(|key| (SessionId(id), players, key))
+                    }
+                    _ => None,
+                })
+            }
+            404 => Ok(None),
+            code => Err(worker::Error::RustError(format!(
+                "registry shard {k} answered {code}"
+            ))),
+        }
+    });
+    let mut found = Vec::new();
+    let mut error = None;
+    let answers = join_all(asks).await;
+    let asked = answers.len();
+    let mut failed = 0;
+    for answer in answers {
+        match answer {
+            Ok(Some(best)) => found.push(best),
+            Ok(None) => {}
+            Err(e) => {
+                failed += 1;
+                error = Some(e);
+            }
+        }
+    }
+    match (shard::best(found), error) {
+        (Some(id), _) => Ok(Some(id)),
+        (None, Some(e)) if failed == asked => Err(e),
+        (None, _) => Ok(None),
     }
 }
 
-async fn registry_post(env: &Env, url: &str, body: &str) -> Result<worker::Response> {
+async fn registry_post(env: &Env, shard: u32, url: &str, body: &str) -> Result<worker::Response> {
     link::retrying("registry request", move || async move {
         let mut init = worker::RequestInit::new();
         init.with_method(worker::Method::Post)
             .with_body(Some(body.into()));
         let req = Request::new_with_init(url, &init)?;
-        link::registry_stub(env)?.fetch_with_request(req).await
+        link::registry_stub(env, shard)?
+            .fetch_with_request(req)
+            .await
     })
     .await
 }
 
+/// A live session for `joinSession -1`: the latest of a shard drawn at random, or if it knows
+/// none, the newest of the latest of the others ([`shard::latest_order`]: at most
+/// [`shard::LATEST_SHARDS`] shards in all, asked at once). `gone` is one a shard named before
+/// that has ended since: every shard asked forgets it. `Ok(None)`: no shard asked knows a
+/// session; an error if one failed and none knew one (error 6 either way, logged).
 async fn latest(env: &Env, gone: Option<SessionId>) -> Result<Option<u64>> {
+    let shards = link::registry_shards(env)?;
+    let order = shard::latest_order(link::random_below(shards)?, shards);
+    let Some((&first, others)) = order.split_first() else {
+        return Ok(None);
+    };
+    let mut error = match latest_of(env, first, gone).await {
+        Ok(Some((id, _))) => return Ok(Some(id.0)),
+        Ok(None) => None,
+        Err(e) => Some(e),
+    };
+    let answers = join_all(others.iter().map(|&k| latest_of(env, k, gone))).await;
+    let mut found = Vec::new();
+    for answer in answers {
+        match answer {
+            Ok(Some(latest)) => found.push(latest),
+            Ok(None) => {}
+            Err(e) => error = Some(e),
+        }
+    }
+    match (shard::newest(found), error) {
+        (Some(id), _) => Ok(Some(id.0)),
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Shard `k`'s latest live session, with its order key.
+async fn latest_of(env: &Env, k: u32, gone: Option<SessionId>) -> Result<Option<(SessionId, u64)>> {
     let url = match gone {
         Some(id) => format!("https://registry/latest?gone={id}"),
         None => "https://registry/latest".to_owned(),
     };
     let url = url.as_str();
     let mut response = link::retrying("registry lookup", move || async move {
-        link::registry_stub(env)?.fetch_with_str(url).await
+        link::registry_stub(env, k)?.fetch_with_str(url).await
     })
     .await?;
     match response.status_code() {
-        200 => Ok(response.text().await?.trim().parse().ok()),
+        200 => {
+            let stamp: Option<u64> = response
+                .headers()
+                .get("Stamp")?
+                .and_then(|s| s.trim().parse().ok());
+            let id: Option<u64> = response.text().await?.trim().parse().ok();
+            match (id, stamp.and_then(|stamp| shard::order_key(stamp, k))) {
+                (Some(id), Some(key)) => Ok(Some((SessionId(id), key))),
+                _ => Err(worker::Error::RustError(format!(
+                    "registry shard {k} answered no session ID and stamp"
+                ))),
+            }
+        }
         404 => Ok(None),
         code => Err(worker::Error::RustError(format!(
-            "registry answered {code}"
+            "registry shard {k} answered {code}"
         ))),
     }
 }

@@ -259,7 +259,7 @@ impl DurableObject for SessionObject {
         // removes those whose grace is over), or when the session ended. An error makes the
         // platform retry the alarm.
         // (The object's name is not known in an alarm: the ID comes from storage.)
-        let ended = {
+        let (ended, shard) = {
             let mut live = self.live()?;
             live.alarm_at = None;
             // An alarm may be the last event before the object stops.
@@ -272,11 +272,13 @@ impl DurableObject for SessionObject {
                 // Done here, not by another alarm.
                 live.forget = false;
             }
-            ended
+            (ended, live.store.registry_shard())
         };
         if let Some(id) = ended {
             let url = format!("https://registry/remove?id={id}");
-            let response = link::registry_stub(&self.env)?.fetch_with_str(&url).await?;
+            let response = link::registry_stub(&self.env, shard)?
+                .fetch_with_str(&url)
+                .await?;
             if response.status_code() != 200 {
                 return Err(worker::Error::RustError(format!(
                     "registry answered {} to remove {id}",
@@ -336,7 +338,7 @@ impl SessionObject {
 
     fn load(&self) -> Result<Live> {
         let limits = link::limits(&self.env)?;
-        let store = Store::open(&self.state);
+        let store = Store::open(&self.state, link::registry_shards(&self.env)?);
         let mut sockets = HashMap::new();
         let mut connections = HashMap::new();
         let mut features = Vec::new();
@@ -350,7 +352,7 @@ impl SessionObject {
             }
         }
         // A fresh seed at every load: the secrets drawn before are not drawn again.
-        let stored = store.load(limits, link::seed(), &connections, now_ms())?;
+        let (stored, batched) = store.load(limits, link::seed(), &connections, now_ms())?;
         let mut live = Live {
             store,
             stored,
@@ -358,7 +360,7 @@ impl SessionObject {
             sockets,
             forget: false,
             alarm_at: None,
-            pending: persist::Pending::default(),
+            pending: persist::Pending::restored(batched),
             flush_timer: false,
             timer_flushes: 0,
             listing: None,
@@ -633,7 +635,7 @@ impl SessionObject {
             // The registry is off the creator's path: its request is sent first (a Rust
             // future does nothing until polled: this poll sends it), then the outputs (the
             // rows, the sessionJoin) go out without waiting for its answer, which may come
-            // from far away (one registry for the deployment). A `joinSession -1` that
+            // from far away (a registry shard serves many sessions). A `joinSession -1` that
             // reaches the registry before the add finds the sessions before this one.
             let mut registering = Box::pin(self.register(id));
             let registered = poll_fn(|cx| Poll::Ready(registering.as_mut().poll(cx))).await;
@@ -657,11 +659,11 @@ impl SessionObject {
             .live
             .borrow_mut()
             .as_mut()
-            .and_then(|live| live.listing.take());
-        if let Some(listing) = listing {
+            .and_then(|live| Some((live.listing.take()?, live.store.registry_shard())));
+        if let Some((listing, shard)) = listing {
             // Eventually consistent: a failure leaves the registry's listing behind until
             // the next change.
-            if let Err(e) = self.send_listing(&listing).await {
+            if let Err(e) = self.send_listing(&listing, shard).await {
                 console_error!("session {}: updating its listing failed: {e}", self.name());
             }
         }
@@ -736,8 +738,9 @@ impl SessionObject {
         });
     }
 
-    /// Tells the registry what `listSessions` shows of this session now.
-    async fn send_listing(&self, listing: &sessionserver_core::Listing) -> Result<()> {
+    /// Tells the registry (its shard `shard`, where the session is) what `listSessions` shows
+    /// of this session now.
+    async fn send_listing(&self, listing: &sessionserver_core::Listing, shard: u32) -> Result<()> {
         let id = self.name();
         let url = format!("https://registry/listing?id={id}");
         let body = listing.encode();
@@ -747,7 +750,9 @@ impl SessionObject {
             init.with_method(worker::Method::Post)
                 .with_body(Some(body.into()));
             let req = Request::new_with_init(url, &init)?;
-            link::registry_stub(env)?.fetch_with_request(req).await
+            link::registry_stub(env, shard)?
+                .fetch_with_request(req)
+                .await
         })
         .await?
         .status_code();
@@ -759,11 +764,14 @@ impl SessionObject {
         }
     }
 
+    /// Registers the new session `id` in its shard ([`crate::shard::shard_of`]; the store
+    /// keeps the same shard with the session, [`Store::registry_shard`]).
     async fn register(&self, id: SessionId) -> Result<()> {
+        let shard = crate::shard::shard_of(id, link::registry_shards(&self.env)?);
         let url = format!("https://registry/add?id={id}");
         let (env, url) = (&self.env, url.as_str());
         let code = link::retrying("registering the session", move || async move {
-            link::registry_stub(env)?.fetch_with_str(url).await
+            link::registry_stub(env, shard)?.fetch_with_str(url).await
         })
         .await?
         .status_code();

@@ -20,6 +20,11 @@ pub const TEST_HOOKS_VAR: &str = "TEST_HOOKS";
 /// when set, every WebSocket upgrade must carry an HS256 JWT signed with it ([`crate::auth`]).
 pub const AUTH_SECRET_VAR: &str = "AUTH_SECRET";
 
+/// The number of registry shards ([`crate::shard`]): `"1"` to `"256"`, default 16. Only ever
+/// raise it: a session stays in the shard it registered in, and a shard at or above the
+/// number is no longer asked (its sessions would not be found until they end).
+pub const REGISTRY_SHARDS_VAR: &str = "REGISTRY_SHARDS";
+
 /// A variable's value as the platform gives it: a string (`[vars] X = "30000"`), a number
 /// (`X = 30000`), or absent.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,6 +109,35 @@ pub fn connection_config(limits: &Limits) -> ConnectionConfig {
     }
 }
 
+/// The number of registry shards: [`crate::shard::DEFAULT_SHARDS`] when unset, else a whole
+/// number from 1 to [`crate::shard::MAX_SHARDS`]; anything else is an error naming the
+/// variable.
+pub fn registry_shards(value: &VarValue) -> Result<u32, String> {
+    use crate::shard::{DEFAULT_SHARDS, MAX_SHARDS};
+    let bad = |shown: &str| {
+        format!("{REGISTRY_SHARDS_VAR} must be a whole number from 1 to {MAX_SHARDS}, got {shown}")
+    };
+    let n = match value {
+        VarValue::Absent => return Ok(DEFAULT_SHARDS),
+        VarValue::Text(text) => {
+            let text = text.trim();
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(&format!("{text:?}")));
+            }
+            text.parse::<u32>().map_err(|_| bad(&format!("{text:?}")))?
+        }
+        VarValue::Number(n) if n.fract() == 0.0 && *n >= 1.0 && *n <= f64::from(MAX_SHARDS) => {
+            *n as u32
+        }
+        VarValue::Number(n) => return Err(bad(&n.to_string())),
+        VarValue::Other => return Err(bad("a value that is neither a string nor a number")),
+    };
+    match n {
+        1..=MAX_SHARDS => Ok(n),
+        _ => Err(bad(&n.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +208,20 @@ mod tests {
             limits(7).max_players_per_session,
             Limits::default().max_players_per_session
         );
+    }
+
+    #[test]
+    fn registry_shards_default_to_16_and_take_1_to_256() {
+        assert_eq!(registry_shards(&VarValue::Absent), Ok(16));
+        assert_eq!(registry_shards(&VarValue::Text("4".into())), Ok(4));
+        assert_eq!(registry_shards(&VarValue::Text(" 256 ".into())), Ok(256));
+        assert_eq!(registry_shards(&VarValue::Number(1.0)), Ok(1));
+        for bad in ["0", "257", "-1", "4.0", "", "x", "99999999999"] {
+            let e = registry_shards(&VarValue::Text(bad.into())).unwrap_err();
+            assert!(e.contains("REGISTRY_SHARDS"), "{e}");
+        }
+        assert!(registry_shards(&VarValue::Number(0.5)).is_err());
+        assert!(registry_shards(&VarValue::Number(300.0)).is_err());
+        assert!(registry_shards(&VarValue::Other).is_err());
     }
 }

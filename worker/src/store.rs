@@ -9,11 +9,16 @@
 //! milliseconds since the epoch; NULL while connected), and its subject (who its connection
 //! was found to be by connect-time auth; NULL for none), set when it joins. Storage written
 //! before resume existed lacks `secret` and `away_until`, storage written before auth lacks
-//! `subject`: they are added when such a session is loaded.
+//! `subject`: they are added when such a session is loaded. Table `batch` holds the flushed
+//! playerData of the whole session ([`persist::encode_batch`], cut into rows of at most
+//! [`persist::BATCH_PART_BYTES`], `part` 0, 1, …: one row unless the changed playerData passes
+//! 1 MB): each member whose data changed since its member row was written, with that data; a
+//! load reads the member rows, then the batch over them. Storage written before the batch
+//! lacks the table: it is made when such a session is loaded (its member rows hold the data).
 //!
 //! Every change the core reports (`Output::Changed`) is written through
 //! [`crate::persist::store`]: in the event that made it, except a member's playerData, which
-//! is written at most about once a second per member by [`crate::persist::flush`] (the
+//! is written at most about once a second for the whole session, in the batch, by [`crate::persist::flush`] (the
 //! object's flush timer, its last socket closing, its alarm). The platform holds the frames an
 //! event sends until its writes are durable: for joins, leaves, seats and the format no member
 //! ever sees a state that a restart could take back; for playerData a restart takes back at
@@ -40,7 +45,8 @@ CREATE TABLE session (
     session_data TEXT,
     player_default TEXT,
     ended INTEGER NOT NULL DEFAULT 0,
-    access TEXT
+    access TEXT,
+    registry INTEGER
 );
 CREATE TABLE member (
     seq INTEGER PRIMARY KEY,
@@ -49,6 +55,10 @@ CREATE TABLE member (
     secret TEXT,
     away_until INTEGER,
     subject TEXT
+);
+CREATE TABLE batch (
+    part INTEGER PRIMARY KEY,
+    data TEXT NOT NULL
 );";
 
 /// What the object's storage holds.
@@ -65,6 +75,11 @@ pub enum Stored {
 /// The SQL storage of one session object.
 pub struct Store {
     sql: Sql,
+    /// The number of registry shards now (`REGISTRY_SHARDS`): a new session's shard.
+    shards: u32,
+    /// The registry shard the session is in (`session.registry`; 0 for a session stored
+    /// before sharding, which the single registry, now shard 0, knows).
+    registry: Cell<u32>,
 }
 
 /// The object's SQL storage, counting the rows its statements write (what the platform
@@ -99,6 +114,7 @@ struct SessionRow {
     player_default: Option<String>,
     ended: u8,
     access: Option<String>,
+    registry: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -134,13 +150,21 @@ fn object(text: Option<String>, what: &str) -> Result<JsonObject> {
 impl Store {
     /// The object's storage. Nothing is written until a session is created: a join to an ID
     /// that was never used leaves no storage behind.
-    pub fn open(state: &State) -> Store {
+    pub fn open(state: &State, shards: u32) -> Store {
         Store {
             sql: Sql {
                 inner: state.storage().sql(),
                 written: Cell::new(0),
             },
+            shards,
+            registry: Cell::new(0),
         }
+    }
+
+    /// The registry shard the stored session is in ([`crate::shard`]): where its listing and
+    /// its removal go.
+    pub fn registry_shard(&self) -> u32 {
+        self.registry.get()
     }
 
     /// Rows written through this store since it was opened (the object's last load).
@@ -160,7 +184,7 @@ impl Store {
         seed: Option<[u8; 32]>,
         sockets: &HashMap<PlayerId, PlayerId>,
         now_ms: u64,
-    ) -> Result<Stored> {
+    ) -> Result<(Stored, Vec<PlayerId>)> {
         let created = self
             .sql
             .exec(
@@ -171,21 +195,23 @@ impl Store {
             .next()
             .is_some();
         if !created {
-            return Ok(Stored::Vacant);
+            return Ok((Stored::Vacant, Vec::new()));
         }
         self.migrate_session()?;
         let rows: Vec<SessionRow> = self
             .sql
             .exec(
-                "SELECT id, spelling, session_data, player_default, ended, access FROM session",
+                "SELECT id, spelling, session_data, player_default, ended, access, registry \
+                 FROM session",
                 None,
             )?
             .to_array()?;
         let Some(row) = rows.into_iter().next() else {
-            return Ok(Stored::Vacant);
+            return Ok((Stored::Vacant, Vec::new()));
         };
+        self.registry.set(row.registry.unwrap_or(0));
         if row.ended != 0 {
-            return Ok(Stored::Ended(SessionId(row.id)));
+            return Ok((Stored::Ended(SessionId(row.id)), Vec::new()));
         }
         let spelling = match row.spelling.as_str() {
             "long" => Spelling::Long,
@@ -201,9 +227,30 @@ impl Store {
                 None,
             )?
             .to_array()?;
+        #[derive(Deserialize)]
+        struct PartRow {
+            data: String,
+        }
+        let parts: Vec<PartRow> = self
+            .sql
+            .exec("SELECT data FROM batch ORDER BY part", None)?
+            .to_array()?;
+        let batch_text: String = parts.into_iter().map(|p| p.data).collect();
+        let batch: HashMap<PlayerId, Option<&str>> = persist::decode_batch(&batch_text)
+            .ok_or_else(|| Error::RustError("stored batch of playerData is not one".into()))?
+            .into_iter()
+            .collect();
+        // Every player the batch holds, members or not: one that left since the batch was
+        // written and comes back must have the batch written again (`persist::store`).
+        let batched: Vec<PlayerId> = batch.keys().copied().collect();
         let mut restored = Vec::with_capacity(members.len());
         for m in members {
-            let data = match m.data {
+            // The batch's data if it holds the member's (newer than its row's).
+            let text = match batch.get(&PlayerId(m.player)) {
+                Some(data) => data.map(str::to_owned),
+                None => m.data,
+            };
+            let data = match text {
                 Some(text) => Some(object(Some(text), "playerData")?),
                 None => None,
             };
@@ -235,18 +282,17 @@ impl Store {
                 .ok_or_else(|| Error::RustError(format!("stored access {text:?} is not one")))?,
             None => Default::default(),
         };
-        Ok(Stored::Live(
-            Session::restore_members(
-                SessionId(row.id),
-                spelling,
-                session_data,
-                player_default,
-                restored,
-                limits,
-                seed,
-            )
-            .with_access(access),
-        ))
+        let session = Session::restore_members(
+            SessionId(row.id),
+            spelling,
+            session_data,
+            player_default,
+            restored,
+            limits,
+            seed,
+        )
+        .with_access(access);
+        Ok((Stored::Live(session), batched))
     }
 
     /// Adds the `access` column (a session's options and lock) to a session table made
@@ -266,6 +312,10 @@ impl Store {
         if tables.iter().any(|t| !t.sql.contains("access")) {
             self.sql
                 .exec("ALTER TABLE session ADD COLUMN access TEXT", None)?;
+        }
+        if tables.iter().any(|t| !t.sql.contains("registry")) {
+            self.sql
+                .exec("ALTER TABLE session ADD COLUMN registry INTEGER", None)?;
         }
         Ok(())
     }
@@ -294,12 +344,28 @@ impl Store {
             self.sql
                 .exec("ALTER TABLE member ADD COLUMN subject TEXT", None)?;
         }
+        let batch = self
+            .sql
+            .exec(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batch'",
+                None,
+            )?
+            .raw()
+            .next()
+            .is_some();
+        if !batch {
+            self.sql.exec(
+                "CREATE TABLE batch (part INTEGER PRIMARY KEY, data TEXT NOT NULL)",
+                None,
+            )?;
+        }
         Ok(())
     }
 
     /// The last member is gone: only the fact that this ID was used stays.
     pub fn end(&self) -> Result<()> {
         self.sql.exec("DELETE FROM member", None)?;
+        self.sql.exec("DELETE FROM batch", None)?;
         self.sql.exec(
             "UPDATE session SET ended = 1, session_data = NULL, player_default = NULL \
              WHERE k = 0",
@@ -318,16 +384,20 @@ impl Rows for Store {
             Spelling::Short => "short",
             Spelling::Long => "long",
         };
+        // The shard its relay-side registration went to (the same rule, `shard_of`).
+        let registry = crate::shard::shard_of(session.id(), self.shards);
         self.sql.exec(
-            "INSERT INTO session (k, id, spelling, session_data, player_default) \
-             VALUES (0, ?, ?, ?, ?)",
+            "INSERT INTO session (k, id, spelling, session_data, player_default, registry) \
+             VALUES (0, ?, ?, ?, ?, ?)",
             vec![
                 int(session.id().0),
                 spelling.into(),
                 text(session.session_data()),
                 text(session.default_player_data()),
+                int(u64::from(registry)),
             ],
         )?;
+        self.registry.set(registry);
         Ok(())
     }
 
@@ -373,16 +443,26 @@ impl Rows for Store {
             ],
         )?;
         self.sql.exec("UPDATE member SET data = NULL", None)?;
+        self.sql.exec("DELETE FROM batch", None)?;
         Ok(())
     }
 
-    fn save_player(&mut self, player: PlayerId, data: Option<&JsonObject>) -> Result<()> {
+    fn save_batch(&mut self, parts: &[&str]) -> Result<()> {
+        // One upsert per part (one row written each), then the parts no longer needed (none
+        // at steady state: no row is touched).
+        for (part, data) in parts.iter().enumerate() {
+            self.sql.exec(
+                "INSERT INTO batch (part, data) VALUES (?, ?) \
+                 ON CONFLICT(part) DO UPDATE SET data = excluded.data",
+                vec![
+                    int(part as u64),
+                    SqlStorageValue::String((*data).to_owned()),
+                ],
+            )?;
+        }
         self.sql.exec(
-            "UPDATE member SET data = ? WHERE player = ?",
-            vec![
-                data.map(text).unwrap_or(SqlStorageValue::Null),
-                int(player.0),
-            ],
+            "DELETE FROM batch WHERE part >= ?",
+            vec![int(parts.len() as u64)],
         )?;
         Ok(())
     }
