@@ -119,6 +119,8 @@ struct Live {
     timer_flushes: u64,
     /// What `listSessions` should show of the session now, not yet sent to the registry.
     listing: Option<sessionserver_core::Listing>,
+    /// A listing is on its way to the registry ([`SessionObject::send_listings`]).
+    listing_sent: bool,
 }
 
 /// What a drain leaves for its handler: what was meant for players with no socket here (a
@@ -364,6 +366,7 @@ impl SessionObject {
             flush_timer: false,
             timer_flushes: 0,
             listing: None,
+            listing_sent: false,
         };
         // A member whose socket is gone while the object was not running (a restart rather
         // than hibernation) has disconnected. One with a token is away already (the store made
@@ -655,18 +658,7 @@ impl SessionObject {
                 console_error!("session {}: {e}", self.name());
             }
         }
-        let listing = self
-            .live
-            .borrow_mut()
-            .as_mut()
-            .and_then(|live| Some((live.listing.take()?, live.store.registry_shard())));
-        if let Some((listing, shard)) = listing {
-            // Eventually consistent: a failure leaves the registry's listing behind until
-            // the next change.
-            if let Err(e) = self.send_listing(&listing, shard).await {
-                console_error!("session {}: updating its listing failed: {e}", self.name());
-            }
-        }
+        self.send_listings();
         let (forget, deadline, alarm_at, flush) = match self.live.borrow_mut().as_mut() {
             Some(live) => {
                 let deadline = match &live.stored {
@@ -738,30 +730,42 @@ impl SessionObject {
         });
     }
 
-    /// Tells the registry (its shard `shard`, where the session is) what `listSessions` shows
-    /// of this session now.
-    async fn send_listing(&self, listing: &sessionserver_core::Listing, shard: u32) -> Result<()> {
-        let id = self.name();
-        let url = format!("https://registry/listing?id={id}");
-        let body = listing.encode();
-        let (env, url, body) = (&self.env, url.as_str(), body.as_str());
-        let code = link::retrying("updating the listing", move || async move {
-            let mut init = worker::RequestInit::new();
-            init.with_method(worker::Method::Post)
-                .with_body(Some(body.into()));
-            let req = Request::new_with_init(url, &init)?;
-            link::registry_stub(env, shard)?
-                .fetch_with_request(req)
-                .await
-        })
-        .await?
-        .status_code();
-        match code {
-            200 => Ok(()),
-            code => Err(worker::Error::RustError(format!(
-                "registry answered {code} to a listing"
-            ))),
+    /// Sends the registry (the shard where the session is) what `listSessions` shows of the
+    /// session now, off every handler's path: a join's answer or a command's frames never
+    /// wait for a registry that may be far away. One listing is on its way at a time, so
+    /// they arrive in order; the latest one made meanwhile goes next, those before it are
+    /// never sent. Eventually consistent: a failure leaves the registry's listing behind
+    /// until the next change. While one is on its way the object does not hibernate.
+    fn send_listings(&self) {
+        {
+            let mut slot = self.live.borrow_mut();
+            let Some(live) = slot.as_mut() else { return };
+            if live.listing_sent || live.listing.is_none() {
+                return;
+            }
+            live.listing_sent = true;
         }
+        let (live, env, id) = (Rc::clone(&self.live), self.env.clone(), self.name());
+        spawn_local(async move {
+            loop {
+                // Handlers hold no borrow across an await: it is free between events.
+                let next = match live.borrow_mut().as_mut() {
+                    Some(l) => match l.listing.take() {
+                        Some(listing) => Some((listing, l.store.registry_shard())),
+                        None => {
+                            l.listing_sent = false;
+                            None
+                        }
+                    },
+                    // The memory was dropped (the test hook's reset): the next load reports.
+                    None => None,
+                };
+                let Some((listing, shard)) = next else { return };
+                if let Err(e) = send_listing(&env, &id, &listing, shard).await {
+                    console_error!("session {id}: updating its listing failed: {e}");
+                }
+            }
+        });
     }
 
     /// Registers the new session `id` in its shard ([`crate::shard::shard_of`]; the store
@@ -959,4 +963,33 @@ fn retire(ws: &WebSocket, code: u16, reason: &str) {
         subject: None,
     });
     let _ = ws.close(Some(code), Some(reason));
+}
+
+/// Tells registry shard `shard` what `listSessions` shows of session `id` now.
+async fn send_listing(
+    env: &Env,
+    id: &str,
+    listing: &sessionserver_core::Listing,
+    shard: u32,
+) -> Result<()> {
+    let url = format!("https://registry/listing?id={id}");
+    let body = listing.encode();
+    let (url, body) = (url.as_str(), body.as_str());
+    let code = link::retrying("updating the listing", move || async move {
+        let mut init = worker::RequestInit::new();
+        init.with_method(worker::Method::Post)
+            .with_body(Some(body.into()));
+        let req = Request::new_with_init(url, &init)?;
+        link::registry_stub(env, shard)?
+            .fetch_with_request(req)
+            .await
+    })
+    .await?
+    .status_code();
+    match code {
+        200 => Ok(()),
+        code => Err(worker::Error::RustError(format!(
+            "registry answered {code} to a listing"
+        ))),
+    }
 }
