@@ -13,6 +13,11 @@
 //       storage counts them; the TEST_HOOKS=1 hook `stats` reports them): two members send 100
 //       updates each over some 5 s; the object writes at most one row per member per flush, and flushes at
 //       most once per FLUSH_MS (worker/README.md, "Storage"); a newcomer then sees the data.
+//   node scripts/edge-resume.js registry-stall  PORT
+//       The registry off every session's path: while the registry holds every listing a
+//       session sends it (the TEST_HOOKS=1 hook `stall-listings`, as a registry far away or
+//       overloaded would), a join is answered, and the listing still shows the session as
+//       before the join; once the registry lets go, it shows the joiner.
 //   node scripts/edge-resume.js before-restart  PORT, STATE (a file to write)
 //   node scripts/edge-resume.js after-restart   PORT, STATE, GRACE_MS
 //       Around a restart of the local runtime (edge-test.sh kills wrangler dev and starts it
@@ -271,7 +276,47 @@ async function afterRestart() {
   console.log('ok the members that did not come back left when the grace ended (the alarm)');
 }
 
-const modes = { relink, rows, 'before-restart': beforeRestart, 'after-restart': afterRestart };
+/// The listing of the one session whose metadata has `run`, as a lobby client `l` sees it,
+/// once `ok(listing)` holds (the registry is eventually consistent).
+async function listedUntil(l, run, ok, what) {
+  for (let i = 0; i < 100; i++) {
+    const page = await l.cmd({ command: 'listSessions', filter: { run } });
+    if (page.command !== 'sessionList' || page.error !== 0) fail(`listSessions: ${JSON.stringify(page)}`);
+    const found = page.sessions.find((s) => s.metadata && s.metadata.run === run);
+    if (found && ok(found)) return found;
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  fail(`the listing never showed ${what}`);
+}
+
+async function registryStall() {
+  const run = `stall-${process.pid}-${Date.now()}`;
+  const a = await client('a');
+  const ja = await a.cmd({ command: 'createSession', session: {}, player: {}, options: { metadata: { run } } });
+  if (ja.error !== 0) fail(`a: create: ${JSON.stringify(ja)}`);
+  const l = await client('l (lobby)');
+  await listedUntil(l, run, (s) => s.players === 1, 'the session with its creator');
+  await hook('stall-listings?on=1');
+  try {
+    const b = await client('b');
+    const jb = await b.cmd({ command: 'joinSession', sessionID: ja.sessionID });
+    if (jb.command !== 'sessionJoin' || jb.error !== 0) fail(`b: join while the registry holds listings: ${JSON.stringify(jb)}`);
+    await a.expect(join(jb.playerID, {}), 'playerJoin of b');
+    // The join's listing has not reached the registry: its answer did not wait for it.
+    const page = await l.cmd({ command: 'listSessions', filter: { run } });
+    const seen = page.sessions && page.sessions.find((s) => s.metadata.run === run);
+    if (!seen || seen.players !== 1) fail(`while the registry holds listings, it shows ${JSON.stringify(seen)}: expected the session as before the join (1 player)`);
+    console.log('ok registry-stall: a join was answered while the registry held its listing');
+    await hook('stall-listings?on=0');
+    await listedUntil(l, run, (s) => s.players === 2, 'the joiner');
+    for (const ws of [a, b, l]) ws.close();
+  } finally {
+    await hook('stall-listings?on=0');
+  }
+  console.log('ok registry-stall: once the registry let go, the listing shows the joiner');
+}
+
+const modes = { relink, rows, 'registry-stall': registryStall, 'before-restart': beforeRestart, 'after-restart': afterRestart };
 if (!modes[MODE]) fail(`unknown mode; one of ${Object.keys(modes).join(', ')}`);
 const guard = setTimeout(() => fail('did not finish within 120 s'), 120000);
 modes[MODE]().then(() => { clearTimeout(guard); process.exit(0); }, (e) => fail(e.stack || e));

@@ -244,6 +244,10 @@ echo "== rows written per updatePlayer at steady state (storage in batches)"
 PORT=$PORT node scripts/edge-resume.js rows
 no_panic "$LOG"
 
+echo "== the registry off the sessions' path: a join is answered while the registry holds listings"
+PORT=$PORT node scripts/edge-resume.js registry-stall
+no_panic "$LOG"
+
 echo "== the local runtime restarted mid-game: members resume with their tokens"
 STATE=$OUT/restart-state.json
 rm -f "$STATE"

@@ -30,9 +30,12 @@
 //! sharding (shard 0's object) have none: their place in the order (`seq`) is their stamp,
 //! below every new one.
 
+use std::cell::Cell;
+use std::time::Duration;
+
 use sessionserver_core::{Command, Limits, ListRequest, Listing, SessionId};
 use worker::{
-    durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
+    durable_object, Delay, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
 };
 
 use crate::shard;
@@ -57,11 +60,23 @@ fn now_ms() -> i64 {
 #[durable_object(fetch)]
 pub struct RegistryObject {
     state: State,
+    env: Env,
+    /// Test hook ([`crate::settings::TEST_HOOKS_VAR`], `POST /__test/stall-listings?on=1`):
+    /// listings wait until it is turned off (at most a minute), as a registry far away or
+    /// overloaded would keep them: a test shows that no session waits for them.
+    stalled: Cell<bool>,
 }
 
+/// The longest the stall hook holds a listing.
+const STALL_MAX_MS: u64 = 60_000;
+
 impl DurableObject for RegistryObject {
-    fn new(state: State, _env: Env) -> Self {
-        RegistryObject { state }
+    fn new(state: State, env: Env) -> Self {
+        RegistryObject {
+            state,
+            env,
+            stalled: Cell::new(false),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -75,8 +90,18 @@ impl DurableObject for RegistryObject {
         sql.exec(SCHEMA, None)?;
         migrate(&sql)?;
         match (url.path(), id("id"), id("gone")) {
+            ("/stall", _, _) if crate::link::test_hooks(&self.env) => {
+                self.stalled.set(id("on") == Some(1));
+                Response::ok("")
+            }
             ("/listing", Some(id), _) => {
                 let text = req.text().await?;
+                // Other requests are served meanwhile: a timer does not close the input gate.
+                let mut waited = 0;
+                while self.stalled.get() && waited < STALL_MAX_MS {
+                    Delay::from(Duration::from_millis(20)).await;
+                    waited += 20;
+                }
                 if Listing::decode(&text).is_none() {
                     return Response::error("not a listing", 400);
                 }

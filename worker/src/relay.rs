@@ -106,6 +106,7 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
             "/__test/reset" if link::test_hooks(&env) => reset_session(&req, &env).await,
             "/__test/flush" if link::test_hooks(&env) => hook(&req, &env, "flush").await,
             "/__test/stats" if link::test_hooks(&env) => hook(&req, &env, "stats").await,
+            "/__test/stall-listings" if link::test_hooks(&env) => stall_listings(&req, &env).await,
             _ => Response::error(
                 "Not found. WebSocket clients connect on any path (wss://host/).\n",
                 404,
@@ -195,6 +196,22 @@ async fn hook(req: &Request, env: &Env, name: &str) -> Result<Response> {
         "stats" => Response::ok(answer.text().await?),
         _ => Response::ok(format!("{}\n", answer.status_code())),
     }
+}
+
+/// Test hook: `?on=1` makes every registry shard hold the listings sessions send it until
+/// `?on=0` (`RegistryObject::stalled`).
+async fn stall_listings(req: &Request, env: &Env) -> Result<Response> {
+    let on = req.url()?.query_pairs().any(|(k, v)| k == "on" && v == "1");
+    let path = format!("https://registry/stall?on={}", u8::from(on));
+    for shard in 0..link::registry_shards(env)? {
+        let answer = link::registry_stub(env, shard)?
+            .fetch_with_str(&path)
+            .await?;
+        if answer.status_code() != 200 {
+            return Response::ok(format!("{}\n", answer.status_code()));
+        }
+    }
+    Response::ok("200\n")
 }
 
 /// The session a test hook's `?session=` names.
