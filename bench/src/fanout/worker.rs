@@ -263,6 +263,19 @@ impl Worker<'_> {
         self.sending = !self.schedule.is_empty();
     }
 
+    /// When a send due at `due` goes out: then, or at the first tick at or after it
+    /// ([`super::Pattern::Burst`]; ticks counted from the plan's start).
+    fn on_tick(&self, due: Instant) -> Instant {
+        let (Some(tick), Some(plan)) = (self.shared.tick, &self.plan) else {
+            return due;
+        };
+        let since = due.saturating_duration_since(plan.start).as_nanos();
+        let tick_ns = tick.as_nanos().max(1);
+        let ticks = since.div_ceil(tick_ns);
+        let offset = u64::try_from(ticks * tick_ns).unwrap_or(u64::MAX);
+        plan.start + Duration::from_nanos(offset)
+    }
+
     /// Sends every update that is due; the time of the next one while sending.
     ///
     /// All players have the same period and an offset within it, so taken in order of offset
@@ -280,16 +293,18 @@ impl Worker<'_> {
                 self.progress.done_sending.store(true, Ordering::Release);
                 return None;
             }
+            // In the burst pattern a send waits for the next tick: all due in it go together.
+            let fire = self.on_tick(due);
             let now = Instant::now();
-            if now < due {
-                return Some(due);
+            if now < fire {
+                return Some(fire);
             }
             self.cursor = (self.cursor + 1) % self.schedule.len();
             self.players[idx].next_send = due + self.shared.period;
             if self.players[idx].state == State::Gone {
                 continue;
             }
-            let slip = now - due;
+            let slip = now - fire;
             if slip > LATE {
                 self.tally.late_sends += 1;
             }
