@@ -232,18 +232,18 @@ for run in $(seq "$runs"); do
     step "run $run: $server: the same, bursty (sends on 1 ms ticks)"
     fanout50k "$server" burst
 
-    step "run $run: $server: one session of $big_players players, 10 updates/s in total"
+    step "run $run: $server: one session of $big_players players, 10 updates/s in total; then $join_probes joins"
+    # After the traffic, its last player leaves and a fresh client joins the session of
+    # $((big_players - 1)) (making it full again) $join_probes times: joinSession to its last playerJoin.
+    # The original did not fill a session of 4,096 in 120 s on this machine (2026-12-01): it
+    # gets 60 s, then its figures are NA.
+    setup_timeout=180
+    [ "$server" = original ] && setup_timeout=60
     start_server "$server"
     bench fanout --url "$url" --server "$server" --server-pid "$server_pid" \
       --scenario bigsession --sessions 1 --players "$big_players" --session-rate 10 \
-      --duration "$big_duration" --warmup "$big_warmup" >/dev/null
-    stop_server
-
-    step "run $run: $server: joining a full session ($((big_players - 1)) members, $join_probes joins)"
-    start_server "$server"
-    bench fanout --url "$url" --server "$server" --server-pid "$server_pid" \
-      --scenario join --sessions 1 --players "$((big_players - 1))" --session-rate 10 \
-      --duration 1 --warmup 1 --join-probes "$join_probes" >/dev/null
+      --duration "$big_duration" --warmup "$big_warmup" --join-probes "$join_probes" \
+      --setup-timeout "$setup_timeout" >/dev/null
     stop_server
 
     step "run $run: $server: $idle_players idle players in the lobby"
@@ -307,7 +307,8 @@ verdict() { awk "BEGIN { if (\"$*\" ~ /NA|\\* 0\$|\\* \$/) print \"?\"; else if 
 meta() { { grep -o "^#meta .*$1=[^ ]*" "$results" || true; } | { grep -o "$1=[^ ]*" || true; } | tail -1 | cut -d= -f2; }
 players_of() { { grep -m1 "^RESULT scenario=$1 " "$results" || true; } | { grep -o ' players=[^ ]*' || true; } | cut -d= -f2; }
 runs=$(meta runs); mode=$(meta mode)
-idle_players=$(players_of idle); big_players=$(players_of bigsession); join_members=$(players_of join)
+idle_players=$(players_of idle); big_players=$(players_of bigsession)
+join_members=$(( ${big_players:-1} - 1 ))
 o=original n=native
 floor=$(median floor loopback floor_us_per_write)
 # The native server's CPU per delivery over the floor of the same run, run by run (the
@@ -337,7 +338,7 @@ mem10_o=$(m idle10 $o bytes_per_player); mem10_n=$(m idle10 $n bytes_per_player)
 churn_o=$(m churn $o cycles_per_s); churn_n=$(m churn $n cycles_per_s)
 big_o=$(m bigsession $o p99_us); big_n=$(m bigsession $n p99_us)
 bigl_o=$(m bigsession $o lost); bigl_n=$(m bigsession $n lost)
-join_o=$(m join $o join_p50_us); join_n=$(m join $n join_p50_us)
+join_o=$(m bigsession $o join_p50_us); join_n=$(m bigsession $n join_p50_us)
 
 {
   echo
@@ -369,13 +370,13 @@ join_o=$(m join $o join_p50_us); join_n=$(m join $n join_p50_us)
   row "churn, cycles/s (32 in flight)" "$(fmt "$churn_o" 1 0)" "$(fmt "$churn_n" 1 0)" "$(ratio "$churn_n" "$churn_o")" ">= 5x original" "$(verdict "$churn_n >= 5 * $churn_o")" "$(per_run churn $n cycles_per_s 1 0)"
   row "one session of $big_players, 10 updates/s: p99, ms" "$(fmt "$big_o" 1000 2)" "$(fmt "$big_n" 1000 2)" "$(ratio "$big_o" "$big_n")" "<= 20 ms, 0 lost" "$(verdict "$big_n <= 20000 && $bigl_n == 0")" "$(per_run bigsession $n p99_us 1000 2)"
   row "one session of $big_players: updates lost" "$(fmt "$bigl_o" 1 0)" "$(fmt "$bigl_n" 1 0)" "" "0" "" "$(per_run bigsession $n lost 1 0)"
-  row "joining a session of $join_members (to its last playerJoin), ms" "$(fmt "$join_o" 1000 1)" "$(fmt "$join_n" 1000 1)" "$(ratio "$join_o" "$join_n")" "<= 100 ms (median)" "$(verdict "$join_n <= 100000")" "$(per_run join $n join_p50_us 1000 1)"
+  row "joining a session of $join_members (to its last playerJoin), ms" "$(fmt "$join_o" 1000 1)" "$(fmt "$join_n" 1000 1)" "$(ratio "$join_o" "$join_n")" "<= 100 ms (median)" "$(verdict "$join_n <= 100000")" "$(per_run bigsession $n join_p50_us 1000 1)"
   row "generator CPU per delivery at 50,000/s, us (information)" "$(fmt "$gen_o" 1 2)" "$(fmt "$gen_n" 1 2)" "" "" "" "$(per_run fanout50k $n gen_cpu_us_per_delivery 1 2)"
   # ---- compression (permessage-deflate): its rows go here ----
   echo
-  echo "Per run of the original: sustained $(per_run max $o best_deliveries_per_s 1 0); churn $(per_run churn $o cycles_per_s 1 0); big session p99 ms $(per_run bigsession $o p99_us 1000 2), lost $(per_run bigsession $o lost 1 0); join ms $(per_run join $o join_p50_us 1000 1)"
+  echo "Per run of the original: sustained $(per_run max $o best_deliveries_per_s 1 0); churn $(per_run churn $o cycles_per_s 1 0); big session p99 ms $(per_run bigsession $o p99_us 1000 2), lost $(per_run bigsession $o lost 1 0); join ms $(per_run bigsession $o join_p50_us 1000 1)"
   for s in original native; do
-    echo "runs: $s: fanout50k $(count fanout50k "$s"), burst $(count fanout50k-burst "$s"), bigsession $(count bigsession "$s"), join $(count join "$s"), idle $(count idle "$s"), idle10 $(count idle10 "$s"), churn $(count churn "$s"), max $(count max "$s"), max-burst $(count max-burst "$s"); floor $(count floor loopback), relay $(count fanout50k relay), tokio-relay $(count fanout50k tokio-relay), reference $(count fanout50k reference)"
+    echo "runs: $s: fanout50k $(count fanout50k "$s"), burst $(count fanout50k-burst "$s"), bigsession $(count bigsession "$s"), idle $(count idle "$s"), idle10 $(count idle10 "$s"), churn $(count churn "$s"), max $(count max "$s"), max-burst $(count max-burst "$s"); floor $(count floor loopback), relay $(count fanout50k relay), tokio-relay $(count fanout50k tokio-relay), reference $(count fanout50k reference)"
     grep -E "^RESULT scenario=max(-burst)?fail server=$s " "$results" | sed -E 's/^RESULT scenario=(max(-burst)?)fail/  first failing level (\1):/' || true
   done
 } | tee "${results%.txt}-table.md"

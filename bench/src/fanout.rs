@@ -72,10 +72,11 @@ pub struct FanoutArgs {
     /// clients do when they send on their frame tick).
     #[arg(long, value_enum, default_value_t = Pattern::Even)]
     pub pattern: Pattern,
-    /// After the run (traffic drained, every player still in its session): this many times
-    /// in a row, a fresh reading client joins the first session and the time from its
-    /// `joinSession` to the last `playerJoin` of its burst is measured (`join_p50_us`,
-    /// `join_max_us`); then it leaves. With `--players 4095`: joining a full 4,096 session.
+    /// After the run (traffic drained): the first session's last player leaves, then this
+    /// many times in a row a fresh reading client joins that session of K - 1 members and the
+    /// time from its `joinSession` to the last `playerJoin` of its burst is measured
+    /// (`join_p50_us`, `join_max_us`, `join_runs_us`); then it leaves. With `--players 4096`
+    /// (the default maximum): joining a session of 4,095, to make it full.
     #[arg(long, default_value_t = 0)]
     pub join_probes: usize,
 }
@@ -123,6 +124,10 @@ struct Shared {
     session_ids: Vec<OnceLock<i64>>,
     plan: OnceLock<Plan>,
     stop: AtomicBool,
+    /// Set by the coordinator before the join probes: the first session's last player
+    /// leaves, and `room_made` is set once its `sessionLeave` came.
+    make_room: AtomicBool,
+    room_made: AtomicBool,
     /// One per worker thread.
     progress: Vec<Progress>,
 }
@@ -258,6 +263,8 @@ pub fn run(args: FanoutArgs, threads: usize) -> Result<(), String> {
         session_ids: (0..m).map(|_| OnceLock::new()).collect(),
         plan: OnceLock::new(),
         stop: AtomicBool::new(false),
+        make_room: AtomicBool::new(false),
+        room_made: AtomicBool::new(false),
         progress: (0..threads).map(|_| Progress::default()).collect(),
     };
 
@@ -275,6 +282,7 @@ pub fn run(args: FanoutArgs, threads: usize) -> Result<(), String> {
             // between them, so no two updates are due at once and a receiver never gets two
             // frames together: every delivery is a write of its own, as in the loopback floor.
             g: i * m + s,
+            makes_room: s == 0 && i == k - 1 && k > 1,
         });
     }
 
@@ -389,12 +397,28 @@ fn coordinate(args: &FanoutArgs, shared: &Shared, watched: &Watched) -> Result<W
     })
 }
 
-/// Runs `--join-probes` joins into the first session, one after the other.
+/// Runs `--join-probes` joins into the first session, one after the other, once its last
+/// player has left to make room: each probe joins a session of K - 1 members (with K at the
+/// session's maximum, a full one).
 fn join_probes(args: &FanoutArgs, shared: &Shared) -> Option<Vec<u32>> {
+    if args.join_probes == 0 || shared.players < 2 {
+        return None;
+    }
     let session = *shared.session_ids.first()?.get()?;
+    shared.make_room.store(true, Ordering::Release);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !shared.room_made.load(Ordering::Acquire) {
+        if Instant::now() > deadline {
+            eprintln!("fanout: the player making room for the join probes never left");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Its playerLeave reaches every member before the first probe joins.
+    std::thread::sleep(Duration::from_millis(200));
     let mut joins = Vec::with_capacity(args.join_probes);
     for i in 0..args.join_probes {
-        match join_probe::run(shared, session, shared.players, i as u64) {
+        match join_probe::run(shared, session, shared.players - 1, i as u64) {
             Ok(took) => joins.push(took.as_micros().min(u128::from(u32::MAX)) as u32),
             Err(e) => {
                 eprintln!("fanout: join probe {i} failed: {e}");

@@ -360,7 +360,7 @@ impl PlayerConnection {
                             self.session = Some((id, handle));
                             let (answer, answered) = oneshot::channel();
                             let msg = SessionMsg::Player {
-                                input,
+                                input: Box::new(input),
                                 peer: Some(self.peer.clone()),
                                 answer: Some(answer),
                             };
@@ -384,7 +384,7 @@ impl PlayerConnection {
                         (None, None)
                     };
                     let msg = SessionMsg::Player {
-                        input,
+                        input: Box::new(input),
                         peer: None,
                         answer,
                     };
@@ -450,7 +450,7 @@ impl PlayerConnection {
         while let Some(output) = self.player.poll_output() {
             if let PlayerOutput::ToSession(input) = output {
                 disconnect = Some(Box::new(SessionMsg::Player {
-                    input,
+                    input: Box::new(input),
                     peer: None,
                     answer: None,
                 }));

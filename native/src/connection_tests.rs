@@ -183,7 +183,7 @@ impl FakeSession {
                 peer,
                 answer,
             } => Received {
-                input,
+                input: *input,
                 peer,
                 answer,
             },

@@ -36,8 +36,11 @@ const INBOX: usize = 256;
 pub(crate) enum SessionMsg {
     /// An input from a player's machine. `peer` comes with a join (the way to the joiner's
     /// connection); `answer` with an input that expects one ([`ToSession::expects_answer`]).
+    /// The input is boxed: tokio's channel allocates its slots 32 at a time, so every session
+    /// holds 32 messages' room even when idle (an inline `ToSession` made that 2.5 KiB per
+    /// session; boxed, 1 KiB), for an allocation per command.
     Player {
-        input: ToSession,
+        input: Box<ToSession>,
         peer: Option<Peer>,
         answer: Option<oneshot::Sender<ToPlayer>>,
     },
@@ -288,7 +291,7 @@ impl SessionTask {
                     self.peers.insert(from, peer);
                 }
                 let now_ms = self.now_ms();
-                self.session.handle(now_ms, input);
+                self.session.handle(now_ms, *input);
                 let event = self.deliver(from);
                 if let (Some(answer), Some(event)) = (answer, event) {
                     // The player acts on the answer at once: what it was promised goes first.
@@ -446,5 +449,22 @@ impl SessionTask {
         for outbox in self.unflushed.drain(..) {
             outbox.flush();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every session's inbox holds room for 32 messages from its start (tokio allocates a
+    /// channel's slots in blocks of 32): a message must stay small, or idle sessions cost
+    /// kilobytes each.
+    #[test]
+    fn a_session_message_is_four_words_at_most() {
+        assert!(
+            std::mem::size_of::<SessionMsg>() <= 32,
+            "SessionMsg is {} bytes",
+            std::mem::size_of::<SessionMsg>()
+        );
     }
 }

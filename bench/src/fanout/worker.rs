@@ -35,6 +35,9 @@ pub struct PlayerSpec {
     pub session: usize,
     pub creator: bool,
     pub g: usize,
+    /// The last player of the first session: it leaves before the join probes, to make room
+    /// for them in a session at its maximum.
+    pub makes_room: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -44,6 +47,10 @@ enum State {
     Joining,
     Gathering,
     Ready,
+    /// Left its session (asked by the coordinator, after the run) to make room for the join
+    /// probes; its report stands.
+    Leaving,
+    Left,
     /// The connection failed or ended; the player is out of the run.
     Gone,
 }
@@ -181,6 +188,9 @@ impl Worker<'_> {
                 }
             }
             let next_send = self.send_due();
+            if self.shared.make_room.load(Ordering::Acquire) {
+                self.make_room();
+            }
             self.publish();
             if self.shared.stop.load(Ordering::Acquire) {
                 return;
@@ -247,6 +257,22 @@ impl Worker<'_> {
         p.stream = Some(Rc::new(stream));
         p.state = State::Upgrading;
         Ok(())
+    }
+
+    /// The coordinator asked for room in the first session: its last player leaves (once).
+    fn make_room(&mut self) {
+        let Some(idx) = self
+            .players
+            .iter()
+            .position(|p| p.spec.makes_room && p.state == State::Ready)
+        else {
+            return;
+        };
+        self.players[idx].state = State::Leaving;
+        let leave = br#"{"command":"leaveSession"}"#;
+        if let Err(e) = self.send_frame(idx, ws::OP_TEXT, leave) {
+            self.fail(idx, e);
+        }
     }
 
     /// Everyone is ready: the send times are fixed.
@@ -475,6 +501,11 @@ impl Worker<'_> {
 
     fn on_text(&mut self, idx: usize, text: &str, now_us: u64) -> Result<(), String> {
         let state = self.players[idx].state;
+        if state == State::Leaving && common::command_of(text) == "sessionLeave" {
+            self.players[idx].state = State::Left;
+            self.shared.room_made.store(true, Ordering::Release);
+            return Ok(());
+        }
         if state == State::Joining && common::command_of(text) == "sessionJoin" {
             if common::int_field(text, "\"error\":") != Some(0) {
                 return Err(format!("join refused: {text}"));
@@ -590,7 +621,7 @@ impl Worker<'_> {
         report.players = self
             .players
             .into_iter()
-            .filter(|p| p.state == State::Ready)
+            .filter(|p| matches!(p.state, State::Ready | State::Leaving | State::Left))
             .map(|p| p.report)
             .collect();
         report
