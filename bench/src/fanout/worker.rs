@@ -292,14 +292,10 @@ impl Worker<'_> {
     /// When a send due at `due` goes out: then, or at the first tick at or after it
     /// ([`super::Pattern::Burst`]; ticks counted from the plan's start).
     fn on_tick(&self, due: Instant) -> Instant {
-        let (Some(tick), Some(plan)) = (self.shared.tick, &self.plan) else {
-            return due;
-        };
-        let since = due.saturating_duration_since(plan.start).as_nanos();
-        let tick_ns = tick.as_nanos().max(1);
-        let ticks = since.div_ceil(tick_ns);
-        let offset = u64::try_from(ticks * tick_ns).unwrap_or(u64::MAX);
-        plan.start + Duration::from_nanos(offset)
+        match (self.shared.tick, &self.plan) {
+            (Some(tick), Some(plan)) => tick_at_or_after(plan.start, due, tick),
+            _ => due,
+        }
     }
 
     /// Sends every update that is due; the time of the next one while sending.
@@ -625,5 +621,33 @@ impl Worker<'_> {
             .map(|p| p.report)
             .collect();
         report
+    }
+}
+
+/// The first tick (`start`, `start + tick`, …) at or after `due`.
+fn tick_at_or_after(start: Instant, due: Instant, tick: Duration) -> Instant {
+    let since = due.saturating_duration_since(start).as_nanos();
+    let tick_ns = tick.as_nanos().max(1);
+    let offset = since.div_ceil(tick_ns).saturating_mul(tick_ns);
+    start + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_send_waits_for_the_next_tick() {
+        let start = Instant::now();
+        let ms = Duration::from_millis(1);
+        let at = |us: u64| start + Duration::from_micros(us);
+        // Sends due inside a tick all go at its end; one due on a tick goes then.
+        assert_eq!(tick_at_or_after(start, at(1), ms), at(1_000));
+        assert_eq!(tick_at_or_after(start, at(999), ms), at(1_000));
+        assert_eq!(tick_at_or_after(start, at(1_000), ms), at(1_000));
+        assert_eq!(tick_at_or_after(start, at(1_001), ms), at(2_000));
+        assert_eq!(tick_at_or_after(start, start, ms), start);
+        // Before the start (never scheduled so): the start.
+        assert_eq!(tick_at_or_after(at(5_000), start, ms), at(5_000));
     }
 }
