@@ -3,8 +3,8 @@
 # against the native server and against the original npm package sessionserver@0.2.5, several
 # times each, and prints a table of medians side by side. See BENCHMARKS.md.
 #
-#   scripts/bench.sh              full run (about 30 minutes on 2 cores; see BENCHMARKS.md)
-#   scripts/bench.sh --quick      seconds per scenario, small sizes (about 8 minutes)
+#   scripts/bench.sh              full run (about 29 minutes on 2 cores; see BENCHMARKS.md)
+#   scripts/bench.sh --quick      seconds per scenario, small sizes (about 3-5 minutes)
 #   scripts/bench.sh --runs 5     more runs per figure (default: 3 full, 1 quick)
 #   scripts/bench.sh --only native   one server only (native or original; the three reference
 #                                    servers run with native)
