@@ -2,7 +2,10 @@
 //! (open loop), every member checking loss and per-sender order and timing each delivery.
 //!
 //! Player i of session s sends at (i·M + s)/(M·K) of its period after the start, and then once
-//! per period: the updates of all players are evenly spread in time.
+//! per period: the updates of all players are evenly spread in time (`--pattern even`). With
+//! `--pattern burst` each send waits for the next 1 ms tick from the start, so all sends due in
+//! a tick go out together. `--join-probes` times joins into the first session after the run
+//! (`fanout/join_probe.rs`).
 //!
 //! Each update carries `{"seq":N,"t":T}`: N counts the sender's updates from 1, T is the send
 //! time in µs since one `Instant` shared by every client of this process. A delivery's latency
