@@ -2,7 +2,10 @@
 //! (open loop), every member checking loss and per-sender order and timing each delivery.
 //!
 //! Player i of session s sends at (i·M + s)/(M·K) of its period after the start, and then once
-//! per period: the updates of all players are evenly spread in time.
+//! per period: the updates of all players are evenly spread in time (`--pattern even`). With
+//! `--pattern burst` each send waits for the next 1 ms tick from the start, so all sends due in
+//! a tick go out together. `--join-probes` times joins into the first session after the run
+//! (`fanout/join_probe.rs`).
 //!
 //! Each update carries `{"seq":N,"t":T}`: N counts the sender's updates from 1, T is the send
 //! time in µs since one `Instant` shared by every client of this process. A delivery's latency
@@ -26,6 +29,7 @@ use std::time::{Duration, Instant};
 use crate::common::{self, Percentiles, ResultLine, Target, Watched};
 use crate::ws;
 
+mod join_probe;
 mod worker;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -66,7 +70,31 @@ pub struct FanoutArgs {
     /// Seconds to wait, after sending stops, for deliveries still on their way.
     #[arg(long, default_value_t = 10.0)]
     pub drain_timeout: f64,
+    /// When sends happen: `even` spreads them over the period (no two at once); `burst`
+    /// aligns them to 1 ms ticks, every send due in a tick sent together (as a game server's
+    /// clients do when they send on their frame tick).
+    #[arg(long, value_enum, default_value_t = Pattern::Even)]
+    pub pattern: Pattern,
+    /// After the run (traffic drained): the first session's last player leaves, then this
+    /// many times in a row a fresh reading client joins that session of K - 1 members and the
+    /// time from its `joinSession` to the last `playerJoin` of its burst is measured
+    /// (`join_p50_us`, `join_max_us`, `join_runs_us`); then it leaves. With `--players 4096`
+    /// (the default maximum): joining a session of 4,095, to make it full.
+    #[arg(long, default_value_t = 0)]
+    pub join_probes: usize,
 }
+
+/// The send pattern of `fanout`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pattern {
+    /// Each player at its own offset in the period: no two sends at once.
+    Even,
+    /// Sends rounded up to the next 1 ms tick: all sends due in a tick go out together.
+    Burst,
+}
+
+/// The tick of [`Pattern::Burst`].
+const BURST_TICK: Duration = Duration::from_millis(1);
 
 /// When to send, fixed once everyone is ready.
 #[derive(Clone, Copy)]
@@ -88,6 +116,8 @@ struct Shared {
     players: usize,
     total_players: usize,
     period: Duration,
+    /// Sends are aligned to this tick ([`Pattern::Burst`]), or each at its own time.
+    tick: Option<Duration>,
     /// The one clock of every timestamp.
     base: Instant,
     /// Connections that may still start connecting and joining now (`--connect-concurrency`).
@@ -97,6 +127,10 @@ struct Shared {
     session_ids: Vec<OnceLock<i64>>,
     plan: OnceLock<Plan>,
     stop: AtomicBool,
+    /// Set by the coordinator before the join probes: the first session's last player
+    /// leaves, and `room_made` is set once its `sessionLeave` came.
+    make_room: AtomicBool,
+    room_made: AtomicBool,
     /// One per worker thread.
     progress: Vec<Progress>,
 }
@@ -226,11 +260,14 @@ pub fn run(args: FanoutArgs, threads: usize) -> Result<(), String> {
         players: k,
         total_players: n,
         period: Duration::from_secs_f64(1.0 / per_player_rate),
+        tick: (args.pattern == Pattern::Burst).then_some(BURST_TICK),
         base: Instant::now(),
         connect_slots: AtomicUsize::new(args.connect_concurrency.max(1)),
         session_ids: (0..m).map(|_| OnceLock::new()).collect(),
         plan: OnceLock::new(),
         stop: AtomicBool::new(false),
+        make_room: AtomicBool::new(false),
+        room_made: AtomicBool::new(false),
         progress: (0..threads).map(|_| Progress::default()).collect(),
     };
 
@@ -248,6 +285,7 @@ pub fn run(args: FanoutArgs, threads: usize) -> Result<(), String> {
             // between them, so no two updates are due at once and a receiver never gets two
             // frames together: every delivery is a write of its own, as in the loopback floor.
             g: i * m + s,
+            makes_room: s == 0 && i == k - 1 && k > 1,
         });
     }
 
@@ -295,6 +333,8 @@ struct Window {
     server_cpu: f64,
     gen_cpu: f64,
     setup_s: f64,
+    /// The join probes' times (µs), in order; `None` if one failed.
+    joins_us: Option<Vec<u32>>,
 }
 
 /// Setup, the common start, the measured window and the drain, as seen from the coordinator.
@@ -350,12 +390,48 @@ fn coordinate(args: &FanoutArgs, shared: &Shared, watched: &Watched) -> Result<W
     {
         std::thread::sleep(Duration::from_millis(5));
     }
+    let joins_us = join_probes(args, shared);
     Ok(Window {
         seconds: used.seconds,
         server_cpu: used.server_cpu,
         gen_cpu: used.gen_cpu,
         setup_s,
+        joins_us,
     })
+}
+
+/// Runs `--join-probes` joins into the first session, one after the other, once its last
+/// player has left to make room: each probe joins a session of K - 1 members (with K at the
+/// session's maximum, a full one).
+fn join_probes(args: &FanoutArgs, shared: &Shared) -> Option<Vec<u32>> {
+    if args.join_probes == 0 || shared.players < 2 {
+        return None;
+    }
+    let session = *shared.session_ids.first()?.get()?;
+    shared.make_room.store(true, Ordering::Release);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !shared.room_made.load(Ordering::Acquire) {
+        if Instant::now() > deadline {
+            eprintln!("fanout: the player making room for the join probes never left");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Its playerLeave reaches every member before the first probe joins.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut joins = Vec::with_capacity(args.join_probes);
+    for i in 0..args.join_probes {
+        match join_probe::run(shared, session, shared.players - 1, i as u64) {
+            Ok(took) => joins.push(took.as_micros().min(u128::from(u32::MAX)) as u32),
+            Err(e) => {
+                eprintln!("fanout: join probe {i} failed: {e}");
+                return None;
+            }
+        }
+        // Its leave reaches every member before the next one joins.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Some(joins)
 }
 
 fn sleep_until(t: Instant) {
@@ -455,6 +531,30 @@ fn report(
         .put("late_sends", late_sends)
         .put("max_slip_us", max_slip_us)
         .num("setup_s", window.setup_s, 1)
-        .put("sustained", if sustained { "yes" } else { "no" });
+        .put(
+            "pattern",
+            match args.pattern {
+                Pattern::Even => "even",
+                Pattern::Burst => "burst",
+            },
+        );
+    if args.join_probes > 0 {
+        match &window.joins_us {
+            Some(joins) => {
+                let all: Vec<String> = joins.iter().map(u32::to_string).collect();
+                let joins = Percentiles::new(joins.clone());
+                line.put("join_probes", joins.count())
+                    .put("join_p50_us", joins.at(0.5))
+                    .put("join_max_us", joins.max())
+                    .put("join_runs_us", all.join(","));
+            }
+            None => {
+                line.put("join_probes", 0)
+                    .put("join_p50_us", "NA")
+                    .put("join_max_us", "NA");
+            }
+        }
+    }
+    line.put("sustained", if sustained { "yes" } else { "no" });
     line.print();
 }

@@ -780,6 +780,11 @@ impl Session {
             Some(i) => self.departed.swap_remove(i).1,
             None => Egress::FULL,
         };
+        // Grown by a quarter at a time, not doubled: a member is ~160 bytes, and most sessions
+        // are small (a session of 10 keeps room for 12, not 16).
+        if self.members.len() == self.members.capacity() {
+            self.members.reserve_exact((self.members.len() / 4).max(4));
+        }
         self.members.push(Member {
             egress,
             secret,

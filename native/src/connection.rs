@@ -359,11 +359,8 @@ impl PlayerConnection {
                             // this session, after the join.
                             self.session = Some((id, handle));
                             let (answer, answered) = oneshot::channel();
-                            let msg = SessionMsg::Player {
-                                input,
-                                peer: Some(self.peer.clone()),
-                                answer: Some(answer),
-                            };
+                            let msg =
+                                SessionMsg::player(input, Some(self.peer.clone()), Some(answer));
                             self.waiting = Some(Box::new(Waiting {
                                 msg: Some(msg),
                                 answer: Some(answered),
@@ -383,11 +380,7 @@ impl PlayerConnection {
                     } else {
                         (None, None)
                     };
-                    let msg = SessionMsg::Player {
-                        input,
-                        peer: None,
-                        answer,
-                    };
+                    let msg = SessionMsg::player(input, None, answer);
                     match handle.try_send(msg) {
                         Ok(()) if answered.is_none() => {}
                         Ok(()) => {
@@ -449,11 +442,7 @@ impl PlayerConnection {
         let mut disconnect = None;
         while let Some(output) = self.player.poll_output() {
             if let PlayerOutput::ToSession(input) = output {
-                disconnect = Some(Box::new(SessionMsg::Player {
-                    input,
-                    peer: None,
-                    answer: None,
-                }));
+                disconnect = Some(Box::new(SessionMsg::player(input, None, None)));
             }
         }
         disconnect

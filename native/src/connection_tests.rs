@@ -29,7 +29,7 @@ use crate::frame_reader::{client_frame, FrameReader};
 use crate::memory::Occupancy;
 use crate::peer::Peer;
 use crate::registry::Registry;
-use crate::session_task::{SessionHandle, SessionMsg};
+use crate::session_task::{PlayerMsg, SessionHandle, SessionMsg};
 use crate::socket::Outbox;
 
 /// Bound on every wait, so that a hang fails the test instead of stalling it.
@@ -178,15 +178,18 @@ impl FakeSession {
             .expect("the session got nothing within 10 s")
             .expect("the session's inbox closed");
         match msg {
-            SessionMsg::Player {
-                input,
-                peer,
-                answer,
-            } => Received {
-                input,
-                peer,
-                answer,
-            },
+            SessionMsg::Player(msg) => {
+                let PlayerMsg {
+                    input,
+                    peer,
+                    answer,
+                } = *msg;
+                Received {
+                    input,
+                    peer,
+                    answer,
+                }
+            }
             SessionMsg::Describe { .. } => panic!("unexpected Describe"),
         }
     }
@@ -196,7 +199,7 @@ impl FakeSession {
     fn assert_empty(&mut self) {
         match self.inbox.try_recv() {
             Err(TryRecvError::Empty) => {}
-            Ok(SessionMsg::Player { input, .. }) => panic!("unexpected {input:?}"),
+            Ok(SessionMsg::Player(msg)) => panic!("unexpected {:?}", msg.input),
             Ok(SessionMsg::Describe { .. }) => panic!("unexpected Describe"),
             Err(TryRecvError::Disconnected) => panic!("the inbox closed"),
         }

@@ -35,6 +35,9 @@ pub struct PlayerSpec {
     pub session: usize,
     pub creator: bool,
     pub g: usize,
+    /// The last player of the first session: it leaves before the join probes, to make room
+    /// for them in a session at its maximum.
+    pub makes_room: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -44,6 +47,10 @@ enum State {
     Joining,
     Gathering,
     Ready,
+    /// Left its session (asked by the coordinator, after the run) to make room for the join
+    /// probes; its report stands.
+    Leaving,
+    Left,
     /// The connection failed or ended; the player is out of the run.
     Gone,
 }
@@ -181,6 +188,9 @@ impl Worker<'_> {
                 }
             }
             let next_send = self.send_due();
+            if self.shared.make_room.load(Ordering::Acquire) {
+                self.make_room();
+            }
             self.publish();
             if self.shared.stop.load(Ordering::Acquire) {
                 return;
@@ -249,6 +259,22 @@ impl Worker<'_> {
         Ok(())
     }
 
+    /// The coordinator asked for room in the first session: its last player leaves (once).
+    fn make_room(&mut self) {
+        let Some(idx) = self
+            .players
+            .iter()
+            .position(|p| p.spec.makes_room && p.state == State::Ready)
+        else {
+            return;
+        };
+        self.players[idx].state = State::Leaving;
+        let leave = br#"{"command":"leaveSession"}"#;
+        if let Err(e) = self.send_frame(idx, ws::OP_TEXT, leave) {
+            self.fail(idx, e);
+        }
+    }
+
     /// Everyone is ready: the send times are fixed.
     fn begin(&mut self, plan: Plan) {
         let shared = self.shared;
@@ -261,6 +287,15 @@ impl Worker<'_> {
         self.schedule = (0..self.players.len()).collect();
         self.schedule.sort_by_key(|&idx| self.players[idx].spec.g);
         self.sending = !self.schedule.is_empty();
+    }
+
+    /// When a send due at `due` goes out: then, or at the first tick at or after it
+    /// ([`super::Pattern::Burst`]; ticks counted from the plan's start).
+    fn on_tick(&self, due: Instant) -> Instant {
+        match (self.shared.tick, &self.plan) {
+            (Some(tick), Some(plan)) => tick_at_or_after(plan.start, due, tick),
+            _ => due,
+        }
     }
 
     /// Sends every update that is due; the time of the next one while sending.
@@ -280,16 +315,18 @@ impl Worker<'_> {
                 self.progress.done_sending.store(true, Ordering::Release);
                 return None;
             }
+            // In the burst pattern a send waits for the next tick: all due in it go together.
+            let fire = self.on_tick(due);
             let now = Instant::now();
-            if now < due {
-                return Some(due);
+            if now < fire {
+                return Some(fire);
             }
             self.cursor = (self.cursor + 1) % self.schedule.len();
             self.players[idx].next_send = due + self.shared.period;
             if self.players[idx].state == State::Gone {
                 continue;
             }
-            let slip = now - due;
+            let slip = now - fire;
             if slip > LATE {
                 self.tally.late_sends += 1;
             }
@@ -460,6 +497,11 @@ impl Worker<'_> {
 
     fn on_text(&mut self, idx: usize, text: &str, now_us: u64) -> Result<(), String> {
         let state = self.players[idx].state;
+        if state == State::Leaving && common::command_of(text) == "sessionLeave" {
+            self.players[idx].state = State::Left;
+            self.shared.room_made.store(true, Ordering::Release);
+            return Ok(());
+        }
         if state == State::Joining && common::command_of(text) == "sessionJoin" {
             if common::int_field(text, "\"error\":") != Some(0) {
                 return Err(format!("join refused: {text}"));
@@ -575,9 +617,37 @@ impl Worker<'_> {
         report.players = self
             .players
             .into_iter()
-            .filter(|p| p.state == State::Ready)
+            .filter(|p| matches!(p.state, State::Ready | State::Leaving | State::Left))
             .map(|p| p.report)
             .collect();
         report
+    }
+}
+
+/// The first tick (`start`, `start + tick`, …) at or after `due`.
+fn tick_at_or_after(start: Instant, due: Instant, tick: Duration) -> Instant {
+    let since = due.saturating_duration_since(start).as_nanos();
+    let tick_ns = tick.as_nanos().max(1);
+    let offset = since.div_ceil(tick_ns).saturating_mul(tick_ns);
+    start + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_send_waits_for_the_next_tick() {
+        let start = Instant::now();
+        let ms = Duration::from_millis(1);
+        let at = |us: u64| start + Duration::from_micros(us);
+        // Sends due inside a tick all go at its end; one due on a tick goes then.
+        assert_eq!(tick_at_or_after(start, at(1), ms), at(1_000));
+        assert_eq!(tick_at_or_after(start, at(999), ms), at(1_000));
+        assert_eq!(tick_at_or_after(start, at(1_000), ms), at(1_000));
+        assert_eq!(tick_at_or_after(start, at(1_001), ms), at(2_000));
+        assert_eq!(tick_at_or_after(start, start, ms), start);
+        // Before the start (never scheduled so): the start.
+        assert_eq!(tick_at_or_after(at(5_000), start, ms), at(5_000));
     }
 }
