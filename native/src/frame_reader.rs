@@ -125,10 +125,22 @@ pub(crate) struct FrameReader<S = OwnedReadHalf> {
     /// Bytes at the front of `buffered` that the last returned item still borrows.
     consumed: usize,
     /// A fragmented message so far: whether it is text, and its payload.
-    partial: Option<(bool, Vec<u8>)>,
+    partial: Option<MessageSoFar>,
     /// `partial` was returned whole and is dropped on the next call.
     partial_done: bool,
+    /// The client agreed to permessage-deflate: a message whose first frame has RSV1 set is
+    /// compressed (deflate.rs), and is inflated once whole.
+    deflate: bool,
     max_message: usize,
+}
+
+/// A fragmented message so far, or a compressed message once inflated.
+#[derive(Debug, PartialEq, Eq)]
+struct MessageSoFar {
+    text: bool,
+    /// Its first frame had RSV1 set: `payload` is still compressed.
+    compressed: bool,
+    payload: Vec<u8>,
 }
 
 impl<S: Source> FrameReader<S> {
@@ -139,8 +151,15 @@ impl<S: Source> FrameReader<S> {
             consumed: 0,
             partial: None,
             partial_done: false,
+            deflate: false,
             max_message,
         }
+    }
+
+    /// For a client that agreed to permessage-deflate: messages with RSV1 are inflated.
+    pub(crate) fn with_deflate(mut self, deflate: bool) -> Self {
+        self.deflate = deflate;
+        self
     }
 
     /// The next message or control frame.
@@ -208,7 +227,15 @@ impl<S: Source> FrameReader<S> {
             let Some(mask) = header.mask else {
                 return Err(ReadError::Protocol);
             };
-            if header.rsv1 || header.rsv2 || header.rsv3 {
+            if header.rsv2 || header.rsv3 {
+                return Err(ReadError::Protocol);
+            }
+            // RSV1 marks a compressed message (RFC 7692 6): only once agreed, and only on a
+            // message's first frame (never on a continuation or a control frame).
+            if header.rsv1
+                && (!self.deflate
+                    || !matches!(header.opcode, OpCode::Data(Data::Text | Data::Binary)))
+            {
                 return Err(ReadError::Protocol);
             }
             if length > MAX_LENGTH {
@@ -223,7 +250,7 @@ impl<S: Source> FrameReader<S> {
                 // between the fragments (control frames do not count towards the message).
                 // Careful about integer overflow: the peer's length is compared with what
                 // remains, never added to what came before.
-                let so_far = self.partial.as_ref().map_or(0, |(_, p)| p.len() as u64);
+                let so_far = self.partial.as_ref().map_or(0, |p| p.payload.len() as u64);
                 let max = self.max_message as u64;
                 if so_far > max || length > max - so_far {
                     return Err(ReadError::TooBig);
@@ -249,9 +276,13 @@ impl<S: Source> FrameReader<S> {
             };
             match (header.opcode, &mut self.partial) {
                 (OpCode::Data(Data::Continue), None) => return Err(ReadError::Protocol),
-                (OpCode::Data(Data::Continue), Some((_, message))) => {
-                    message.extend_from_slice(&self.buffered[start..end]);
+                (OpCode::Data(Data::Continue), Some(message)) => {
+                    message.payload.extend_from_slice(&self.buffered[start..end]);
                     if header.is_final {
+                        if message.compressed {
+                            message.payload = inflate(&message.payload, self.max_message)?;
+                            message.compressed = false;
+                        }
                         self.partial_done = true;
                         return Ok(Some(found));
                     }
@@ -260,11 +291,30 @@ impl<S: Source> FrameReader<S> {
                     return Err(ReadError::Protocol)
                 }
                 (OpCode::Data(data @ (Data::Text | Data::Binary)), None) => {
+                    let text = data == Data::Text;
+                    if header.is_final && header.rsv1 {
+                        // Inflated into `partial`, and handed out from there as a
+                        // fragmented message's end is.
+                        let payload = inflate(&self.buffered[start..end], self.max_message)?;
+                        self.partial = Some(MessageSoFar {
+                            text,
+                            compressed: false,
+                            payload,
+                        });
+                        self.partial_done = true;
+                        return Ok(Some(Found {
+                            opcode: OpCode::Data(Data::Continue),
+                            payload: start..end,
+                        }));
+                    }
                     if header.is_final {
                         return Ok(Some(found));
                     }
-                    let text = data == Data::Text;
-                    self.partial = Some((text, self.buffered[start..end].to_vec()));
+                    self.partial = Some(MessageSoFar {
+                        text,
+                        compressed: header.rsv1,
+                        payload: self.buffered[start..end].to_vec(),
+                    });
                 }
                 (OpCode::Data(Data::Reserved(_)) | OpCode::Control(Control::Reserved(_)), _) => {
                     return Err(ReadError::Protocol)
@@ -277,7 +327,7 @@ impl<S: Source> FrameReader<S> {
     fn item(&self, found: Found) -> Result<Incoming<'_>, ReadError> {
         let payload = &self.buffered[found.payload];
         let (text, message) = match (found.opcode, &self.partial) {
-            (OpCode::Data(Data::Continue), Some((text, message))) => (*text, &message[..]),
+            (OpCode::Data(Data::Continue), Some(message)) => (message.text, &message.payload[..]),
             (OpCode::Data(data), _) => (data == Data::Text, payload),
             (OpCode::Control(Control::Ping), _) => return Ok(Incoming::Ping(payload)),
             (OpCode::Control(Control::Pong), _) => return Ok(Incoming::Pong),
@@ -324,7 +374,7 @@ pub(crate) fn close_code_may_be_sent(code: u16) -> bool {
 impl<S> FrameReader<S> {
     /// Bytes this reader holds: its buffer and a fragmented message so far.
     pub(crate) fn buffered_len(&self) -> usize {
-        self.buffered.capacity() + self.partial.as_ref().map_or(0, |(_, p)| p.capacity())
+        self.buffered.capacity() + self.partial.as_ref().map_or(0, |p| p.payload.capacity())
     }
 
     /// A fragmented message has begun and is not finished.
@@ -338,6 +388,14 @@ impl<S> FrameReader<S> {
         self.buffered.drain(..self.consumed);
         (self.source, self.buffered)
     }
+}
+
+/// A compressed message's payload inflated, within the message size limit.
+fn inflate(compressed: &[u8], max: usize) -> Result<Vec<u8>, ReadError> {
+    crate::deflate::inflate(compressed, max).map_err(|e| match e {
+        crate::deflate::InflateError::TooBig => ReadError::TooBig,
+        crate::deflate::InflateError::Invalid => ReadError::Protocol,
+    })
 }
 
 /// A frame that completed an item.
@@ -705,7 +763,14 @@ mod tests {
         assert_eq!(runtime.block_on(reader.next()), Ok(Incoming::Partial));
         assert_eq!(runtime.block_on(reader.next()), Err(ReadError::Gone));
         assert_eq!(reader.buffered, unfinished[..5]);
-        assert_eq!(reader.partial, Some((true, b"a".to_vec())));
+        assert_eq!(
+            reader.partial,
+            Some(MessageSoFar {
+                text: true,
+                compressed: false,
+                payload: b"a".to_vec()
+            })
+        );
     }
 
     #[test]
