@@ -571,6 +571,87 @@ mod tests {
         })
     }
 
+    /// A deflate reader (as after an agreed permessage-deflate) over these reads.
+    fn deflate_reader(reads: Vec<Vec<u8>>) -> FrameReader<Script> {
+        reader(reads).with_deflate(true)
+    }
+
+    /// A client frame with RSV1 set.
+    fn rsv1(mut frame: Vec<u8>) -> Vec<u8> {
+        frame[0] |= 0x40;
+        frame
+    }
+
+    fn compressed(text: &str) -> Vec<u8> {
+        crate::deflate::compress(text.as_bytes()).expect("compressible")
+    }
+
+    #[test]
+    fn compressed_messages_are_inflated_whole_or_in_fragments() {
+        let text = r#"{"command":"updatePlayer","data":{"x":1,"y":1,"name":"aaaaaaaaaaaaaaaaaaaaaa"}}"#;
+        let packed = compressed(text);
+        let (head, tail) = packed.split_at(packed.len() / 2);
+        let mut bytes = rsv1(client_frame(true, 1, &packed));
+        // Fragmented: RSV1 on the first frame only, a ping between the fragments.
+        bytes.extend(rsv1(client_frame(false, 1, head)));
+        bytes.extend(client_frame(true, 9, b"p"));
+        bytes.extend(client_frame(true, 0, tail));
+        // A plain message between compressed ones (RSV1 is per message).
+        bytes.extend(client_frame(true, 1, b"plain"));
+        let (items, end) = read_all(deflate_reader(vec![bytes]));
+        let text = format!("{:?}", Incoming::Text(text));
+        assert_eq!(
+            items,
+            [text.clone(), "Ping([112])".into(), text, format!("{:?}", Incoming::Text("plain"))]
+        );
+        assert_eq!(end, ReadError::Gone);
+    }
+
+    #[test]
+    fn rsv1_is_a_protocol_error_unless_agreed_and_on_a_first_frame() {
+        let packed = compressed("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        // Not agreed.
+        let (items, end) = read_all(reader(vec![rsv1(client_frame(true, 1, &packed))]));
+        assert!(items.is_empty());
+        assert_eq!(end, ReadError::Protocol);
+        // On a control frame, on a continuation.
+        let mut continuation = client_frame(false, 1, b"a");
+        continuation.extend(rsv1(client_frame(true, 0, b"b")));
+        for bytes in [rsv1(client_frame(true, 9, b"")), continuation] {
+            let (items, end) = read_all(deflate_reader(vec![bytes]));
+            assert!(items.is_empty());
+            assert_eq!(end, ReadError::Protocol);
+        }
+    }
+
+    #[test]
+    fn an_inflate_bomb_is_too_big_and_bad_data_a_protocol_error() {
+        // 2 MB of zeros in a few kilobytes: under the frame limit (1,000 here) only once
+        // cut, so the reader's limit is raised for the frame and kept for the output.
+        let bomb = crate::deflate::compress(&vec![b'0'; 2 << 20]).unwrap();
+        let mut reader = deflate_reader(vec![rsv1(client_frame(true, 1, &bomb))]);
+        reader.max_message = 64 * 1024;
+        assert!(bomb.len() < reader.max_message);
+        let (items, end) = read_all(reader);
+        assert!(items.is_empty());
+        assert_eq!(end, ReadError::TooBig);
+        // In fragments too.
+        let (head, tail) = bomb.split_at(100);
+        let mut bytes = rsv1(client_frame(false, 1, head));
+        bytes.extend(client_frame(true, 0, tail));
+        let mut reader = deflate_reader(vec![bytes]);
+        reader.max_message = 64 * 1024;
+        assert_eq!(read_all(reader).1, ReadError::TooBig);
+        // Block type 3 is reserved: not deflate.
+        let (items, end) = read_all(deflate_reader(vec![rsv1(client_frame(true, 1, &[0xff; 8]))]));
+        assert!(items.is_empty());
+        assert_eq!(end, ReadError::Protocol);
+        // Inflated text that is not UTF-8 is what plain text would be.
+        let latin1 = crate::deflate::compress(&[0xe9; 300]).unwrap();
+        let (_, end) = read_all(deflate_reader(vec![rsv1(client_frame(true, 1, &latin1))]));
+        assert_eq!(end, ReadError::InvalidUtf8);
+    }
+
     #[test]
     fn messages_split_across_reads_and_packed_in_one_read() {
         let one = client_frame(true, 1, br#"{"command":"leaveSession"}"#);
