@@ -66,6 +66,15 @@ pub struct FanoutArgs {
     /// Seconds to wait, after sending stops, for deliveries still on their way.
     #[arg(long, default_value_t = 10.0)]
     pub drain_timeout: f64,
+    /// Offer permessage-deflate in every upgrade (as browsers do) and inflate what comes
+    /// compressed.
+    #[arg(long)]
+    pub deflate: bool,
+    /// Pad each update with realistic JSON (a list of entities with random positions and
+    /// health) until its `playerUpdate` is about this many bytes; 0: the bare `{"seq","t"}`
+    /// (about 75 bytes).
+    #[arg(long, default_value_t = 0)]
+    pub payload_bytes: usize,
 }
 
 /// When to send, fixed once everyone is ready.
@@ -99,6 +108,9 @@ struct Shared {
     stop: AtomicBool,
     /// One per worker thread.
     progress: Vec<Progress>,
+    /// `--deflate`, `--payload-bytes`.
+    deflate: bool,
+    payload_bytes: usize,
 }
 
 impl Shared {
@@ -232,6 +244,8 @@ pub fn run(args: FanoutArgs, threads: usize) -> Result<(), String> {
         plan: OnceLock::new(),
         stop: AtomicBool::new(false),
         progress: (0..threads).map(|_| Progress::default()).collect(),
+        deflate: args.deflate,
+        payload_bytes: args.payload_bytes,
     };
 
     // Players in session order, each thread a contiguous share: with more sessions than
@@ -455,6 +469,8 @@ fn report(
         .put("late_sends", late_sends)
         .put("max_slip_us", max_slip_us)
         .num("setup_s", window.setup_s, 1)
-        .put("sustained", if sustained { "yes" } else { "no" });
+        .put("sustained", if sustained { "yes" } else { "no" })
+        .put("deflate", if args.deflate { "on" } else { "off" })
+        .put("payload_bytes", args.payload_bytes);
     line.print();
 }

@@ -71,8 +71,9 @@ impl Agreement {
     /// The response header's value. `client_max_window_bits` is never sent: the server
     /// inflates with a window of 15 bits, the most a client may use.
     pub(crate) fn response(&self) -> String {
-        let mut value =
-            String::from("permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+        let mut value = String::from(
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        );
         if let Some(bits) = self.server_max_window_bits {
             value.push_str(&format!("; server_max_window_bits={bits}"));
         }
@@ -441,7 +442,12 @@ mod tests {
                 "{two}"
             );
             let agreed = negotiate([bad.as_bytes(), b"permessage-deflate".as_slice()]);
-            assert_eq!(agreed, Some(Agreement { server_max_window_bits: None }));
+            assert_eq!(
+                agreed,
+                Some(Agreement {
+                    server_max_window_bits: None
+                })
+            );
         }
     }
 
@@ -452,7 +458,12 @@ mod tests {
             " , foo; bar=\"ab\" ,PerMessage-Deflate ;\tSERVER_NO_CONTEXT_TAKEOVER ; \
              client_no_context_takeover;server_max_window_bits = 15; client_max_window_bits=15",
         );
-        assert_eq!(agreed, Some(Agreement { server_max_window_bits: Some(15) }));
+        assert_eq!(
+            agreed,
+            Some(Agreement {
+                server_max_window_bits: Some(15)
+            })
+        );
         // Quoted values may hold escapes, and must unescape to a token.
         assert_eq!(
             parse_extensions(br#"a; b="\1\2""#),
@@ -494,7 +505,9 @@ mod tests {
 
     #[test]
     fn incompressible_payloads_are_not_compressed() {
-        let noise: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let noise: Vec<u8> = (0..200u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         assert_eq!(compress(&noise), None);
         assert_eq!(compress(b""), None);
     }
@@ -524,7 +537,10 @@ mod tests {
     #[test]
     fn data_that_is_not_deflate_is_invalid() {
         // Block type 3 is reserved.
-        assert_eq!(inflate(&[0xff, 0xff, 0xff], 1000), Err(InflateError::Invalid));
+        assert_eq!(
+            inflate(&[0xff, 0xff, 0xff], 1000),
+            Err(InflateError::Invalid)
+        );
         // A final block followed by more data.
         let mut final_block = Vec::with_capacity(64);
         let mut c = Compress::new(Compression::fast(), false);

@@ -277,7 +277,9 @@ impl<S: Source> FrameReader<S> {
             match (header.opcode, &mut self.partial) {
                 (OpCode::Data(Data::Continue), None) => return Err(ReadError::Protocol),
                 (OpCode::Data(Data::Continue), Some(message)) => {
-                    message.payload.extend_from_slice(&self.buffered[start..end]);
+                    message
+                        .payload
+                        .extend_from_slice(&self.buffered[start..end]);
                     if header.is_final {
                         if message.compressed {
                             message.payload = inflate(&message.payload, self.max_message)?;
@@ -588,7 +590,8 @@ mod tests {
 
     #[test]
     fn compressed_messages_are_inflated_whole_or_in_fragments() {
-        let text = r#"{"command":"updatePlayer","data":{"x":1,"y":1,"name":"aaaaaaaaaaaaaaaaaaaaaa"}}"#;
+        let text =
+            r#"{"command":"updatePlayer","data":{"x":1,"y":1,"name":"aaaaaaaaaaaaaaaaaaaaaa"}}"#;
         let packed = compressed(text);
         let (head, tail) = packed.split_at(packed.len() / 2);
         let mut bytes = rsv1(client_frame(true, 1, &packed));
@@ -602,7 +605,12 @@ mod tests {
         let text = format!("{:?}", Incoming::Text(text));
         assert_eq!(
             items,
-            [text.clone(), "Ping([112])".into(), text, format!("{:?}", Incoming::Text("plain"))]
+            [
+                text.clone(),
+                "Ping([112])".into(),
+                text,
+                format!("{:?}", Incoming::Text("plain"))
+            ]
         );
         assert_eq!(end, ReadError::Gone);
     }
@@ -643,7 +651,9 @@ mod tests {
         reader.max_message = 64 * 1024;
         assert_eq!(read_all(reader).1, ReadError::TooBig);
         // Block type 3 is reserved: not deflate.
-        let (items, end) = read_all(deflate_reader(vec![rsv1(client_frame(true, 1, &[0xff; 8]))]));
+        let (items, end) = read_all(deflate_reader(vec![rsv1(client_frame(
+            true, 1, &[0xff; 8],
+        ))]));
         assert!(items.is_empty());
         assert_eq!(end, ReadError::Protocol);
         // Inflated text that is not UTF-8 is what plain text would be.

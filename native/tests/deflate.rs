@@ -171,7 +171,8 @@ impl Raw {
 fn deflate(bytes: &[u8]) -> Vec<u8> {
     let mut c = Compress::new(Compression::default(), false);
     let mut out = Vec::with_capacity(bytes.len() + 1024);
-    c.compress_vec(bytes, &mut out, FlushCompress::Sync).unwrap();
+    c.compress_vec(bytes, &mut out, FlushCompress::Sync)
+        .unwrap();
     assert!(out.ends_with(&TAIL));
     out.truncate(out.len() - 4);
     out
@@ -223,7 +224,11 @@ async fn the_offer_is_answered_with_no_context_takeover_both_ways() {
         Some(format!("{AGREED}; server_max_window_bits=10"))
     );
     // Nothing the server can accept: no extension.
-    let (_, head) = connect(&server, Some("permessage-deflate; server_max_window_bits=7")).await;
+    let (_, head) = connect(
+        &server,
+        Some("permessage-deflate; server_max_window_bits=7"),
+    )
+    .await;
     assert_eq!(extensions_of(&head), None);
     let (_, head) = connect(&server, None).await;
     assert_eq!(extensions_of(&head), None);
@@ -250,15 +255,27 @@ async fn broadcasts_go_compressed_once_to_those_that_agreed_and_plain_to_the_res
     // A compressed client message is taken like a plain one.
     a.send_compressed(&create).await;
     let join = a.until("sessionJoin").await;
-    assert!(join.compressed(), "a sessionJoin of 500 bytes goes compressed");
+    assert!(
+        join.compressed(),
+        "a sessionJoin of 500 bytes goes compressed"
+    );
     assert!(join.text().contains(r#""error":0"#), "{}", join.text());
     for client in [&mut b, &mut plain] {
-        client.send_text(r#"{"command":"joinSession","sessionID":-1}"#).await;
-        assert!(client.until("sessionJoin").await.text().contains(r#""error":0"#));
+        client
+            .send_text(r#"{"command":"joinSession","sessionID":-1}"#)
+            .await;
+        assert!(client
+            .until("sessionJoin")
+            .await
+            .text()
+            .contains(r#""error":0"#));
     }
     // Let the joins' playerJoins pass.
-    a.send_compressed(&format!(r#"{{"command":"updatePlayer","player":{}}}"#, big_player(7)))
-        .await;
+    a.send_compressed(&format!(
+        r#"{{"command":"updatePlayer","player":{}}}"#,
+        big_player(7)
+    ))
+    .await;
     let to_a = a.until(r#""name":"player-7""#).await;
     let to_b = b.until(r#""name":"player-7""#).await;
     let to_plain = plain.until(r#""name":"player-7""#).await;
@@ -266,7 +283,10 @@ async fn broadcasts_go_compressed_once_to_those_that_agreed_and_plain_to_the_res
     assert_eq!(to_a, to_b, "one compressed frame, shared");
     assert_eq!(to_plain.first, 0x81, "plain text frame, FIN, no RSV1");
     assert_eq!(to_a.text().as_bytes(), &to_plain.payload[..]);
-    assert!(to_a.payload.len() * 2 < to_plain.payload.len(), "compressed well");
+    assert!(
+        to_a.payload.len() * 2 < to_plain.payload.len(),
+        "compressed well"
+    );
     // A small update goes plain to everyone.
     a.send_text(r#"{"command":"updateSession","session":{"n":1},"player":{"x":1}}"#)
         .await;
@@ -291,8 +311,11 @@ async fn plain_transcript(server: &RunningServer) -> Vec<u8> {
     let (frame, raw) = a.frame_bytes().await;
     assert!(frame.text().contains("sessionJoin"));
     bytes.extend(raw);
-    a.send_text(&format!(r#"{{"command":"updatePlayer","player":{}}}"#, big_player(3)))
-        .await;
+    a.send_text(&format!(
+        r#"{{"command":"updatePlayer","player":{}}}"#,
+        big_player(3)
+    ))
+    .await;
     let (frame, raw) = a.frame_bytes().await;
     assert!(frame.text().contains("playerUpdate"));
     bytes.extend(raw);
@@ -318,7 +341,10 @@ async fn an_inflate_bomb_is_closed_with_1009_and_rsv1_unagreed_with_1002() {
     let (mut bomber, _) = connect(&server, Some("permessage-deflate")).await;
     // 10 MB of spaces inside a JSON string, a few kilobytes compressed: under the 64 KiB
     // message limit on the wire, far over it inflated.
-    let bomb = format!(r#"{{"command":"updatePlayer","player":{{"x":"{}"}}}}"#, " ".repeat(10 << 20));
+    let bomb = format!(
+        r#"{{"command":"updatePlayer","player":{{"x":"{}"}}}}"#,
+        " ".repeat(10 << 20)
+    );
     let compressed = deflate(bomb.as_bytes());
     assert!(compressed.len() < 64 * 1024);
     bomber.send_raw(0xC1, &compressed).await;
@@ -328,7 +354,11 @@ async fn an_inflate_bomb_is_closed_with_1009_and_rsv1_unagreed_with_1002() {
     // The server goes on serving others.
     let (mut other, _) = connect(&server, None).await;
     other.send_text(r#"{"command":"createSession"}"#).await;
-    assert!(other.until("sessionJoin").await.text().contains(r#""error":0"#));
+    assert!(other
+        .until("sessionJoin")
+        .await
+        .text()
+        .contains(r#""error":0"#));
     // RSV1 from a client that did not agree to the extension: protocol error.
     other.send_compressed(r#"{"command":"leaveSession"}"#).await;
     let close = other.frame().await;
