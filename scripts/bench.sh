@@ -237,6 +237,26 @@ for run in $(seq "$runs"); do
     done
     echo "RESULT scenario=max server=$server best_deliveries_per_s=$best run=$run" >> "$results"
   done
+
+  # Compression (permessage-deflate), native only; see BENCHMARKS.md, "Compression": server
+  # CPU per delivery at 50,000/s of 200-byte updates with clients that do not offer it and
+  # with clients that do, then a 100-player session's join snapshot, plain and compressed.
+  # Its lines: scenario=fanout50k-deflate-off / fanout50k-deflate-on / snapshot.
+  if [[ " $servers " == *" native "* ]]; then
+    for deflate in off on; do
+      step "run $run: native: 50,000 deliveries/s of 200-byte updates, permessage-deflate $deflate"
+      offer=(); [ "$deflate" = on ] && offer=(--deflate)
+      start_server native
+      bench fanout --url "$url" --server native --server-pid "$server_pid" \
+        --scenario "fanout50k-deflate-$deflate" --sessions 100 --players 10 --rate 5 \
+        --payload-bytes 200 "${offer[@]}" --duration "$fan_duration" --warmup "$fan_warmup" >/dev/null
+      stop_server
+    done
+    step "run $run: native: join snapshot of a 100-player session (300-byte playerData), plain and compressed"
+    start_server native
+    bench snapshot --url "$url" --server native --players 99 --payload-bytes 300 >/dev/null
+    stop_server
+  fi
 done
 echo "#meta load_after=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" >> "$results"
 
