@@ -180,17 +180,26 @@ pub fn split_url(url: &str) -> Result<(&str, &str), String> {
 pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
 
 /// Inflates permessage-deflate messages (no context takeover: reset per message) into one
-/// reused buffer.
+/// reused buffer. The server compresses a broadcast once and sends the same bytes to every
+/// member, and with no context takeover equal compressed bytes are the same message: the last
+/// [`INFLATED_KEPT`] messages are kept, so that a thread holding several members of a session
+/// inflates each broadcast once (the generator's CPU is taken from the server's).
 pub struct Inflater {
     decompress: flate2::Decompress,
-    out: Vec<u8>,
+    /// (compressed, inflated), the oldest replaced next at `next`.
+    kept: Vec<(Vec<u8>, Vec<u8>)>,
+    next: usize,
 }
+
+/// Messages an [`Inflater`] remembers.
+pub const INFLATED_KEPT: usize = 16;
 
 impl Default for Inflater {
     fn default() -> Self {
         Inflater {
             decompress: flate2::Decompress::new(false),
-            out: Vec::with_capacity(64 << 10),
+            kept: Vec::new(),
+            next: 0,
         }
     }
 }
@@ -198,29 +207,45 @@ impl Default for Inflater {
 impl Inflater {
     /// One message's payload inflated (`00 00 ff ff` appended), at most [`MAX_FRAME`] bytes.
     pub fn inflate(&mut self, payload: &[u8]) -> Result<&[u8], String> {
+        if let Some(i) = self
+            .kept
+            .iter()
+            .position(|(c, _)| !c.is_empty() && c[..] == *payload)
+        {
+            return Ok(&self.kept[i].1);
+        }
+        if self.kept.len() < INFLATED_KEPT {
+            self.kept.push((Vec::new(), Vec::with_capacity(4096)));
+            self.next = self.kept.len() - 1;
+        }
+        let slot = self.next;
+        self.next = (self.next + 1) % INFLATED_KEPT;
+        let (compressed, out) = &mut self.kept[slot];
+        compressed.clear();
+        out.clear();
         self.decompress.reset(false);
-        self.out.clear();
         for part in [payload, &[0, 0, 0xff, 0xff][..]] {
             let mut part = part;
             loop {
-                if self.out.capacity() - self.out.len() < 4096 {
-                    if self.out.len() >= MAX_FRAME {
+                if out.capacity() - out.len() < 4096 {
+                    if out.len() >= MAX_FRAME {
                         return Err("a compressed message inflates past 16 MiB".into());
                     }
-                    self.out.reserve(self.out.capacity().max(4096));
+                    out.reserve(out.capacity().max(4096));
                 }
                 let before = self.decompress.total_in();
                 self.decompress
-                    .decompress_vec(part, &mut self.out, flate2::FlushDecompress::Sync)
+                    .decompress_vec(part, out, flate2::FlushDecompress::Sync)
                     .map_err(|e| format!("a compressed message: {e}"))?;
                 let used = (self.decompress.total_in() - before) as usize;
                 part = &part[used..];
-                if part.is_empty() && self.out.len() < self.out.capacity() {
+                if part.is_empty() && out.len() < out.capacity() {
                     break;
                 }
             }
         }
-        Ok(&self.out)
+        compressed.extend_from_slice(payload);
+        Ok(out)
     }
 }
 

@@ -362,7 +362,7 @@ pub(crate) fn inflate(compressed: &[u8], max: usize) -> Result<Vec<u8>, InflateE
                 out.extend_from_slice(&chunk[..made]);
                 if status == Status::StreamEnd {
                     // A final block (BFINAL) ends the message; only the tail may follow it.
-                    return if part.is_empty() || part == &TAIL[..] || TAIL.ends_with(part) {
+                    return if TAIL.ends_with(part) {
                         Ok(out)
                     } else {
                         Err(InflateError::Invalid)
