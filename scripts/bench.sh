@@ -285,8 +285,27 @@ for run in $(seq "$runs"); do
     step "run $run: $server: highest sustained fan-out, bursty (sends on 1 ms ticks)"
     ladder "$server" burst
 
-    # ---- compression (permessage-deflate): one self-contained block goes here ----
   done
+
+  # Compression (permessage-deflate), native only; see BENCHMARKS.md, "Compression": server
+  # CPU per delivery at 50,000/s of 200-byte updates with clients that do not offer it and
+  # with clients that do, then a 100-player session's join snapshot, plain and compressed.
+  # Its lines: scenario=fanout50k-deflate-off / fanout50k-deflate-on / snapshot.
+  if [[ " $servers " == *" native "* ]]; then
+    for deflate in off on; do
+      step "run $run: native: 50,000 deliveries/s of 200-byte updates, permessage-deflate $deflate"
+      offer=(); [ "$deflate" = on ] && offer=(--deflate)
+      start_server native
+      bench fanout --url "$url" --server native --server-pid "$server_pid" \
+        --scenario "fanout50k-deflate-$deflate" --sessions 100 --players 10 --rate 5 \
+        --payload-bytes 200 "${offer[@]}" --duration "$fan_duration" --warmup "$fan_warmup" >/dev/null
+      stop_server
+    done
+    step "run $run: native: join snapshot of a 100-player session (300-byte playerData), plain and compressed"
+    start_server native
+    bench snapshot --url "$url" --server native --players 99 --payload-bytes 300 >/dev/null
+    stop_server
+  fi
 done
 echo "#meta load_after=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /) took_s=$SECONDS" >> "$results"
 
@@ -352,6 +371,13 @@ churn_o=$(m churn $o cycles_per_s); churn_n=$(m churn $n cycles_per_s)
 big_o=$(m bigsession $o p99_us); big_n=$(m bigsession $n p99_us)
 bigl_o=$(m bigsession $o lost); bigl_n=$(m bigsession $n lost)
 join_o=$(m bigsession $o join_p50_us); join_n=$(m bigsession $n join_p50_us)
+zoff=$(m fanout50k-deflate-off $n cpu_us_per_delivery); zon=$(m fanout50k-deflate-on $n cpu_us_per_delivery)
+# With compression over without, run by run (each pair ran one after the other).
+zratio_runs=$(paste -d' ' <(values fanout50k-deflate-on $n cpu_us_per_delivery) <(values fanout50k-deflate-off $n cpu_us_per_delivery) |
+  awk '{ printf "%s%.2f", (NR > 1 ? " / " : ""), ($2 > 0 ? $1 / $2 : 0) }')
+zratio=$(sed 's| / |\n|g' <<<"$zratio_runs" | { grep . || true; } | sort -g |
+  awk '{ v[NR] = $1 } END { if (NR == 0) { print "NA"; exit } if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+zsnap=$(m snapshot $n plain_over_deflate)
 
 {
   echo
@@ -385,7 +411,10 @@ join_o=$(m bigsession $o join_p50_us); join_n=$(m bigsession $n join_p50_us)
   row "one session of $big_players: updates lost" "$(fmt "$bigl_o" 1 0)" "$(fmt "$bigl_n" 1 0)" "" "0" "" "$(per_run bigsession $n lost 1 0)"
   row "joining a session of $join_members (to its last playerJoin), ms" "$(fmt "$join_o" 1000 1)" "$(fmt "$join_n" 1000 1)" "$(ratio "$join_o" "$join_n")" "<= 100 ms (median)" "$(verdict "$join_n <= 100000")" "$(per_run bigsession $n join_p50_us 1000 1)"
   row "generator CPU per delivery at 50,000/s, us (information)" "$(fmt "$gen_o" 1 2)" "$(fmt "$gen_n" 1 2)" "" "" "" "$(per_run fanout50k $n gen_cpu_us_per_delivery 1 2)"
-  # ---- compression (permessage-deflate): its rows go here ----
+  row "compression off: CPU per delivery at 50,000/s, 200 B updates, us" "" "$(fmt "$zoff" 1 2)" "" "(reference)" "" "$(per_run fanout50k-deflate-off $n cpu_us_per_delivery 1 2)"
+  row "compression on: the same, us" "" "$(fmt "$zon" 1 2)" "" "(clients offer deflate)" "" "$(per_run fanout50k-deflate-on $n cpu_us_per_delivery 1 2)"
+  row "compression on / off, CPU per delivery (median of runs)" "" "$(fmt "$zratio" 1 2)" "" "<= 1.3" "$(verdict "$zratio <= 1.3")" "${zratio_runs:-NA}"
+  row "100-player join snapshot: bytes plain / compressed" "" "$(fmt "$zsnap" 1 2)" "" ">= 3x smaller" "$(verdict "$zsnap >= 3")" "$(per_run snapshot $n plain_over_deflate 1 2)"
   echo
   echo "Per run of the original: sustained $(per_run max $o best_deliveries_per_s 1 0); churn $(per_run churn $o cycles_per_s 1 0); big session p99 ms $(per_run bigsession $o p99_us 1000 2), lost $(per_run bigsession $o lost 1 0); join ms $(per_run bigsession $o join_p50_us 1000 1)"
   for s in original native; do

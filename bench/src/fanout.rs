@@ -82,6 +82,15 @@ pub struct FanoutArgs {
     /// (the default maximum): joining a session of 4,095, to make it full.
     #[arg(long, default_value_t = 0)]
     pub join_probes: usize,
+    /// Offer permessage-deflate in every upgrade (as browsers do) and inflate what comes
+    /// compressed.
+    #[arg(long)]
+    pub deflate: bool,
+    /// Pad each update with realistic JSON (a list of entities with random positions and
+    /// health) until its `playerUpdate` is about this many bytes; 0: the bare `{"seq","t"}`
+    /// (about 75 bytes).
+    #[arg(long, default_value_t = 0)]
+    pub payload_bytes: usize,
 }
 
 /// The send pattern of `fanout`.
@@ -133,6 +142,9 @@ struct Shared {
     room_made: AtomicBool,
     /// One per worker thread.
     progress: Vec<Progress>,
+    /// `--deflate`, `--payload-bytes`.
+    deflate: bool,
+    payload_bytes: usize,
 }
 
 impl Shared {
@@ -269,6 +281,8 @@ pub fn run(args: FanoutArgs, threads: usize) -> Result<(), String> {
         make_room: AtomicBool::new(false),
         room_made: AtomicBool::new(false),
         progress: (0..threads).map(|_| Progress::default()).collect(),
+        deflate: args.deflate,
+        payload_bytes: args.payload_bytes,
     };
 
     // Players in session order, each thread a contiguous share: with more sessions than
@@ -555,6 +569,8 @@ fn report(
             }
         }
     }
-    line.put("sustained", if sustained { "yes" } else { "no" });
+    line.put("sustained", if sustained { "yes" } else { "no" })
+        .put("deflate", if args.deflate { "on" } else { "off" })
+        .put("payload_bytes", args.payload_bytes);
     line.print();
 }

@@ -31,6 +31,7 @@ mod floor;
 mod idle;
 mod reference;
 mod relay_server;
+mod snapshot;
 mod soak;
 mod tokio_relay;
 mod ws;
@@ -68,6 +69,8 @@ enum Scenario {
     Attack(attack::AttackArgs),
     /// Members dropping and resuming at random: nothing lost, nothing left over.
     Soak(soak::SoakArgs),
+    /// Bytes on the wire of a join snapshot, with and without permessage-deflate.
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 fn main() {
@@ -80,6 +83,7 @@ fn main() {
         // Their own threads, each an epoll loop over a share of the clients: no async runtime.
         Scenario::Fanout(args) => fanout::run(args, epoll_threads(cli.threads)),
         Scenario::Churn(args) => churn::run(args, epoll_threads(cli.threads)),
+        Scenario::Snapshot(args) => snapshot::run(args),
         scenario => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             builder.enable_all();
@@ -95,6 +99,7 @@ fn main() {
                     Scenario::Floor(_)
                     | Scenario::Fanout(_)
                     | Scenario::Churn(_)
+                    | Scenario::Snapshot(_)
                     | Scenario::BareServer(_)
                     | Scenario::TokioRelayServer(_)
                     | Scenario::RelayServer(_) => {

@@ -9,7 +9,8 @@
 //! no allocation per frame and never zero-fills a buffer before a read.
 //!
 //! What it leaves out, because the session server never sends it: fragmented messages
-//! (continuation frames are a protocol error here), extensions, subprotocols. The server's
+//! (continuation frames are a protocol error here), subprotocols, and every extension but
+//! permessage-deflate with no context takeover (`--deflate`: [`DEFLATE_OFFER`], [`Inflater`]). The server's
 //! `Sec-WebSocket-Accept` is not verified either: the server is ours and on loopback, and a
 //! wrong upgrade shows up at once as frames that do not parse.
 
@@ -34,11 +35,22 @@ pub const MAX_FRAME: usize = 16 << 20;
 pub struct Frame<'a> {
     pub opcode: OpCode,
     pub payload: &'a [u8],
+    /// RSV1: the payload is compressed (permessage-deflate; only with [`parse_frame_deflate`]).
+    pub compressed: bool,
 }
 
 /// The first complete server frame at the start of `buf` and the bytes it takes, `Ok(None)`
 /// when `buf` holds only part of one (read more and call again with the same start).
 pub fn parse_server_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, String> {
+    parse_frame_deflate(buf, false)
+}
+
+/// [`parse_server_frame`] for a connection that agreed to permessage-deflate (`deflate`):
+/// RSV1 is then allowed on a data frame.
+pub fn parse_frame_deflate(
+    buf: &[u8],
+    deflate: bool,
+) -> Result<Option<(Frame<'_>, usize)>, String> {
     let mut cursor = Cursor::new(buf);
     let (header, len) = match FrameHeader::parse(&mut cursor) {
         Ok(Some(parsed)) => parsed,
@@ -48,7 +60,8 @@ pub fn parse_server_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, Stri
         }
         Err(e) => return Err(format!("a server frame: {e}")),
     };
-    if header.rsv1 || header.rsv2 || header.rsv3 {
+    let rsv1_allowed = deflate && matches!(header.opcode, OP_TEXT | OP_BINARY);
+    if (header.rsv1 && !rsv1_allowed) || header.rsv2 || header.rsv3 {
         return Err(format!(
             "reserved bits set in a server frame ({:#04x})",
             buf[0]
@@ -75,6 +88,7 @@ pub fn parse_server_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, Stri
             Frame {
                 opcode: header.opcode,
                 payload,
+                compressed: header.rsv1,
             },
             end,
         ))),
@@ -162,8 +176,91 @@ pub fn split_url(url: &str) -> Result<(&str, &str), String> {
     })
 }
 
+/// What `--deflate` offers: what browsers offer.
+pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
+
+/// Inflates permessage-deflate messages (no context takeover: reset per message) into one
+/// reused buffer. The server compresses a broadcast once and sends the same bytes to every
+/// member, and with no context takeover equal compressed bytes are the same message: the last
+/// [`INFLATED_KEPT`] messages are kept, so that a thread holding several members of a session
+/// inflates each broadcast once (the generator's CPU is taken from the server's).
+pub struct Inflater {
+    decompress: flate2::Decompress,
+    /// (compressed, inflated), the oldest replaced next at `next`.
+    kept: Vec<(Vec<u8>, Vec<u8>)>,
+    next: usize,
+}
+
+/// Messages an [`Inflater`] remembers.
+pub const INFLATED_KEPT: usize = 16;
+
+impl Default for Inflater {
+    fn default() -> Self {
+        Inflater {
+            decompress: flate2::Decompress::new(false),
+            kept: Vec::new(),
+            next: 0,
+        }
+    }
+}
+
+impl Inflater {
+    /// One message's payload inflated (`00 00 ff ff` appended), at most [`MAX_FRAME`] bytes.
+    pub fn inflate(&mut self, payload: &[u8]) -> Result<&[u8], String> {
+        if let Some(i) = self
+            .kept
+            .iter()
+            .position(|(c, _)| !c.is_empty() && c[..] == *payload)
+        {
+            return Ok(&self.kept[i].1);
+        }
+        if self.kept.len() < INFLATED_KEPT {
+            self.kept.push((Vec::new(), Vec::with_capacity(4096)));
+            self.next = self.kept.len() - 1;
+        }
+        let slot = self.next;
+        self.next = (self.next + 1) % INFLATED_KEPT;
+        let (compressed, out) = &mut self.kept[slot];
+        compressed.clear();
+        out.clear();
+        self.decompress.reset(false);
+        for part in [payload, &[0, 0, 0xff, 0xff][..]] {
+            let mut part = part;
+            loop {
+                if out.capacity() - out.len() < 4096 {
+                    if out.len() >= MAX_FRAME {
+                        return Err("a compressed message inflates past 16 MiB".into());
+                    }
+                    out.reserve(out.capacity().max(4096));
+                }
+                let before = self.decompress.total_in();
+                self.decompress
+                    .decompress_vec(part, out, flate2::FlushDecompress::Sync)
+                    .map_err(|e| format!("a compressed message: {e}"))?;
+                let used = (self.decompress.total_in() - before) as usize;
+                part = &part[used..];
+                if part.is_empty() && out.len() < out.capacity() {
+                    break;
+                }
+            }
+        }
+        compressed.extend_from_slice(payload);
+        Ok(out)
+    }
+}
+
 /// The HTTP/1.1 upgrade request, with a fresh `Sec-WebSocket-Key` (16 random bytes, base64).
 pub fn upgrade_request(host: &str, path: &str, rng: &mut Xorshift) -> String {
+    upgrade_request_with(host, path, rng, None)
+}
+
+/// [`upgrade_request`] offering `extensions` (`Sec-WebSocket-Extensions`), if any.
+pub fn upgrade_request_with(
+    host: &str,
+    path: &str,
+    rng: &mut Xorshift,
+    extensions: Option<&str>,
+) -> String {
     let mut key = [0u8; 16];
     key[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
     key[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
@@ -171,9 +268,13 @@ pub fn upgrade_request(host: &str, path: &str, rng: &mut Xorshift) -> String {
     let _ = write!(
         request,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n",
         base64(&key)
     );
+    if let Some(extensions) = extensions {
+        let _ = write!(request, "Sec-WebSocket-Extensions: {extensions}\r\n");
+    }
+    request.push_str("\r\n");
     request
 }
 

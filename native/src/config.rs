@@ -35,6 +35,12 @@ pub struct Config {
     /// Largest WebSocket message accepted from a client, in bytes; larger ones close the
     /// connection with code 1009.
     pub max_message_size: usize,
+    /// Accept permessage-deflate (RFC 7692) when a client offers it (default on): messages of
+    /// 128 bytes or more then go compressed to it, each on its own (no context takeover, so
+    /// no memory per connection), and its compressed messages are inflated within
+    /// `max_message_size`. Clients that do not offer it see no difference. See PROTOCOL.md,
+    /// "Compression".
+    pub deflate: bool,
     /// Limits the session logic enforces (nesting depth, players per session, session data,
     /// sessions per server). `max_depth` is at most [`Config::MAX_DEPTH`]; `start` uses that
     /// when given more.
@@ -99,6 +105,7 @@ impl Default for Config {
             memory_budget: None,
             fragment_timeout: Duration::from_secs(10),
             max_message_size: 64 * 1024,
+            deflate: true,
             limits: Limits::default(),
             connection: ConnectionConfig::default(),
             shutdown_grace: Duration::from_secs(5),

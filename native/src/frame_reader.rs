@@ -125,10 +125,22 @@ pub(crate) struct FrameReader<S = OwnedReadHalf> {
     /// Bytes at the front of `buffered` that the last returned item still borrows.
     consumed: usize,
     /// A fragmented message so far: whether it is text, and its payload.
-    partial: Option<(bool, Vec<u8>)>,
+    partial: Option<MessageSoFar>,
     /// `partial` was returned whole and is dropped on the next call.
     partial_done: bool,
+    /// The client agreed to permessage-deflate: a message whose first frame has RSV1 set is
+    /// compressed (deflate.rs), and is inflated once whole.
+    deflate: bool,
     max_message: usize,
+}
+
+/// A fragmented message so far, or a compressed message once inflated.
+#[derive(Debug, PartialEq, Eq)]
+struct MessageSoFar {
+    text: bool,
+    /// Its first frame had RSV1 set: `payload` is still compressed.
+    compressed: bool,
+    payload: Vec<u8>,
 }
 
 impl<S: Source> FrameReader<S> {
@@ -139,8 +151,15 @@ impl<S: Source> FrameReader<S> {
             consumed: 0,
             partial: None,
             partial_done: false,
+            deflate: false,
             max_message,
         }
+    }
+
+    /// For a client that agreed to permessage-deflate: messages with RSV1 are inflated.
+    pub(crate) fn with_deflate(mut self, deflate: bool) -> Self {
+        self.deflate = deflate;
+        self
     }
 
     /// The next message or control frame.
@@ -208,7 +227,15 @@ impl<S: Source> FrameReader<S> {
             let Some(mask) = header.mask else {
                 return Err(ReadError::Protocol);
             };
-            if header.rsv1 || header.rsv2 || header.rsv3 {
+            if header.rsv2 || header.rsv3 {
+                return Err(ReadError::Protocol);
+            }
+            // RSV1 marks a compressed message (RFC 7692 6): only once agreed, and only on a
+            // message's first frame (never on a continuation or a control frame).
+            if header.rsv1
+                && (!self.deflate
+                    || !matches!(header.opcode, OpCode::Data(Data::Text | Data::Binary)))
+            {
                 return Err(ReadError::Protocol);
             }
             if length > MAX_LENGTH {
@@ -223,7 +250,7 @@ impl<S: Source> FrameReader<S> {
                 // between the fragments (control frames do not count towards the message).
                 // Careful about integer overflow: the peer's length is compared with what
                 // remains, never added to what came before.
-                let so_far = self.partial.as_ref().map_or(0, |(_, p)| p.len() as u64);
+                let so_far = self.partial.as_ref().map_or(0, |p| p.payload.len() as u64);
                 let max = self.max_message as u64;
                 if so_far > max || length > max - so_far {
                     return Err(ReadError::TooBig);
@@ -249,9 +276,15 @@ impl<S: Source> FrameReader<S> {
             };
             match (header.opcode, &mut self.partial) {
                 (OpCode::Data(Data::Continue), None) => return Err(ReadError::Protocol),
-                (OpCode::Data(Data::Continue), Some((_, message))) => {
-                    message.extend_from_slice(&self.buffered[start..end]);
+                (OpCode::Data(Data::Continue), Some(message)) => {
+                    message
+                        .payload
+                        .extend_from_slice(&self.buffered[start..end]);
                     if header.is_final {
+                        if message.compressed {
+                            message.payload = inflate(&message.payload, self.max_message)?;
+                            message.compressed = false;
+                        }
                         self.partial_done = true;
                         return Ok(Some(found));
                     }
@@ -260,11 +293,30 @@ impl<S: Source> FrameReader<S> {
                     return Err(ReadError::Protocol)
                 }
                 (OpCode::Data(data @ (Data::Text | Data::Binary)), None) => {
+                    let text = data == Data::Text;
+                    if header.is_final && header.rsv1 {
+                        // Inflated into `partial`, and handed out from there as a
+                        // fragmented message's end is.
+                        let payload = inflate(&self.buffered[start..end], self.max_message)?;
+                        self.partial = Some(MessageSoFar {
+                            text,
+                            compressed: false,
+                            payload,
+                        });
+                        self.partial_done = true;
+                        return Ok(Some(Found {
+                            opcode: OpCode::Data(Data::Continue),
+                            payload: start..end,
+                        }));
+                    }
                     if header.is_final {
                         return Ok(Some(found));
                     }
-                    let text = data == Data::Text;
-                    self.partial = Some((text, self.buffered[start..end].to_vec()));
+                    self.partial = Some(MessageSoFar {
+                        text,
+                        compressed: header.rsv1,
+                        payload: self.buffered[start..end].to_vec(),
+                    });
                 }
                 (OpCode::Data(Data::Reserved(_)) | OpCode::Control(Control::Reserved(_)), _) => {
                     return Err(ReadError::Protocol)
@@ -277,7 +329,7 @@ impl<S: Source> FrameReader<S> {
     fn item(&self, found: Found) -> Result<Incoming<'_>, ReadError> {
         let payload = &self.buffered[found.payload];
         let (text, message) = match (found.opcode, &self.partial) {
-            (OpCode::Data(Data::Continue), Some((text, message))) => (*text, &message[..]),
+            (OpCode::Data(Data::Continue), Some(message)) => (message.text, &message.payload[..]),
             (OpCode::Data(data), _) => (data == Data::Text, payload),
             (OpCode::Control(Control::Ping), _) => return Ok(Incoming::Ping(payload)),
             (OpCode::Control(Control::Pong), _) => return Ok(Incoming::Pong),
@@ -324,7 +376,7 @@ pub(crate) fn close_code_may_be_sent(code: u16) -> bool {
 impl<S> FrameReader<S> {
     /// Bytes this reader holds: its buffer and a fragmented message so far.
     pub(crate) fn buffered_len(&self) -> usize {
-        self.buffered.capacity() + self.partial.as_ref().map_or(0, |(_, p)| p.capacity())
+        self.buffered.capacity() + self.partial.as_ref().map_or(0, |p| p.payload.capacity())
     }
 
     /// A fragmented message has begun and is not finished.
@@ -338,6 +390,14 @@ impl<S> FrameReader<S> {
         self.buffered.drain(..self.consumed);
         (self.source, self.buffered)
     }
+}
+
+/// A compressed message's payload inflated, within the message size limit.
+fn inflate(compressed: &[u8], max: usize) -> Result<Vec<u8>, ReadError> {
+    crate::deflate::inflate(compressed, max).map_err(|e| match e {
+        crate::deflate::InflateError::TooBig => ReadError::TooBig,
+        crate::deflate::InflateError::Invalid => ReadError::Protocol,
+    })
 }
 
 /// A frame that completed an item.
@@ -511,6 +571,95 @@ mod tests {
                 }
             }
         })
+    }
+
+    /// A deflate reader (as after an agreed permessage-deflate) over these reads.
+    fn deflate_reader(reads: Vec<Vec<u8>>) -> FrameReader<Script> {
+        reader(reads).with_deflate(true)
+    }
+
+    /// A client frame with RSV1 set.
+    fn rsv1(mut frame: Vec<u8>) -> Vec<u8> {
+        frame[0] |= 0x40;
+        frame
+    }
+
+    fn compressed(text: &str) -> Vec<u8> {
+        crate::deflate::compress(text.as_bytes()).expect("compressible")
+    }
+
+    #[test]
+    fn compressed_messages_are_inflated_whole_or_in_fragments() {
+        let text =
+            r#"{"command":"updatePlayer","data":{"x":1,"y":1,"name":"aaaaaaaaaaaaaaaaaaaaaa"}}"#;
+        let packed = compressed(text);
+        let (head, tail) = packed.split_at(packed.len() / 2);
+        let mut bytes = rsv1(client_frame(true, 1, &packed));
+        // Fragmented: RSV1 on the first frame only, a ping between the fragments.
+        bytes.extend(rsv1(client_frame(false, 1, head)));
+        bytes.extend(client_frame(true, 9, b"p"));
+        bytes.extend(client_frame(true, 0, tail));
+        // A plain message between compressed ones (RSV1 is per message).
+        bytes.extend(client_frame(true, 1, b"plain"));
+        let (items, end) = read_all(deflate_reader(vec![bytes]));
+        let text = format!("{:?}", Incoming::Text(text));
+        assert_eq!(
+            items,
+            [
+                text.clone(),
+                "Ping([112])".into(),
+                text,
+                format!("{:?}", Incoming::Text("plain"))
+            ]
+        );
+        assert_eq!(end, ReadError::Gone);
+    }
+
+    #[test]
+    fn rsv1_is_a_protocol_error_unless_agreed_and_on_a_first_frame() {
+        let packed = compressed("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        // Not agreed.
+        let (items, end) = read_all(reader(vec![rsv1(client_frame(true, 1, &packed))]));
+        assert!(items.is_empty());
+        assert_eq!(end, ReadError::Protocol);
+        // On a control frame, on a continuation.
+        let mut continuation = client_frame(false, 1, b"a");
+        continuation.extend(rsv1(client_frame(true, 0, b"b")));
+        for bytes in [rsv1(client_frame(true, 9, b"")), continuation] {
+            let (items, end) = read_all(deflate_reader(vec![bytes]));
+            assert!(items.is_empty());
+            assert_eq!(end, ReadError::Protocol);
+        }
+    }
+
+    #[test]
+    fn an_inflate_bomb_is_too_big_and_bad_data_a_protocol_error() {
+        // 2 MB of zeros in a few kilobytes: under the frame limit (1,000 here) only once
+        // cut, so the reader's limit is raised for the frame and kept for the output.
+        let bomb = crate::deflate::compress(&vec![b'0'; 2 << 20]).unwrap();
+        let mut reader = deflate_reader(vec![rsv1(client_frame(true, 1, &bomb))]);
+        reader.max_message = 64 * 1024;
+        assert!(bomb.len() < reader.max_message);
+        let (items, end) = read_all(reader);
+        assert!(items.is_empty());
+        assert_eq!(end, ReadError::TooBig);
+        // In fragments too.
+        let (head, tail) = bomb.split_at(100);
+        let mut bytes = rsv1(client_frame(false, 1, head));
+        bytes.extend(client_frame(true, 0, tail));
+        let mut reader = deflate_reader(vec![bytes]);
+        reader.max_message = 64 * 1024;
+        assert_eq!(read_all(reader).1, ReadError::TooBig);
+        // Block type 3 is reserved: not deflate.
+        let (items, end) = read_all(deflate_reader(vec![rsv1(client_frame(
+            true, 1, &[0xff; 8],
+        ))]));
+        assert!(items.is_empty());
+        assert_eq!(end, ReadError::Protocol);
+        // Inflated text that is not UTF-8 is what plain text would be.
+        let latin1 = crate::deflate::compress(&[0xe9; 300]).unwrap();
+        let (_, end) = read_all(deflate_reader(vec![rsv1(client_frame(true, 1, &latin1))]));
+        assert_eq!(end, ReadError::InvalidUtf8);
     }
 
     #[test]
@@ -705,7 +854,14 @@ mod tests {
         assert_eq!(runtime.block_on(reader.next()), Ok(Incoming::Partial));
         assert_eq!(runtime.block_on(reader.next()), Err(ReadError::Gone));
         assert_eq!(reader.buffered, unfinished[..5]);
-        assert_eq!(reader.partial, Some((true, b"a".to_vec())));
+        assert_eq!(
+            reader.partial,
+            Some(MessageSoFar {
+                text: true,
+                compressed: false,
+                payload: b"a".to_vec()
+            })
+        );
     }
 
     #[test]

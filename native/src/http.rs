@@ -28,6 +28,7 @@ use crate::assets;
 use crate::auth::{Authorizer, UpgradeRequest};
 use crate::connection::{self, Shared};
 use crate::counting::Counted;
+use crate::deflate::{self, Agreement, Deflate};
 use crate::frame_reader::FrameReader;
 use crate::response::{asset, text};
 use crate::session_task::SessionMsg;
@@ -37,6 +38,8 @@ pub(crate) struct Context {
     pub(crate) shared: Arc<Shared>,
     /// Largest message accepted from a client, in bytes.
     pub(crate) max_message_size: usize,
+    /// Whether a client's permessage-deflate offer is accepted (`Config::deflate`).
+    pub(crate) deflate: bool,
     /// Held by every connection task; shutdown waits until all are dropped.
     pub(crate) alive: tokio::sync::mpsc::Sender<()>,
     /// One permit per open TCP connection (plain HTTP, before or after its upgrade).
@@ -343,6 +346,15 @@ fn upgrade(
         );
     };
     let accept = derive_accept_key(key.as_bytes());
+    // permessage-deflate (RFC 7692), when enabled and offered in a form the server accepts.
+    let agreement = ctx
+        .deflate
+        .then(|| {
+            let offers = req.headers().get_all(header::SEC_WEBSOCKET_EXTENSIONS);
+            deflate::negotiate(offers.iter().map(HeaderValue::as_bytes))
+        })
+        .flatten();
+    let deflate = agreement.as_ref().map_or(Deflate::OFF, Agreement::deflate);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let ctx = ctx.clone();
     tokio::spawn(async move {
@@ -365,8 +377,10 @@ fn upgrade(
                 let (read, write) = parts.io.into_inner().into_split();
                 drop(parts.read_buf);
                 let budget = ctx.shared.budget.clone();
-                let outbox = Outbox::new(write, ctx.shared.send_queue_bytes, budget);
-                let reader = FrameReader::new(read, already_read, ctx.max_message_size);
+                let outbox =
+                    Outbox::with_deflate(write, ctx.shared.send_queue_bytes, budget, deflate);
+                let reader = FrameReader::new(read, already_read, ctx.max_message_size)
+                    .with_deflate(deflate.is_on());
                 // A task of its own: this one's state (hyper's upgrade, the context) is then
                 // freed, and an open connection's task holds only the connection.
                 let shared = ctx.shared.clone();
@@ -385,6 +399,11 @@ fn upgrade(
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     if let Ok(accept) = HeaderValue::from_str(&accept) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(agreement) = agreement {
+        if let Ok(value) = HeaderValue::from_str(&agreement.response()) {
+            headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
+        }
     }
     res
 }

@@ -31,6 +31,8 @@
 //!   (one player): feeds it the client's frames and the timer, carries out what it asks, and
 //!   its `PlayerConnection`'s `Drop` leaves the session however the task ends.
 //! - `peer.rs`: the way to one connection's outbox, shared by its task and its session's.
+//! - `deflate.rs`: permessage-deflate (RFC 7692): the upgrade's offer, and compressing and
+//!   inflating messages with no context takeover (one codec per thread, none per connection).
 //! - `frame_reader.rs`: reading a client's WebSocket messages, with a buffer only while bytes
 //!   wait in it.
 //! - `socket.rs`: writing to a client: frames built once per broadcast, written straight to
@@ -65,6 +67,7 @@ mod budget;
 mod config;
 mod connection;
 mod counting;
+mod deflate;
 mod frame_reader;
 mod http;
 mod memory;

@@ -55,6 +55,10 @@ struct Args {
     /// Largest message a client may send, in bytes; larger ones close the connection (1009).
     #[arg(long, env = "MAX_MESSAGE_SIZE", default_value_t = 64 * 1024)]
     max_message_size: usize,
+    /// permessage-deflate (RFC 7692) for clients that offer it: `on` compresses messages of
+    /// 128 bytes or more to them and inflates theirs (no context takeover), `off` declines.
+    #[arg(long, env = "DEFLATE", default_value = "on", value_parser = ["on", "off"])]
+    deflate: String,
     /// Deepest nesting of objects and arrays in a frame (error 15 beyond); at most 512.
     #[arg(long, env = "MAX_DEPTH", default_value_t = Limits::default().max_depth,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=Config::MAX_DEPTH as u64))]
@@ -147,6 +151,7 @@ impl Args {
             memory_budget: self.memory_budget,
             fragment_timeout: Duration::from_millis(self.fragment_timeout_ms),
             max_message_size: self.max_message_size,
+            deflate: self.deflate == "on",
             limits: Limits {
                 max_depth: self.max_depth,
                 max_players_per_session: self.max_players_per_session,

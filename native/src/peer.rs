@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sessionserver_core::{CloseReason, JoinBurst, ServerFrame};
 
+use crate::deflate::Deflate;
 use crate::metrics::Metrics;
 use crate::socket::{self, Full, Outbox};
 
@@ -28,9 +29,15 @@ impl Peer {
     /// disconnected rather than slowing down its session or growing the server's memory.
     pub(crate) fn send(&self, frame: &ServerFrame) {
         self.metrics.frame_out(frame);
-        if self.outbox.send(ws_frame_of(frame)).is_err() {
+        if self.outbox.send(self.ws_frame(frame)).is_err() {
             self.outbox.end(CloseReason::SendQueueFull);
         }
+    }
+
+    /// `frame` as this client's WebSocket frame: compressed when it agreed to
+    /// permessage-deflate and the frame is large enough to gain (see `deflate.rs`).
+    pub(crate) fn ws_frame(&self, frame: &ServerFrame) -> Bytes {
+        ws_frame_for(self.outbox.deflate(), frame)
     }
 
     /// Queues a frame for the session's next flush, with its WebSocket frame already built
@@ -51,9 +58,10 @@ impl Peer {
     /// takes them. Returns the outbox when the caller must flush it.
     pub(crate) fn queue_burst(&self, burst: JoinBurst) -> Option<Arc<Outbox>> {
         let metrics = self.metrics.clone();
+        let deflate = self.outbox.deflate();
         let frames = burst.map(move |frame| {
             metrics.frame_out(&frame);
-            ws_frame_of(&frame)
+            ws_frame_for(deflate, &frame)
         });
         self.outbox
             .queue_source(Box::new(frames))
@@ -69,4 +77,16 @@ impl Peer {
 /// A core frame as a WebSocket text frame, ready to write.
 pub(crate) fn ws_frame_of(frame: &ServerFrame) -> Bytes {
     socket::frame(1, frame.bytes())
+}
+
+/// A core frame as the WebSocket frame for a client that agreed to `deflate`: compressed
+/// (RSV1) when it takes frames of this size and compression makes it shorter, else plain.
+pub(crate) fn ws_frame_for(deflate: Deflate, frame: &ServerFrame) -> Bytes {
+    let payload = frame.bytes();
+    if deflate.takes(payload.len()) {
+        if let Some(compressed) = crate::deflate::text_frame(payload) {
+            return compressed;
+        }
+    }
+    ws_frame_of(frame)
 }

@@ -115,6 +115,7 @@ pub async fn start(config: Config) -> io::Result<RunningServer> {
         allowed_origins: config.allowed_origins.clone(),
         authorize: config.authorize.clone(),
         max_message_size: config.max_message_size,
+        deflate: config.deflate,
         alive,
     });
     let task = tokio::spawn(accept_loop(listener, ctx, all_done, config.shutdown_grace));

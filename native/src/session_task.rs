@@ -15,6 +15,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::budget::Budget;
+use crate::deflate;
 use crate::metrics::Metrics;
 use crate::peer::{ws_frame_of, Peer};
 use crate::registry::Registry;
@@ -339,7 +340,7 @@ impl SessionTask {
                 Output::Send { to, frame } => {
                     if let Some(peer) = self.peers.get(&to) {
                         self.metrics.frames_out(&frame, 1);
-                        if let Some(outbox) = peer.queue(ws_frame_of(&frame)) {
+                        if let Some(outbox) = peer.queue(peer.ws_frame(&frame)) {
                             self.unflushed.push(outbox);
                         }
                     }
@@ -366,6 +367,10 @@ impl SessionTask {
                 }
                 Output::Broadcast { frame, except } => {
                     let ws_frame: Bytes = ws_frame_of(&frame);
+                    // Compressed at most once, when the first member that agreed to
+                    // permessage-deflate (and takes frames of this size) comes; `Some(None)`:
+                    // compression did not make it shorter.
+                    let mut compressed: Option<Option<Bytes>> = None;
                     let mut recipients = 0;
                     for to in self.session.member_ids() {
                         if Some(to) == except {
@@ -373,6 +378,14 @@ impl SessionTask {
                         }
                         if let Some(peer) = self.peers.get(&to) {
                             recipients += 1;
+                            let ws_frame = if peer.outbox.deflate().takes(frame.bytes().len()) {
+                                compressed
+                                    .get_or_insert_with(|| deflate::text_frame(frame.bytes()))
+                                    .as_ref()
+                                    .unwrap_or(&ws_frame)
+                            } else {
+                                &ws_frame
+                            };
                             if let Some(outbox) = peer.queue(ws_frame.clone()) {
                                 self.unflushed.push(outbox);
                             }

@@ -27,6 +27,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
 use crate::budget::{Budget, MEMORY_BUDGET_CODE, MEMORY_BUDGET_TEXT};
+use crate::deflate::Deflate;
 
 /// Frames handed to one `writev` (Linux takes up to 1,024; 64 frames already fill a socket's
 /// send buffer at typical sizes).
@@ -159,13 +160,26 @@ pub(crate) struct Outbox {
     /// before it reads the client's next frame: whatever the client sends after seeing its
     /// `sessionLeave` is taken in the lobby.
     kicked_from: AtomicU64,
+    /// What the client agreed to in its upgrade: compressed frames (RSV1) or none.
+    deflate: Deflate,
 }
 
 /// [`Outbox::kick`] was not called (no session has this ID: IDs are below 2^53).
 const NOT_KICKED: u64 = u64::MAX;
 
 impl Outbox {
+    #[cfg(test)]
     pub(crate) fn new(socket: OwnedWriteHalf, limit: usize, budget: Arc<Budget>) -> Arc<Self> {
+        Self::with_deflate(socket, limit, budget, Deflate::OFF)
+    }
+
+    /// An outbox for a client that agreed to `deflate` (permessage-deflate) in its upgrade.
+    pub(crate) fn with_deflate(
+        socket: OwnedWriteHalf,
+        limit: usize,
+        budget: Arc<Budget>,
+        deflate: Deflate,
+    ) -> Arc<Self> {
         Arc::new(Outbox {
             socket,
             state: Mutex::new(State::default()),
@@ -174,7 +188,13 @@ impl Outbox {
             drained: Notify::new(),
             ended: Notify::new(),
             kicked_from: AtomicU64::new(NOT_KICKED),
+            deflate,
         })
+    }
+
+    /// What the client agreed to: which of its frames may go compressed.
+    pub(crate) fn deflate(&self) -> Deflate {
+        self.deflate
     }
 
     /// The player was kicked from `session` by its host: its task tells the player's machine
@@ -736,8 +756,13 @@ impl Pending {
 /// A WebSocket frame from the server (never masked), ready to write: `opcode` 1 text, 8 close,
 /// 9 ping.
 pub(crate) fn frame(opcode: u8, payload: &[u8]) -> Bytes {
+    frame_with(0x80 | opcode, payload)
+}
+
+/// A whole frame whose first byte (FIN, RSV1-3, opcode) is `first`.
+pub(crate) fn frame_with(first: u8, payload: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(payload.len() + 10);
-    out.push(0x80 | opcode);
+    out.push(first);
     match payload.len() {
         n if n < 126 => out.push(n as u8),
         n if n <= 0xffff => {

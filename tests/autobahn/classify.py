@@ -12,8 +12,9 @@ NO-ECHO        the only fault is that the expected echo never came: the server i
                server's JSON text replies, and the connection ended by the fuzzer's own close:
                either a close the suite judged OK, or its 1001 after `killAfter` (waiting for
                the echo), answered with 1001 in a clean close handshake, in a case where the
-               suite was to close anyway. In the 9.* cases (no events recorded) the suite's
-               result must say that a text message came instead of the echo.
+               suite was to close anyway. In the 9.*, 12.* and 13.* cases (no events
+               recorded) the suite's result must say that a text message came instead of
+               the echo.
 VIOLATION      anything else.
 
 Prints every violation with its case ID and the suite's reasons, counts per category, and a
@@ -28,13 +29,17 @@ import re
 import sys
 
 
-# What the 9.* cases say when a text message came instead of the echo (their wording, from
-# autobahntestsuite/case/case9_*.py; 9.4.* says "got binary" where it means text).
+# What the 9.*, 12.* and 13.* cases say when a text message came instead of the echo (their
+# wording, from autobahntestsuite/case/case9_*.py and case12_*.py; 9.4.* says "got binary"
+# where it means text).
 TEXT_INSTEAD_OF_ECHO = [
     r"^Expected text message with payload of length \d+, but got \d+\.$",
     r"^Expected binary message with payload, but got text\.$",
     r"^Expected binary message with payload, but got binary\.$",
     r"^Echo'ed message type or length differs from what I sent \(got binary = False, ",
+    # 12.* and 13.* (permessage-deflate): the reply, inflated when it came compressed.
+    r"^Echo'ed message length differs from what I sent \(got length \d+, expected length \d+\)\.$",
+    r"^Echo'ed message type differs from what I sent \(got binary False, expected binary True\)\.$",
 ]
 
 
@@ -71,8 +76,8 @@ def only_fault_is_no_echo(case):
         if not all(is_json_reply(event) for event in received if event[0] == "message"):
             return False
     else:
-        # 9.*: the suite records no events and checks each echo itself; its result says what
-        # came instead. Only a text message (the JSON reply) counts: no answer at all is not
+        # 9.*, 12.*, 13.*: the suite records no events and checks each echo itself; its result
+        # says what came instead. Only a text message (the JSON reply) counts: no answer at all is not
         # the server's way, and is left a violation.
         if not any(re.match(pattern, case["result"]) for pattern in TEXT_INSTEAD_OF_ECHO):
             return False

@@ -62,12 +62,16 @@ class Classify(unittest.TestCase):
             "Expected text message with payload of length 65536, but got 104.",
             "Expected binary message with payload, but got text.",
             "Echo'ed message type or length differs from what I sent (got binary = False, payload length = 115).",
+            # 12.*, 13.* (permessage-deflate)
+            "Echo'ed message length differs from what I sent (got length 117, expected length 16).",
+            "Echo'ed message type differs from what I sent (got binary False, expected binary True).",
         ]:
             self.assertEqual(classify(case(result=result, **nine)), "NO-ECHO", result)
         for result in [
             "Did not receive message within 100 seconds.",
             "Expected text message with payload, but got binary.",
             "Echo'ed message type or length differs from what I sent (got binary = True, payload length = 4).",
+            "Echo'ed message type differs from what I sent (got binary True, expected binary False).",
         ]:
             self.assertEqual(classify(case(result=result, **nine)), "VIOLATION", result)
 

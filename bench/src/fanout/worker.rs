@@ -68,6 +68,8 @@ struct Player {
     unsent: Vec<u8>,
     next_send: Instant,
     report: Report,
+    /// The server agreed to permessage-deflate (`--deflate`).
+    deflate: bool,
 }
 
 /// The thread's counters, merged by the coordinator at the end.
@@ -128,6 +130,8 @@ struct Worker<'a> {
     frame: Vec<u8>,
     rng: Xorshift,
     tally: Tally,
+    /// With `--deflate`: for the frames that come compressed (taken out while one is handled).
+    inflater: Option<ws::Inflater>,
 }
 
 /// Drives `share` from setup to the coordinator's stop.
@@ -161,6 +165,7 @@ pub fn run(shared: &Shared, index: usize, share: Vec<PlayerSpec>) -> WorkerRepor
                 unsent: Vec::new(),
                 next_send: shared.base,
                 report: Report::default(),
+                deflate: false,
             })
             .collect(),
         plan: None,
@@ -173,6 +178,7 @@ pub fn run(shared: &Shared, index: usize, share: Vec<PlayerSpec>) -> WorkerRepor
         frame: Vec::with_capacity(128),
         rng: Xorshift::new(seed),
         tally: Tally::default(),
+        inflater: shared.deflate.then(ws::Inflater::default),
     };
     w.run();
     w.finish()
@@ -250,7 +256,9 @@ impl Worker<'_> {
         stream.set_nonblocking(true)?;
         self.epoll
             .add(stream.as_raw_fd(), epoll::EPOLLIN, idx as u64)?;
-        let request = ws::upgrade_request(&self.shared.host, &self.shared.path, &mut self.rng);
+        let offer = self.shared.deflate.then_some(ws::DEFLATE_OFFER);
+        let request =
+            ws::upgrade_request_with(&self.shared.host, &self.shared.path, &mut self.rng, offer);
         // A fresh socket's send buffer takes a ~200-byte request whole.
         (&stream).write_all(request.as_bytes())?;
         let p = &mut self.players[idx];
@@ -337,8 +345,10 @@ impl Worker<'_> {
             payload.clear();
             let _ = write!(
                 payload,
-                r#"{{"command":"updatePlayer","player":{{"seq":{seq},"t":{t}}}}}"#
+                r#"{{"command":"updatePlayer","player":{{"seq":{seq},"t":{t}"#
             );
+            self.pad(&mut payload);
+            payload.extend_from_slice(b"}}");
             let result = self.send_frame(idx, ws::OP_TEXT, &payload);
             self.payload = payload;
             match result {
@@ -353,6 +363,37 @@ impl Worker<'_> {
             self.progress.done_sending.store(true, Ordering::Release);
         }
         None
+    }
+
+    /// `--payload-bytes`: `,"pad":[…]` of entities with random positions and health, until the
+    /// server's `playerUpdate` (about 25 bytes longer than the command) is that long.
+    fn pad(&mut self, payload: &mut Vec<u8>) {
+        let want = self.shared.payload_bytes.saturating_sub(27);
+        if want <= payload.len() {
+            if self.shared.payload_bytes > 0 {
+                payload.extend_from_slice(br#","pad":[]"#);
+            }
+            return;
+        }
+        payload.extend_from_slice(br#","pad":["#);
+        let mut k = 0;
+        while payload.len() + 1 < want {
+            let r = self.rng.next_u64();
+            if k > 0 {
+                payload.push(b',');
+            }
+            let _ = write!(
+                payload,
+                r#"{{"id":{k},"x":{}.{},"y":{}.{},"hp":{}}}"#,
+                r % 1000,
+                (r >> 10) % 100,
+                (r >> 20) % 1000,
+                (r >> 30) % 100,
+                (r >> 40) % 101
+            );
+            k += 1;
+        }
+        payload.push(b']');
     }
 
     fn publish(&self) {
@@ -456,11 +497,29 @@ impl Worker<'_> {
                 return Ok(0);
             };
             pos = end;
+            self.players[idx].deflate = self.shared.deflate
+                && memchr::memmem::find(&bytes[..end], b"permessage-deflate").is_some();
             self.send_join(idx)?;
         }
-        while let Some((frame, used)) = ws::parse_server_frame(&bytes[pos..])? {
+        let deflate = self.players[idx].deflate;
+        while let Some((frame, used)) = ws::parse_frame_deflate(&bytes[pos..], deflate)? {
             pos += used;
             match frame.opcode {
+                ws::OP_TEXT if frame.compressed => {
+                    let mut inflater = self.inflater.take().ok_or("compressed, not agreed")?;
+                    let result = match inflater.inflate(frame.payload) {
+                        Ok(text) => match std::str::from_utf8(text) {
+                            Ok(text) => self.on_text(idx, text, now_us),
+                            Err(_) => {
+                                self.players[idx].report.errors += 1;
+                                Ok(())
+                            }
+                        },
+                        Err(e) => Err(e),
+                    };
+                    self.inflater = Some(inflater);
+                    result?;
+                }
                 ws::OP_TEXT => match std::str::from_utf8(frame.payload) {
                     Ok(text) => self.on_text(idx, text, now_us)?,
                     Err(_) => self.players[idx].report.errors += 1,
@@ -485,7 +544,14 @@ impl Worker<'_> {
         let spec = self.players[idx].spec;
         self.players[idx].state = State::Joining;
         let command = if spec.creator {
-            r#"{"command":"createSession","session":{},"player":{"seq":0,"t":0}}"#.to_string()
+            let pad = if self.shared.payload_bytes > 0 {
+                r#","pad":[]"#
+            } else {
+                ""
+            };
+            format!(
+                r#"{{"command":"createSession","session":{{}},"player":{{"seq":0,"t":0{pad}}}}}"#
+            )
         } else {
             let id = self.shared.session_ids[spec.session]
                 .get()
