@@ -56,7 +56,7 @@ impl Client {
             .set_read_timeout(Some(Duration::from_secs(20)))
             .map_err(|e| e.to_string())?;
         let mut rng = Xorshift::new(seed);
-        let offer = offer.then_some(ws::DEFLATE_OFFER);
+        let offer = offer.then_some(ws::BROWSER_DEFLATE_OFFER);
         let request = ws::upgrade_request_with(host, path, &mut rng, offer);
         (&stream)
             .write_all(request.as_bytes())
@@ -65,7 +65,7 @@ impl Client {
             stream,
             buf: Vec::new(),
             deflate: false,
-            inflater: ws::Inflater::default(),
+            inflater: ws::Inflater::with_context(),
             rng,
             wire: 0,
             text: 0,

@@ -176,8 +176,15 @@ pub fn split_url(url: &str) -> Result<(&str, &str), String> {
     })
 }
 
-/// What `--deflate` offers: what browsers offer.
-pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
+/// What `fanout --deflate` offers: what browsers offer, and `server_no_context_takeover`, so
+/// that every message stands alone (a thread's [`Inflater`] serves all its connections; the
+/// server's broadcasts stand alone for every client anyway, only join bursts would not).
+pub const DEFLATE_OFFER: &str =
+    "permessage-deflate; server_no_context_takeover; client_max_window_bits";
+
+/// What browsers offer (Chrome, Firefox): the server may then compress a join burst with one
+/// context across its frames; inflate with [`Inflater::with_context`].
+pub const BROWSER_DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
 
 /// Inflates permessage-deflate messages (no context takeover: reset per message) into one
 /// reused buffer. The server compresses a broadcast once and sends the same bytes to every
@@ -186,6 +193,8 @@ pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
 /// inflates each broadcast once (the generator's CPU is taken from the server's).
 pub struct Inflater {
     decompress: flate2::Decompress,
+    /// One connection's, keeping its context between messages (no reset, nothing kept).
+    context: bool,
     /// (compressed, inflated), the oldest replaced next at `next`.
     kept: Vec<(Vec<u8>, Vec<u8>)>,
     next: usize,
@@ -198,6 +207,7 @@ impl Default for Inflater {
     fn default() -> Self {
         Inflater {
             decompress: flate2::Decompress::new(false),
+            context: false,
             kept: Vec::new(),
             next: 0,
         }
@@ -205,25 +215,37 @@ impl Default for Inflater {
 }
 
 impl Inflater {
+    /// An inflater for one connection whose messages may refer to earlier ones (the server
+    /// did not answer `server_no_context_takeover`), as a browser's.
+    pub fn with_context() -> Self {
+        Inflater {
+            context: true,
+            ..Inflater::default()
+        }
+    }
+
     /// One message's payload inflated (`00 00 ff ff` appended), at most [`MAX_FRAME`] bytes.
     pub fn inflate(&mut self, payload: &[u8]) -> Result<&[u8], String> {
         if let Some(i) = self
             .kept
             .iter()
-            .position(|(c, _)| !c.is_empty() && c[..] == *payload)
+            .position(|(c, _)| !self.context && !c.is_empty() && c[..] == *payload)
         {
             return Ok(&self.kept[i].1);
         }
-        if self.kept.len() < INFLATED_KEPT {
+        let room = if self.context { 1 } else { INFLATED_KEPT };
+        if self.kept.len() < room {
             self.kept.push((Vec::new(), Vec::with_capacity(4096)));
             self.next = self.kept.len() - 1;
         }
         let slot = self.next;
-        self.next = (self.next + 1) % INFLATED_KEPT;
+        self.next = (self.next + 1) % room;
         let (compressed, out) = &mut self.kept[slot];
         compressed.clear();
         out.clear();
-        self.decompress.reset(false);
+        if !self.context {
+            self.decompress.reset(false);
+        }
         for part in [payload, &[0, 0, 0xff, 0xff][..]] {
             let mut part = part;
             loop {

@@ -1,19 +1,29 @@
 //! permessage-deflate (RFC 7692): the offer a client makes in its upgrade, and the codec.
 //!
-//! The server agrees to compression only with no context takeover in both directions
-//! (`server_no_context_takeover; client_no_context_takeover`): every message is compressed and
-//! inflated on its own, so a connection holds no zlib state, only the [`Deflate`] byte in its
-//! outbox and a flag in its frame reader (memory per idle player). The compressor and the
-//! decompressor are one per thread (`thread_local!`), reset before each message.
+//! Client to server there is no context takeover (`client_no_context_takeover`): every message
+//! a client sends is inflated on its own. Server to client, a message is compressed on its own
+//! too, with one exception: a joiner's burst (a `playerJoin` per member, mostly the same keys
+//! over and over) is compressed with one context across its frames, which the client's
+//! inflater keeps (RFC 7692 7.2.3: the server may use the context of earlier messages; it
+//! need not). That is only done when the client did not ask for `server_no_context_takeover`
+//! and did not limit the server's window; then `server_no_context_takeover` is answered and
+//! every message stands alone. A connection holds no zlib state between messages, only the
+//! [`Deflate`] byte in its outbox and a flag in its frame reader (memory per idle player): the
+//! compressor and the decompressor are one per thread (`thread_local!`), reset before each
+//! message, and a burst's compressor lives only while its burst is being written, at most
+//! [`MAX_BURST_COMPRESSORS`] at once in the server (others are compressed frame by frame).
 //!
 //! Outgoing: a message of at least [`THRESHOLD`] bytes is compressed (once per broadcast,
 //! shared by every member that agreed to it) and sent with RSV1 set when that makes it
-//! smaller; anything else goes plain, which RFC 7692 allows per message. Incoming: a message
-//! whose first frame has RSV1 set is inflated (with `00 00 ff ff` appended) into at most the
-//! server's message size limit; more is refused as an oversize message (1009) before it is
-//! allocated, and data that does not inflate is a protocol error (1002).
+//! smaller; anything else goes plain, which RFC 7692 allows per message. A broadcast never
+//! refers to an earlier message, so it is right for every member whatever it received
+//! before. Incoming: a message whose first frame has RSV1 set is inflated (with `00 00 ff
+//! ff` appended) into at most the server's message size limit; more is refused as an
+//! oversize message (1009) before it is allocated, and data that does not inflate is a
+//! protocol error (1002).
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -29,21 +39,41 @@ pub(crate) const THRESHOLD: usize = 128;
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// What one connection agreed to: nothing, or compression with LZ77 distances within
-/// `2^bits` (the client's `server_max_window_bits`, 15 when it named none). Copied wherever
-/// frames for the connection are made.
+/// `2^bits` (the client's `server_max_window_bits`, 15 when it named none), and whether the
+/// server may refer to earlier messages ([`Deflate::keeps_context`]). Copied wherever frames
+/// for the connection are made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Deflate(u8);
+
+/// The bit of [`Deflate`] that says the client keeps its context (no
+/// `server_no_context_takeover`, a window of 15 bits).
+const CONTEXT: u8 = 0x80;
 
 impl Deflate {
     pub(crate) const OFF: Deflate = Deflate(0);
 
-    /// Compression with a window of `2^bits` bytes (8 to 15).
+    /// Compression with a window of `2^bits` bytes (8 to 15), every message on its own.
     pub(crate) fn with_window_bits(bits: u8) -> Deflate {
         Deflate(bits.clamp(8, 15))
     }
 
+    /// Compression with a window of 2^15 bytes, where a message may refer to earlier ones.
+    pub(crate) fn with_context() -> Deflate {
+        Deflate(15 | CONTEXT)
+    }
+
     pub(crate) fn is_on(self) -> bool {
         self.0 != 0
+    }
+
+    /// Whether the client keeps the context between messages, so that a join burst can be
+    /// compressed with one context across its frames.
+    pub(crate) fn keeps_context(self) -> bool {
+        self.0 & CONTEXT != 0
+    }
+
+    fn window_bits(self) -> u8 {
+        self.0 & !CONTEXT
     }
 
     /// Whether a message of `len` bytes goes compressed to this connection. With no context
@@ -51,7 +81,8 @@ impl Deflate {
     /// `2^bits` bytes keeps within a window of `2^bits` whatever window the compressor has
     /// (miniz_oxide's is always 2^15); longer ones go plain to a client with a smaller window.
     pub(crate) fn takes(self, len: usize) -> bool {
-        self.0 != 0 && len >= THRESHOLD && (self.0 >= 15 || len <= 1usize << self.0)
+        let bits = self.window_bits();
+        self.0 != 0 && len >= THRESHOLD && (bits >= 15 || len <= 1usize << bits)
     }
 }
 
@@ -61,19 +92,33 @@ impl Deflate {
 pub(crate) struct Agreement {
     /// The `server_max_window_bits` the client asked for, if any (echoed in the response).
     pub(crate) server_max_window_bits: Option<u8>,
+    /// The client asked for `server_no_context_takeover`.
+    pub(crate) server_no_context_takeover: bool,
 }
 
 impl Agreement {
     pub(crate) fn deflate(&self) -> Deflate {
-        Deflate::with_window_bits(self.server_max_window_bits.unwrap_or(15))
+        if self.stands_alone() {
+            Deflate::with_window_bits(self.server_max_window_bits.unwrap_or(15))
+        } else {
+            Deflate::with_context()
+        }
+    }
+
+    /// Every message the server sends stands on its own: asked for, or a window smaller
+    /// than the compressor's (2^15 bytes), which a context across messages would exceed.
+    fn stands_alone(&self) -> bool {
+        self.server_no_context_takeover || self.server_max_window_bits.is_some_and(|b| b < 15)
     }
 
     /// The response header's value. `client_max_window_bits` is never sent: the server
     /// inflates with a window of 15 bits, the most a client may use.
     pub(crate) fn response(&self) -> String {
-        let mut value = String::from(
-            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
-        );
+        let mut value = String::from("permessage-deflate");
+        if self.stands_alone() {
+            value.push_str("; server_no_context_takeover");
+        }
+        value.push_str("; client_no_context_takeover");
         if let Some(bits) = self.server_max_window_bits {
             value.push_str(&format!("; server_max_window_bits={bits}"));
         }
@@ -132,6 +177,7 @@ fn accept_offer(params: &[(String, Option<String>)]) -> Option<Agreement> {
     }
     Some(Agreement {
         server_max_window_bits,
+        server_no_context_takeover: seen[0],
     })
 }
 
@@ -320,6 +366,116 @@ fn compress_with<T>(payload: &[u8], make: impl FnOnce(&[u8]) -> T) -> Option<T> 
     })
 }
 
+/// The most join bursts compressed with a context of their own at once, in the whole server:
+/// each holds a compressor (a few hundred KiB with miniz_oxide) while its burst is written,
+/// so that many joiners that do not read cannot make the server hold many. Beyond it a burst
+/// is compressed frame by frame.
+pub(crate) const MAX_BURST_COMPRESSORS: usize = 16;
+
+static BURST_COMPRESSORS: AtomicUsize = AtomicUsize::new(0);
+
+/// A join burst's frames for a client that agreed to `deflate`: compressed with one context
+/// across them when the client keeps its context (every frame compressed, RSV1 set: a frame
+/// sent plain would be missing from the client's window), frame by frame otherwise.
+pub(crate) fn burst_frames(
+    deflate: Deflate,
+    frames: impl Iterator<Item = sessionserver_core::ServerFrame> + Send + 'static,
+) -> crate::socket::FrameSource {
+    Box::new(BurstFrames {
+        deflate,
+        frames,
+        compressor: None,
+        started: false,
+    })
+}
+
+struct BurstFrames<I> {
+    deflate: Deflate,
+    frames: I,
+    /// The burst's own compressor, while its frames are being made.
+    compressor: Option<BurstCompressor>,
+    started: bool,
+}
+
+impl<I: Iterator<Item = sessionserver_core::ServerFrame>> Iterator for BurstFrames<I> {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let Some(frame) = self.frames.next() else {
+            // Let go of the compressor as soon as the burst is made.
+            self.compressor = None;
+            return None;
+        };
+        if !self.started {
+            self.started = true;
+            if self.deflate.keeps_context() {
+                self.compressor = BurstCompressor::take();
+            }
+        }
+        if let Some(compressor) = &mut self.compressor {
+            if let Some(compressed) = compressor.frame(frame.bytes()) {
+                return Some(compressed);
+            }
+            // The compressor failed (it does not): the client's context now lacks what it
+            // was fed, so nothing more refers to it; the rest goes frame by frame.
+            self.compressor = None;
+            self.deflate = Deflate::with_window_bits(15);
+        }
+        Some(crate::peer::ws_frame_for(self.deflate, &frame))
+    }
+}
+
+/// A compressor that keeps its context across a burst's frames; counted in
+/// `BURST_COMPRESSORS` until dropped.
+struct BurstCompressor {
+    compress: Box<Compress>,
+    out: Vec<u8>,
+}
+
+impl BurstCompressor {
+    fn take() -> Option<BurstCompressor> {
+        let taken = BURST_COMPRESSORS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_BURST_COMPRESSORS).then_some(n + 1)
+        });
+        // Level 6 (zlib's default), not 1 as for broadcasts: a burst is compressed once per
+        // joiner, and with one context a higher level finds more of the repeated keys.
+        taken.ok().map(|_| BurstCompressor {
+            compress: Box::new(Compress::new(Compression::default(), false)),
+            out: Vec::new(),
+        })
+    }
+
+    /// `payload` compressed with the context of the burst's frames before it, as a text
+    /// frame with RSV1 set.
+    fn frame(&mut self, payload: &[u8]) -> Option<Bytes> {
+        self.out.clear();
+        // Deflate never grows data by more than a few bytes per 16 KiB block; the loop takes
+        // more room if it needs it.
+        self.out.reserve(payload.len() + payload.len() / 64 + 64);
+        let start = self.compress.total_in();
+        loop {
+            let done = usize::try_from(self.compress.total_in() - start).ok()?;
+            self.compress
+                .compress_vec(&payload[done..], &mut self.out, FlushCompress::Sync)
+                .ok()?;
+            let done = usize::try_from(self.compress.total_in() - start).ok()?;
+            if done >= payload.len() && self.out.len() < self.out.capacity() {
+                break;
+            }
+            self.out.reserve(self.out.capacity().max(64));
+        }
+        let compressed = self.out.strip_suffix(&TAIL)?;
+        // FIN, RSV1 (compressed), text.
+        Some(crate::socket::frame_with(0xC1, compressed))
+    }
+}
+
+impl Drop for BurstCompressor {
+    fn drop(&mut self) {
+        BURST_COMPRESSORS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Why a compressed message was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum InflateError {
@@ -389,14 +545,30 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_offer_is_accepted_with_no_context_takeover() {
+    fn a_plain_offer_is_accepted_with_the_clients_context_kept() {
         let agreed = offer("permessage-deflate").unwrap();
         assert_eq!(agreed.server_max_window_bits, None);
         assert_eq!(
             agreed.response(),
-            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+            "permessage-deflate; client_no_context_takeover"
         );
-        assert_eq!(agreed.deflate(), Deflate(15));
+        assert!(agreed.deflate().keeps_context());
+        assert!(agreed.deflate().takes(THRESHOLD));
+    }
+
+    #[test]
+    fn server_no_context_takeover_is_honoured_and_answered() {
+        for header in [
+            "permessage-deflate; server_no_context_takeover",
+            "permessage-deflate; server_max_window_bits=14",
+        ] {
+            let agreed = offer(header).unwrap();
+            assert!(agreed.response().starts_with(
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+            ));
+            assert!(!agreed.deflate().keeps_context(), "{header}");
+            assert!(agreed.deflate().is_on());
+        }
     }
 
     #[test]
@@ -445,7 +617,8 @@ mod tests {
             assert_eq!(
                 agreed,
                 Some(Agreement {
-                    server_max_window_bits: None
+                    server_max_window_bits: None,
+                    server_no_context_takeover: false,
                 })
             );
         }
@@ -461,7 +634,8 @@ mod tests {
         assert_eq!(
             agreed,
             Some(Agreement {
-                server_max_window_bits: Some(15)
+                server_max_window_bits: Some(15),
+                server_no_context_takeover: true,
             })
         );
         // Quoted values may hold escapes, and must unescape to a token.
@@ -556,5 +730,115 @@ mod tests {
         // An empty stored block (RFC 7692 7.2.3.6): the tail alone.
         assert_eq!(inflate(&[0x00], 10).unwrap(), b"");
         assert_eq!(inflate(&[], 10).unwrap(), b"");
+    }
+
+    /// Join frames like a game's: the same keys, a few values differing.
+    fn joins(n: u64) -> Vec<sessionserver_core::ServerFrame> {
+        use sessionserver_core::{reply, JsonObject, PlayerId, ServerCommand, Spelling};
+        (0..n)
+            .map(|i| {
+                let data = JsonObject::parse(&format!(
+                    r##"{{"name":"player-{i}","x":{},"y":{},"color":"#3fa2c4","score":{},"ready":false}}"##,
+                    i * 37 % 800,
+                    i * 91 % 600,
+                    i * 7
+                ))
+                .unwrap();
+                reply::player_data(ServerCommand::PlayerJoin, Spelling::Short, PlayerId(i + 1), &data)
+            })
+            .collect()
+    }
+
+    /// A server frame's payload (unmasked).
+    fn payload_of(frame: &[u8]) -> &[u8] {
+        match frame[1] {
+            126 => &frame[4..],
+            127 => &frame[10..],
+            _ => &frame[2..],
+        }
+    }
+
+    /// The tests that count burst compressors, one at a time (they share the server's count).
+    static BURSTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// Inflates `frames` (their payloads) as a client that keeps its context does.
+    fn inflate_in_order(frames: &[Bytes]) -> Vec<Vec<u8>> {
+        let mut inflater = Decompress::new(false);
+        frames
+            .iter()
+            .map(|frame| {
+                assert_eq!(frame[0], 0xC1, "FIN, RSV1, text");
+                let mut input = payload_of(frame).to_vec();
+                input.extend_from_slice(&TAIL);
+                let mut out = Vec::with_capacity(64 * 1024);
+                inflater
+                    .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+                    .unwrap();
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_burst_shares_one_context_when_the_client_keeps_it() {
+        let _one = BURSTS.lock().unwrap();
+        let frames = joins(99);
+        let plain: usize = frames.iter().map(|f| f.bytes().len()).sum();
+        let alone: usize = frames
+            .iter()
+            .map(|f| crate::peer::ws_frame_for(Deflate::with_window_bits(15), f).len())
+            .sum();
+        let burst: Vec<Bytes> =
+            burst_frames(Deflate::with_context(), frames.clone().into_iter()).collect();
+        let sent: usize = burst.iter().map(Bytes::len).sum();
+        // Every frame is compressed and inflates, in order, to the plain frame.
+        let inflated = inflate_in_order(&burst);
+        for (got, frame) in inflated.iter().zip(&frames) {
+            assert_eq!(&got[..], frame.bytes());
+        }
+        assert_eq!(inflated.len(), 99);
+        assert!(
+            sent * 3 < plain,
+            "{sent} bytes with one context, {plain} plain"
+        );
+        assert!(
+            sent < alone,
+            "{sent} with one context, {alone} frame by frame"
+        );
+        // The compressor was let go once the burst was made.
+        assert_eq!(BURST_COMPRESSORS.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_burst_stands_frame_by_frame_without_the_clients_context() {
+        let frames = joins(20);
+        let burst: Vec<Bytes> =
+            burst_frames(Deflate::with_window_bits(15), frames.clone().into_iter()).collect();
+        for (sent, frame) in burst.iter().zip(&frames) {
+            assert_eq!(
+                sent,
+                &crate::peer::ws_frame_for(Deflate::with_window_bits(15), frame)
+            );
+        }
+    }
+
+    #[test]
+    fn bursts_beyond_the_limit_are_compressed_frame_by_frame() {
+        let _one = BURSTS.lock().unwrap();
+        let held: Vec<BurstCompressor> = std::iter::from_fn(BurstCompressor::take)
+            .take(100)
+            .collect();
+        assert_eq!(held.len(), MAX_BURST_COMPRESSORS);
+        let frames = joins(5);
+        let burst: Vec<Bytes> =
+            burst_frames(Deflate::with_context(), frames.clone().into_iter()).collect();
+        for (sent, frame) in burst.iter().zip(&frames) {
+            assert_eq!(
+                sent,
+                &crate::peer::ws_frame_for(Deflate::with_context(), frame)
+            );
+        }
+        drop(held);
+        assert!(BurstCompressor::take().is_some());
     }
 }

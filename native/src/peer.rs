@@ -59,12 +59,14 @@ impl Peer {
     pub(crate) fn queue_burst(&self, burst: JoinBurst) -> Option<Arc<Outbox>> {
         let metrics = self.metrics.clone();
         let deflate = self.outbox.deflate();
-        let frames = burst.map(move |frame| {
-            metrics.frame_out(&frame);
-            ws_frame_for(deflate, &frame)
-        });
+        let frames = burst.inspect(move |frame| metrics.frame_out(frame));
+        let source = if deflate.is_on() {
+            crate::deflate::burst_frames(deflate, frames)
+        } else {
+            Box::new(frames.map(|frame| ws_frame_of(&frame)))
+        };
         self.outbox
-            .queue_source(Box::new(frames))
+            .queue_source(source)
             .then(|| self.outbox.clone())
     }
 

@@ -208,12 +208,22 @@ async fn server(deflate: bool) -> RunningServer {
 }
 
 #[tokio::test]
-async fn the_offer_is_answered_with_no_context_takeover_both_ways() {
+async fn the_offer_is_answered_and_the_server_keeps_to_what_was_asked() {
     let server = server(true).await;
+    // The browsers' offer: the client keeps its context, so the server may use it.
     let (_, head) = connect(&server, Some("permessage-deflate; client_max_window_bits")).await;
+    assert_eq!(
+        extensions_of(&head).as_deref(),
+        Some("permessage-deflate; client_no_context_takeover")
+    );
+    let (_, head) = connect(
+        &server,
+        Some("permessage-deflate; server_no_context_takeover"),
+    )
+    .await;
     assert_eq!(extensions_of(&head).as_deref(), Some(AGREED));
-    // server_max_window_bits is echoed; an offer with an unknown parameter is skipped for the
-    // next one.
+    // server_max_window_bits is echoed (and every message then stands alone); an offer with
+    // an unknown parameter is skipped for the next one.
     let (_, head) = connect(
         &server,
         Some("permessage-deflate; foo=1, permessage-deflate; server_max_window_bits=10"),
@@ -295,6 +305,86 @@ async fn broadcasts_go_compressed_once_to_those_that_agreed_and_plain_to_the_res
         assert_eq!(small.first, 0x81, "{}", small.text());
         assert!(small.payload.len() < 128);
     }
+}
+
+#[tokio::test]
+async fn a_join_burst_shares_one_context_for_a_client_that_keeps_it() {
+    let server = server(true).await;
+    let (mut first, _) = connect(&server, None).await;
+    first
+        .send_text(&format!(
+            r#"{{"command":"createSession","session":{{}},"player":{}}}"#,
+            big_player(0)
+        ))
+        .await;
+    let join = first.until("sessionJoin").await.text();
+    let id: u64 = join
+        .split(r#""sessionID":"#)
+        .nth(1)
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut members = vec![first];
+    for i in 1..20 {
+        let (mut member, _) = connect(&server, None).await;
+        member
+            .send_text(&format!(r#"{{"command":"joinSession","sessionID":{id}}}"#))
+            .await;
+        member.until("sessionJoin").await;
+        member
+            .send_text(&format!(
+                r#"{{"command":"updatePlayer","player":{}}}"#,
+                big_player(i)
+            ))
+            .await;
+        member.until(&format!(r#""name":"player-{i}""#)).await;
+        members.push(member);
+    }
+    let (mut browser, head) =
+        connect(&server, Some("permessage-deflate; client_max_window_bits")).await;
+    assert!(!extensions_of(&head)
+        .unwrap()
+        .contains("server_no_context_takeover"));
+    let (mut plain, _) = connect(&server, None).await;
+    let mut bursts = Vec::new();
+    for client in [&mut browser, &mut plain] {
+        client
+            .send_text(&format!(r#"{{"command":"joinSession","sessionID":{id}}}"#))
+            .await;
+        // sessionJoin, then a playerJoin of each of the 20 members.
+        let mut frames = Vec::new();
+        for _ in 0..21 {
+            frames.push(client.frame().await);
+        }
+        bursts.push(frames);
+    }
+    let (compressed, plain) = (&bursts[0], &bursts[1]);
+    // As the client keeps it: one inflater for every compressed message, in order (the
+    // sessionJoin, which differs by the joiner's ID, included).
+    let mut inflater = Decompress::new(false);
+    for (i, got) in compressed.iter().enumerate() {
+        if !got.compressed() {
+            assert_eq!(i, 0, "every frame of the burst is compressed");
+            continue;
+        }
+        let input = [&got.payload[..], &TAIL].concat();
+        let mut out = Vec::with_capacity(1 << 16);
+        inflater
+            .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+            .unwrap();
+        if i > 0 {
+            assert_eq!(
+                out, plain[i].payload,
+                "inflated with the context: the plain frame"
+            );
+        }
+    }
+    let sent: usize = compressed[1..].iter().map(|f| f.payload.len()).sum();
+    let text: usize = plain[1..].iter().map(|f| f.payload.len()).sum();
+    assert!(sent * 3 < text, "{sent} bytes compressed, {text} plain");
 }
 
 /// What a client that offers nothing receives: every byte, from the handshake's end on.
