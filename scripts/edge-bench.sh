@@ -45,11 +45,12 @@ rm -rf "$OUT/rust" && mkdir -p "$OUT/rust/worker"
 cp -r worker/build "$OUT/rust/worker/build"
 sed -e '/^\[build\]/,/^$/d' wrangler.toml >"$OUT/rust/wrangler.toml"
 
-pids=()
+# The wrangler process groups started, one a line (a file: `start` runs in a subshell).
+: >"$OUT/pids"
 stop_all() {
-    for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
+    while read -r p; do kill -TERM -- "-$p" 2>/dev/null || true; done <"$OUT/pids"
     sleep 1
-    for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
+    while read -r p; do kill -KILL -- "-$p" 2>/dev/null || true; done <"$OUT/pids"
 }
 trap stop_all EXIT
 # start NAME CONFIG PORT: wrangler dev on fresh storage; prints the PID of the workerd that
@@ -60,7 +61,7 @@ start() {
     setsid node_modules/.bin/wrangler dev --local --config "$config" --ip 127.0.0.1 \
         --port "$port" --persist-to "$OUT/$name-state" >"$OUT/$name.log" 2>&1 </dev/null &
     local pid=$!
-    pids+=("$pid")
+    echo "$pid" >>"$OUT/pids"
     for _ in $(seq 1 240); do
         if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
         kill -0 "$pid" 2>/dev/null || { cat "$OUT/$name.log" >&2; exit 1; }
