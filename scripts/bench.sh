@@ -337,7 +337,7 @@ verdict() { awk "BEGIN { if (\"$*\" ~ /NA|\\* 0\$|\\* \$/) print \"?\"; else if 
 
 [ -n "$table_only" ] && results="$table_only"
 meta() { { grep -o "^#meta .*$1=[^ ]*" "$results" || true; } | { grep -o "$1=[^ ]*" || true; } | tail -1 | cut -d= -f2; }
-players_of() { { grep -m1 "^RESULT scenario=$1 " "$results" || true; } | { grep -o ' players=[^ ]*' || true; } | cut -d= -f2; }
+players_of() { { grep -m1 "^RESULT scenario=$1 .* players=" "$results" || true; } | { grep -o ' players=[^ ]*' || true; } | cut -d= -f2; }
 runs=$(meta runs); mode=$(meta mode)
 idle_players=$(players_of idle); big_players=$(players_of bigsession)
 join_members=$(( ${big_players:-1} - 1 ))
