@@ -321,6 +321,24 @@ pub fn registry_stub(env: &Env, shard: u32) -> Result<Stub> {
         .get_stub()
 }
 
+/// A POST of `body` to `url` on registry shard `shard`, tried again as [`retrying`] does
+/// (`what` names it in the log).
+pub async fn registry_post(
+    env: &Env,
+    shard: u32,
+    url: &str,
+    body: &str,
+    what: &str,
+) -> Result<worker::Response> {
+    retrying(what, move || async move {
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(body.into()));
+        let req = Request::new_with_init(url, &init)?;
+        registry_stub(env, shard)?.fetch_with_request(req).await
+    })
+    .await
+}
+
 /// The number of registry shards (`REGISTRY_SHARDS`, [`settings::registry_shards`]).
 pub fn registry_shards(env: &Env) -> Result<u32> {
     settings::registry_shards(&var(env, REGISTRY_SHARDS_VAR)).map_err(worker::Error::RustError)

@@ -1089,7 +1089,9 @@ async fn list_sessions(env: &Env, request: sessionserver_core::ListRequest) -> R
         request.after = request.after.map(|after| shard::stamp_bound(after, k));
         async move {
             let body = Command::ListSessions(Box::new(request)).encode();
-            let mut response = registry_post(env, k, "https://registry/list", &body).await?;
+            let mut response =
+                link::registry_post(env, k, "https://registry/list", &body, "registry request")
+                    .await?;
             match response.status_code() {
                 200 => {
                     let text = response.text().await?;
@@ -1127,7 +1129,8 @@ async fn best_match(
     let body = body.as_str();
     let shards = link::registry_shards(env)?;
     let asks = (0..shards).map(|k| async move {
-        let mut response = registry_post(env, k, "https://registry/match", body).await?;
+        let mut response =
+            link::registry_post(env, k, "https://registry/match", body, "registry request").await?;
         match response.status_code() {
             200 => {
                 let header = |name: &str| -> Option<u64> {
@@ -1169,19 +1172,6 @@ async fn best_match(
         (None, Some(e)) if failed == asked => Err(e),
         (None, _) => Ok(None),
     }
-}
-
-async fn registry_post(env: &Env, shard: u32, url: &str, body: &str) -> Result<worker::Response> {
-    link::retrying("registry request", move || async move {
-        let mut init = worker::RequestInit::new();
-        init.with_method(worker::Method::Post)
-            .with_body(Some(body.into()));
-        let req = Request::new_with_init(url, &init)?;
-        link::registry_stub(env, shard)?
-            .fetch_with_request(req)
-            .await
-    })
-    .await
 }
 
 /// A live session for `joinSession -1`: the latest of a shard drawn at random, or if it knows

@@ -974,18 +974,9 @@ async fn send_listing(
 ) -> Result<()> {
     let url = format!("https://registry/listing?id={id}");
     let body = listing.encode();
-    let (url, body) = (url.as_str(), body.as_str());
-    let code = link::retrying("updating the listing", move || async move {
-        let mut init = worker::RequestInit::new();
-        init.with_method(worker::Method::Post)
-            .with_body(Some(body.into()));
-        let req = Request::new_with_init(url, &init)?;
-        link::registry_stub(env, shard)?
-            .fetch_with_request(req)
-            .await
-    })
-    .await?
-    .status_code();
+    let code = link::registry_post(env, shard, &url, &body, "updating the listing")
+        .await?
+        .status_code();
     match code {
         200 => Ok(()),
         code => Err(worker::Error::RustError(format!(
