@@ -276,7 +276,10 @@ test('leaveSession resolves; the others get playerLeave with the last data; so d
   await b.joinSession(id);
   await c.joinSession(id);
   await b.updatePlayer({ ...DEFAULT, name: 'B' });
-  await until(() => a.session.players.size === 3 && a.session.players.get(b.playerID).name === 'B');
+  // joinSession resolves on sessionJoin; the members already there follow as playerJoin, so
+  // wait for every member to see all three before anyone leaves.
+  await until(() => [a, b, c].every((x) => x.session.players.size === 3));
+  await until(() => a.session.players.get(b.playerID).name === 'B');
 
   const leaves = collect(a, 'sessionLeave');
   const bLeft = next(b, 'playerLeave');
@@ -286,7 +289,7 @@ test('leaveSession resolves; the others get playerLeave with the last data; so d
   assert.deepEqual(await bLeft, { playerID: a.playerID, data: DEFAULT });
   assert.deepEqual([...b.session.players.keys()], [b.playerID, c.playerID]);
 
-  await until(() => c.session.players.size === 2, 5000, 'c to see a leave');
+  await until(() => !c.session.players.has(a.playerID), 5000, 'c to see a leave');
   const cSeesClose = next(c, 'playerLeave');
   const closed = await b.close();
   assert.equal(closed.code, 1000);
