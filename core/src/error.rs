@@ -88,12 +88,17 @@ pub enum ErrorCode {
     /// 33 (in `sessionList`): the host could not read its list of sessions just now (the edge
     /// host's registry did not answer); try again.
     ListUnavailable,
+    /// 34 (in the reply of `createSession`, `joinSession`, `resumeSession`, `joinOrCreate` or
+    /// `listSessions`): the connection is on the edge host's direct path, a socket that ends in
+    /// one session's object, and the command would take it to another session (or needs the
+    /// registry); nothing changes. The client connects again, on the session's own URL or `/`.
+    OtherSession,
 }
 
 impl ErrorCode {
     /// The highest code the server sends. (24 is sent no more: a resume of a player whose
     /// old connection still seems open takes its seat over.)
-    pub const MAX: u16 = 33;
+    pub const MAX: u16 = 34;
 
     /// The number sent on the wire.
     pub const fn code(self) -> u16 {
@@ -128,6 +133,7 @@ impl ErrorCode {
             ErrorCode::NoSuchRecipient => 31,
             ErrorCode::ListWhileInSession => 32,
             ErrorCode::ListUnavailable => 33,
+            ErrorCode::OtherSession => 34,
         }
     }
 

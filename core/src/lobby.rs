@@ -3,6 +3,7 @@
 
 use crate::error::ErrorCode;
 use crate::limits::Limits;
+use crate::ids::SessionId;
 use crate::messages::CreateRefusal;
 use crate::reply::{self, ServerCommand, ServerFrame};
 
@@ -40,4 +41,19 @@ pub(crate) fn data_too_large(command: ServerCommand, limits: &Limits) -> ServerF
         limits.max_session_data_bytes
     );
     reply::error(command, ErrorCode::SessionDataTooLarge, Some(&message))
+}
+
+/// Error 34 in `command`'s reply: the connection is on the direct path of `session` (`None`: of
+/// a session not created yet), and the command would take it elsewhere.
+pub(crate) fn other_session(command: ServerCommand, session: Option<SessionId>) -> ServerFrame {
+    let here = match session {
+        Some(id) => format!("session {id}"),
+        None => "a new session".to_owned(),
+    };
+    let message = format!(
+        "this connection is on the direct path of {here}: connect to /session/<id> to join or \
+         resume another session, to /session/new to create one, or to / for joinSession -1, \
+         listSessions and joinOrCreate"
+    );
+    reply::error(command, ErrorCode::OtherSession, Some(&message))
 }

@@ -165,6 +165,31 @@ impl Player {
         }
     }
 
+    /// The player of a connection the host kept while it lost its memory (the edge's session
+    /// object woke from hibernation with the socket still open): connection `connection`,
+    /// acting as player `id` (another member's ID after a resume), in `session` or in the lobby,
+    /// with the extensions it asked for. Nothing was on its way (a host restores only between
+    /// events); its rate limit starts full and its heartbeat from `now_ms`.
+    pub fn restore(
+        id: PlayerId,
+        connection: PlayerId,
+        session: Option<SessionId>,
+        features: Features,
+        limits: impl Into<Arc<Limits>>,
+        config: ConnectionConfig,
+        now_ms: u64,
+    ) -> Self {
+        let features = features.intersect(config.features);
+        let mut player = Player::new(connection, limits, config, now_ms);
+        player.id = id;
+        player.features = features;
+        player.state = match session {
+            Some(session) => State::InSession(session),
+            None => State::Lobby,
+        };
+        player
+    }
+
     /// The player, known as `subject` (what the host's connect-time auth found: a JWT's
     /// `sub`), which its session keeps with its seat: only a connection of the same subject
     /// may resume it.
@@ -186,6 +211,12 @@ impl Player {
     /// The player's ID.
     pub fn id(&self) -> PlayerId {
         self.id
+    }
+
+    /// The ID the host gave the connection (what its disconnect names), which
+    /// [`Player::id`] is not after a resume.
+    pub fn connection(&self) -> PlayerId {
+        self.connection
     }
 
     /// The session the player is a member of (also while its leave is on its way).
@@ -358,6 +389,28 @@ impl Player {
         self.send(lobby::create_refused(&self.limits, why));
         self.state = State::Lobby;
         self.release_held();
+    }
+
+    /// The host serves this connection one session only (the edge's direct path: its socket
+    /// ends in the object of `here`, `None` for a session not created yet), and the create,
+    /// join, resume or `joinOrCreate` on its way is for another (or needs the host's
+    /// directory): error 34 in its reply; the player stays in the lobby.
+    pub fn handle_other_session(&mut self, here: Option<SessionId>) {
+        let command = match self.state {
+            State::Creating | State::Joining(_) | State::Matching => ServerCommand::SessionJoin,
+            State::Resuming(_) => ServerCommand::SessionResume,
+            _ => return,
+        };
+        self.matching = None;
+        self.send(lobby::other_session(command, here));
+        self.state = State::Lobby;
+        self.release_held();
+    }
+
+    /// [`PlayerOutput::ListSessions`] on a connection whose host serves it one session only
+    /// (see [`Player::handle_other_session`]): error 34 in `sessionList`, in order.
+    pub fn answer_list_elsewhere(&mut self, here: Option<SessionId>) {
+        self.send(lobby::other_session(ServerCommand::SessionList, here));
     }
 
     /// The session an input was delivered to no longer exists (`session` is its ID). A join

@@ -174,3 +174,123 @@ fn a_member_whose_session_is_lost_is_closed_with_1011_and_leaves_nothing_behind(
         "no disconnect to a session that is gone"
     );
 }
+
+/// The text of the frames among `out`.
+fn sent(out: &[PlayerOutput]) -> Vec<&str> {
+    out.iter()
+        .filter_map(|o| match o {
+            PlayerOutput::Send(frame) => Some(frame.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_create_join_resume_or_match_for_another_session_is_error_34_and_stays_in_the_lobby() {
+    let here = Some(SessionId(40));
+    for (command, reply) in [
+        (r#"{"command":"createSession"}"#, "sessionJoin"),
+        (r#"{"command":"joinSession","sessionID":41}"#, "sessionJoin"),
+        (JOIN_LATEST, "sessionJoin"),
+        (r#"{"command":"joinOrCreate"}"#, "sessionJoin"),
+        (
+            r#"{"command":"resumeSession","resumeToken":"41.3.00000000000000000000000000000000"}"#,
+            "sessionResume",
+        ),
+    ] {
+        let mut config = ConnectionConfig::default();
+        config.features = sessionserver_core::Features::RESUME;
+        let mut p = Player::new(PlayerId(7), Limits::default(), config, 0);
+        p.handle_text(0, command);
+        let _ = outputs(&mut p);
+        assert!(p.is_waiting(), "{command} waits for the host");
+        // Held meanwhile, answered after the refusal.
+        p.handle_text(0, UPDATE);
+        p.handle_other_session(here);
+        let out = outputs(&mut p);
+        let frames = sent(&out);
+        assert_eq!(frames.len(), 2, "{command}: {out:?}");
+        let refusal: serde_json::Value = serde_json::from_str(frames[0]).unwrap();
+        assert_eq!(refusal["command"], reply, "{command}");
+        assert_eq!(refusal["error"], 34, "{command}");
+        assert!(
+            refusal["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("session 40") && m.contains("/session/new")),
+            "{command}: {refusal}"
+        );
+        let held: serde_json::Value = serde_json::from_str(frames[1]).unwrap();
+        assert_eq!(held["error"], 2, "the held update is answered from the lobby");
+        assert!(!p.is_waiting() && p.session().is_none());
+    }
+    // Nothing waits: nothing to refuse.
+    let mut p = player();
+    p.handle_other_session(here);
+    assert_eq!(outputs(&mut p), vec![]);
+    // listSessions is the host's to answer: the player gives it the refusal, in order.
+    p.handle_text(0, r#"{"command":"listSessions"}"#);
+    assert!(matches!(outputs(&mut p)[..], [PlayerOutput::ListSessions(_)]));
+    p.answer_list_elsewhere(None);
+    let out = outputs(&mut p);
+    let refusal: serde_json::Value = serde_json::from_str(sent(&out)[0]).unwrap();
+    assert_eq!(refusal["command"], "sessionList");
+    assert_eq!(refusal["error"], 34);
+    assert!(refusal["message"].as_str().unwrap().contains("a new session"));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_restored_player_is_where_it_was_with_its_ids_and_extensions() {
+    let mut config = ConnectionConfig::default();
+    config.features = sessionserver_core::Features::RESUME;
+    let asked = sessionserver_core::Features::RESUME.union(sessionserver_core::Features::HOST);
+    // A member that resumed the seat of player 3 on connection 9.
+    let mut p = Player::restore(
+        PlayerId(3),
+        PlayerId(9),
+        Some(SessionId(40)),
+        asked,
+        Limits::default(),
+        config,
+        0,
+    );
+    assert_eq!((p.id(), p.connection()), (PlayerId(3), PlayerId(9)));
+    assert_eq!(p.session(), Some(SessionId(40)));
+    assert_eq!(
+        p.features(),
+        sessionserver_core::Features::RESUME,
+        "only what the host offers"
+    );
+    assert!(!p.is_waiting());
+    // Its commands go to its session as the member's; its close is the connection's.
+    p.handle_text(0, UPDATE);
+    assert!(matches!(
+        outputs(&mut p)[..],
+        [PlayerOutput::ToSession(ToSession::Command {
+            player: PlayerId(3),
+            command: Ok(Command::UpdatePlayer(_)),
+        })]
+    ));
+    p.handle_closed();
+    assert_eq!(
+        outputs(&mut p),
+        vec![PlayerOutput::ToSession(ToSession::Disconnect {
+            player: PlayerId(9)
+        })]
+    );
+    // One in the lobby sends its session commands nowhere.
+    let mut p = Player::restore(
+        PlayerId(5),
+        PlayerId(5),
+        None,
+        sessionserver_core::Features::NONE,
+        Limits::default(),
+        ConnectionConfig::default(),
+        0,
+    );
+    p.handle_text(0, UPDATE);
+    let out = outputs(&mut p);
+    let frame: serde_json::Value = serde_json::from_str(sent(&out)[0]).unwrap();
+    assert_eq!(frame["error"], 2);
+    p.handle_closed();
+    assert_eq!(outputs(&mut p), vec![]);
+}
