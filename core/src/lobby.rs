@@ -2,8 +2,8 @@
 //! [`crate::Player`] machine's.
 
 use crate::error::ErrorCode;
-use crate::limits::Limits;
 use crate::ids::SessionId;
+use crate::limits::Limits;
 use crate::messages::CreateRefusal;
 use crate::reply::{self, ServerCommand, ServerFrame};
 

@@ -220,7 +220,10 @@ fn a_create_join_resume_or_match_for_another_session_is_error_34_and_stays_in_th
             "{command}: {refusal}"
         );
         let held: serde_json::Value = serde_json::from_str(frames[1]).unwrap();
-        assert_eq!(held["error"], 2, "the held update is answered from the lobby");
+        assert_eq!(
+            held["error"], 2,
+            "the held update is answered from the lobby"
+        );
         assert!(!p.is_waiting() && p.session().is_none());
     }
     // Nothing waits: nothing to refuse.
@@ -229,13 +232,19 @@ fn a_create_join_resume_or_match_for_another_session_is_error_34_and_stays_in_th
     assert_eq!(outputs(&mut p), vec![]);
     // listSessions is the host's to answer: the player gives it the refusal, in order.
     p.handle_text(0, r#"{"command":"listSessions"}"#);
-    assert!(matches!(outputs(&mut p)[..], [PlayerOutput::ListSessions(_)]));
+    assert!(matches!(
+        outputs(&mut p)[..],
+        [PlayerOutput::ListSessions(_)]
+    ));
     p.answer_list_elsewhere(None);
     let out = outputs(&mut p);
     let refusal: serde_json::Value = serde_json::from_str(sent(&out)[0]).unwrap();
     assert_eq!(refusal["command"], "sessionList");
     assert_eq!(refusal["error"], 34);
-    assert!(refusal["message"].as_str().unwrap().contains("a new session"));
+    assert!(refusal["message"]
+        .as_str()
+        .unwrap()
+        .contains("a new session"));
 }
 
 #[wasm_bindgen_test(unsupported = test)]

@@ -118,6 +118,8 @@
 
 pub mod auth;
 #[cfg(target_arch = "wasm32")]
+mod direct;
+#[cfg(target_arch = "wasm32")]
 mod link;
 pub mod persist;
 #[cfg(target_arch = "wasm32")]

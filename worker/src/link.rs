@@ -151,6 +151,9 @@ pub enum Op {
     /// Take back the seat of a resume token ([`Ask::token`]) and open its socket: the
     /// `sessionResume` and its replay come on it, then [`crate::wire::encode_resumed`].
     Resume,
+    /// The direct path ([`crate::direct`]): accept the client's own socket, in the lobby, with
+    /// the lobby's rules for this one session (with [`Ask::new_session`], to create it).
+    Direct,
 }
 
 impl Op {
@@ -159,6 +162,7 @@ impl Op {
             Op::Create => "create",
             Op::Join => "join",
             Op::Resume => "resume",
+            Op::Direct => "direct",
         }
     }
 }
@@ -199,9 +203,28 @@ pub struct Ask {
     /// Who the player's connection is (a JWT's `sub`), for the seat: a create's or join's
     /// member has it; a resume must come from the seat's own.
     pub subject: Option<Arc<String>>,
+    /// A direct socket that may create the object's session (`/session/new`).
+    pub new_session: bool,
 }
 
 impl Ask {
+    /// A direct socket's request ([`Op::Direct`]) for the connection `player`, known as
+    /// `subject`; `new_session` for `/session/new`.
+    pub fn direct(player: PlayerId, subject: Option<Arc<String>>, new_session: bool) -> Ask {
+        Ask {
+            op: Op::Direct,
+            player,
+            resume: false,
+            extras: Features::NONE,
+            password: None,
+            quiet: false,
+            token: None,
+            received: None,
+            subject,
+            new_session,
+        }
+    }
+
     /// The request the object's `fetch` gets.
     pub fn request(&self) -> Result<Request> {
         let headers = Headers::new();
@@ -232,8 +255,9 @@ impl Ask {
             ""
         };
         let quiet = if self.quiet { "&quiet=1" } else { "" };
+        let new = if self.new_session { "&new=1" } else { "" };
         let url = format!(
-            "https://session/{}?player={}{resume}{host}{messages}{quiet}",
+            "https://session/{}?player={}{resume}{host}{messages}{quiet}{new}",
             self.op.path(),
             self.player
         );
@@ -248,6 +272,7 @@ impl Ask {
             "/create" => Op::Create,
             "/join" => Op::Join,
             "/resume" => Op::Resume,
+            "/direct" => Op::Direct,
             _ => return None,
         };
         let query = |name: &str| {
@@ -293,6 +318,7 @@ impl Ask {
             token,
             received,
             subject,
+            new_session: query("new").as_deref() == Some("1"),
         })
     }
 

@@ -135,6 +135,9 @@ pub async fn fetch(req: Request, env: Env) -> Result<Response> {
         }
     };
     let id = PlayerId(link::random_id()?);
+    if let Some(route) = crate::direct::route(&req.path()) {
+        return crate::direct::connect(&env, route, id, subject.map(Arc::new)).await;
+    }
     let pair = WebSocketPair::new()?;
     let relay = Relay {
         from_client: pump(pair.server.clone(), Side::Client),
@@ -794,6 +797,7 @@ impl Relay {
                         token: None,
                         received: None,
                         subject,
+                        new_session: false,
                     };
                     let task = join_session(self.env.clone(), ask, target, skip);
                     self.pending = Some(Box::pin(task));
@@ -925,6 +929,7 @@ async fn create_session(
         token: None,
         received: None,
         subject,
+        new_session: false,
     };
     for _ in 0..CREATE_ATTEMPTS {
         let id = match link::random_id() {
@@ -1029,6 +1034,7 @@ async fn resume_session(
         token: Some(token),
         received,
         subject,
+        new_session: false,
     };
     match open(&env, &ask, id).await {
         Ok(Opened::Link(mut link)) => {

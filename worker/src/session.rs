@@ -28,8 +28,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sessionserver_core::{
-    command, Command, CreateRequest, Features, Limits, Output, PlayerId, ResumeRequest,
-    ServerFrame, Session, SessionId, ToPlayer, ToSession,
+    command, Command, ConnectionConfig, CreateRequest, Features, JoinTarget, Limits, Output,
+    Player, PlayerId, PlayerOutput, ResumeRequest, ServerFrame, Session, SessionId, ToPlayer,
+    ToSession,
 };
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::{
@@ -73,6 +74,14 @@ struct Attachment {
     /// a create fails (1011). A member's subject is the session's, in memory and storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subject: Option<String>,
+    /// A client's own socket on the direct path ([`crate::direct`]), not a relay's: its
+    /// player's machine is restored from here (`player` is its ID while it is a member,
+    /// `connection` the connection's; `subject` is kept for good).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    direct: bool,
+    /// A direct socket that may create the session (`/session/new`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    create: bool,
 }
 
 impl Attachment {
@@ -87,6 +96,44 @@ impl Attachment {
         resume
             .union(flag(self.host, Features::HOST))
             .union(flag(self.messages, Features::MESSAGES))
+    }
+}
+
+/// A client socket on the direct path ([`crate::direct`]) and the machine of its player, run
+/// here with the lobby's rules for this one session ([`Live::pump`]).
+struct Direct {
+    ws: WebSocket,
+    player: Player,
+    /// It may create the session (`/session/new`).
+    create: bool,
+    /// What its attachment says (ID, session, extensions), rewritten when that changes.
+    saved: (PlayerId, Option<SessionId>, Features),
+    /// Its connection is gone (closed by either side): dropped by the next pump.
+    closed: bool,
+}
+
+impl Direct {
+    fn state(&self) -> (PlayerId, Option<SessionId>, Features) {
+        (
+            self.player.id(),
+            self.player.session(),
+            self.player.features(),
+        )
+    }
+
+    /// Its attachment: what [`Player::restore`] needs after a wake.
+    fn attachment(&self) -> Attachment {
+        let (id, session, features) = self.state();
+        Attachment {
+            player: session.map(|_| id.0),
+            connection: Some(self.player.connection().0),
+            resume: features.contains(Features::RESUME),
+            host: features.contains(Features::HOST),
+            messages: features.contains(Features::MESSAGES),
+            subject: self.player.subject().map(str::to_owned),
+            direct: true,
+            create: self.create,
+        }
     }
 }
 
@@ -121,6 +168,21 @@ struct Live {
     listing: Option<sessionserver_core::Listing>,
     /// A listing is on its way to the registry ([`SessionObject::send_listings`]).
     listing_sent: bool,
+    /// This object's session ID (`None` only in an alarm of a vacant object).
+    here: Option<SessionId>,
+    /// The rate limit and extensions of a direct socket's player.
+    config: ConnectionConfig,
+    /// The direct sockets, by connection ID.
+    directs: HashMap<PlayerId, Direct>,
+    /// The connection of each ID the session may name a direct player by (its connection's,
+    /// and after a resume the member's).
+    direct_ids: HashMap<PlayerId, PlayerId>,
+    /// Events of the session for direct players, for [`Live::settle`].
+    direct_events: Vec<(PlayerId, ToPlayer)>,
+    /// Direct players with something to do: outputs to drain, or a connection gone.
+    direct_work: Vec<PlayerId>,
+    /// A direct player created the session, which the registry must hear of.
+    register: Option<SessionId>,
 }
 
 /// What a drain leaves for its handler: what was meant for players with no socket here (a
@@ -211,6 +273,18 @@ impl DurableObject for SessionObject {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
+        let attachment = ws.deserialize_attachment::<Attachment>().ok().flatten();
+        if let Some(connection) = attachment.as_ref().and_then(direct_connection) {
+            let then = self
+                .direct_message(connection, message)
+                .unwrap_or_else(|e| {
+                    console_error!("session {}: command failed: {e}", self.name());
+                    retire(&ws, close::INTERNAL, "session failed");
+                    Then::Nothing
+                });
+            self.finish(then).await;
+            return Ok(());
+        }
         let text = match message {
             WebSocketIncomingMessage::String(text) => text,
             WebSocketIncomingMessage::Binary(reply) => {
@@ -219,7 +293,8 @@ impl DurableObject for SessionObject {
                 return Ok(());
             }
         };
-        let then = self.message(&ws, &text).unwrap_or_else(|e| {
+        let player = attachment.as_ref().and_then(socket_of).map(|(p, _)| p);
+        let then = self.message(&ws, player, &text).unwrap_or_else(|e| {
             console_error!("session {}: command failed: {e}", self.name());
             retire(&ws, close::INTERNAL, "session failed");
             Then::Nothing
@@ -344,17 +419,29 @@ impl SessionObject {
         let mut sockets = HashMap::new();
         let mut connections = HashMap::new();
         let mut features = Vec::new();
+        let mut directs = Vec::new();
         for ws in self.state.get_websockets() {
-            if let Some((player, connection)) = socket_of(&ws) {
-                if let Ok(Some(attachment)) = ws.deserialize_attachment::<Attachment>() {
-                    features.push((player, attachment.features()));
-                }
-                sockets.insert(player, ws);
+            let Ok(Some(attachment)) = ws.deserialize_attachment::<Attachment>() else {
+                continue;
+            };
+            if let Some((player, connection)) = socket_of(&attachment) {
+                features.push((player, attachment.features()));
+                sockets.insert(player, ws.clone());
                 connections.insert(player, connection);
+            }
+            if attachment.direct {
+                directs.push((ws, attachment));
             }
         }
         // A fresh seed at every load: the secrets drawn before are not drawn again.
         let (stored, batched) = store.load(limits, link::seed(), &connections, now_ms())?;
+        let here = match &stored {
+            Stored::Live(session) => Some(session.id()),
+            Stored::Ended(id) => Some(*id),
+            Stored::Vacant => self.name().parse().ok().map(SessionId),
+        };
+        let config = link::connection_config(&limits);
+        let shared_limits = Arc::new(limits);
         let mut live = Live {
             store,
             stored,
@@ -367,7 +454,33 @@ impl SessionObject {
             timer_flushes: 0,
             listing: None,
             listing_sent: false,
+            here,
+            config,
+            directs: HashMap::new(),
+            direct_ids: HashMap::new(),
+            direct_events: Vec::new(),
+            direct_work: Vec::new(),
+            register: None,
         };
+        // The direct sockets' players, where they were (a wake from hibernation: the
+        // sockets stayed open).
+        for (ws, attachment) in directs {
+            let Some(connection) = attachment.connection.map(PlayerId) else {
+                continue;
+            };
+            let id = attachment.player.map_or(connection, PlayerId);
+            let player = Player::restore(
+                id,
+                connection,
+                attachment.player.and(here),
+                attachment.features(),
+                Arc::clone(&shared_limits),
+                config,
+                now_ms(),
+            )
+            .with_subject(attachment.subject.map(Arc::new));
+            live.add_direct(ws, player, attachment.create);
+        }
         // A member whose socket is gone while the object was not running (a restart rather
         // than hibernation) has disconnected. One with a token is away already (the store made
         // it so, see `Store::load`); any other leaves now.
@@ -391,7 +504,7 @@ impl SessionObject {
                 session.handle(now_ms(), ToSession::Disconnect { player });
             }
         }
-        live.drain()?;
+        live.settle()?;
         Ok(live)
     }
 
@@ -418,7 +531,7 @@ impl SessionObject {
                         quiet: ask.quiet,
                     },
                 );
-                let unsent = live.drain()?;
+                let unsent = live.settle()?;
                 match unsent.event_for(player) {
                     Some(ToPlayer::Joined { .. }) => {}
                     Some(ToPlayer::JoinRefused) => {
@@ -452,7 +565,7 @@ impl SessionObject {
                     features,
                 };
                 session.handle(now_ms(), input);
-                let unsent = live.drain()?;
+                let unsent = live.settle()?;
                 match (unsent.event_for(member), unsent.event_for(player)) {
                     (Some(ToPlayer::Resumed { .. }), _) => {}
                     (_, Some(ToPlayer::ResumeRefused)) => {
@@ -485,7 +598,35 @@ impl SessionObject {
                 Response::from_websocket(pair.client)
             }
             (Op::Create, _) => Response::error("session ID taken", status::CONFLICT),
+            (Op::Direct, Stored::Vacant) if ask.new_session => self.open_direct(live, ask),
+            (Op::Direct, Stored::Live(_)) if !ask.new_session => self.open_direct(live, ask),
+            (Op::Direct, _) if ask.new_session => {
+                Response::error("session ID taken", status::CONFLICT)
+            }
+            (Op::Direct, _) => Response::error("no such session", status::NOT_FOUND),
         }
+    }
+
+    /// A client's own socket on the direct path, its player in the lobby.
+    fn open_direct(&self, live: &mut Live, ask: Ask) -> Result<Response> {
+        let pair = WebSocketPair::new()?;
+        let player =
+            Player::new(ask.player, live.limits, live.config, now_ms()).with_subject(ask.subject);
+        let direct = Direct {
+            ws: pair.server.clone(),
+            player,
+            create: ask.new_session,
+            saved: (ask.player, None, Features::NONE),
+            closed: false,
+        };
+        // Not `State::accept_web_socket`: it panics where the platform refuses a socket.
+        self.state
+            .as_raw()
+            .accept_websocket(pair.server.as_ref())
+            .map_err(worker::Error::from)?;
+        pair.server.serialize_attachment(direct.attachment())?;
+        live.add_direct(pair.server, direct.player, direct.create);
+        Response::from_websocket(pair.client)
     }
 
     /// The socket of a member the session has just taken in (a join, or a resume by
@@ -505,7 +646,7 @@ impl SessionObject {
                     let input = ToSession::Disconnect { player: connection };
                     session.handle(now_ms(), input);
                 }
-                live.drain()?;
+                live.settle()?;
                 Err(e)
             }
         }
@@ -533,13 +674,44 @@ impl SessionObject {
             host: features.contains(Features::HOST),
             messages: features.contains(Features::MESSAGES),
             subject,
+            direct: false,
+            create: false,
         })?;
         Ok(pair)
     }
 
-    /// A text message from a relay socket: a command of its player (see `wire`).
-    fn message(&self, ws: &WebSocket, text: &str) -> Result<Then> {
-        let Some(player) = player_of(ws) else {
+    /// A message on a direct socket: its player's.
+    fn direct_message(
+        &self,
+        connection: PlayerId,
+        message: WebSocketIncomingMessage,
+    ) -> Result<Then> {
+        let mut live = self.live()?;
+        let Some(direct) = live.directs.get_mut(&connection) else {
+            return Ok(Then::Nothing);
+        };
+        match message {
+            WebSocketIncomingMessage::String(text) if text.len() > link::MAX_FRAME => {
+                // As the relay does: the limit of the native host's frame reader.
+                let reason = sessionserver_core::CloseReason::TooBig;
+                retire(&direct.ws, reason.code(), reason.text());
+                direct.player.handle_closed();
+                direct.closed = true;
+            }
+            WebSocketIncomingMessage::String(text) => {
+                direct.player.handle_text(now_ms(), &text);
+            }
+            WebSocketIncomingMessage::Binary(_) => direct.player.handle_binary(now_ms()),
+        }
+        live.direct_work.push(connection);
+        live.settle()?;
+        Ok(live.then())
+    }
+
+    /// A text message from a relay socket (speaking for `player`): a command of its player
+    /// (see `wire`).
+    fn message(&self, ws: &WebSocket, player: Option<PlayerId>, text: &str) -> Result<Then> {
+        let Some(player) = player else {
             return Ok(Then::Nothing);
         };
         let mut live = self.live()?;
@@ -548,7 +720,7 @@ impl SessionObject {
         match &mut live.stored {
             Stored::Live(session) if live.sockets.contains_key(&player) => {
                 session.handle(now_ms(), ToSession::Command { player, command });
-                live.drain()?;
+                live.settle()?;
                 Ok(Then::Nothing)
             }
             Stored::Vacant => self.create(live, ws, player, command),
@@ -593,7 +765,7 @@ impl SessionObject {
         live.stored = Stored::Live(session);
         if private {
             // Never what `-1` finds: the registry does not hear of it.
-            live.drain()?;
+            live.settle()?;
             return Ok(Then::Nothing);
         }
         // Its outputs (the rows, the sessionJoin) are drained by `finish`, once the
@@ -611,16 +783,24 @@ impl SessionObject {
     }
 
     fn disconnect(&self, ws: &WebSocket) -> Result<Then> {
-        let Some((player, connection)) = socket_of(ws) else {
+        let Ok(Some(attachment)) = ws.deserialize_attachment::<Attachment>() else {
             return Ok(Then::Nothing);
         };
         let mut live = self.live()?;
-        live.sockets.remove(&player);
-        if let Stored::Live(session) = &mut live.stored {
-            let input = ToSession::Disconnect { player: connection };
-            session.handle(now_ms(), input);
+        if let Some(connection) = direct_connection(&attachment) {
+            if let Some(direct) = live.directs.get_mut(&connection) {
+                direct.player.handle_closed();
+                direct.closed = true;
+                live.direct_work.push(connection);
+            }
+        } else if let Some((player, connection)) = socket_of(&attachment) {
+            live.sockets.remove(&player);
+            if let Stored::Live(session) = &mut live.stored {
+                let input = ToSession::Disconnect { player: connection };
+                session.handle(now_ms(), input);
+            }
         }
-        live.drain()?;
+        live.settle()?;
         if live.sockets.is_empty() {
             // With no socket left the object may hibernate or be evicted soon: nothing is
             // left unwritten.
@@ -642,7 +822,7 @@ impl SessionObject {
             // reaches the registry before the add finds the sessions before this one.
             let mut registering = Box::pin(self.register(id));
             let registered = poll_fn(|cx| Poll::Ready(registering.as_mut().poll(cx))).await;
-            if let Err(e) = self.live().and_then(|mut live| live.drain().map(drop)) {
+            if let Err(e) = self.live().and_then(|mut live| live.settle().map(drop)) {
                 console_error!(
                     "session {}: storing the new session failed: {e}",
                     self.name()
@@ -789,6 +969,204 @@ impl SessionObject {
 }
 
 impl Live {
+    /// A direct socket and its player.
+    fn add_direct(&mut self, ws: WebSocket, player: Player, create: bool) {
+        let connection = player.connection();
+        let direct = Direct {
+            saved: (player.id(), player.session(), player.features()),
+            ws,
+            player,
+            create,
+            closed: false,
+        };
+        self.direct_ids.insert(connection, connection);
+        self.direct_ids.insert(direct.player.id(), connection);
+        if direct.player.session().is_some() {
+            self.sockets.insert(direct.player.id(), direct.ws.clone());
+        }
+        self.directs.insert(connection, direct);
+    }
+
+    /// What the handler does after its synchronous part: a session a direct player created
+    /// is registered.
+    fn then(&mut self) -> Then {
+        match self.register.take() {
+            Some(id) => Then::Register(id),
+            None => Then::Nothing,
+        }
+    }
+
+    /// [`Live::drain`], and everything it leads to for the direct players: the session's
+    /// events fed to their machines, their outputs applied ([`Live::pump`]), which may give
+    /// the session more to drain, until nothing is left; then the attachments of the direct
+    /// players whose state changed are written.
+    fn settle(&mut self) -> Result<Unsent> {
+        let mut failed = None;
+        let mut unsent = self.drain().unwrap_or_else(|e| {
+            failed = Some(e);
+            Unsent::default()
+        });
+        let mut touched = Vec::new();
+        loop {
+            let mut work = std::mem::take(&mut self.direct_work);
+            for (to, event) in std::mem::take(&mut self.direct_events) {
+                let Some(connection) = self.direct_ids.get(&to).copied() else {
+                    continue;
+                };
+                if matches!(
+                    event,
+                    ToPlayer::Left | ToPlayer::JoinRefused | ToPlayer::ResumeRefused
+                ) {
+                    // Not (or no more) a member: its socket stays, in the lobby.
+                    self.sockets.remove(&to);
+                }
+                if let Some(direct) = self.directs.get_mut(&connection) {
+                    direct.player.handle_from_session(event);
+                }
+                work.push(connection);
+            }
+            if work.is_empty() {
+                break;
+            }
+            for connection in work {
+                self.pump(connection);
+                touched.push(connection);
+            }
+            match self.drain() {
+                Ok(more) => {
+                    unsent.frames.extend(more.frames);
+                    unsent.events.extend(more.events);
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        for connection in touched {
+            let Some(direct) = self.directs.get_mut(&connection) else {
+                continue;
+            };
+            if direct.state() != direct.saved {
+                direct.saved = direct.state();
+                if let Err(e) = direct.ws.serialize_attachment(direct.attachment()) {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(unsent),
+        }
+    }
+
+    /// Applies a direct player's outputs: frames to its socket, its commands to the session,
+    /// and the lobby's rules for this one session: a create only on `/session/new` while the
+    /// object is vacant, a join or resume only of this session; anything else is error 34.
+    /// A player whose connection is gone is dropped.
+    fn pump(&mut self, connection: PlayerId) {
+        let Live {
+            directs,
+            direct_ids,
+            sockets,
+            stored,
+            limits,
+            here,
+            register,
+            ..
+        } = self;
+        let here = *here;
+        let Some(direct) = directs.get_mut(&connection) else {
+            return;
+        };
+        // (A direct socket closed by the session: its client was replaced, `drain`.)
+        if !direct.closed && !direct_ids.contains_key(&connection) {
+            direct.player.handle_closed();
+            direct.closed = true;
+        }
+        while let Some(output) = direct.player.poll_output() {
+            match output {
+                PlayerOutput::Send(frame) => {
+                    let _ = direct.ws.send_with_str(frame.as_str());
+                }
+                PlayerOutput::Pong(t) => {
+                    let frame = sessionserver_core::reply::pong(t.as_deref(), now_ms());
+                    let _ = direct.ws.send_with_str(frame.as_str());
+                }
+                // Never asked for: `handle_timeout` is not called (as on the relay).
+                PlayerOutput::Ping => {}
+                PlayerOutput::ListSessions(_) => direct.player.answer_list_elsewhere(here),
+                PlayerOutput::Create(request) => match (here, &*stored) {
+                    (Some(id), Stored::Vacant) if direct.create => {
+                        let private = request.options.private;
+                        sockets.insert(request.player, direct.ws.clone());
+                        let session = Session::create_seeded(id, *request, *limits, link::seed());
+                        *stored = Stored::Live(session);
+                        if !private {
+                            // Never what `-1` finds if private: the registry does not hear of it.
+                            *register = Some(id);
+                        }
+                    }
+                    _ => direct.player.handle_other_session(here),
+                },
+                PlayerOutput::Join {
+                    target: JoinTarget::Id(id),
+                    input,
+                    ..
+                } if here.is_some_and(|here| here.0 == id) => match stored {
+                    Stored::Live(session) => {
+                        let joiner = match &input {
+                            ToSession::Join { player, .. } | ToSession::Resume { player, .. } => {
+                                *player
+                            }
+                            _ => connection,
+                        };
+                        if session.contains(joiner) {
+                            // Two random player IDs met (p ≈ members / 2^53): the session
+                            // would take the join for the member's. Dropped without a
+                            // disconnect, which would be the member's.
+                            retire(&direct.ws, close::TRY_AGAIN, "try again");
+                            direct.closed = true;
+                            break;
+                        }
+                        sockets.insert(joiner, direct.ws.clone());
+                        session.handle(now_ms(), input);
+                    }
+                    _ => direct.player.handle_no_such_session(),
+                },
+                PlayerOutput::Join { .. } | PlayerOutput::JoinOrCreate(_) => {
+                    direct.player.handle_other_session(here);
+                }
+                PlayerOutput::ToSession(input) => match stored {
+                    Stored::Live(session) => session.handle(now_ms(), input),
+                    _ => {
+                        if let Some(here) = here {
+                            direct.player.handle_session_gone(here);
+                        }
+                    }
+                },
+                PlayerOutput::Close(reason) => {
+                    retire(&direct.ws, reason.code(), reason.text());
+                    direct.player.handle_closed();
+                    direct.closed = true;
+                }
+            }
+        }
+        if direct.closed {
+            let member = direct.player.id();
+            let ws = direct.ws.clone();
+            directs.remove(&connection);
+            direct_ids.retain(|_, c| *c != connection);
+            // Unless the member is another connection's now (a resume replaced this one).
+            let own: &worker::web_sys::WebSocket = ws.as_ref();
+            if sockets.get(&member).is_some_and(|w| {
+                let theirs: &worker::web_sys::WebSocket = w.as_ref();
+                theirs == own
+            }) {
+                sockets.remove(&member);
+            }
+        }
+    }
+
     /// Writes the playerData not written yet ([`persist::flush`]).
     fn flush(&mut self) -> Result<()> {
         let Live {
@@ -820,7 +1198,7 @@ impl Live {
                 "session {}: {left} member(s) left at the end of their grace period",
                 session.id()
             );
-            self.drain()?;
+            self.settle()?;
         }
         Ok(())
     }
@@ -840,6 +1218,9 @@ impl Live {
             forget,
             pending,
             listing: listed,
+            direct_ids,
+            direct_events,
+            direct_work,
             ..
         } = self;
         let Stored::Live(session) = stored else {
@@ -883,6 +1264,10 @@ impl Live {
                         }
                     }
                 }
+                // For a direct player's machine: fed by `settle`, after this drain.
+                Output::ToPlayer { to, event } if direct_ids.contains_key(&to) => {
+                    direct_events.push((to, event));
+                }
                 Output::ToPlayer { to, event } => match (event, sockets.get(&to)) {
                     (ToPlayer::Joined { .. }, Some(ws)) => {
                         let _ = ws.send_with_bytes(wire::JOINED);
@@ -908,14 +1293,30 @@ impl Live {
                 }
                 // Its seat was resumed on another connection while this socket still seemed
                 // open: the socket is closed, and its relay closes its client (4003).
+                // A direct one's client is closed with 4003 here, its player's connection gone.
                 Output::Replaced { player } => {
                     if let Some(ws) = sockets.remove(&player) {
-                        retire(&ws, close::REPLACED, "resumed on another connection");
+                        match direct_ids.get(&player).copied() {
+                            Some(connection) => {
+                                let reason = sessionserver_core::CloseReason::Replaced;
+                                retire(&ws, reason.code(), reason.text());
+                                direct_ids.retain(|_, c| *c != connection);
+                                direct_work.push(connection);
+                            }
+                            None => retire(&ws, close::REPLACED, "resumed on another connection"),
+                        }
                     }
                 }
-                // A resumed member's socket is accepted by `open` after the drain, under the
-                // member's ID: nothing to move.
-                Output::Rebind { .. } => {}
+                // A relay's resumed member's socket is accepted by `open` after the drain,
+                // under the member's ID. A direct one's socket is the member's from now on.
+                Output::Rebind { from, to } => {
+                    if let Some(connection) = direct_ids.get(&from).copied() {
+                        direct_ids.insert(to, connection);
+                        if let Some(ws) = sockets.remove(&from) {
+                            sockets.insert(to, ws);
+                        }
+                    }
+                }
                 Output::Ended => ended = true,
             }
         }
@@ -935,20 +1336,20 @@ impl Live {
     }
 }
 
-fn player_of(ws: &WebSocket) -> Option<PlayerId> {
-    socket_of(ws).map(|(player, _)| player)
+/// The member a socket speaks for, and the connection it is (by its attachment).
+fn socket_of(attachment: &Attachment) -> Option<(PlayerId, PlayerId)> {
+    let player = attachment.player?;
+    let connection = attachment.connection.unwrap_or(player);
+    Some((PlayerId(player), PlayerId(connection)))
 }
 
-/// The player a socket speaks for, and the connection it is.
-fn socket_of(ws: &WebSocket) -> Option<(PlayerId, PlayerId)> {
-    match ws.deserialize_attachment::<Attachment>() {
-        Ok(Some(Attachment {
-            player: Some(player),
-            connection,
-            ..
-        })) => Some((PlayerId(player), PlayerId(connection.unwrap_or(player)))),
-        _ => None,
-    }
+/// The connection of a direct socket (by its attachment); `None` for a relay's.
+fn direct_connection(attachment: &Attachment) -> Option<PlayerId> {
+    attachment
+        .direct
+        .then_some(attachment.connection)
+        .flatten()
+        .map(PlayerId)
 }
 
 /// Closes a socket that no longer speaks for its player, so that its close event changes
@@ -961,6 +1362,8 @@ fn retire(ws: &WebSocket, code: u16, reason: &str) {
         host: false,
         messages: false,
         subject: None,
+        direct: false,
+        create: false,
     });
     let _ = ws.close(Some(code), Some(reason));
 }
