@@ -7,7 +7,7 @@
 # a deployment has none), latency and losses, the ratio of the two, and the cost model built
 # from them (BENCHMARKS.md, "Edge host: cost"). 127.0.0.1 only.
 #
-#   scripts/edge-bench.sh             3 runs of each scenario (about 8 minutes)
+#   scripts/edge-bench.sh             3 runs of each scenario on both paths (about 16 minutes)
 #   scripts/edge-bench.sh --runs 1    one run each
 #   EDGE_BENCH_PORT=8880              the Rust worker's port (the reference's is one above)
 set -euo pipefail
@@ -86,10 +86,17 @@ results=$OUT/results-$(date +%Y%m%d-%H%M%S).txt
 for run in $(seq 1 "$runs"); do
     for s in "${scenarios[@]}"; do
         read -r sessions players rate <<<"$s"
-        for server in rust reference; do
-            if [ $server = rust ]; then url=ws://127.0.0.1:$PORT/ pid=$rust_pid; else url=ws://127.0.0.1:$REF_PORT/ pid=$ref_pid; fi
+        # Each server on both paths: the relay (ws://host/) and the direct path (--direct:
+        # /session/new and /session/<id>).
+        for server in rust reference rust-direct reference-direct; do
+            case $server in
+                rust*) url=ws://127.0.0.1:$PORT/ pid=$rust_pid ;;
+                *) url=ws://127.0.0.1:$REF_PORT/ pid=$ref_pid ;;
+            esac
+            direct=()
+            [[ $server = *-direct ]] && direct=(--direct)
             echo "== run $run: $server, $sessions × $players players × $rate/s" >&2
-            line=$("$bench" fanout --url "$url" --server "$server" --server-pid "$pid" \
+            line=$("$bench" fanout --url "$url" --server "$server" --server-pid "$pid" "${direct[@]}" \
                 --scenario "edge-$sessions-$players-$rate" --sessions "$sessions" --players "$players" \
                 --rate "$rate" --duration 10 --warmup 2 --drain-timeout 5 2>>"$OUT/bench.log" | grep '^RESULT' || true)
             echo "${line:-RESULT scenario=edge-$sessions-$players-$rate server=$server failed=yes} run=$run load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$results" >&2
@@ -108,35 +115,42 @@ def med(key, rs):
     v = [float(r[key]) for r in rs if key in r]
     return statistics.median(v) if v else float('nan')
 print(f"\nRaw lines: {sys.argv[1]}\n")
-print("| sessions × players × updates/s | deliveries/s offered | Rust worker: CPU µs/delivery (runs) | JS reference: CPU µs/delivery (runs) | Rust / JS | p50 / p99 ms, Rust | p50 / p99 ms, JS | lost, Rust / JS |")
-print("|---|---:|---|---|---:|---|---|---|")
+print("| path | sessions × players × updates/s | deliveries/s offered | Rust worker: CPU µs/delivery (runs) | JS reference: CPU µs/delivery (runs) | Rust / JS | p50 / p99 ms, Rust | p50 / p99 ms, JS | lost, Rust / JS |")
+print("|---|---|---:|---|---|---:|---|---|---|")
 costs = {}
-for scenario in dict.fromkeys(s for s, _ in rows):
-    r, j = rows.get((scenario, 'rust'), []), rows.get((scenario, 'reference'), [])
+for path, suffix in (("relay", ""), ("direct", "-direct")):
+  for scenario in dict.fromkeys(s for s, _ in rows):
+    r, j = rows.get((scenario, 'rust' + suffix), []), rows.get((scenario, 'reference' + suffix), [])
+    if not r and not j:
+        continue
     cr, cj = med('cpu_us_per_delivery', r), med('cpu_us_per_delivery', j)
     runs = lambda rs: ", ".join(r.get('cpu_us_per_delivery', 'failed') for r in rs)
     lost = lambda rs: "+".join(r.get('lost', '?') for r in rs)
     lat = lambda rs: f"{med('p50_us', rs)/1000:.1f} / {med('p99_us', rs)/1000:.1f}"
     _, s, p, u = scenario.split('-')
     offered = int(s) * int(p) * int(p) * float(u)
-    print(f"| {s} × {p} × {u} | {offered:,.0f} | {cr:.0f} ({runs(r)}) | {cj:.0f} ({runs(j)}) | {cr/cj:.2f} | {lat(r)} | {lat(j)} | {lost(r)} / {lost(j)} |")
-    costs[(int(p), float(u), int(s))] = (cr, cj)
+    print(f"| {path} | {s} × {p} × {u} | {offered:,.0f} | {cr:.0f} ({runs(r)}) | {cj:.0f} ({runs(j)}) | {cr/cj:.2f} | {lat(r)} | {lat(j)} | {lost(r)} / {lost(j)} |")
+    costs[(path, int(p), float(u), int(s))] = (cr, cj)
 # Published prices (Workers Paid, 2026): Worker CPU $0.02 per million ms; Durable Object requests
 # $0.15 per million (incoming WebSocket messages count 1 in 20); duration $12.50 per million
 # GB-s at 128 MB while the object cannot hibernate; SQLite rows written $1.00 per million.
+# Relay path: every measured CPU µs is counted at the Worker CPU price (the relay's share is;
+# the object's is not billed as CPU, so this is an upper bound). Direct path: no Worker runs
+# after the upgrade, and an object's CPU is within its duration: CPU costs nothing extra.
 print("\nCost of one 10-player session in which every player sends U updates/s (each delivered to the 10 members):\n")
-print("| U | deliveries per session-hour | CPU (measured µs/delivery) | DO requests | DO duration | rows written | total per session-hour | per player-hour | per million deliveries |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for u in (10.0, 20.0):
-    key = (10, u, 1)
+print("| path | U | deliveries per session-hour | CPU (measured µs/delivery) | DO requests | DO duration | rows written | total per session-hour | per player-hour | per million deliveries |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for path in ("relay", "direct"):
+  for u in (10.0, 20.0):
+    key = (path, 10, u, 1)
     if key not in costs:
         continue
     cpu_us = costs[key][0]
     deliveries = 10 * u * 10 * 3600
-    cpu = deliveries * cpu_us / 1000 * 0.02e-6
+    cpu = deliveries * cpu_us / 1000 * 0.02e-6 if path == "relay" else 0.0
     requests = 10 * u * 3600 / 20 * 0.15e-6
     duration = 0.125 * 3600 * 12.50e-6
     rows_cost = 3600 * 1.00e-6  # at most one row per session per second
     total = cpu + requests + duration + rows_cost
-    print(f"| {u:.0f} | {deliveries:,.0f} | ${cpu:.4f} ({cpu_us:.0f} µs) | ${requests:.4f} | ${duration:.4f} | ${rows_cost:.4f} | ${total:.4f} | ${total/10:.5f} | ${total/deliveries*1e6:.4f} |")
+    print(f"| {path} | {u:.0f} | {deliveries:,.0f} | ${cpu:.4f} ({cpu_us:.0f} µs) | ${requests:.4f} | ${duration:.4f} | ${rows_cost:.4f} | ${total:.4f} | ${total/10:.5f} | ${total/deliveries*1e6:.4f} |")
 PY

@@ -1,7 +1,8 @@
 // The JavaScript reference for the edge host (bench/edge-reference/README.md): the same shape
 // as the Rust worker (a relay in the Worker per client socket, one socket of its own to a
 // Durable Object per session, the object accepting it with the Hibernation API and fanning
-// out), doing only what `sessionserver-bench fanout` needs: createSession, joinSession by ID,
+// out; and the direct path, /session/new and /session/<id>, where the client's own socket ends
+// in the object), doing only what `sessionserver-bench fanout` needs: createSession, joinSession by ID,
 // updatePlayer. No validation, no limits, no storage, no resume: the least work per delivery
 // on this platform, to judge the Rust worker's CPU per delivery against.
 import { DurableObject } from 'cloudflare:workers';
@@ -14,6 +15,14 @@ export default {
   async fetch(request, env) {
     if (new URL(request.url).pathname === '/healthz') return new Response('ok');
     if (request.headers.get('Upgrade') !== 'websocket') return new Response('WebSocket only', { status: 426 });
+    // The direct path, as the Rust worker's: the client's socket ends in the session's object.
+    const path = new URL(request.url).pathname;
+    if (path.startsWith('/session/')) {
+      const rest = path.slice('/session/'.length);
+      const id = rest === 'new' ? Math.floor(Math.random() * 2 ** 53) : Number(rest);
+      const stub = env.SESSIONS.get(env.SESSIONS.idFromName(String(id)));
+      return stub.fetch(`http://session/${id}`, { headers: { Upgrade: 'websocket' } });
+    }
     const [client, server] = Object.values(new WebSocketPair());
     server.accept();
     relay(server, env);

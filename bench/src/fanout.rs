@@ -91,6 +91,10 @@ pub struct FanoutArgs {
     /// (about 75 bytes).
     #[arg(long, default_value_t = 0)]
     pub payload_bytes: usize,
+    /// The edge host's direct path: each creator connects to `<url>session/new`, each joiner
+    /// to `<url>session/<its session's ID>`, instead of all to `<url>`.
+    #[arg(long)]
+    pub direct: bool,
 }
 
 /// The send pattern of `fanout`.
@@ -145,6 +149,8 @@ struct Shared {
     /// `--deflate`, `--payload-bytes`.
     deflate: bool,
     payload_bytes: usize,
+    /// `--direct`.
+    direct: bool,
 }
 
 impl Shared {
@@ -283,6 +289,7 @@ pub fn run(args: FanoutArgs, threads: usize) -> Result<(), String> {
         progress: (0..threads).map(|_| Progress::default()).collect(),
         deflate: args.deflate,
         payload_bytes: args.payload_bytes,
+        direct: args.direct,
     };
 
     // Players in session order, each thread a contiguous share: with more sessions than

@@ -353,3 +353,9 @@ export class SessionClient<S extends JsonObject = JsonObject, P extends JsonObje
 }
 
 export default SessionClient;
+
+/**
+ * The URL a resume connects to: `url`, except on the edge host's direct path (a URL ending in
+ * `/session/new` or `/session/<id>`), where it is `/session/<the token's session ID>`.
+ */
+export function resumeUrl(url: string, token: string): string;

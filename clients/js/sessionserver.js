@@ -220,6 +220,21 @@ function quiet(socket) {
   socket.onclose = nothing;
 }
 
+/**
+ * The URL a resume connects to: `url`, except on the edge host's direct path (a URL ending in
+ * `/session/new` or `/session/<id>`), where it must reach the token's session: `/session/<its
+ * ID>` (the token is `<sessionID>.<playerID>.<secret>`).
+ * @param {string} url
+ * @param {string} token
+ * @returns {string}
+ */
+export function resumeUrl(url, token) {
+  const direct = /^([^?#]*\/session\/)(new|\d+)([?#].*)?$/.exec(url);
+  const session = typeof token === 'string' ? token.split('.')[0] : '';
+  if (!direct || !/^\d+$/.test(session)) return url;
+  return direct[1] + session + (direct[3] ?? '');
+}
+
 function closeQuietly(socket) {
   quiet(socket);
   try {
@@ -879,7 +894,7 @@ export class SessionClient {
     this._timer = null;
     let socket;
     try {
-      socket = new this._WebSocket(this._url, this._protocols);
+      socket = new this._WebSocket(resumeUrl(this._url, this._token), this._protocols);
     } catch (err) {
       return this._scheduleAttempt(1006, err.message, err);
     }

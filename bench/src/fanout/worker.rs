@@ -257,8 +257,16 @@ impl Worker<'_> {
         self.epoll
             .add(stream.as_raw_fd(), epoll::EPOLLIN, idx as u64)?;
         let offer = self.shared.deflate.then_some(ws::DEFLATE_OFFER);
-        let request =
-            ws::upgrade_request_with(&self.shared.host, &self.shared.path, &mut self.rng, offer);
+        let spec = self.players[idx].spec;
+        let path = match (self.shared.direct, spec.creator) {
+            (false, _) => self.shared.path.clone(),
+            (true, true) => format!("{}session/new", self.shared.path),
+            (true, false) => match self.shared.session_ids[spec.session].get() {
+                Some(id) => format!("{}session/{id}", self.shared.path),
+                None => return Err(io::Error::other("joining before the session exists")),
+            },
+        };
+        let request = ws::upgrade_request_with(&self.shared.host, &path, &mut self.rng, offer);
         // A fresh socket's send buffer takes a ~200-byte request whole.
         (&stream).write_all(request.as_bytes())?;
         let p = &mut self.players[idx];
