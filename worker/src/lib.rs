@@ -9,6 +9,9 @@
 //!   opens), run by `core::Player`; the relay maps its outputs onto the platform (a table in
 //!   the module's docs) and relays frames between the client's socket and a socket of its own
 //!   to the object of the player's session.
+//! - [`direct`]: the direct path, `/session/new` and `/session/<id>`: the Worker hands the
+//!   client's upgrade to the session's object, which runs that socket's `core::Player` itself
+//!   (no relay, no Worker CPU per frame; error 34 for a move to another session).
 //! - [`session`]: `SessionObject`, one Durable Object per session, named by the session ID.
 //!   It runs `core::Session`, keeps it in SQLite storage ([`store`], written from the session's
 //!   `Changed` outputs through [`persist`]) and holds one hibernatable socket per member.
@@ -70,6 +73,8 @@
 //! The protocol moves one connection between sessions (`createSession`, `joinSession`,
 //! `leaveSession`), and a socket accepted by an object stays with that object. So the client's
 //! socket cannot end in a session object; it ends in the Worker, or in a per-connection object.
+//! (A client that stays in one session may take the [`direct`] path instead, and trade that
+//! freedom for no relay at all.)
 //! The Worker wins on every count:
 //! - Cost. A Worker is billed for CPU time, not wall time: an idle connection costs nothing
 //!   while it waits. The session object accepts the relay's socket with the Hibernation API, so
