@@ -198,8 +198,10 @@ fn a_create_join_resume_or_match_for_another_session_is_error_34_and_stays_in_th
             "sessionResume",
         ),
     ] {
-        let mut config = ConnectionConfig::default();
-        config.features = sessionserver_core::Features::RESUME;
+        let config = ConnectionConfig {
+            features: sessionserver_core::Features::RESUME,
+            ..ConnectionConfig::default()
+        };
         let mut p = Player::new(PlayerId(7), Limits::default(), config, 0);
         p.handle_text(0, command);
         let _ = outputs(&mut p);
@@ -249,8 +251,10 @@ fn a_create_join_resume_or_match_for_another_session_is_error_34_and_stays_in_th
 
 #[wasm_bindgen_test(unsupported = test)]
 fn a_restored_player_is_where_it_was_with_its_ids_and_extensions() {
-    let mut config = ConnectionConfig::default();
-    config.features = sessionserver_core::Features::RESUME;
+    let config = ConnectionConfig {
+        features: sessionserver_core::Features::RESUME,
+        ..ConnectionConfig::default()
+    };
     let asked = sessionserver_core::Features::RESUME.union(sessionserver_core::Features::HOST);
     // A member that resumed the seat of player 3 on connection 9.
     let mut p = Player::restore(
