@@ -217,6 +217,28 @@ impl Target {
         }
     }
 
+    /// [`Target::connect_to_session`], but a refused upgrade is `Err` with its HTTP status (in
+    /// direct mode a session ID no live session has is refused with 404) instead of a failure.
+    pub async fn try_connect_to_session(&self, name: &str, session_id: u64) -> Result<Client, u16> {
+        let Some(url) = self.direct_url(&format!("session/{session_id}")) else {
+            return Ok(self.connect(name).await);
+        };
+        match tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(&url))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: connecting to {url} timed out"))
+        {
+            Ok((ws, _)) => Ok(Client {
+                name: name.to_owned(),
+                ws: Some(ws),
+                direct: None,
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(e) => panic!("{name}: connecting to {url} failed: {e}"),
+        }
+    }
+
     /// A new connection (a new player) that will join or resume session `session_id`, called
     /// `name` in failure messages: in direct mode its socket ends in that session's object
     /// (`<base>session/<id>`) whatever it sends first (for a client that says `hello` first),
