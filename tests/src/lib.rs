@@ -1030,3 +1030,56 @@ impl Room {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{direct_path, Message};
+
+    fn path(frame: &str) -> String {
+        direct_path(Some(&Message::text(frame)))
+    }
+
+    #[test]
+    fn the_first_frame_picks_the_direct_path() {
+        assert_eq!(path(r#"{"command":"createSession"}"#), "session/new");
+        assert_eq!(
+            path(r#"{"command":"joinSession","sessionID":42}"#),
+            "session/42"
+        );
+        assert_eq!(
+            path(r#"{"command":"joinSession","sessionID":-1}"#),
+            "session/new"
+        );
+        assert_eq!(
+            path(r#"{"command":"joinSession","sessionID":"42"}"#),
+            "session/new"
+        );
+        assert_eq!(
+            path(r#"{"command":"resumeSession","resumeToken":"7.3.00ff"}"#),
+            "session/7"
+        );
+        assert_eq!(
+            path(r#"{"command":"resumeSession","resumeToken":"x.3.00ff"}"#),
+            "session/new"
+        );
+        assert_eq!(
+            path(r#"{"\u0063ommand":"joinSession","sessionID":9}"#),
+            "session/9"
+        );
+        for other in [
+            r#"{"command":"hello","features":["resume"]}"#,
+            r#"{"command":"ping","t":1}"#,
+            r#"{"command":"listSessions"}"#,
+            r#"{"command":"joinOrCreate"}"#,
+            "not json",
+            "[]",
+        ] {
+            assert_eq!(path(other), "session/new", "{other}");
+        }
+        assert_eq!(
+            direct_path(Some(&Message::binary(b"{}".to_vec()))),
+            "session/new"
+        );
+        assert_eq!(direct_path(None), "session/new");
+    }
+}
