@@ -203,6 +203,14 @@ echo "== black-box suite against ws://127.0.0.1:$PORT/ (hibernation idle: $IDLE 
 SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_HIBERNATION_WAIT_SECS="$IDLE" \
     SESSIONSERVER_RESUME_GRACE_MS="$GRACE" cargo test -p sessionserver-tests
 
+# The same suite again, each client's socket on the edge's direct path: it opens on its first
+# frame at /session/new (a create, anything else) or /session/<id> (a join of that ID, a resume
+# with a token of it); tests/direct.rs checks error 34 and the 404, and the few tests that move
+# one connection between sessions, or need the relay (-1, listSessions, joinOrCreate), skip.
+echo "== the black-box suite on the direct path (/session/new, /session/<id>)"
+SESSIONSERVER_DIRECT=1 SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_HIBERNATION_WAIT_SECS="$IDLE" \
+    SESSIONSERVER_RESUME_GRACE_MS="$GRACE" cargo test -p sessionserver-tests
+
 echo "== the Rust client's tests against ws://127.0.0.1:$PORT/ (those needing a server of their own skip)"
 SESSIONSERVER_URL="ws://127.0.0.1:$PORT/" SESSIONSERVER_RESUME_GRACE_MS="$GRACE" SESSIONSERVER_TEST_HOOKS=1 \
     cargo test -p sessionserver-client --test session --test resume --test access --test messages --test edge

@@ -5,7 +5,7 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 export type JsonObject = { [key: string]: JsonValue };
 
 /** The error codes the server sends (0 is success and never rejects). */
-export type ErrorCode = 2 | 4 | 5 | 6 | 7 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 29 | 30 | 31 | 32 | 33;
+export type ErrorCode = 2 | 4 | 5 | 6 | 7 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 29 | 30 | 31 | 32 | 33 | 34;
 
 /** What every error code means (code 4 has two meanings; see errorMeaning). */
 export const ERROR_MEANINGS: Readonly<Record<ErrorCode, string>>;
@@ -43,7 +43,7 @@ export type ReplyCommand =
 export class SessionError extends Error {
   constructor(code: number, command: ReplyCommand, serverMessage?: string);
   readonly name: 'SessionError';
-  /** The protocol's error code (2-33). */
+  /** The protocol's error code (2-34). */
   readonly code: ErrorCode;
   /** The reply command the error came in. */
   readonly command: ReplyCommand;

@@ -17,6 +17,16 @@
 //! perhaps with other clients, so IDs are only compared with each other, never with constants,
 //! and the few tests that need the server to themselves (`joinSession -1`, error 6, IDs from 0)
 //! check [`Target::is_private`] and skip, saying so on stderr.
+//!
+//! **Direct mode** (`SESSIONSERVER_DIRECT=1`, with `SESSIONSERVER_URL`): the edge host's direct
+//! path, where a socket ends in one session's object (`<base>session/new`,
+//! `<base>session/<id>`). A [`Client`] of [`Target::connect`] then opens its socket on its first
+//! send, at the URL that frame needs (see [`Target::connect`]); [`Target::connect_to_session`]
+//! picks a session explicitly, for a client that says `hello` before it joins or resumes. The
+//! few tests that move one connection from one session to another, or use what only the relay
+//! at `/` offers (`joinSession -1`, `listSessions`, `joinOrCreate`), check
+//! [`Target::relay_only_or_skip`] and skip, saying so on stderr: the direct path answers those
+//! with error 34.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -40,11 +50,21 @@ pub const URL_VAR: &str = "SESSIONSERVER_URL";
 /// server at [`URL_VAR`]; tests that wait for a grace period to end skip without it.
 pub const RESUME_GRACE_VAR: &str = "SESSIONSERVER_RESUME_GRACE_MS";
 
+/// The environment variable that, set to `1` (with [`URL_VAR`]), runs the suite on the edge
+/// host's direct path: every client's socket ends in one session's object (see the crate's
+/// documentation, "Direct mode").
+pub const DIRECT_VAR: &str = "SESSIONSERVER_DIRECT";
+
+/// A WebSocket to the server.
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 /// The server under test.
 pub struct Target {
     url: String,
     server: Option<sessionserver::RunningServer>,
     resume_grace: Option<Duration>,
+    /// In direct mode, the base the direct path's URLs are made from (`url`, ending in `/`).
+    direct: Option<String>,
 }
 
 impl Target {
@@ -56,19 +76,33 @@ impl Target {
     /// [`Target::start`], with the in-process server's options changed by `tune`; a server
     /// at `SESSIONSERVER_URL` is used as it is.
     pub async fn start_with(tune: impl FnOnce(&mut sessionserver::Config)) -> Target {
+        let direct = std::env::var(DIRECT_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
         if let Ok(url) = std::env::var(URL_VAR) {
             if !url.is_empty() {
                 let resume_grace = std::env::var(RESUME_GRACE_VAR)
                     .ok()
                     .and_then(|ms| ms.parse().ok())
                     .map(Duration::from_millis);
+                let direct = direct.then(|| {
+                    if url.ends_with('/') {
+                        url.clone()
+                    } else {
+                        format!("{url}/")
+                    }
+                });
                 return Target {
                     url,
                     server: None,
                     resume_grace,
+                    direct,
                 };
             }
         }
+        assert!(
+            !direct,
+            "{DIRECT_VAR}=1 needs {URL_VAR} naming an edge host: the in-process native server \
+             has no direct path"
+        );
         let mut config = sessionserver::Config {
             bind: "127.0.0.1".parse().expect("a valid IP address"),
             port: 0,
@@ -84,6 +118,7 @@ impl Target {
             url: format!("ws://{addr}/"),
             server: Some(server),
             resume_grace,
+            direct: None,
         }
     }
 
@@ -133,20 +168,85 @@ impl Target {
         }
     }
 
-    /// The `ws://` URL clients connect to.
+    /// Whether the suite runs on the edge host's direct path ([`DIRECT_VAR`]): every client's
+    /// socket ends in one session's object.
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Not [`Target::is_direct`], and when it is, a note on stderr that `test` is skipped: for
+    /// a test that moves one connection from one session to another, or uses what only the
+    /// relay at `/` offers (`joinSession -1`, `listSessions`, `joinOrCreate`), which the direct
+    /// path answers with error 34.
+    pub fn relay_only_or_skip(&self, test: &str) -> bool {
+        if self.is_direct() {
+            eprintln!(
+                "SKIPPED {test}: it moves one connection between sessions, which the direct \
+                 path does not (error 34)"
+            );
+        }
+        !self.is_direct()
+    }
+
+    /// The `ws://` URL clients connect to (in direct mode, the base of the direct path's).
     pub fn url(&self) -> &str {
         &self.url
     }
 
+    /// In direct mode, the URL of `path` on the direct path (`session/new`, `session/7`):
+    /// [`Target::url`] with `path` after its `/`. `None` when not in direct mode.
+    pub fn direct_url(&self, path: &str) -> Option<String> {
+        self.direct.as_ref().map(|base| format!("{base}{path}"))
+    }
+
     /// A new connection (a new player), called `name` in failure messages.
+    ///
+    /// In direct mode its socket opens on its first send, at the URL that first frame needs:
+    /// `createSession` → `<base>session/new`; `joinSession` of a non-negative integer ID →
+    /// `<base>session/<id>`; `resumeSession` → `<base>session/<the token's session part>`;
+    /// anything else (hello, ping, bad input, a binary frame, `-1`, listSessions…) →
+    /// `<base>session/new`. A receive or close before any send opens `<base>session/new`.
     pub async fn connect(&self, name: &str) -> Client {
-        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(&self.url))
+        match &self.direct {
+            Some(base) => Client {
+                name: name.to_owned(),
+                ws: None,
+                direct: Some(base.clone()),
+            },
+            None => Client::open(name, &self.url).await,
+        }
+    }
+
+    /// [`Target::connect_to_session`], but a refused upgrade is `Err` with its HTTP status (in
+    /// direct mode a session ID no live session has is refused with 404) instead of a failure.
+    pub async fn try_connect_to_session(&self, name: &str, session_id: u64) -> Result<Client, u16> {
+        let Some(url) = self.direct_url(&format!("session/{session_id}")) else {
+            return Ok(self.connect(name).await);
+        };
+        match tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(&url))
             .await
-            .unwrap_or_else(|_| panic!("{name}: connecting to {} timed out", self.url))
-            .unwrap_or_else(|e| panic!("{name}: connecting to {} failed: {e}", self.url));
-        Client {
-            name: name.to_owned(),
-            ws,
+            .unwrap_or_else(|_| panic!("{name}: connecting to {url} timed out"))
+        {
+            Ok((ws, _)) => Ok(Client {
+                name: name.to_owned(),
+                ws: Some(ws),
+                direct: None,
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(e) => panic!("{name}: connecting to {url} failed: {e}"),
+        }
+    }
+
+    /// A new connection (a new player) that will join or resume session `session_id`, called
+    /// `name` in failure messages: in direct mode its socket ends in that session's object
+    /// (`<base>session/<id>`) whatever it sends first (for a client that says `hello` first),
+    /// otherwise it is [`Target::connect`]'s.
+    pub async fn connect_to_session(&self, name: &str, session_id: u64) -> Client {
+        match self.direct_url(&format!("session/{session_id}")) {
+            Some(url) => Client::open(name, &url).await,
+            None => self.connect(name).await,
         }
     }
 
@@ -427,7 +527,10 @@ pub const SENTINEL: &str = r#"{"command":"sentinel-round-trip"}"#;
 /// One WebSocket connection: one player.
 pub struct Client {
     name: String,
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The socket; `None` until the first send of a direct-mode client.
+    ws: Option<Socket>,
+    /// A direct-mode client's base URL, from which its first frame picks its URL.
+    direct: Option<String>,
 }
 
 impl fmt::Debug for Client {
@@ -437,6 +540,37 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    /// A connection to `url`, opened now.
+    async fn open(name: &str, url: &str) -> Client {
+        Client {
+            name: name.to_owned(),
+            ws: Some(Client::handshake(name, url).await),
+            direct: None,
+        }
+    }
+
+    async fn handshake(name: &str, url: &str) -> Socket {
+        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: connecting to {url} timed out"))
+            .unwrap_or_else(|e| panic!("{name}: connecting to {url} failed: {e}"));
+        ws
+    }
+
+    /// The socket, opened first (in direct mode) at the URL `first` needs, the first frame it
+    /// is to send (`None`: a receive or close before any send, for `<base>session/new`).
+    async fn socket(&mut self, first: Option<&Message>) -> &mut Socket {
+        if self.ws.is_none() {
+            let base = self
+                .direct
+                .as_deref()
+                .expect("a client has a socket or a direct-mode base");
+            let url = format!("{base}{}", direct_path(first));
+            self.ws = Some(Client::handshake(&self.name, &url).await);
+        }
+        self.ws.as_mut().expect("the socket was just opened")
+    }
+
     /// The name failure messages use.
     pub fn name(&self) -> &str {
         &self.name
@@ -453,10 +587,10 @@ impl Client {
     }
 
     async fn send(&mut self, message: Message) {
+        let ws = self.socket(Some(&message)).await;
+        let sent = tokio::time::timeout(TIMEOUT, ws.send(message)).await;
         let name = &self.name;
-        tokio::time::timeout(TIMEOUT, self.ws.send(message))
-            .await
-            .unwrap_or_else(|_| panic!("{name}: sending timed out"))
+        sent.unwrap_or_else(|_| panic!("{name}: sending timed out"))
             .unwrap_or_else(|e| panic!("{name}: sending failed: {e}"));
     }
 
@@ -469,9 +603,11 @@ impl Client {
     /// [`Client::recv_text`], waiting up to `timeout` (for a frame that comes after a known
     /// delay of the server's, such as the end of a grace period).
     pub async fn recv_text_within(&mut self, timeout: Duration) -> String {
+        self.socket(None).await;
         let name = &self.name;
+        let ws = self.ws.as_mut().expect("the socket is open");
         loop {
-            let next = tokio::time::timeout(timeout, self.ws.next())
+            let next = tokio::time::timeout(timeout, ws.next())
                 .await
                 .unwrap_or_else(|_| {
                     panic!("{name}: no frame within {timeout:?} (a missing frame is a failure)")
@@ -497,9 +633,11 @@ impl Client {
     /// The next text frame, or the server's close code if the connection closes first (`None`:
     /// it ended without a close frame). Fails on a timeout or a binary frame.
     pub async fn recv_text_or_close(&mut self) -> Result<String, Option<u16>> {
+        self.socket(None).await;
         let name = &self.name;
+        let ws = self.ws.as_mut().expect("the socket is open");
         loop {
-            let next = tokio::time::timeout(TIMEOUT, self.ws.next())
+            let next = tokio::time::timeout(TIMEOUT, ws.next())
                 .await
                 .unwrap_or_else(|_| panic!("{name}: no frame or close within {TIMEOUT:?}"));
             match next {
@@ -667,10 +805,11 @@ impl Client {
     /// Closes the connection with a close handshake and waits for the server's side.
     pub async fn close(mut self) {
         let name = self.name.clone();
+        let ws = self.socket(None).await;
         // The close may race with the server closing; either way the stream must end.
-        let _ = tokio::time::timeout(TIMEOUT, self.ws.close(None)).await;
+        let _ = tokio::time::timeout(TIMEOUT, ws.close(None)).await;
         let drained = tokio::time::timeout(TIMEOUT, async {
-            while let Some(Ok(_)) = self.ws.next().await {}
+            while let Some(Ok(_)) = ws.next().await {}
         })
         .await;
         assert!(
@@ -679,9 +818,32 @@ impl Client {
         );
     }
 
-    /// Drops the TCP connection without a WebSocket close handshake (a lost connection).
+    /// Drops the TCP connection without a WebSocket close handshake (a lost connection). A
+    /// direct-mode client that never sent has no connection to drop.
     pub fn drop_connection(self) {
         drop(self.ws);
+    }
+}
+
+/// The direct path a direct-mode client's socket opens at, for its first frame `first`
+/// (`None`: it receives before it sends): `session/<id>` for a `joinSession` of a non-negative
+/// integer ID or a `resumeSession` whose token's session part is one, else `session/new`.
+fn direct_path(first: Option<&Message>) -> String {
+    let frame = match first {
+        Some(Message::Text(text)) => serde_json::from_str::<Value>(text.as_str()).ok(),
+        _ => None,
+    };
+    let session = frame.as_ref().and_then(|f| match f["command"].as_str() {
+        Some("joinSession") => f["sessionID"].as_u64(),
+        Some("resumeSession") => f["resumeToken"]
+            .as_str()
+            .and_then(|token| token.split('.').next())
+            .and_then(|id| id.parse::<u64>().ok()),
+        _ => None,
+    });
+    match session {
+        Some(id) => format!("session/{id}"),
+        None => "session/new".to_owned(),
     }
 }
 
@@ -866,5 +1028,58 @@ impl Room {
         for m in self.members {
             m.client.close().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{direct_path, Message};
+
+    fn path(frame: &str) -> String {
+        direct_path(Some(&Message::text(frame)))
+    }
+
+    #[test]
+    fn the_first_frame_picks_the_direct_path() {
+        assert_eq!(path(r#"{"command":"createSession"}"#), "session/new");
+        assert_eq!(
+            path(r#"{"command":"joinSession","sessionID":42}"#),
+            "session/42"
+        );
+        assert_eq!(
+            path(r#"{"command":"joinSession","sessionID":-1}"#),
+            "session/new"
+        );
+        assert_eq!(
+            path(r#"{"command":"joinSession","sessionID":"42"}"#),
+            "session/new"
+        );
+        assert_eq!(
+            path(r#"{"command":"resumeSession","resumeToken":"7.3.00ff"}"#),
+            "session/7"
+        );
+        assert_eq!(
+            path(r#"{"command":"resumeSession","resumeToken":"x.3.00ff"}"#),
+            "session/new"
+        );
+        assert_eq!(
+            path(r#"{"\u0063ommand":"joinSession","sessionID":9}"#),
+            "session/9"
+        );
+        for other in [
+            r#"{"command":"hello","features":["resume"]}"#,
+            r#"{"command":"ping","t":1}"#,
+            r#"{"command":"listSessions"}"#,
+            r#"{"command":"joinOrCreate"}"#,
+            "not json",
+            "[]",
+        ] {
+            assert_eq!(path(other), "session/new", "{other}");
+        }
+        assert_eq!(
+            direct_path(Some(&Message::binary(b"{}".to_vec()))),
+            "session/new"
+        );
+        assert_eq!(direct_path(None), "session/new");
     }
 }

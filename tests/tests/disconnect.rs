@@ -78,7 +78,15 @@ async fn last_disconnect_destroys_the_session(drop_without_close: bool) {
         } else {
             last.close().await;
         }
-        let mut probe = t.connect("probe").await;
+        // On the direct path a session that is gone has no URL: the upgrade is refused (404).
+        let mut probe = match t.try_connect_to_session("probe", sid).await {
+            Ok(probe) => probe,
+            Err(status) => {
+                assert_eq!(status, 404, "the upgrade to a session that is gone");
+                t.shutdown().await;
+                return;
+            }
+        };
         probe.send_json(&cmd::join_id(sid)).await;
         let reply = probe.recv().await;
         if sessionserver_tests::same(&reply, &frames::error("sessionJoin", 7)) {

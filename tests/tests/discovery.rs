@@ -37,6 +37,11 @@ async fn list_until(client: &mut Client, frame: &str, done: impl Fn(&Value) -> b
 #[tokio::test]
 async fn public_sessions_are_listed_with_their_metadata_and_private_ones_are_not() {
     let t = Target::start().await;
+    if !t.relay_only_or_skip(
+        "public_sessions_are_listed_with_their_metadata_and_private_ones_are_not",
+    ) {
+        return;
+    }
     let run = run_id("listing");
     let mut a = t.connect("a").await;
     a.send_json(
@@ -94,6 +99,11 @@ async fn public_sessions_are_listed_with_their_metadata_and_private_ones_are_not
 #[tokio::test]
 async fn join_or_create_fills_to_max_players_and_racers_never_share_the_last_seat() {
     let t = Target::start().await;
+    if !t.relay_only_or_skip(
+        "join_or_create_fills_to_max_players_and_racers_never_share_the_last_seat",
+    ) {
+        return;
+    }
     let run = run_id("quickplay");
     let frame = json!({"command":"joinOrCreate","filter":{"run":run},"options":{"maxPlayers":2}})
         .to_string();
@@ -133,6 +143,9 @@ async fn join_or_create_fills_to_max_players_and_racers_never_share_the_last_sea
 #[tokio::test]
 async fn a_listing_comes_in_pages_that_follow_next() {
     let t = Target::start().await;
+    if !t.relay_only_or_skip("a_listing_comes_in_pages_that_follow_next") {
+        return;
+    }
     let run = run_id("pages");
     let mut creators = Vec::new();
     let mut made = Vec::new();

@@ -32,6 +32,9 @@ async fn ids_count_up_from_zero_on_a_fresh_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn player_id_is_fixed_across_leave_create_and_join() {
     let t = Target::start().await;
+    if !t.relay_only_or_skip("player_id_is_fixed_across_leave_create_and_join") {
+        return;
+    }
     let mut a = t.connect("a").await;
     let mut b = t.connect("b").await;
     let (s, pb) = b.create(SP, &json!({}), &json!({})).await;

@@ -84,6 +84,13 @@ async fn last_leaver_destroys_the_session_at_once() {
         c.send_json(&cmd::join_id(sid)).await;
         c.expect_error("sessionJoin", 7).await;
     }
+    if t.is_direct() {
+        // On the direct path the ID of a session that is gone has no URL: refused with 404.
+        let refused = t.try_connect_to_session("fresh", sid).await.err();
+        assert_eq!(refused, Some(404), "the upgrade to a destroyed session");
+        t.shutdown().await;
+        return;
+    }
     let mut fresh = t.connect("fresh").await;
     fresh.send_json(&cmd::join_id(sid)).await;
     fresh.expect_error("sessionJoin", 7).await;

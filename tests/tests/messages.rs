@@ -20,7 +20,7 @@ async fn messages_to_all_to_some_and_not_to_legacy_members() {
     let mut a = t.connect("a").await;
     hello_messages(&mut a).await;
     let (session, a_id) = a.create(SP, &json!({}), &json!({})).await;
-    let mut b = t.connect("b").await;
+    let mut b = t.connect_to_session("b", session).await;
     hello_messages(&mut b).await;
     let b_id = b
         .join(SP, session, &json!({}), &json!({}), &[(a_id, json!({}))])

@@ -70,7 +70,7 @@ async fn resumable_joiner(
     default: &Value,
     members: &mut [(&mut Client, u64)],
 ) -> (Client, u64, String) {
-    let mut client = t.connect(name).await;
+    let mut client = t.connect_to_session(name, session).await;
     hello(&mut client).await;
     client
         .send_json(&sessionserver_tests::cmd::join_id(session))
@@ -163,7 +163,7 @@ async fn a_destroyed_connection_resumes_with_its_id_and_every_update_it_missed()
     }
 
     // A new connection takes b's seat back.
-    let mut b2 = t.connect("b2").await;
+    let mut b2 = t.connect_to_session("b2", session).await;
     hello(&mut b2).await;
     b2.send_json(&resume_frame(&token, Some(received))).await;
     let reply = b2.expect("sessionResume").await;

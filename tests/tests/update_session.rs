@@ -103,7 +103,12 @@ async fn missing_data_in_update_session_is_empty_object(sp: Spelling) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_session_outside_a_session_is_error_2() {
     let t = Target::start().await;
-    let mut a = t.connect("a").await;
+    let mut b = t.connect("b").await;
+    let (sid, pb) = b
+        .create(Spelling::Short, &json!({"keep": 1}), &json!({"k": 0}))
+        .await;
+    // (On the direct path, a socket that ends in b's session, which a joins below.)
+    let mut a = t.connect_to_session("a", sid).await;
     for sp in Spelling::BOTH {
         a.send_json(&cmd::update_session(sp, &json!({"x": 1}), &json!({"y": 1})))
             .await;
@@ -111,11 +116,8 @@ async fn update_session_outside_a_session_is_error_2() {
     }
     a.send_json(r#"{"command":"updateSession"}"#).await;
     a.expect_error("sessionUpdate", 2).await;
+    b.expect_nothing_pending().await;
     // After leaving a session too; and the session it left is not touched.
-    let mut b = t.connect("b").await;
-    let (sid, pb) = b
-        .create(Spelling::Short, &json!({"keep": 1}), &json!({"k": 0}))
-        .await;
     let pa = a
         .join(
             Spelling::Short,

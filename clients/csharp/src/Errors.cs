@@ -42,6 +42,7 @@ namespace SessionServer
             { 31, "sendMessage names a recipient that is no member of the session; nothing was sent" },
             { 32, "listSessions from a player in a session: sessions are listed from the lobby" },
             { 33, "the server could not read its list of sessions just now; try again" },
+            { 34, "this connection is on one session's direct path (/session/…): for another session, -1, listSessions or joinOrCreate, connect again to /session/<id>, /session/new or /" },
         };
 
         /// <summary>What each WebSocket close code the server sends means.</summary>

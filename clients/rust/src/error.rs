@@ -36,6 +36,8 @@ pub const ERROR_MEANINGS: &[(u64, &str)] = &[
     (30, "kickPlayer names no other member of the session"),
     (31, "sendMessage names a recipient that is no member of the session; nothing was sent"),
     (32, "listSessions from a player in a session: sessions are listed from the lobby"),
+    (33, "the server could not read its list of sessions just now; try again"),
+    (34, "this connection is on one session's direct path (/session/…): for another session, -1, listSessions or joinOrCreate, connect again to /session/<id>, /session/new or /"),
 ];
 
 /// What each WebSocket close code the server sends means (PROTOCOL.md, "Close codes").
@@ -91,7 +93,7 @@ pub fn close_meaning(code: u16) -> &'static str {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("error {code}: {}", server_message.as_deref().unwrap_or(meaning))]
 pub struct SessionError {
-    /// The error code (2-32).
+    /// The error code (2-34).
     pub code: u64,
     /// The reply command it came in (`sessionJoin`, `playerUpdate`, …, or `error`).
     pub command: String,
