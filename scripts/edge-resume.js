@@ -8,6 +8,12 @@
 //       clients see nothing at all. The client that asked for resume is closed with 1012 and
 //       resumes itself with its token (its old ID, a snapshot or exactly the frames it
 //       missed). The game goes on.
+//   node scripts/edge-resume.js direct-reset    PORT, GRACE_MS
+//       The same on the direct path (/session/new, /session/<id>): a session object is reset
+//       twice (memory lost, then only its sockets) under two members whose sockets end in it
+//       (they asked for resume) and one original client on the relay. The direct members are
+//       closed with 1012 and resume on /session/<id> with their tokens and IDs; the original
+//       client sees nothing; the game goes on.
 //   node scripts/edge-resume.js rows            PORT
 //       Rows written per updatePlayer at steady state, on the session object itself (its
 //       storage counts them; the TEST_HOOKS=1 hook `stats` reports them): two members send 100
@@ -316,7 +322,65 @@ async function registryStall() {
   console.log('ok registry-stall: once the registry let go, the listing shows the joiner');
 }
 
-const modes = { relink, rows, 'registry-stall': registryStall, 'before-restart': beforeRestart, 'after-restart': afterRestart };
+async function directReset() {
+  const zero = { x: 0 };
+  const direct = (path, name) => open(`ws://127.0.0.1:${PORT}/session/${path}`, name);
+  let a = await direct('new', 'a (direct, resume)');
+  await hello(a);
+  const ja = await a.cmd({ command: 'createSession', session: {}, player: zero });
+  const session = ja.sessionID;
+  let b = await direct(session, 'b (direct, resume)');
+  await hello(b);
+  const jb = await b.cmd({ command: 'joinSession', sessionID: session });
+  await b.expect(join(ja.playerID, zero), 'playerJoin of a');
+  await a.expect(join(jb.playerID, zero), 'playerJoin of b');
+  const c = await client('c (relay, original)');
+  const jc = await c.cmd({ command: 'joinSession', sessionID: session });
+  await c.expect(join(ja.playerID, zero), 'playerJoin of a');
+  await c.expect(join(jb.playerID, zero), 'playerJoin of b');
+  for (const ws of [a, b]) await ws.expect(join(jc.playerID, zero), 'playerJoin of c');
+  const tokens = { a: ja.resumeToken, b: jb.resumeToken };
+  if (typeof tokens.a !== 'string' || typeof tokens.b !== 'string') fail(`no tokens: ${JSON.stringify([ja, jb])}`);
+  const data = { [ja.playerID]: zero, [jb.playerID]: zero, [jc.playerID]: zero };
+  for (const keep of [false, true]) {
+    const what = keep ? 'sockets broken' : 'object reset';
+    await flushed(session);
+    const received = { a: a.received, b: b.received };
+    await reset(session, keep);
+    const members = [];
+    for (const [name, ws, j] of [['a', a, ja], ['b', b, jb]]) {
+      const code = await ws.closedWithin();
+      if (code !== 1012) fail(`${name} after ${what}: closed with ${code}, expected 1012`);
+      const again = await direct(session, `${name} (direct, resumed)`);
+      await hello(again);
+      const reply = checkResume(await again.cmd({ command: 'resumeSession', resumeToken: tokens[name], received: received[name] }), session, j.playerID, tokens[name], `${name} after ${what}`);
+      tokens[name] = reply.resumeToken;
+      if (!keep && reply.replay !== 'snapshot') fail(`${name} after ${what}: the object lost its memory, expected a snapshot: ${JSON.stringify(reply)}`);
+      members.push([again, reply, j.playerID]);
+    }
+    [a, b] = members.map(([ws]) => ws);
+    // What each missed: a snapshot of the others, or (memory kept) the other's resume is no
+    // event, so nothing.
+    for (const [ws, reply, id] of members) {
+      const others = [ja.playerID, jb.playerID, jc.playerID].filter((p) => p !== id).map((p) => [p, data[p]]);
+      await checkReplay(ws, reply, data[id], others, []);
+    }
+    console.log(`ok direct ${what}: both direct members were closed with 1012 and resumed on /session/${session} with their IDs`);
+    const all = [a, b, c];
+    data[ja.playerID] = { x: keep ? 2 : 1 };
+    await play(a, ja.playerID, data[ja.playerID], all);
+    data[jb.playerID] = { x: keep ? 4 : 3 };
+    await play(b, jb.playerID, data[jb.playerID], all);
+    data[jc.playerID] = { x: keep ? 6 : 5 };
+    await play(c, jc.playerID, data[jc.playerID], all);
+    for (const ws of all) await ws.quiet();
+    console.log(`ok direct ${what}: the relay's original client saw nothing; updates flow as the same players`);
+  }
+  for (const ws of [a, b, c]) ws.close();
+  console.log('ok direct-reset');
+}
+
+const modes = { relink, 'direct-reset': directReset, rows, 'registry-stall': registryStall, 'before-restart': beforeRestart, 'after-restart': afterRestart };
 if (!modes[MODE]) fail(`unknown mode; one of ${Object.keys(modes).join(', ')}`);
 const guard = setTimeout(() => fail('did not finish within 120 s'), 120000);
 modes[MODE]().then(() => { clearTimeout(guard); process.exit(0); }, (e) => fail(e.stack || e));

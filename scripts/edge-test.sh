@@ -240,6 +240,8 @@ no_panic "$LOG"
 
 echo "== a session object reset under its members: the relays take their seats back"
 PORT=$PORT GRACE_MS=$GRACE node scripts/edge-resume.js relink
+echo "== a session object reset under members on the direct path: they resume on /session/<id>"
+PORT=$PORT GRACE_MS=$GRACE node scripts/edge-resume.js direct-reset
 RELINKED=$(grep -c "); resuming" "$LOG" || true)
 echo "relays that took their seat back themselves: $RELINKED"
 if [ "$RELINKED" -lt 4 ]; then

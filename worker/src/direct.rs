@@ -20,15 +20,20 @@
 //! Here: the Worker's part, the routing of those two URLs to the object, with the same
 //! connect-time auth as the relay's.
 
+#[cfg(target_arch = "wasm32")]
 use std::sync::Arc;
 
 use sessionserver_core::ids::MAX_ID;
+#[cfg(target_arch = "wasm32")]
 use sessionserver_core::PlayerId;
+#[cfg(target_arch = "wasm32")]
 use worker::{Env, Response, Result};
 
+#[cfg(target_arch = "wasm32")]
 use crate::link::{self, status, Ask};
 
 /// Session IDs drawn for one `/session/new` before giving up (as the relay's creates).
+#[cfg(target_arch = "wasm32")]
 const NEW_ATTEMPTS: usize = 8;
 
 /// Which direct URL a path is, if it is one.
@@ -58,6 +63,7 @@ pub fn route(path: &str) -> Option<Route> {
 /// Hands the upgrade `route` asks for to its session object, for connection `player` (a
 /// fresh random ID) known as `subject`; the object's answer (the socket, or a refusal) goes
 /// back to the client as it is.
+#[cfg(target_arch = "wasm32")]
 pub async fn connect(
     env: &Env,
     route: Route,
@@ -93,6 +99,7 @@ pub async fn connect(
 }
 
 /// The object's answer to `ask`, asked again with a new stub while it fails retryably.
+#[cfg(target_arch = "wasm32")]
 async fn open(env: &Env, id: u64, ask: &Ask) -> Result<Response> {
     link::retrying("opening a direct socket", || async move {
         link::session_stub(env, id)?
@@ -100,4 +107,38 @@ async fn open(env: &Env, id: u64, ask: &Ask) -> Result<Response> {
             .await
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_direct_urls_and_only_them() {
+        assert_eq!(route("/session/new"), Some(Route::New));
+        assert_eq!(route("/session/0"), Some(Route::Session(0)));
+        assert_eq!(route("/session/41"), Some(Route::Session(41)));
+        assert_eq!(
+            route(&format!("/session/{MAX_ID}")),
+            Some(Route::Session(MAX_ID))
+        );
+        // One spelling per session, and IDs a session can have.
+        for path in [
+            "/session/",
+            "/session/01",
+            "/session/+1",
+            "/session/-1",
+            "/session/1.0",
+            "/session/new/",
+            "/session/41/x",
+            "/session/NEW",
+            "/session/9007199254740992",
+        ] {
+            assert_eq!(route(path), Some(Route::Invalid), "{path}");
+        }
+        // The relay's paths.
+        for path in ["/", "/sessions/new", "/healthz", "/x/session/new"] {
+            assert_eq!(route(path), None, "{path}");
+        }
+    }
 }

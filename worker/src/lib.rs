@@ -30,8 +30,9 @@
 //!   WebSocket upgrade's JWT by the core's rules before it accepts it, and refuses it as the
 //!   native host does (401 or 400, `WWW-Authenticate`, a plain-text sentence).
 //!
-//! [`auth`], [`wire`], [`persist`], [`resync`], [`settings`] and [`shard`] touch no platform
-//! API and are compiled (and tested) on every target; everything else is wasm32 only.
+//! [`auth`], [`direct`]'s routes, [`wire`], [`persist`], [`resync`], [`settings`] and
+//! [`shard`] touch no platform API and are compiled (and tested) on every target; everything
+//! else is wasm32 only.
 //!
 //! # What stays in the worker, and why not in core
 //! Every protocol rule (lobby or session, routing, replies and error codes, the `-1` retry,
@@ -122,8 +123,7 @@
 //! connection is closed with a code that says why.
 
 pub mod auth;
-#[cfg(target_arch = "wasm32")]
-mod direct;
+pub mod direct;
 #[cfg(target_arch = "wasm32")]
 mod link;
 pub mod persist;
