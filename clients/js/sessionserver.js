@@ -230,10 +230,17 @@ function quiet(socket) {
  * @returns {string}
  */
 export function resumeUrl(url, token) {
-  const direct = /^([^?#]*\/session\/)(new|\d+)([?#].*)?$/.exec(url);
   const session = typeof token === 'string' ? token.split('.')[0] : '';
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url;
+  }
+  const direct = /^(.*\/session\/)(new|\d+)$/.exec(parsed.pathname);
   if (!direct || !/^\d+$/.test(session)) return url;
-  return direct[1] + session + (direct[3] ?? '');
+  parsed.pathname = direct[1] + session;
+  return parsed.toString();
 }
 
 function closeQuietly(socket) {

@@ -575,12 +575,38 @@ namespace SessionServer
             }
         }
 
-        ITransport Open()
+        ITransport Open(string to = null)
         {
             var transport = makeTransport();
             if (transport == null) throw new InvalidOperationException("the Transport option made no transport");
-            transport.Open(url, new Listener(this, transport));
+            transport.Open(to ?? url, new Listener(this, transport));
             return transport;
+        }
+
+        /// <summary>The URL a resume connects to: <paramref name="url"/>, except on the edge host's
+        /// direct path (a path ending in <c>/session/new</c> or <c>/session/&lt;id&gt;</c>), where it is
+        /// <c>/session/&lt;the token's session ID&gt;</c> (a token is <c>sessionID.playerID.secret</c>);
+        /// query and fragment are kept.</summary>
+        public static string ResumeUrl(string url, string token)
+        {
+            var session = token == null ? "" : token.Split('.')[0];
+            Uri uri;
+            if (!IsDigits(session) || !Uri.TryCreate(url, UriKind.Absolute, out uri)) return url;
+            var path = uri.AbsolutePath;
+            const string mark = "/session/";
+            var cut = path.LastIndexOf(mark, StringComparison.Ordinal);
+            if (cut < 0) return url;
+            var last = path.Substring(cut + mark.Length);
+            if (last != "new" && !IsDigits(last)) return url;
+            var builder = new UriBuilder(uri) { Path = path.Substring(0, cut + mark.Length) + session };
+            return builder.Uri.AbsoluteUri;
+        }
+
+        static bool IsDigits(string s)
+        {
+            if (string.IsNullOrEmpty(s)) return false;
+            foreach (var c in s) if (c < '0' || c > '9') return false;
+            return true;
         }
 
         void Handle(Incoming item)
@@ -967,7 +993,7 @@ namespace SessionServer
             ITransport transport;
             try
             {
-                transport = Open();
+                transport = Open(ResumeUrl(url, token));
             }
             catch (Exception e)
             {

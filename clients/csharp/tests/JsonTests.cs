@@ -40,6 +40,20 @@ namespace SessionServer.Tests
             Assert.True(deep != null && deep.Get("x") is JArray, "500 levels (the server allows 512)");
         }
 
+        [Test]
+        static void ADirectUrlResumesOnTheTokensSession()
+        {
+            const string token = "7836885832153556.6285174569832602.8720b9be0230134ccf6c6ea7c214395a";
+            Assert.Equal("wss://h.example/session/7836885832153556", SessionClient.ResumeUrl("wss://h.example/session/new", token), "/session/new");
+            Assert.Equal("wss://h.example/session/7836885832153556", SessionClient.ResumeUrl("wss://h.example/session/41", token), "/session/<id>");
+            Assert.Equal("ws://127.0.0.1:8787/game/session/7836885832153556?k=v", SessionClient.ResumeUrl("ws://127.0.0.1:8787/game/session/new?k=v", token), "query kept");
+            foreach (var url in new[] { "wss://h.example/", "wss://h.example/sessions/new", "wss://h.example/session/new/x", "wss://h.example/?session/new", "ws://session/new", "not a url/session/new" })
+            {
+                Assert.Equal(url, SessionClient.ResumeUrl(url, token), "kept: " + url);
+            }
+            Assert.Equal("wss://h.example/session/new", SessionClient.ResumeUrl("wss://h.example/session/new", "garbage"), "a token naming no session");
+        }
+
         /// <summary>A transport the test speaks for: what the client sent, and the server's part.</summary>
         sealed class FakeTransport : ITransport
         {

@@ -10,7 +10,7 @@ test('resumeUrl: on the direct path a resume goes to /session/<the token\'s sess
   assert.equal(resumeUrl('wss://h.example/session/41', token), 'wss://h.example/session/7836885832153556');
   assert.equal(resumeUrl('ws://127.0.0.1:8787/game/session/new?k=v', token), 'ws://127.0.0.1:8787/game/session/7836885832153556?k=v');
   // The relay's URL, and paths that only look alike, are kept as they are.
-  for (const url of ['wss://h.example/', 'wss://h.example/sessions/new', 'wss://h.example/session/new/x', 'wss://h.example/?session/new']) {
+  for (const url of ['wss://h.example/', 'wss://h.example/sessions/new', 'wss://h.example/session/new/x', 'wss://h.example/?session/new', 'ws://session/new', 'not a url/session/new']) {
     assert.equal(resumeUrl(url, token), url);
   }
   // A token that names no session changes nothing.

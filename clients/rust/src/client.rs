@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::direct::resume_url;
 use crate::error::ConnectionClosedError;
 use crate::machine::{Reply, RequestId, Transmit};
 use crate::{
@@ -418,19 +419,21 @@ async fn drive(
     let mut connecting: Option<Connecting> = None;
     let mut close_by: Option<Instant> = None;
     loop {
-        let (transmits, timeout, done) = {
+        let (transmits, timeout, done, resume_to) = {
             let mut shared = inner.lock();
             let mut transmits = Vec::new();
             while let Some(t) = shared.machine.poll_transmit() {
                 transmits.push(t);
             }
+            // Where a resume connects (the direct path's own URL for the token's session).
+            let resume_to = shared.machine.resume_token().map(|t| resume_url(&url, t));
             shared.deliver();
             while let Some(event) = shared.machine.poll_event() {
                 let _ = events.send(event);
             }
             let timeout = shared.machine.poll_timeout();
             let done = shared.machine.closed().map(|(c, r)| (c, r.to_owned()));
-            (transmits, timeout, done)
+            (transmits, timeout, done, resume_to)
         };
         for transmit in transmits {
             match transmit {
@@ -442,7 +445,7 @@ async fn drive(
                 }
                 Transmit::Connect => {
                     socket = None;
-                    let url = url.clone();
+                    let url = resume_to.clone().unwrap_or_else(|| url.clone());
                     connecting = Some(Box::pin(async move {
                         tokio_tungstenite::connect_async(url)
                             .await

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod data;
+mod direct;
 pub mod error;
 mod event;
 pub mod machine;
@@ -41,6 +42,7 @@ mod client;
 #[cfg(feature = "tokio")]
 pub use client::{Client, Pong};
 pub use data::Data;
+pub use direct::resume_url;
 pub use error::{
     ConnectionClosedError, Error, LostReason, SessionError, SessionLostError, CLOSE_MEANINGS,
     ERROR_MEANINGS, RECONNECT_CLOSE_CODES,
