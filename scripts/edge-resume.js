@@ -54,6 +54,18 @@ async function play(ws, id, data, all) {
   for (const other of all) await other.expect(update(id, data), `${ws.name}'s update`);
 }
 
+/// A round of the game: each of `members` ([ws, id], in order) sends an update (x = `round`,
+/// then the next ones) that every member gets next; then nothing else is pending anywhere.
+/// `data` (by ID) is kept up to date.
+async function playRound(members, data, round) {
+  const all = members.map(([ws]) => ws);
+  for (const [i, [ws, id]] of members.entries()) {
+    data[id] = { x: round + 2 * i };
+    await play(ws, id, data[id], all);
+  }
+  for (const ws of all) await ws.quiet();
+}
+
 /// A sessionResume of `id` in `session`, with a new token; returns it.
 function checkResume(reply, session, id, oldToken, who) {
   const ok = reply.command === 'sessionResume' && reply.error === 0 && reply.sessionID === session
@@ -138,14 +150,7 @@ async function relink() {
     console.log(`ok ${what}: a was closed with 1012 and resumed itself (${reply.replay}) with its ID`);
     // The game goes on; the original clients saw nothing but the game (their next frame is
     // a's update: their relays have their seats back by then).
-    const all = [a, b, c];
-    data[ja.playerID] = { x: keep ? 2 : 1 };
-    await play(a, ja.playerID, data[ja.playerID], all);
-    data[jb.playerID] = { x: keep ? 4 : 3 };
-    await play(b, jb.playerID, data[jb.playerID], all);
-    data[jc.playerID] = { x: keep ? 6 : 5 };
-    await play(c, jc.playerID, data[jc.playerID], all);
-    for (const ws of all) await ws.quiet();
+    await playRound([[a, ja.playerID], [b, jb.playerID], [c, jc.playerID]], data, keep ? 2 : 1);
     console.log(`ok ${what}: the original clients' relays took their seats back; they saw nothing new, updates flow as the same players`);
   }
   // A newcomer sees everyone as they are.
@@ -366,14 +371,7 @@ async function directReset() {
       await checkReplay(ws, reply, data[id], others, []);
     }
     console.log(`ok direct ${what}: both direct members were closed with 1012 and resumed on /session/${session} with their IDs`);
-    const all = [a, b, c];
-    data[ja.playerID] = { x: keep ? 2 : 1 };
-    await play(a, ja.playerID, data[ja.playerID], all);
-    data[jb.playerID] = { x: keep ? 4 : 3 };
-    await play(b, jb.playerID, data[jb.playerID], all);
-    data[jc.playerID] = { x: keep ? 6 : 5 };
-    await play(c, jc.playerID, data[jc.playerID], all);
-    for (const ws of all) await ws.quiet();
+    await playRound([[a, ja.playerID], [b, jb.playerID], [c, jc.playerID]], data, keep ? 2 : 1);
     console.log(`ok direct ${what}: the relay's original client saw nothing; updates flow as the same players`);
   }
   for (const ws of [a, b, c]) ws.close();

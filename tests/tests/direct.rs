@@ -154,67 +154,44 @@ async fn a_joiner_that_left_joins_the_same_session_again() {
     t.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn join_minus_one_is_34_on_both_kinds_of_socket() {
-    let t = Target::start().await;
-    if !direct_or_skip(&t, "join_minus_one_is_34_on_both_kinds_of_socket") {
-        return;
-    }
-    let (mut host, session, host_id) = creator(&t, "host").await;
-    // /session/new (a first frame of -1 picks it), then /session/<session>.
-    let mut fresh = t.connect("fresh").await;
-    other_session(&mut fresh, &cmd::join(-1), "sessionJoin", None).await;
-    fresh.expect_nothing_pending().await;
-    let mut guest = t.connect_to_session("guest", session).await;
-    other_session(&mut guest, &cmd::join(-1), "sessionJoin", Some(session)).await;
-    host.expect_nothing_pending().await;
-    // Refused, the guest is in the lobby: it joins its socket's session.
-    let guest_id = guest
-        .join(SP, session, &json!({}), &json!({}), &[(host_id, json!({}))])
-        .await;
-    host.expect_frame(&frames::player_join(SP, guest_id, &json!({})))
-        .await;
-    t.shutdown().await;
-}
+/// `joinSession -1`, `listSessions` and `joinOrCreate` need the relay's registry.
+const RELAY_ONLY: [(&str, &str); 3] = [
+    (r#"{"command":"joinSession","sessionID":-1}"#, "sessionJoin"),
+    (
+        r#"{"command":"listSessions","filter":{"direct":"suite"}}"#,
+        "sessionList",
+    ),
+    (
+        r#"{"command":"joinOrCreate","filter":{"direct":"suite"},"session":{},"player":{},"options":{"maxPlayers":2}}"#,
+        "sessionJoin",
+    ),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_sessions_is_34_on_both_kinds_of_socket() {
+async fn the_relays_commands_are_34_on_both_kinds_of_socket() {
     let t = Target::start().await;
-    if !direct_or_skip(&t, "list_sessions_is_34_on_both_kinds_of_socket") {
+    if !direct_or_skip(&t, "the_relays_commands_are_34_on_both_kinds_of_socket") {
         return;
     }
-    let list = r#"{"command":"listSessions","filter":{"direct":"suite"}}"#;
-    let mut fresh = t.connect("fresh").await;
-    other_session(&mut fresh, list, "sessionList", None).await;
-    // And it may still create its session.
-    let (own, _) = fresh.create(SP, &json!({}), &json!({})).await;
-    let mut guest = t.connect_to_session("guest", own).await;
-    other_session(&mut guest, list, "sessionList", Some(own)).await;
-    guest.expect_nothing_pending().await;
-    fresh.expect_nothing_pending().await;
-    t.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn join_or_create_is_34_on_both_kinds_of_socket() {
-    let t = Target::start().await;
-    if !direct_or_skip(&t, "join_or_create_is_34_on_both_kinds_of_socket") {
-        return;
+    for (frame, reply) in RELAY_ONLY {
+        // On /session/new (a first frame that is none of create, join or resume picks it),
+        // before its session exists.
+        let mut fresh = t.connect("fresh").await;
+        other_session(&mut fresh, frame, reply, None).await;
+        // Nothing was created or joined: it is in the lobby and creates its session.
+        let (own, own_id) = fresh.create(SP, &json!({}), &json!({})).await;
+        // On /session/<own>.
+        let mut guest = t.connect_to_session("guest", own).await;
+        other_session(&mut guest, frame, reply, Some(own)).await;
+        fresh.expect_nothing_pending().await;
+        let guest_id = guest
+            .join(SP, own, &json!({}), &json!({}), &[(own_id, json!({}))])
+            .await;
+        fresh
+            .expect_frame(&frames::player_join(SP, guest_id, &json!({})))
+            .await;
+        guest.expect_nothing_pending().await;
     }
-    let quick = r#"{"command":"joinOrCreate","filter":{"direct":"suite"},"session":{},"player":{},"options":{"maxPlayers":2}}"#;
-    let mut fresh = t.connect("fresh").await;
-    other_session(&mut fresh, quick, "sessionJoin", None).await;
-    // Nothing was created: it is in the lobby and may create its session.
-    let (own, own_id) = fresh.create(SP, &json!({}), &json!({})).await;
-    let mut guest = t.connect_to_session("guest", own).await;
-    other_session(&mut guest, quick, "sessionJoin", Some(own)).await;
-    fresh.expect_nothing_pending().await;
-    let guest_id = guest
-        .join(SP, own, &json!({}), &json!({}), &[(own_id, json!({}))])
-        .await;
-    fresh
-        .expect_frame(&frames::player_join(SP, guest_id, &json!({})))
-        .await;
     t.shutdown().await;
 }
 
