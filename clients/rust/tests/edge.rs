@@ -87,6 +87,17 @@ async fn a_broken_link_closes_with_1012_and_the_client_resumes_itself() {
         assert_eq!(a.player_id(), Some(a_id), "the same player");
         let session = a.session().expect("still in the session");
         assert_eq!(session.players[&b_id].as_str(), r#"{"x":5}"#, "b as it was");
+        // b asked for resume too: it is back before a's update, or a snapshot taken after
+        // the update would bring it to b instead of a `playerUpdate`.
+        let (b_replay, _) = until(&b, |e| match e {
+            Event::Resumed { replay, .. } => Some(*replay),
+            _ => None,
+        })
+        .await;
+        if !keep {
+            assert_eq!(b_replay, Replay::Snapshot, "the object lost its memory");
+        }
+        assert_eq!(b.player_id(), Some(b_id), "b is the same player");
 
         // The game goes on, both ways, as the same players.
         answer(a.update_player(&json!({"x": round}))).await.unwrap();
