@@ -140,25 +140,12 @@ fn player_data(i: usize, bytes: usize, rng: &mut Xorshift) -> String {
         r#"{{"name":"player-{i}","x":{},"y":{},"pad":["#,
         i * 7,
         i * 3
-    );
-    let mut k = 0;
-    while data.len() + 2 < bytes {
-        let r = rng.next_u64();
-        if k > 0 {
-            data.push(',');
-        }
-        data.push_str(&format!(
-            r#"{{"id":{k},"x":{}.{},"y":{}.{},"hp":{}}}"#,
-            r % 1000,
-            (r >> 10) % 100,
-            (r >> 20) % 1000,
-            (r >> 30) % 100,
-            (r >> 40) % 101
-        ));
-        k += 1;
-    }
-    data.push_str("]}");
-    data
+    )
+    .into_bytes();
+    // Room for the closing `]}`.
+    ws::push_entities(&mut data, rng, bytes.saturating_sub(2));
+    data.extend_from_slice(b"]}");
+    String::from_utf8(data).expect("the entities are ASCII")
 }
 
 pub fn run(args: SnapshotArgs) -> Result<(), String> {

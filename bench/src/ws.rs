@@ -165,6 +165,30 @@ impl Xorshift {
     }
 }
 
+/// Appends game-like entities, `{"id":k,"x":…,"y":…,"hp":…}` with random positions and health
+/// and commas between them, to `out` until it is at least `until` bytes long (the realistic
+/// JSON of `--payload-bytes` and of the snapshot's playerData).
+pub fn push_entities(out: &mut Vec<u8>, rng: &mut Xorshift, until: usize) {
+    use std::io::Write as _;
+    let mut k = 0;
+    while out.len() < until {
+        let r = rng.next_u64();
+        if k > 0 {
+            out.push(b',');
+        }
+        let _ = write!(
+            out,
+            r#"{{"id":{k},"x":{}.{},"y":{}.{},"hp":{}}}"#,
+            r % 1000,
+            (r >> 10) % 100,
+            (r >> 20) % 1000,
+            (r >> 30) % 100,
+            (r >> 40) % 101
+        );
+        k += 1;
+    }
+}
+
 /// `host:port` and the path of a `ws://host:port/path` URL.
 pub fn split_url(url: &str) -> Result<(&str, &str), String> {
     let rest = url

@@ -514,6 +514,17 @@ mod tests {
         }
     }
 
+    /// Player `player` joins (no extensions, no password).
+    fn join(player: u64) -> ToSession {
+        ToSession::Join {
+            player: PlayerId(player),
+            features: Features::NONE,
+            subject: None,
+            password: None,
+            quiet: false,
+        }
+    }
+
     #[test]
     fn the_rows_follow_the_session_and_a_refused_command_writes_nothing() {
         let mut rows = Memory::default();
@@ -540,13 +551,7 @@ mod tests {
                 password: None,
                 quiet: false,
             },
-            ToSession::Join {
-                player: PlayerId(3),
-                features: Features::NONE,
-                subject: None,
-                password: None,
-                quiet: false,
-            },
+            join(3),
             command(1, r#"{"command":"updatePlayer","playerData":{"x":5}}"#),
             command(3, r#"{"command":"updatePlayer","playerData":{"x":6}}"#),
         ] {
@@ -561,16 +566,7 @@ mod tests {
             .collect();
         assert_eq!(subjects, [Some("ada"), Some("bob"), None]);
         // A full session refuses a fourth player: nothing is stored.
-        session.handle(
-            0,
-            ToSession::Join {
-                player: PlayerId(4),
-                features: Features::NONE,
-                subject: None,
-                password: None,
-                quiet: false,
-            },
-        );
+        session.handle(0, join(4));
         let frames = settle(&mut session, &mut rows);
         assert!(frames[0].contains(r#""error":16"#), "{frames:?}");
 
@@ -737,16 +733,7 @@ mod tests {
         let mut session = Session::create(SessionId(7), request, LIMITS);
         settle(&mut session, &mut rows);
         for player in [2, 3] {
-            session.handle(
-                0,
-                ToSession::Join {
-                    player: PlayerId(player),
-                    features: Features::NONE,
-                    subject: None,
-                    password: None,
-                    quiet: false,
-                },
-            );
+            session.handle(0, join(player));
             settle(&mut session, &mut rows);
         }
         let mut pending = Pending::default();
@@ -833,16 +820,7 @@ mod tests {
         assert_eq!(flush(&session, &mut rows, &mut pending), Ok(1));
         session.handle(now, command(3, r#"{"command":"leaveSession"}"#));
         drain(&mut session, &mut rows, &mut pending);
-        session.handle(
-            now,
-            ToSession::Join {
-                player: PlayerId(3),
-                features: Features::NONE,
-                subject: None,
-                password: None,
-                quiet: false,
-            },
-        );
+        session.handle(now, join(3));
         let before = rows.written;
         drain(&mut session, &mut rows, &mut pending);
         assert_eq!(rows.written, before + 2, "its member row and the batch");
@@ -862,16 +840,7 @@ mod tests {
             rows.batch.concat().contains(r#"{"q":6}"#),
             "kept after the leave"
         );
-        session.handle(
-            now,
-            ToSession::Join {
-                player: PlayerId(3),
-                features: Features::NONE,
-                subject: None,
-                password: None,
-                quiet: false,
-            },
-        );
+        session.handle(now, join(3));
         settle(&mut session, &mut rows);
         assert!(!rows.batch.concat().contains(r#"{"q":6}"#));
     }

@@ -384,23 +384,8 @@ impl Worker<'_> {
             return;
         }
         payload.extend_from_slice(br#","pad":["#);
-        let mut k = 0;
-        while payload.len() + 1 < want {
-            let r = self.rng.next_u64();
-            if k > 0 {
-                payload.push(b',');
-            }
-            let _ = write!(
-                payload,
-                r#"{{"id":{k},"x":{}.{},"y":{}.{},"hp":{}}}"#,
-                r % 1000,
-                (r >> 10) % 100,
-                (r >> 20) % 1000,
-                (r >> 30) % 100,
-                (r >> 40) % 101
-            );
-            k += 1;
-        }
+        // Room for the closing bracket.
+        ws::push_entities(payload, &mut self.rng, want.saturating_sub(1));
         payload.push(b']');
     }
 
